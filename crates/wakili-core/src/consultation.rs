@@ -1,0 +1,528 @@
+//! Video consultations: the state machine, what a valid consultation looks like, and who may see or
+//! change one.
+
+use std::{fmt, str::FromStr};
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{Caller, CoreError, Role, UserId};
+
+/// Shortest bookable consultation.
+pub const MIN_DURATION_MINUTES: u32 = 5;
+/// Longest bookable consultation (a full working day).
+pub const MAX_DURATION_MINUTES: u32 = 8 * 60;
+/// Longest title, in characters.
+pub const MAX_TITLE_CHARS: usize = 200;
+/// Longest notes, in characters.
+pub const MAX_NOTES_CHARS: usize = 10_000;
+/// Longest cancellation reason, in characters.
+pub const MAX_REASON_CHARS: usize = 1_000;
+/// How far in the past a consultation may still be scheduled (ad-hoc calls start "now", and clocks
+/// drift).
+pub const MAX_PAST_SCHEDULE: Duration = Duration::hours(1);
+/// How far ahead a consultation may be scheduled.
+pub const MAX_FUTURE_SCHEDULE: Duration = Duration::days(2 * 365);
+
+/// Where a consultation is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsultationStatus {
+    /// Booked, not started.
+    Scheduled,
+    /// The call is running.
+    InProgress,
+    /// The call took place and is over.
+    Ended,
+    /// Called off before it started.
+    Cancelled,
+}
+
+impl ConsultationStatus {
+    /// The status as the API and database spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Scheduled => "scheduled",
+            Self::InProgress => "in_progress",
+            Self::Ended => "ended",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// Whether nothing more can happen to the consultation.
+    pub fn is_closed(self) -> bool {
+        matches!(self, Self::Ended | Self::Cancelled)
+    }
+
+    /// The state after `action`, or why `action` is not allowed now.
+    pub fn apply(self, action: Action) -> Result<Self, CoreError> {
+        use Action as A;
+        use ConsultationStatus as S;
+        let next = match (self, action) {
+            (S::Scheduled, A::Start) => S::InProgress,
+            (S::InProgress, A::End) => S::Ended,
+            (S::Scheduled, A::Cancel) => S::Cancelled,
+            (S::Scheduled, A::Reschedule) => S::Scheduled,
+            (S::Scheduled | S::InProgress, A::Edit) => self,
+            (from, action) => return Err(CoreError::Transition { from, action }),
+        };
+        Ok(next)
+    }
+}
+
+impl fmt::Display for ConsultationStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ConsultationStatus {
+    type Err = CoreError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "scheduled" => Ok(Self::Scheduled),
+            "in_progress" => Ok(Self::InProgress),
+            "ended" => Ok(Self::Ended),
+            "cancelled" => Ok(Self::Cancelled),
+            _ => Err(CoreError::invalid(
+                "status",
+                format!(
+                    "unknown status {s:?}; expected scheduled, in_progress, ended or cancelled"
+                ),
+            )),
+        }
+    }
+}
+
+/// Something done to a consultation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// The call begins.
+    Start,
+    /// The call is over.
+    End,
+    /// Called off before it started.
+    Cancel,
+    /// Title or notes changed.
+    Edit,
+    /// Time or duration changed.
+    Reschedule,
+}
+
+impl Action {
+    /// The verb, for messages and audit events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Start => "start",
+            Self::End => "end",
+            Self::Cancel => "cancel",
+            Self::Edit => "edit",
+            Self::Reschedule => "reschedule",
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a caller may do with one consultation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Not theirs: the consultation must look as if it did not exist.
+    None,
+    /// The consultation's client.
+    Client,
+    /// The consultation's lawyer.
+    Lawyer,
+    /// Platform staff.
+    Admin,
+}
+
+impl Access {
+    /// Decides a caller's access from the consultation's two parties.
+    pub fn of(caller: &Caller, lawyer_id: &str, client_id: &str) -> Self {
+        if caller.role == Role::Admin {
+            Self::Admin
+        } else if caller.user_id.as_str() == lawyer_id {
+            Self::Lawyer
+        } else if caller.user_id.as_str() == client_id {
+            Self::Client
+        } else {
+            Self::None
+        }
+    }
+
+    /// Whether the caller may see the consultation at all.
+    pub fn can_view(self) -> bool {
+        self != Self::None
+    }
+
+    /// Whether the caller may perform `action`.
+    pub fn allows(self, action: Action) -> bool {
+        match self {
+            Self::None => false,
+            Self::Admin | Self::Lawyer => true,
+            Self::Client => action == Action::Cancel,
+        }
+    }
+}
+
+fn check_text(
+    field: &'static str,
+    value: Option<String>,
+    max: usize,
+) -> Result<Option<String>, CoreError> {
+    let Some(value) = value else { return Ok(None) };
+    let trimmed = value.trim();
+    if trimmed.chars().count() > max {
+        return Err(CoreError::invalid(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+    }
+    if trimmed
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(CoreError::invalid(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok((!trimmed.is_empty()).then(|| trimmed.to_owned()))
+}
+
+fn check_duration(minutes: u32) -> Result<u32, CoreError> {
+    if (MIN_DURATION_MINUTES..=MAX_DURATION_MINUTES).contains(&minutes) {
+        Ok(minutes)
+    } else {
+        Err(CoreError::invalid(
+            "durationMinutes",
+            format!("must be between {MIN_DURATION_MINUTES} and {MAX_DURATION_MINUTES}"),
+        ))
+    }
+}
+
+fn check_schedule(at: DateTime<Utc>, now: DateTime<Utc>) -> Result<DateTime<Utc>, CoreError> {
+    if at < now - MAX_PAST_SCHEDULE {
+        return Err(CoreError::invalid(
+            "scheduledAt",
+            "must not be more than one hour in the past",
+        ));
+    }
+    if at > now + MAX_FUTURE_SCHEDULE {
+        return Err(CoreError::invalid(
+            "scheduledAt",
+            "must be within two years from now",
+        ));
+    }
+    Ok(at)
+}
+
+/// A request to book a consultation, as received.
+#[derive(Debug, Clone)]
+pub struct ConsultationRequest {
+    /// The lawyer; required when an admin books, must be the caller when a lawyer books.
+    pub lawyer_id: Option<String>,
+    /// The client.
+    pub client_id: String,
+    /// When the call is due.
+    pub scheduled_at: DateTime<Utc>,
+    /// Planned length.
+    pub duration_minutes: u32,
+    /// Optional title shown to both parties.
+    pub title: Option<String>,
+    /// Optional private notes.
+    pub notes: Option<String>,
+}
+
+/// A consultation that passed every rule and may be stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewConsultation {
+    /// The lawyer running it.
+    pub lawyer_id: UserId,
+    /// The client attending.
+    pub client_id: UserId,
+    /// When the call is due.
+    pub scheduled_at: DateTime<Utc>,
+    /// Planned length in minutes.
+    pub duration_minutes: u32,
+    /// Title, trimmed; `None` when blank.
+    pub title: Option<String>,
+    /// Notes, trimmed; `None` when blank.
+    pub notes: Option<String>,
+}
+
+impl ConsultationRequest {
+    /// Applies the booking rules for `caller` at time `now`.
+    ///
+    /// A lawyer books for themselves; an admin names the lawyer. Whether the caller may book at all
+    /// is [`may_book`]'s decision, checked before this.
+    pub fn validate(
+        self,
+        caller: &Caller,
+        now: DateTime<Utc>,
+    ) -> Result<NewConsultation, CoreError> {
+        let lawyer_id = match (caller.role, self.lawyer_id) {
+            (Role::Admin, Some(id)) => UserId::parse(id)
+                .map_err(|_| CoreError::invalid("lawyerId", "must be a valid user id"))?,
+            (Role::Admin, None) => {
+                return Err(CoreError::invalid(
+                    "lawyerId",
+                    "is required when an admin books a consultation",
+                ));
+            }
+            (_, Some(id)) if id != caller.user_id.as_str() => {
+                return Err(CoreError::invalid(
+                    "lawyerId",
+                    "a lawyer can only book consultations for themselves; omit lawyerId",
+                ));
+            }
+            _ => caller.user_id.clone(),
+        };
+        let client_id = UserId::parse(self.client_id)
+            .map_err(|_| CoreError::invalid("clientId", "must be a valid user id"))?;
+        if client_id == lawyer_id {
+            return Err(CoreError::invalid(
+                "clientId",
+                "must differ from the lawyer",
+            ));
+        }
+        Ok(NewConsultation {
+            lawyer_id,
+            client_id,
+            scheduled_at: check_schedule(self.scheduled_at, now)?,
+            duration_minutes: check_duration(self.duration_minutes)?,
+            title: check_text("title", self.title, MAX_TITLE_CHARS)?,
+            notes: check_text("notes", self.notes, MAX_NOTES_CHARS)?,
+        })
+    }
+}
+
+/// Whether a caller with `role` may book consultations at all.
+pub fn may_book(role: Role) -> bool {
+    matches!(role, Role::Lawyer | Role::Admin)
+}
+
+/// A partial update, as received: absent fields stay, `Some(None)` clears an optional text.
+#[derive(Debug, Clone, Default)]
+pub struct ConsultationPatch {
+    /// New due time.
+    pub scheduled_at: Option<DateTime<Utc>>,
+    /// New planned length.
+    pub duration_minutes: Option<u32>,
+    /// New title, or `Some(None)` to clear it.
+    pub title: Option<Option<String>>,
+    /// New notes, or `Some(None)` to clear them.
+    pub notes: Option<Option<String>>,
+}
+
+/// A patch that passed every rule.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ValidPatch {
+    /// New due time.
+    pub scheduled_at: Option<DateTime<Utc>>,
+    /// New planned length.
+    pub duration_minutes: Option<u32>,
+    /// New title (inner `None` clears).
+    pub title: Option<Option<String>>,
+    /// New notes (inner `None` clears).
+    pub notes: Option<Option<String>>,
+}
+
+impl ValidPatch {
+    /// The state-machine action this patch amounts to.
+    pub fn action(&self) -> Action {
+        if self.scheduled_at.is_some() || self.duration_minutes.is_some() {
+            Action::Reschedule
+        } else {
+            Action::Edit
+        }
+    }
+}
+
+impl ConsultationPatch {
+    /// Validates the patch at time `now`.
+    pub fn validate(self, now: DateTime<Utc>) -> Result<ValidPatch, CoreError> {
+        if self.scheduled_at.is_none()
+            && self.duration_minutes.is_none()
+            && self.title.is_none()
+            && self.notes.is_none()
+        {
+            return Err(CoreError::invalid(
+                "body",
+                "nothing to change: give at least one of scheduledAt, durationMinutes, title, notes",
+            ));
+        }
+        Ok(ValidPatch {
+            scheduled_at: self
+                .scheduled_at
+                .map(|at| check_schedule(at, now))
+                .transpose()?,
+            duration_minutes: self.duration_minutes.map(check_duration).transpose()?,
+            title: self
+                .title
+                .map(|t| check_text("title", t, MAX_TITLE_CHARS))
+                .transpose()?,
+            notes: self
+                .notes
+                .map(|t| check_text("notes", t, MAX_NOTES_CHARS))
+                .transpose()?,
+        })
+    }
+}
+
+/// Validates a cancellation reason.
+pub fn check_reason(reason: Option<String>) -> Result<Option<String>, CoreError> {
+    check_text("reason", reason, MAX_REASON_CHARS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ConsultationStatus as S;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn caller(id: &str, role: Role) -> Caller {
+        Caller {
+            user_id: UserId::parse(id).unwrap(),
+            role,
+        }
+    }
+
+    fn request() -> ConsultationRequest {
+        ConsultationRequest {
+            lawyer_id: None,
+            client_id: "c1".into(),
+            scheduled_at: t("2026-12-01T10:00:00Z"),
+            duration_minutes: 45,
+            title: Some("  Lease dispute ".into()),
+            notes: Some("   ".into()),
+        }
+    }
+
+    const NOW: &str = "2026-11-25T12:00:00Z";
+
+    #[test]
+    fn lifecycle_follows_the_state_machine() {
+        assert_eq!(S::Scheduled.apply(Action::Start), Ok(S::InProgress));
+        assert_eq!(S::InProgress.apply(Action::End), Ok(S::Ended));
+        assert_eq!(S::Scheduled.apply(Action::Cancel), Ok(S::Cancelled));
+        assert_eq!(S::Scheduled.apply(Action::Reschedule), Ok(S::Scheduled));
+        assert_eq!(S::InProgress.apply(Action::Edit), Ok(S::InProgress));
+    }
+
+    #[test]
+    fn invalid_transitions_name_the_current_state() {
+        let err = S::Ended.apply(Action::Start).unwrap_err();
+        assert_eq!(err.to_string(), "cannot start a consultation that is ended");
+        assert!(S::Scheduled.apply(Action::End).is_err());
+        assert!(S::InProgress.apply(Action::Cancel).is_err());
+        assert!(S::InProgress.apply(Action::Reschedule).is_err());
+        assert!(S::Cancelled.apply(Action::Edit).is_err());
+        assert!(S::Cancelled.apply(Action::Start).is_err());
+    }
+
+    #[test]
+    fn status_text_round_trips() {
+        for s in [S::Scheduled, S::InProgress, S::Ended, S::Cancelled] {
+            assert_eq!(s.as_str().parse::<S>(), Ok(s));
+        }
+        assert!("done".parse::<S>().is_err());
+    }
+
+    #[test]
+    fn a_lawyer_books_for_themselves_with_trimmed_text() {
+        let new = request()
+            .validate(&caller("l1", Role::Lawyer), t(NOW))
+            .unwrap();
+        assert_eq!(new.lawyer_id.as_str(), "l1");
+        assert_eq!(new.title.as_deref(), Some("Lease dispute"));
+        assert_eq!(new.notes, None, "blank notes are dropped");
+    }
+
+    #[test]
+    fn booking_rules_reject_bad_input_naming_the_field() {
+        let lawyer = caller("l1", Role::Lawyer);
+        let field = |r: ConsultationRequest, who: &Caller| match r.validate(who, t(NOW)) {
+            Err(CoreError::Invalid { field, .. }) => field,
+            other => panic!("expected a validation error, got {other:?}"),
+        };
+        let mut r = request();
+        r.duration_minutes = 2;
+        assert_eq!(field(r, &lawyer), "durationMinutes");
+        let mut r = request();
+        r.scheduled_at = t("2026-11-25T10:00:00Z");
+        assert_eq!(field(r, &lawyer), "scheduledAt");
+        let mut r = request();
+        r.scheduled_at = t("2029-01-01T00:00:00Z");
+        assert_eq!(field(r, &lawyer), "scheduledAt");
+        let mut r = request();
+        r.client_id = "l1".into();
+        assert_eq!(field(r, &lawyer), "clientId");
+        let mut r = request();
+        r.title = Some("x".repeat(MAX_TITLE_CHARS + 1));
+        assert_eq!(field(r, &lawyer), "title");
+        let mut r = request();
+        r.lawyer_id = Some("someone-else".into());
+        assert_eq!(field(r, &lawyer), "lawyerId");
+        assert_eq!(field(request(), &caller("a1", Role::Admin)), "lawyerId");
+    }
+
+    #[test]
+    fn an_admin_books_for_a_named_lawyer() {
+        let mut r = request();
+        r.lawyer_id = Some("l9".into());
+        let new = r.validate(&caller("a1", Role::Admin), t(NOW)).unwrap();
+        assert_eq!(new.lawyer_id.as_str(), "l9");
+        assert!(may_book(Role::Admin) && may_book(Role::Lawyer) && !may_book(Role::Client));
+    }
+
+    #[test]
+    fn access_depends_on_party_and_role() {
+        let of = |c: Caller| Access::of(&c, "l1", "c1");
+        assert_eq!(of(caller("l1", Role::Lawyer)), Access::Lawyer);
+        assert_eq!(of(caller("c1", Role::Client)), Access::Client);
+        assert_eq!(of(caller("a1", Role::Admin)), Access::Admin);
+        assert_eq!(of(caller("l2", Role::Lawyer)), Access::None);
+        assert!(!Access::None.can_view());
+        assert!(Access::Client.allows(Action::Cancel));
+        assert!(!Access::Client.allows(Action::Start));
+        assert!(!Access::Client.allows(Action::Reschedule));
+        assert!(Access::Lawyer.allows(Action::End));
+    }
+
+    #[test]
+    fn patches_are_validated_and_classified() {
+        assert!(ConsultationPatch::default().validate(t(NOW)).is_err());
+        let p = ConsultationPatch {
+            title: Some(None),
+            ..Default::default()
+        }
+        .validate(t(NOW))
+        .unwrap();
+        assert_eq!(p.action(), Action::Edit);
+        let p = ConsultationPatch {
+            duration_minutes: Some(30),
+            ..Default::default()
+        }
+        .validate(t(NOW))
+        .unwrap();
+        assert_eq!(p.action(), Action::Reschedule);
+        assert!(
+            ConsultationPatch {
+                duration_minutes: Some(10_000),
+                ..Default::default()
+            }
+            .validate(t(NOW))
+            .is_err()
+        );
+    }
+}

@@ -1,0 +1,14 @@
+//! Sans-IO domain logic for Wakili.
+//!
+//! Nothing in this crate reads the clock, touches a socket or a file: callers pass `now` in and get
+//! decisions out, so every rule here is unit-tested at simulated speed.
+
+pub mod consultation;
+mod error;
+pub mod ids;
+pub mod page;
+pub mod role;
+
+pub use error::CoreError;
+pub use ids::{ConsultationId, UserId, new_id};
+pub use role::{Caller, Role};

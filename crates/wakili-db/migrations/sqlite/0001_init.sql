@@ -1,0 +1,91 @@
+-- Wakili schema, SQLite flavour. Timestamps are fixed-width RFC 3339 UTC text (see DbTime).
+
+CREATE TABLE users (
+    id          TEXT PRIMARY KEY NOT NULL,
+    role        TEXT NOT NULL CHECK (role IN ('client', 'lawyer', 'admin')),
+    name        TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+);
+
+CREATE TABLE video_consultations (
+    id                   TEXT PRIMARY KEY NOT NULL,
+    lawyer_id            TEXT NOT NULL,
+    client_id            TEXT NOT NULL,
+    title                TEXT,
+    notes                TEXT,
+    scheduled_at         TEXT NOT NULL,
+    duration_minutes     INTEGER NOT NULL CHECK (duration_minutes > 0),
+    status               TEXT NOT NULL CHECK (status IN ('scheduled', 'in_progress', 'ended', 'cancelled')),
+    created_by           TEXT NOT NULL,
+    created_at           TEXT NOT NULL,
+    updated_at           TEXT NOT NULL,
+    started_at           TEXT,
+    ended_at             TEXT,
+    cancelled_at         TEXT,
+    cancelled_by         TEXT,
+    cancellation_reason  TEXT,
+    version              INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX video_consultations_schedule ON video_consultations (scheduled_at, id);
+CREATE INDEX video_consultations_status ON video_consultations (status, scheduled_at);
+
+CREATE TABLE consultation_participants (
+    consultation_id  TEXT NOT NULL REFERENCES video_consultations (id) ON DELETE CASCADE,
+    user_id          TEXT NOT NULL,
+    role             TEXT NOT NULL CHECK (role IN ('client', 'lawyer', 'admin')),
+    added_at         TEXT NOT NULL,
+    PRIMARY KEY (consultation_id, user_id)
+);
+CREATE INDEX consultation_participants_user ON consultation_participants (user_id, consultation_id);
+
+CREATE TABLE consultation_recordings (
+    id                TEXT PRIMARY KEY NOT NULL,
+    consultation_id   TEXT NOT NULL REFERENCES video_consultations (id),
+    started_by        TEXT NOT NULL,
+    status            TEXT NOT NULL,
+    format            TEXT,
+    codec             TEXT,
+    resolution        TEXT,
+    duration_seconds  REAL,
+    file_size_bytes   INTEGER NOT NULL DEFAULT 0,
+    chunk_count       INTEGER NOT NULL DEFAULT 0,
+    sha256            TEXT,
+    started_at        TEXT NOT NULL,
+    completed_at      TEXT,
+    created_at        TEXT NOT NULL
+);
+CREATE INDEX consultation_recordings_consultation ON consultation_recordings (consultation_id, started_at);
+
+CREATE TABLE device_registrations (
+    id            TEXT PRIMARY KEY NOT NULL,
+    user_id       TEXT NOT NULL,
+    token         TEXT NOT NULL UNIQUE,
+    platform      TEXT NOT NULL CHECK (platform IN ('ios', 'android', 'web')),
+    app_version   TEXT NOT NULL,
+    locale        TEXT,
+    is_active     BOOLEAN NOT NULL DEFAULT 1,
+    last_seen_at  TEXT NOT NULL,
+    created_at    TEXT NOT NULL,
+    updated_at    TEXT NOT NULL
+);
+CREATE INDEX device_registrations_user ON device_registrations (user_id, is_active);
+
+CREATE TABLE audit_events (
+    id               TEXT PRIMARY KEY NOT NULL,
+    consultation_id  TEXT,
+    actor_id         TEXT,
+    action           TEXT NOT NULL,
+    detail           TEXT NOT NULL,
+    created_at       TEXT NOT NULL
+);
+CREATE INDEX audit_events_consultation ON audit_events (consultation_id, id);
+
+CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events
+BEGIN
+    SELECT RAISE(ABORT, 'audit_events is append-only');
+END;
+CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
+BEGIN
+    SELECT RAISE(ABORT, 'audit_events is append-only');
+END;

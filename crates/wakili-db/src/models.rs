@@ -1,0 +1,153 @@
+//! What the repository stores and returns.
+
+use chrono::{DateTime, Utc};
+use wakili_core::{
+    Role,
+    consultation::{ConsultationStatus, NewConsultation},
+    page::Cursor,
+};
+
+/// A platform user, upserted from token claims on every authenticated request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// The platform's `sub`.
+    pub id: String,
+    /// Role from the newest token.
+    pub role: Role,
+    /// Display name from the newest token.
+    pub name: String,
+    /// First seen.
+    pub created_at: DateTime<Utc>,
+    /// Last time the claims were applied.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A booked video consultation between a lawyer and a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VideoConsultation {
+    /// Opaque id (UUIDv7).
+    pub id: String,
+    /// The lawyer running it.
+    pub lawyer_id: String,
+    /// The client attending.
+    pub client_id: String,
+    /// Optional title.
+    pub title: Option<String>,
+    /// Optional notes.
+    pub notes: Option<String>,
+    /// When the call is due.
+    pub scheduled_at: DateTime<Utc>,
+    /// Planned length.
+    pub duration_minutes: u32,
+    /// Where it is in its life.
+    pub status: ConsultationStatus,
+    /// Who booked it.
+    pub created_by: String,
+    /// When it was booked.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+    /// When the call began.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When the call ended.
+    pub ended_at: Option<DateTime<Utc>>,
+    /// When it was called off.
+    pub cancelled_at: Option<DateTime<Utc>>,
+    /// Who called it off.
+    pub cancelled_by: Option<String>,
+    /// Why it was called off.
+    pub cancellation_reason: Option<String>,
+    /// Optimistic-concurrency counter, bumped by every save.
+    pub version: i64,
+}
+
+/// Someone entitled to take part in a consultation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Participant {
+    /// The consultation.
+    pub consultation_id: String,
+    /// The user.
+    pub user_id: String,
+    /// Their part in this consultation (`lawyer` or `client`).
+    pub role: Role,
+    /// Since when.
+    pub added_at: DateTime<Utc>,
+}
+
+/// One entry of the append-only audit log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEvent {
+    /// Opaque id (UUIDv7, so ids sort by time).
+    pub id: String,
+    /// The consultation concerned, if any.
+    pub consultation_id: Option<String>,
+    /// Who did it (`None` for the system).
+    pub actor_id: Option<String>,
+    /// What happened, dotted (`consultation.created`).
+    pub action: String,
+    /// Details as JSON.
+    pub detail: serde_json::Value,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+/// An audit entry to append.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAuditEvent {
+    /// The consultation concerned, if any.
+    pub consultation_id: Option<String>,
+    /// Who did it (`None` for the system).
+    pub actor_id: Option<String>,
+    /// What happened, dotted (`consultation.created`).
+    pub action: &'static str,
+    /// Details as JSON.
+    pub detail: serde_json::Value,
+}
+
+/// The user fields taken from token claims.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserClaims {
+    /// The platform's `sub`.
+    pub id: String,
+    /// The `role` claim.
+    pub role: Role,
+    /// The `name` claim.
+    pub name: String,
+}
+
+/// A consultation to insert, with the time it was booked.
+#[derive(Debug, Clone)]
+pub struct ConsultationInsert {
+    /// The validated booking.
+    pub booking: NewConsultation,
+    /// Who booked it.
+    pub created_by: String,
+    /// When.
+    pub now: DateTime<Utc>,
+}
+
+/// Which consultations to list, one page at a time, ordered by `(scheduled_at, id)`.
+#[derive(Debug, Clone, Default)]
+pub struct ConsultationFilter {
+    /// Only consultations this user takes part in (`None`: all, for admins).
+    pub participant: Option<String>,
+    /// Only this status.
+    pub status: Option<ConsultationStatus>,
+    /// Scheduled at or after.
+    pub from: Option<DateTime<Utc>>,
+    /// Scheduled before.
+    pub to: Option<DateTime<Utc>>,
+    /// Start after this position.
+    pub after: Option<Cursor>,
+    /// Page size.
+    pub limit: u32,
+}
+
+/// One page of consultations.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    /// The items.
+    pub items: Vec<T>,
+    /// Where the next page starts, if there is one.
+    pub next: Option<Cursor>,
+}

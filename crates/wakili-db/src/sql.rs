@@ -1,0 +1,409 @@
+//! The one SQL implementation of [`Repository`], generic over the sqlx driver.
+//!
+//! Statements use `$N` placeholders, which PostgreSQL and (through sqlx) SQLite both accept, and
+//! only portable SQL (`ON CONFLICT`, `RETURNING`), so each statement exists once.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row, Type};
+use wakili_core::{Role, consultation::ConsultationStatus, new_id, page::Cursor};
+
+use crate::{
+    Backend, DbError, Repository,
+    models::{
+        AuditEvent, ConsultationFilter, ConsultationInsert, NewAuditEvent, Page, Participant, User,
+        UserClaims, VideoConsultation,
+    },
+    time::DbTime,
+};
+
+/// A [`Repository`] over an sqlx connection pool of any supported driver.
+pub struct SqlStore<DB: Database> {
+    pool: Pool<DB>,
+    backend: Backend,
+}
+
+impl<DB: Database> SqlStore<DB> {
+    /// Wraps a pool whose schema is migrated.
+    pub fn new(pool: Pool<DB>, backend: Backend) -> Self {
+        Self { pool, backend }
+    }
+}
+
+/// The consultation columns, in one place, for `concat!`.
+macro_rules! consultation_columns {
+    () => {
+        "id, lawyer_id, client_id, title, notes, scheduled_at, duration_minutes, status, \
+         created_by, created_at, updated_at, started_at, ended_at, cancelled_at, cancelled_by, \
+         cancellation_reason, version"
+    };
+}
+
+/// `SELECT <consultation columns> FROM video_consultations <rest…>`.
+macro_rules! consultation_sql {
+    ($($part:literal),+ $(,)?) => {
+        concat!("SELECT ", consultation_columns!(), " FROM video_consultations ", $($part),+)
+    };
+}
+
+fn decode_enum<T: std::str::FromStr>(text: String, what: &str) -> Result<T, DbError> {
+    text.parse()
+        .map_err(|_| DbError::Corrupt(format!("unknown {what} {text:?}")))
+}
+
+fn time<R>(row: &R, column: &str) -> Result<DateTime<Utc>, DbError>
+where
+    R: Row,
+    for<'r> DbTime: Decode<'r, R::Database> + Type<R::Database>,
+    for<'a> &'a str: ColumnIndex<R>,
+{
+    Ok(row.try_get::<DbTime, _>(column)?.0)
+}
+
+fn opt_time<R>(row: &R, column: &str) -> Result<Option<DateTime<Utc>>, DbError>
+where
+    R: Row,
+    for<'r> DbTime: Decode<'r, R::Database> + Type<R::Database>,
+    for<'a> &'a str: ColumnIndex<R>,
+{
+    Ok(row.try_get::<Option<DbTime>, _>(column)?.map(|t| t.0))
+}
+
+fn consultation_from_row<R>(row: &R) -> Result<VideoConsultation, DbError>
+where
+    R: Row,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> DbTime: Decode<'r, R::Database> + Type<R::Database>,
+    for<'a> &'a str: ColumnIndex<R>,
+{
+    let duration: i64 = row.try_get("duration_minutes")?;
+    Ok(VideoConsultation {
+        id: row.try_get("id")?,
+        lawyer_id: row.try_get("lawyer_id")?,
+        client_id: row.try_get("client_id")?,
+        title: row.try_get("title")?,
+        notes: row.try_get("notes")?,
+        scheduled_at: time(row, "scheduled_at")?,
+        duration_minutes: u32::try_from(duration)
+            .map_err(|_| DbError::Corrupt(format!("duration_minutes {duration}")))?,
+        status: decode_enum::<ConsultationStatus>(row.try_get("status")?, "status")?,
+        created_by: row.try_get("created_by")?,
+        created_at: time(row, "created_at")?,
+        updated_at: time(row, "updated_at")?,
+        started_at: opt_time(row, "started_at")?,
+        ended_at: opt_time(row, "ended_at")?,
+        cancelled_at: opt_time(row, "cancelled_at")?,
+        cancelled_by: row.try_get("cancelled_by")?,
+        cancellation_reason: row.try_get("cancellation_reason")?,
+        version: row.try_get("version")?,
+    })
+}
+
+fn audit_from_row<R>(row: &R) -> Result<AuditEvent, DbError>
+where
+    R: Row,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> DbTime: Decode<'r, R::Database> + Type<R::Database>,
+    for<'a> &'a str: ColumnIndex<R>,
+{
+    let detail: String = row.try_get("detail")?;
+    Ok(AuditEvent {
+        id: row.try_get("id")?,
+        consultation_id: row.try_get("consultation_id")?,
+        actor_id: row.try_get("actor_id")?,
+        action: row.try_get("action")?,
+        detail: serde_json::from_str(&detail)
+            .map_err(|e| DbError::Corrupt(format!("audit detail: {e}")))?,
+        created_at: time(row, "created_at")?,
+    })
+}
+
+const INSERT_AUDIT: &str = "INSERT INTO audit_events (id, consultation_id, actor_id, action, detail, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6)";
+
+#[async_trait]
+impl<DB> Repository for SqlStore<DB>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> DbTime: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB>,
+    for<'q> Option<DbTime>: Encode<'q, DB>,
+    for<'a> &'a str: ColumnIndex<DB::Row>,
+{
+    async fn ping(&self) -> Result<(), DbError> {
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query("SELECT 1").execute(&mut *conn).await?;
+        Ok(())
+    }
+
+    fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    async fn upsert_user(&self, claims: &UserClaims, now: DateTime<Utc>) -> Result<User, DbError> {
+        let mut conn = self.pool.acquire().await?;
+        let row = sqlx::query(
+            "INSERT INTO users (id, role, name, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) \
+             ON CONFLICT (id) DO UPDATE SET role = excluded.role, name = excluded.name, \
+             updated_at = excluded.updated_at \
+             RETURNING id, role, name, created_at, updated_at",
+        )
+        .bind(claims.id.clone())
+        .bind(claims.role.as_str().to_owned())
+        .bind(claims.name.clone())
+        .bind(DbTime(now))
+        .fetch_one(&mut *conn)
+        .await?;
+        user_from_row(&row)
+    }
+
+    async fn user(&self, id: &str) -> Result<Option<User>, DbError> {
+        let mut conn = self.pool.acquire().await?;
+        let row =
+            sqlx::query("SELECT id, role, name, created_at, updated_at FROM users WHERE id = $1")
+                .bind(id.to_owned())
+                .fetch_optional(&mut *conn)
+                .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn create_consultation(
+        &self,
+        insert: ConsultationInsert,
+    ) -> Result<VideoConsultation, DbError> {
+        let ConsultationInsert {
+            booking,
+            created_by,
+            now,
+        } = insert;
+        let id = new_id();
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(concat!(
+            "INSERT INTO video_consultations (id, lawyer_id, client_id, title, notes, scheduled_at, \
+             duration_minutes, status, created_by, created_at, updated_at, version) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'scheduled', $8, $9, $9, 0) RETURNING ",
+            consultation_columns!()
+        ))
+        .bind(id.clone())
+        .bind(booking.lawyer_id.as_str().to_owned())
+        .bind(booking.client_id.as_str().to_owned())
+        .bind(booking.title.clone())
+        .bind(booking.notes.clone())
+        .bind(DbTime(booking.scheduled_at))
+        .bind(i64::from(booking.duration_minutes))
+        .bind(created_by.clone())
+        .bind(DbTime(now))
+        .fetch_one(&mut *tx)
+        .await?;
+        let consultation = consultation_from_row(&row)?;
+        for (user, role) in [
+            (&booking.lawyer_id, Role::Lawyer),
+            (&booking.client_id, Role::Client),
+        ] {
+            sqlx::query(
+                "INSERT INTO consultation_participants (consultation_id, user_id, role, added_at) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(id.clone())
+            .bind(user.as_str().to_owned())
+            .bind(role.as_str().to_owned())
+            .bind(DbTime(now))
+            .execute(&mut *tx)
+            .await?;
+        }
+        let audit = NewAuditEvent {
+            consultation_id: Some(id),
+            actor_id: Some(created_by),
+            action: "consultation.created",
+            detail: serde_json::json!({
+                "lawyerId": booking.lawyer_id,
+                "clientId": booking.client_id,
+                "scheduledAt": booking.scheduled_at,
+                "durationMinutes": booking.duration_minutes,
+            }),
+        };
+        insert_audit(&mut *tx, audit, now).await?;
+        tx.commit().await?;
+        Ok(consultation)
+    }
+
+    async fn consultation(&self, id: &str) -> Result<Option<VideoConsultation>, DbError> {
+        let mut conn = self.pool.acquire().await?;
+        let row = sqlx::query(consultation_sql!("WHERE id = $1"))
+            .bind(id.to_owned())
+            .fetch_optional(&mut *conn)
+            .await?;
+        row.as_ref().map(consultation_from_row).transpose()
+    }
+
+    async fn list_consultations(
+        &self,
+        filter: &ConsultationFilter,
+    ) -> Result<Page<VideoConsultation>, DbError> {
+        let mut conn = self.pool.acquire().await?;
+        let rows = sqlx::query(consultation_sql!(
+            "WHERE ($1 IS NULL OR id IN (SELECT consultation_id FROM consultation_participants WHERE user_id = $1)) ",
+            "AND ($2 IS NULL OR status = $2) ",
+            "AND ($3 IS NULL OR scheduled_at >= $3) ",
+            "AND ($4 IS NULL OR scheduled_at < $4) ",
+            "AND ($5 IS NULL OR scheduled_at > $5 OR (scheduled_at = $5 AND id > $6)) ",
+            "ORDER BY scheduled_at, id LIMIT $7"
+        ))
+        .bind(filter.participant.clone())
+        .bind(filter.status.map(|s| s.as_str().to_owned()))
+        .bind(filter.from.map(DbTime))
+        .bind(filter.to.map(DbTime))
+        .bind(filter.after.as_ref().map(|c| DbTime(c.scheduled_at)))
+        .bind(filter.after.as_ref().map(|c| c.id.clone()))
+        .bind(i64::from(filter.limit) + 1)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut items = rows
+            .iter()
+            .map(consultation_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = if items.len() > filter.limit as usize {
+            items.truncate(filter.limit as usize);
+            items.last().map(|c| Cursor {
+                scheduled_at: c.scheduled_at,
+                id: c.id.clone(),
+            })
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
+
+    async fn save_consultation(
+        &self,
+        c: &VideoConsultation,
+        audit: NewAuditEvent,
+    ) -> Result<Option<VideoConsultation>, DbError> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(concat!(
+            "UPDATE video_consultations SET title = $2, notes = $3, scheduled_at = $4, \
+             duration_minutes = $5, status = $6, updated_at = $7, started_at = $8, ended_at = $9, \
+             cancelled_at = $10, cancelled_by = $11, cancellation_reason = $12, version = version + 1 \
+             WHERE id = $1 AND version = $13 RETURNING ",
+            consultation_columns!()
+        ))
+        .bind(c.id.clone())
+        .bind(c.title.clone())
+        .bind(c.notes.clone())
+        .bind(DbTime(c.scheduled_at))
+        .bind(i64::from(c.duration_minutes))
+        .bind(c.status.as_str().to_owned())
+        .bind(DbTime(c.updated_at))
+        .bind(c.started_at.map(DbTime))
+        .bind(c.ended_at.map(DbTime))
+        .bind(c.cancelled_at.map(DbTime))
+        .bind(c.cancelled_by.clone())
+        .bind(c.cancellation_reason.clone())
+        .bind(c.version)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let saved = consultation_from_row(&row)?;
+        insert_audit(&mut *tx, audit, c.updated_at).await?;
+        tx.commit().await?;
+        Ok(Some(saved))
+    }
+
+    async fn participants(&self, consultation_id: &str) -> Result<Vec<Participant>, DbError> {
+        let mut conn = self.pool.acquire().await?;
+        let rows = sqlx::query(
+            "SELECT consultation_id, user_id, role, added_at FROM consultation_participants \
+             WHERE consultation_id = $1 ORDER BY added_at, user_id",
+        )
+        .bind(consultation_id.to_owned())
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Participant {
+                    consultation_id: row.try_get("consultation_id")?,
+                    user_id: row.try_get("user_id")?,
+                    role: decode_enum(row.try_get("role")?, "role")?,
+                    added_at: time(row, "added_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn append_audit(
+        &self,
+        event: NewAuditEvent,
+        now: DateTime<Utc>,
+    ) -> Result<AuditEvent, DbError> {
+        let mut conn = self.pool.acquire().await?;
+        insert_audit(&mut *conn, event, now).await
+    }
+
+    async fn audit_log(&self, consultation_id: &str) -> Result<Vec<AuditEvent>, DbError> {
+        let mut conn = self.pool.acquire().await?;
+        let rows = sqlx::query(
+            "SELECT id, consultation_id, actor_id, action, detail, created_at FROM audit_events \
+             WHERE consultation_id = $1 ORDER BY id",
+        )
+        .bind(consultation_id.to_owned())
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.iter().map(audit_from_row).collect()
+    }
+}
+
+fn user_from_row<R>(row: &R) -> Result<User, DbError>
+where
+    R: Row,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> DbTime: Decode<'r, R::Database> + Type<R::Database>,
+    for<'a> &'a str: ColumnIndex<R>,
+{
+    Ok(User {
+        id: row.try_get("id")?,
+        role: decode_enum::<Role>(row.try_get("role")?, "role")?,
+        name: row.try_get("name")?,
+        created_at: time(row, "created_at")?,
+        updated_at: time(row, "updated_at")?,
+    })
+}
+
+async fn insert_audit<'c, DB, E>(
+    executor: E,
+    event: NewAuditEvent,
+    now: DateTime<Utc>,
+) -> Result<AuditEvent, DbError>
+where
+    DB: Database,
+    E: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> DbTime: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB>,
+{
+    let stored = AuditEvent {
+        id: new_id(),
+        consultation_id: event.consultation_id,
+        actor_id: event.actor_id,
+        action: event.action.to_owned(),
+        detail: event.detail,
+        created_at: now,
+    };
+    sqlx::query(INSERT_AUDIT)
+        .bind(stored.id.clone())
+        .bind(stored.consultation_id.clone())
+        .bind(stored.actor_id.clone())
+        .bind(stored.action.clone())
+        .bind(stored.detail.to_string())
+        .bind(DbTime(now))
+        .execute(executor)
+        .await?;
+    Ok(stored)
+}

@@ -1,0 +1,234 @@
+//! One repository story, run against every backend, each in a fresh database.
+
+use chrono::{DateTime, Duration, Utc};
+use wakili_core::{
+    Role, UserId,
+    consultation::{Action, ConsultationStatus, NewConsultation},
+};
+use wakili_db::{
+    Backend, Db, PoolOptions, connect,
+    models::{ConsultationFilter, ConsultationInsert, NewAuditEvent, UserClaims},
+    testing::TestDatabase,
+};
+
+fn at(s: &str) -> DateTime<Utc> {
+    s.parse().unwrap()
+}
+
+fn booking(lawyer: &str, client: &str, when: &str) -> ConsultationInsert {
+    ConsultationInsert {
+        booking: NewConsultation {
+            lawyer_id: UserId::parse(lawyer).unwrap(),
+            client_id: UserId::parse(client).unwrap(),
+            scheduled_at: at(when),
+            duration_minutes: 30,
+            title: Some(format!("{lawyer} with {client}")),
+            notes: None,
+        },
+        created_by: lawyer.into(),
+        now: at("2026-11-25T09:00:00.000001Z"),
+    }
+}
+
+async fn story(backend: Backend) {
+    let test_db = TestDatabase::new(backend).await;
+    let db: Db = connect(&test_db.url, &PoolOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(db.backend(), backend);
+    db.ping().await.unwrap();
+    // Migrations are idempotent: a second start on the same database is fine.
+    drop(
+        connect(&test_db.url, &PoolOptions::default())
+            .await
+            .unwrap(),
+    );
+
+    // Users are upserted from claims: the name follows the newest token, the first sighting stays.
+    let t0 = at("2026-11-25T08:00:00Z");
+    let first = db
+        .upsert_user(
+            &UserClaims {
+                id: "l1".into(),
+                role: Role::Lawyer,
+                name: "Amina".into(),
+            },
+            t0,
+        )
+        .await
+        .unwrap();
+    let again = db
+        .upsert_user(
+            &UserClaims {
+                id: "l1".into(),
+                role: Role::Lawyer,
+                name: "Amina W.".into(),
+            },
+            t0 + Duration::minutes(5),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.name, "Amina W.");
+    assert_eq!(again.created_at, first.created_at);
+    assert_eq!(db.user("l1").await.unwrap(), Some(again));
+    assert_eq!(db.user("nobody").await.unwrap(), None);
+
+    // Bookings, with their participants and an audit entry each.
+    let c1 = db
+        .create_consultation(booking("l1", "c1", "2026-12-01T10:00:00.123456Z"))
+        .await
+        .unwrap();
+    let c2 = db
+        .create_consultation(booking("l1", "c2", "2026-12-01T09:00:00Z"))
+        .await
+        .unwrap();
+    let c3 = db
+        .create_consultation(booking("l2", "c1", "2026-12-02T09:00:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(c1.status, ConsultationStatus::Scheduled);
+    assert_eq!(
+        c1.scheduled_at,
+        at("2026-12-01T10:00:00.123456Z"),
+        "microseconds survive"
+    );
+    let fetched = db.consultation(&c1.id).await.unwrap().unwrap();
+    assert_eq!(fetched, c1);
+    let parties = db.participants(&c1.id).await.unwrap();
+    let parties: Vec<_> = parties
+        .iter()
+        .map(|p| (p.user_id.as_str(), p.role))
+        .collect();
+    assert!(parties.contains(&("l1", Role::Lawyer)) && parties.contains(&("c1", Role::Client)));
+
+    // Listing: own consultations only, in schedule order, page by page.
+    let mut filter = ConsultationFilter {
+        participant: Some("l1".into()),
+        limit: 1,
+        ..Default::default()
+    };
+    let page1 = db.list_consultations(&filter).await.unwrap();
+    assert_eq!(
+        page1.items.iter().map(|c| &c.id).collect::<Vec<_>>(),
+        [&c2.id]
+    );
+    filter.after = page1.next.clone();
+    let page2 = db.list_consultations(&filter).await.unwrap();
+    assert_eq!(
+        page2.items.iter().map(|c| &c.id).collect::<Vec<_>>(),
+        [&c1.id]
+    );
+    assert!(page2.next.is_none(), "l1 has exactly two");
+    let client_view = db
+        .list_consultations(&ConsultationFilter {
+            participant: Some("c1".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(client_view.items.len(), 2);
+    let all_on_dec_2 = db
+        .list_consultations(&ConsultationFilter {
+            from: Some(at("2026-12-02T00:00:00Z")),
+            to: Some(at("2026-12-03T00:00:00Z")),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        all_on_dec_2.items.iter().map(|c| &c.id).collect::<Vec<_>>(),
+        [&c3.id]
+    );
+
+    // Saving is optimistic: a stale version is refused and writes nothing.
+    let now = at("2026-12-01T10:01:00Z");
+    let mut started = c1.clone();
+    started.status = started.status.apply(Action::Start).unwrap();
+    started.started_at = Some(now);
+    started.updated_at = now;
+    let audit = |action| NewAuditEvent {
+        consultation_id: Some(c1.id.clone()),
+        actor_id: Some("l1".into()),
+        action,
+        detail: serde_json::json!({"from": "scheduled"}),
+    };
+    let saved = db
+        .save_consultation(&started, audit("consultation.started"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(saved.status, ConsultationStatus::InProgress);
+    assert_eq!(saved.version, c1.version + 1);
+    assert_eq!(
+        db.save_consultation(&started, audit("consultation.started"))
+            .await
+            .unwrap(),
+        None,
+        "the version moved on"
+    );
+    let in_progress = db
+        .list_consultations(&ConsultationFilter {
+            status: Some(ConsultationStatus::InProgress),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(in_progress.items.len(), 1);
+
+    // The audit log keeps order and refuses to be rewritten.
+    db.append_audit(audit("consultation.note"), now)
+        .await
+        .unwrap();
+    let log = db.audit_log(&c1.id).await.unwrap();
+    let actions: Vec<_> = log.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "consultation.created",
+            "consultation.started",
+            "consultation.note"
+        ]
+    );
+    assert_eq!(log[0].detail["clientId"], "c1");
+    assert_audit_is_append_only(&test_db).await;
+}
+
+/// The triggers refuse rewriting history even to someone with SQL access.
+async fn assert_audit_is_append_only(test_db: &TestDatabase) {
+    use sqlx::{Connection, Executor};
+    for sql in [
+        "UPDATE audit_events SET action = 'forged'",
+        "DELETE FROM audit_events",
+    ] {
+        let refused = match test_db.backend {
+            Backend::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(&test_db.url).await.unwrap();
+                conn.execute(sql).await.map(drop)
+            }
+            Backend::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(&test_db.url).await.unwrap();
+                conn.execute(sql).await.map(drop)
+            }
+        };
+        let err = refused.expect_err(sql).to_string();
+        assert!(err.contains("append-only"), "{sql}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn story_on_sqlite() {
+    story(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn story_on_postgres() {
+    story(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn unknown_database_urls_are_refused() {
+    assert!(connect("mysql://x", &PoolOptions::default()).await.is_err());
+}
