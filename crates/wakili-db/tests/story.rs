@@ -1,5 +1,7 @@
 //! One repository story, run against every backend, each in a fresh database.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use chrono::{DateTime, Duration, Utc};
 use wakili_core::{
     Role, UserId,
