@@ -1,0 +1,20 @@
+//! Wakili's configuration.
+//!
+//! Layers, later wins: built-in defaults → `wakili.toml` (or `--config FILE`) → `WAKILI_*`
+//! environment variables (nested keys with `__`, e.g. `WAKILI_AUTH__ISSUER`) → command-line flags.
+//! [`Settings::validate`] names every wrong setting and how to fix it. Secrets are [`Secret`]s: they
+//! print as `********` in logs, `Debug` output and `wakili config`.
+
+mod error;
+mod load;
+mod secret;
+pub mod secrets;
+mod settings;
+
+pub use error::SettingsError;
+pub use load::{DEFAULT_CONFIG_FILE, Overrides, load};
+pub use secret::Secret;
+pub use settings::{AuthSettings, DatabaseSettings, LogFormat, Settings};
+
+/// The commented default configuration file, printed by `wakili config --default`.
+pub const DEFAULT_TOML: &str = include_str!("default.toml");
