@@ -26,6 +26,7 @@ pub const MAX_FUTURE_SCHEDULE: Duration = Duration::days(2 * 365);
 
 /// Where a consultation is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ConsultationStatus {
     /// Booked, not started.

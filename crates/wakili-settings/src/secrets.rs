@@ -44,6 +44,11 @@ pub fn load_or_create(dir: &Path, spec: SecretSpec) -> Result<Vec<u8>, SettingsE
         Err(e) => return Err(io(&path)(e)),
     }
     fs::create_dir_all(dir).map_err(io(dir))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io(dir))?;
+    }
     let mut raw = vec![0u8; spec.bytes];
     rand::rng().fill_bytes(&mut raw);
     let text = STANDARD.encode(&raw);
@@ -86,6 +91,8 @@ mod tests {
                 .permissions()
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
+            let dir_mode = fs::metadata(&secrets).unwrap().permissions().mode();
+            assert_eq!(dir_mode & 0o777, 0o700);
         }
     }
 }

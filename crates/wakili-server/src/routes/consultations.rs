@@ -1,0 +1,601 @@
+//! `/api/v1/consultations`: booking, listing, editing and the lifecycle.
+
+use axum::{
+    Json as JsonResponse,
+    body::Bytes,
+    extract::State,
+    http::{StatusCode, header},
+    response::IntoResponse,
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use wakili_core::{
+    ConsultationId,
+    consultation::{
+        Access, Action, ConsultationPatch, ConsultationRequest, ConsultationStatus, check_reason,
+        may_book,
+    },
+    page::{Cursor, limit},
+};
+use wakili_db::models::{
+    AuditEvent, ConsultationFilter, ConsultationInsert, NewAuditEvent, VideoConsultation,
+};
+
+use crate::{
+    ApiError, AppState,
+    auth::Auth,
+    error::ErrorBody,
+    extract::{Json, Path, Query},
+};
+
+/// A consultation as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Consultation {
+    /// Opaque id.
+    pub id: String,
+    /// The lawyer running it.
+    pub lawyer_id: String,
+    /// The client attending.
+    pub client_id: String,
+    /// Title shown to both parties.
+    pub title: Option<String>,
+    /// The lawyer's notes; never shown to the client.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+    /// When the call is due.
+    pub scheduled_at: DateTime<Utc>,
+    /// Planned length.
+    pub duration_minutes: u32,
+    /// Lifecycle state.
+    pub status: ConsultationStatus,
+    /// Who booked it.
+    pub created_by: String,
+    /// When it was booked.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+    /// When the call began.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When the call ended.
+    pub ended_at: Option<DateTime<Utc>>,
+    /// When it was called off.
+    pub cancelled_at: Option<DateTime<Utc>>,
+    /// Who called it off.
+    pub cancelled_by: Option<String>,
+    /// Why it was called off.
+    pub cancellation_reason: Option<String>,
+}
+
+impl Consultation {
+    fn view(c: VideoConsultation, access: Access) -> Self {
+        Self {
+            notes: if access == Access::Client {
+                None
+            } else {
+                c.notes
+            },
+            id: c.id,
+            lawyer_id: c.lawyer_id,
+            client_id: c.client_id,
+            title: c.title,
+            scheduled_at: c.scheduled_at,
+            duration_minutes: c.duration_minutes,
+            status: c.status,
+            created_by: c.created_by,
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+            started_at: c.started_at,
+            ended_at: c.ended_at,
+            cancelled_at: c.cancelled_at,
+            cancelled_by: c.cancelled_by,
+            cancellation_reason: c.cancellation_reason,
+        }
+    }
+}
+
+/// A booking request.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CreateConsultation {
+    /// The lawyer: required for admins; lawyers book for themselves and may omit it.
+    pub lawyer_id: Option<String>,
+    /// The client's user id on the platform.
+    pub client_id: String,
+    /// When the call is due (RFC 3339).
+    pub scheduled_at: DateTime<Utc>,
+    /// Planned length, 5–480 minutes.
+    pub duration_minutes: u32,
+    /// Optional title, up to 200 characters.
+    pub title: Option<String>,
+    /// Optional private notes, up to 10,000 characters.
+    pub notes: Option<String>,
+}
+
+/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
+fn double_option<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// A partial update: absent fields stay as they are; `null` clears `title` or `notes`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct UpdateConsultation {
+    /// New due time (only while scheduled).
+    pub scheduled_at: Option<DateTime<Utc>>,
+    /// New planned length (only while scheduled).
+    pub duration_minutes: Option<u32>,
+    /// New title, or `null` to clear it.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub title: Option<Option<String>>,
+    /// New notes, or `null` to clear them.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub notes: Option<Option<String>>,
+}
+
+/// Optional body of a cancellation.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelConsultation {
+    /// Why, shown to the other party (up to 1,000 characters).
+    pub reason: Option<String>,
+}
+
+/// Filters for listing.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only this status.
+    pub status: Option<ConsultationStatus>,
+    /// Scheduled at or after (RFC 3339).
+    pub from: Option<DateTime<Utc>>,
+    /// Scheduled before (RFC 3339).
+    pub to: Option<DateTime<Utc>>,
+    /// `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Page size, 1–200 (default 50).
+    pub limit: Option<u32>,
+}
+
+/// One page of consultations, in schedule order.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsultationPage {
+    /// The consultations.
+    pub items: Vec<Consultation>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// An audit log entry.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEntry {
+    /// Opaque id; ids sort by time.
+    pub id: String,
+    /// Who did it (absent for the system).
+    pub actor_id: Option<String>,
+    /// What happened (`consultation.created`, …).
+    pub action: String,
+    /// Details.
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+impl From<AuditEvent> for AuditEntry {
+    fn from(e: AuditEvent) -> Self {
+        Self {
+            id: e.id,
+            actor_id: e.actor_id,
+            action: e.action,
+            detail: e.detail,
+            at: e.created_at,
+        }
+    }
+}
+
+fn hidden() -> ApiError {
+    ApiError::not_found("no such consultation")
+}
+
+/// Loads a consultation the caller may see; anything else is indistinguishable from absent.
+async fn visible(
+    state: &AppState,
+    auth: &Auth,
+    id: &str,
+) -> Result<(VideoConsultation, Access), ApiError> {
+    let id = ConsultationId::parse(id).map_err(|_| hidden())?;
+    tracing::Span::current().record("consultation_id", id.as_str());
+    let consultation = state
+        .db
+        .consultation(id.as_str())
+        .await?
+        .ok_or_else(hidden)?;
+    let access = Access::of(
+        &auth.caller,
+        &consultation.lawyer_id,
+        &consultation.client_id,
+    );
+    if access.can_view() {
+        Ok((consultation, access))
+    } else {
+        Err(hidden())
+    }
+}
+
+fn audit_name(action: Action) -> &'static str {
+    match action {
+        Action::Start => "consultation.started",
+        Action::End => "consultation.ended",
+        Action::Cancel => "consultation.cancelled",
+        Action::Edit => "consultation.updated",
+        Action::Reschedule => "consultation.rescheduled",
+    }
+}
+
+/// Applies `action` (and `change`) to a consultation the caller may change, saving it with an audit
+/// entry. A concurrent change is retried on the fresh row, so the state machine always judges the
+/// current state.
+async fn change(
+    state: &AppState,
+    auth: &Auth,
+    id: &str,
+    action: Action,
+    change: impl Fn(&mut VideoConsultation),
+    detail: serde_json::Value,
+) -> Result<(VideoConsultation, Access), ApiError> {
+    for _ in 0..3 {
+        let (current, access) = visible(state, auth, id).await?;
+        if !access.allows(action) {
+            return Err(ApiError::forbidden(format!(
+                "only the consultation's lawyer or an admin can {action} it"
+            )));
+        }
+        let now = state.now();
+        let mut next = current.clone();
+        next.status = current.status.apply(action)?;
+        next.updated_at = now;
+        change(&mut next);
+        let mut detail = detail.clone();
+        if let Some(map) = detail.as_object_mut() {
+            map.insert("from".into(), current.status.as_str().into());
+            map.insert("to".into(), next.status.as_str().into());
+        }
+        let audit = NewAuditEvent {
+            consultation_id: Some(current.id.clone()),
+            actor_id: Some(auth.caller.user_id.to_string()),
+            action: audit_name(action),
+            detail,
+        };
+        if let Some(saved) = state.db.save_consultation(&next, audit).await? {
+            tracing::info!(consultation_id = %saved.id, action = %action, status = %saved.status, "consultation changed");
+            return Ok((saved, access));
+        }
+    }
+    Err(ApiError::conflict(
+        "the consultation is being changed by someone else; retry",
+    ))
+}
+
+/// Book a consultation (lawyers for themselves, admins for any lawyer).
+#[utoipa::path(post, path = "/api/v1/consultations", tag = "consultations", security(("bearer" = [])),
+    request_body = CreateConsultation,
+    responses(
+        (status = 201, description = "Booked", body = Consultation,
+            headers(("location" = String, description = "URL of the new consultation"))),
+        (status = 400, description = "Malformed body", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "Clients cannot book", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 422, description = "A field breaks a rule", body = ErrorBody),
+    ))]
+pub async fn create(
+    State(state): State<AppState>,
+    auth: Auth,
+    Json(body): Json<CreateConsultation>,
+) -> Result<impl IntoResponse, ApiError> {
+    if !may_book(auth.caller.role) {
+        return Err(ApiError::forbidden(
+            "only lawyers and admins can book consultations",
+        ));
+    }
+    let now = state.now();
+    let booking = ConsultationRequest {
+        lawyer_id: body.lawyer_id,
+        client_id: body.client_id,
+        scheduled_at: body.scheduled_at,
+        duration_minutes: body.duration_minutes,
+        title: body.title,
+        notes: body.notes,
+    }
+    .validate(&auth.caller, now)?;
+    if let Some(client) = state.db.user(booking.client_id.as_str()).await?
+        && client.role != wakili_core::Role::Client
+    {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            format!(
+                "clientId: user {} is a {}, not a client",
+                client.id, client.role
+            ),
+        ));
+    }
+    let created = state
+        .db
+        .create_consultation(ConsultationInsert {
+            booking,
+            created_by: auth.caller.user_id.to_string(),
+            now,
+        })
+        .await?;
+    tracing::Span::current().record("consultation_id", created.id.as_str());
+    tracing::info!(consultation_id = %created.id, "consultation booked");
+    let location = format!("/api/v1/consultations/{}", created.id);
+    let access = Access::of(&auth.caller, &created.lawyer_id, &created.client_id);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        JsonResponse(Consultation::view(created, access)),
+    ))
+}
+
+/// List one's own consultations (admins: all), in schedule order, a page at a time.
+#[utoipa::path(get, path = "/api/v1/consultations", tag = "consultations", security(("bearer" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page", body = ConsultationPage),
+        (status = 400, description = "Unknown or mistyped parameter", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 422, description = "Bad cursor, limit or range", body = ErrorBody),
+    ))]
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Auth,
+    Query(query): Query<ListQuery>,
+) -> Result<JsonResponse<ConsultationPage>, ApiError> {
+    if let (Some(from), Some(to)) = (query.from, query.to)
+        && from >= to
+    {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            "from: must be before to",
+        ));
+    }
+    let filter = ConsultationFilter {
+        participant: (!auth.caller.is_admin()).then(|| auth.caller.user_id.to_string()),
+        status: query.status,
+        from: query.from,
+        to: query.to,
+        after: query.cursor.as_deref().map(Cursor::decode).transpose()?,
+        limit: limit(query.limit)?,
+    };
+    let page = state.db.list_consultations(&filter).await?;
+    Ok(JsonResponse(ConsultationPage {
+        items: page
+            .items
+            .into_iter()
+            .map(|c| {
+                let access = Access::of(&auth.caller, &c.lawyer_id, &c.client_id);
+                Consultation::view(c, access)
+            })
+            .collect(),
+        next_cursor: page.next.map(|c| c.encode()),
+    }))
+}
+
+/// One consultation (its lawyer, its client, admins; anyone else gets 404).
+#[utoipa::path(get, path = "/api/v1/consultations/{id}", tag = "consultations", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Consultation id")),
+    responses(
+        (status = 200, description = "The consultation", body = Consultation),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 404, description = "No such consultation, or not the caller's", body = ErrorBody),
+    ))]
+pub async fn get(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<JsonResponse<Consultation>, ApiError> {
+    let (consultation, access) = visible(&state, &auth, &id).await?;
+    Ok(JsonResponse(Consultation::view(consultation, access)))
+}
+
+/// Edit or reschedule (the lawyer, admins). Time and duration change only while scheduled.
+#[utoipa::path(patch, path = "/api/v1/consultations/{id}", tag = "consultations", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Consultation id")),
+    request_body = UpdateConsultation,
+    responses(
+        (status = 200, description = "Updated", body = Consultation),
+        (status = 400, description = "Malformed body", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "Not the lawyer or an admin", body = ErrorBody),
+        (status = 404, description = "No such consultation, or not the caller's", body = ErrorBody),
+        (status = 409, description = "Not allowed in the current state", body = ErrorBody),
+        (status = 422, description = "A field breaks a rule", body = ErrorBody),
+    ))]
+pub async fn update(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    Json(body): Json<UpdateConsultation>,
+) -> Result<JsonResponse<Consultation>, ApiError> {
+    let patch = ConsultationPatch {
+        scheduled_at: body.scheduled_at,
+        duration_minutes: body.duration_minutes,
+        title: body.title,
+        notes: body.notes,
+    }
+    .validate(state.now())?;
+    let detail = serde_json::json!({
+        "scheduledAt": patch.scheduled_at,
+        "durationMinutes": patch.duration_minutes,
+        "titleChanged": patch.title.is_some(),
+        "notesChanged": patch.notes.is_some(),
+    });
+    let (saved, access) = change(
+        &state,
+        &auth,
+        &id,
+        patch.action(),
+        |c| {
+            if let Some(at) = patch.scheduled_at {
+                c.scheduled_at = at;
+            }
+            if let Some(minutes) = patch.duration_minutes {
+                c.duration_minutes = minutes;
+            }
+            if let Some(title) = &patch.title {
+                c.title.clone_from(title);
+            }
+            if let Some(notes) = &patch.notes {
+                c.notes.clone_from(notes);
+            }
+        },
+        detail,
+    )
+    .await?;
+    Ok(JsonResponse(Consultation::view(saved, access)))
+}
+
+/// Cancel a scheduled consultation (either party or an admin), with an optional reason.
+#[utoipa::path(post, path = "/api/v1/consultations/{id}/cancel", tag = "consultations", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Consultation id")),
+    request_body(content = Option<CancelConsultation>, description = "Optional reason"),
+    responses(
+        (status = 200, description = "Cancelled", body = Consultation),
+        (status = 400, description = "Malformed body", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 404, description = "No such consultation, or not the caller's", body = ErrorBody),
+        (status = 409, description = "Not scheduled any more", body = ErrorBody),
+        (status = 422, description = "Reason too long", body = ErrorBody),
+    ))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<JsonResponse<Consultation>, ApiError> {
+    let body: CancelConsultation = if body.iter().all(u8::is_ascii_whitespace) {
+        CancelConsultation::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_body",
+                format!("request body does not match the schema: {e}"),
+            )
+        })?
+    };
+    let reason = check_reason(body.reason)?;
+    let actor = auth.caller.user_id.to_string();
+    let now = state.now();
+    let (saved, access) = change(
+        &state,
+        &auth,
+        &id,
+        Action::Cancel,
+        |c| {
+            c.cancelled_at = Some(now);
+            c.cancelled_by = Some(actor.clone());
+            c.cancellation_reason.clone_from(&reason);
+        },
+        serde_json::json!({ "reason": reason }),
+    )
+    .await?;
+    Ok(JsonResponse(Consultation::view(saved, access)))
+}
+
+/// Start the call (the lawyer, admins).
+#[utoipa::path(post, path = "/api/v1/consultations/{id}/start", tag = "consultations", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Consultation id")),
+    responses(
+        (status = 200, description = "In progress", body = Consultation),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "Not the lawyer or an admin", body = ErrorBody),
+        (status = 404, description = "No such consultation, or not the caller's", body = ErrorBody),
+        (status = 409, description = "Not scheduled", body = ErrorBody),
+    ))]
+pub async fn start(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<JsonResponse<Consultation>, ApiError> {
+    let now = state.now();
+    let (saved, access) = change(
+        &state,
+        &auth,
+        &id,
+        Action::Start,
+        |c| c.started_at = Some(now),
+        serde_json::json!({}),
+    )
+    .await?;
+    Ok(JsonResponse(Consultation::view(saved, access)))
+}
+
+/// End the call (the lawyer, admins).
+#[utoipa::path(post, path = "/api/v1/consultations/{id}/end", tag = "consultations", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Consultation id")),
+    responses(
+        (status = 200, description = "Ended", body = Consultation),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "Not the lawyer or an admin", body = ErrorBody),
+        (status = 404, description = "No such consultation, or not the caller's", body = ErrorBody),
+        (status = 409, description = "Not in progress", body = ErrorBody),
+    ))]
+pub async fn end(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<JsonResponse<Consultation>, ApiError> {
+    let now = state.now();
+    let (saved, access) = change(
+        &state,
+        &auth,
+        &id,
+        Action::End,
+        |c| c.ended_at = Some(now),
+        serde_json::json!({}),
+    )
+    .await?;
+    Ok(JsonResponse(Consultation::view(saved, access)))
+}
+
+/// The consultation's audit log, oldest first (the lawyer, admins).
+#[utoipa::path(get, path = "/api/v1/consultations/{id}/audit", tag = "consultations", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Consultation id")),
+    responses(
+        (status = 200, description = "The log", body = Vec<AuditEntry>),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "Clients cannot read the audit log", body = ErrorBody),
+        (status = 404, description = "No such consultation, or not the caller's", body = ErrorBody),
+    ))]
+pub async fn audit(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<JsonResponse<Vec<AuditEntry>>, ApiError> {
+    let (consultation, access) = visible(&state, &auth, &id).await?;
+    if access == Access::Client {
+        return Err(ApiError::forbidden(
+            "only the consultation's lawyer or an admin can read its audit log",
+        ));
+    }
+    let log = state.db.audit_log(&consultation.id).await?;
+    Ok(JsonResponse(
+        log.into_iter().map(AuditEntry::from).collect(),
+    ))
+}

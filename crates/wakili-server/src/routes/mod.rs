@@ -1,0 +1,5 @@
+//! HTTP handlers, one module per resource.
+
+pub mod consultations;
+pub mod health;
+pub mod me;

@@ -1,0 +1,71 @@
+//! What every handler shares.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use chrono::{DateTime, Utc};
+use wakili_auth::Verifier;
+use wakili_db::Db;
+use wakili_settings::Settings;
+
+/// Where "now" comes from: the system clock in production, a controllable one in tests.
+pub trait Clock: Send + Sync + 'static {
+    /// The current instant.
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// Shared state behind every request.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+/// The contents of [`AppState`].
+pub struct Inner {
+    /// The repository.
+    pub db: Db,
+    /// Verifies bearer tokens.
+    pub verifier: Verifier,
+    /// Effective settings.
+    pub settings: Settings,
+    /// Time source.
+    pub clock: Arc<dyn Clock>,
+    /// Users whose claims were written recently: `(role, name)` as stored, and when.
+    pub(crate) users_seen: Mutex<HashMap<String, (wakili_core::Role, String, DateTime<Utc>)>>,
+}
+
+impl AppState {
+    /// Bundles the parts.
+    pub fn new(db: Db, verifier: Verifier, settings: Settings, clock: Arc<dyn Clock>) -> Self {
+        Self(Arc::new(Inner {
+            db,
+            verifier,
+            settings,
+            clock,
+            users_seen: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    /// The current instant from the state's clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.0.clock.now()
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}

@@ -1,0 +1,78 @@
+use std::{net::SocketAddr, path::PathBuf};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Secure video consultations between lawyers and their clients.
+#[derive(Debug, Parser)]
+#[command(name = "wakili", version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every subcommand understands.
+#[derive(Debug, Args)]
+pub struct Common {
+    /// Configuration file (default: ./wakili.toml when present, or $WAKILI_CONFIG).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Data directory: SQLite file, recordings, generated secrets (default ./data).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (no configuration needed: SQLite and local disk under ./data).
+    Serve(Serve),
+    /// Print a signed token for development and load tests.
+    Token(Token),
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Print the effective configuration (secrets masked).
+    Config(ConfigCmd),
+}
+
+#[derive(Debug, Args)]
+pub struct Serve {
+    /// HTTP listen address (default 127.0.0.1:8080; port 0 picks a free port).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Log format.
+    #[arg(long, value_enum)]
+    pub log_format: Option<LogFormatArg>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormatArg {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct Token {
+    /// User id (`sub`).
+    #[arg(long)]
+    pub sub: String,
+    /// Role: client, lawyer or admin.
+    #[arg(long)]
+    pub role: String,
+    /// Display name (default: the user id).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Lifetime, e.g. 30m, 2h, 7d (at most 30 days).
+    #[arg(long, default_value = "2h", value_parser = humantime::parse_duration)]
+    pub ttl: std::time::Duration,
+    /// PEM private key, when auth.algorithm is RS256 or EdDSA.
+    #[arg(long, value_name = "FILE")]
+    pub private_key: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigCmd {
+    /// Print the commented default configuration file instead.
+    #[arg(long)]
+    pub default: bool,
+}

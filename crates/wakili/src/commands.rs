@@ -1,0 +1,178 @@
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio::net::TcpListener;
+use wakili_auth::{Algorithm, Minter, TokenRequest};
+use wakili_core::{Role, UserId};
+use wakili_settings::{LogFormat, Overrides, Settings, load};
+
+use crate::cli::{Cli, Command, ConfigCmd, LogFormatArg, Serve, Token};
+
+/// Longest lifetime `wakili token` signs.
+const MAX_TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut overrides = Overrides {
+        data_dir: cli.common.data_dir.clone(),
+        ..Default::default()
+    };
+    if let Command::Serve(serve) = &cli.command {
+        overrides.listen = serve.listen;
+        overrides.log_format = serve.log_format.map(|f| match f {
+            LogFormatArg::Text => LogFormat::Text,
+            LogFormatArg::Json => LogFormat::Json,
+        });
+    }
+    if let Command::Config(ConfigCmd { default: true }) = &cli.command {
+        print!("{}", wakili_settings::DEFAULT_TOML);
+        return Ok(());
+    }
+    let settings = load(cli.common.config.as_deref(), &overrides)?;
+    match cli.command {
+        Command::Serve(serve) => self::serve(settings, &serve).await,
+        Command::Token(token) => self::token(&settings, &token),
+        Command::Migrate => migrate(&settings).await,
+        Command::Config(_) => {
+            print!("{}", settings.to_masked_toml());
+            Ok(())
+        }
+    }
+}
+
+async fn serve(settings: Settings, _flags: &Serve) -> anyhow::Result<()> {
+    crate::logging::init(&settings)?;
+    let listener = TcpListener::bind(settings.listen).await.with_context(|| {
+        format!(
+            "cannot listen on {}; pass --listen with a free address, e.g. --listen 127.0.0.1:8081",
+            settings.listen
+        )
+    })?;
+    let state =
+        wakili_server::prepare(settings, std::sync::Arc::new(wakili_server::SystemClock)).await?;
+    let local = listener.local_addr()?;
+    print_summary(&state.settings, local);
+    tracing::info!(listen = %local, database = ?state.db.backend(), "wakili serving");
+    wakili_server::serve(state, listener, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn print_summary(settings: &Settings, local: std::net::SocketAddr) {
+    let base = match settings.public_url.as_deref() {
+        Some(url) if !url.trim().is_empty() => settings.public_url(),
+        _ => format!("http://{local}"),
+    };
+    let auth = match settings.auth.algorithm {
+        Algorithm::Hs256 if settings.auth.secret.is_some() => {
+            "HS256, configured secret ********".to_owned()
+        }
+        Algorithm::Hs256 => format!(
+            "HS256, generated secret in {}",
+            settings
+                .secrets_dir()
+                .join(wakili_settings::secrets::JWT_SECRET.file)
+                .display()
+        ),
+        alg => format!("{alg}, platform public key"),
+    };
+    let data_dir_flag = if settings.data_dir == Settings::default().data_dir {
+        String::new()
+    } else {
+        format!(" --data-dir {}", settings.data_dir.display())
+    };
+    println!(
+        "\nWakili {version} is running\n\
+         \n  listen      {local}\
+         \n  database    {db}\
+         \n  data dir    {data}\
+         \n  recordings  {rec}\
+         \n  auth        {auth}\
+         \n  logs        {format}, {level}\
+         \n\
+         \n  Health      {base}/healthz  ·  {base}/readyz\
+         \n  API         {base}/api/v1/openapi.json\
+         \n\
+         \n  Mint a token:  wakili token --sub u1 --role lawyer --name \"Amina W.\"{data_dir_flag}\
+         \n  Try it:        curl -H \"Authorization: Bearer $TOKEN\" {base}/api/v1/consultations\
+         \n  All settings:  wakili config   (secrets masked)\n",
+        version = env!("CARGO_PKG_VERSION"),
+        db = settings.database_url_masked(),
+        data = settings.data_dir.display(),
+        rec = settings.recordings_dir().display(),
+        format = match settings.log_format {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        },
+        level = settings.log_level,
+    );
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
+
+fn token(settings: &Settings, flags: &Token) -> anyhow::Result<()> {
+    let user_id = UserId::parse(flags.sub.clone()).context("--sub")?;
+    let role: Role = flags.role.parse().context("--role")?;
+    if flags.ttl.is_zero() || flags.ttl > MAX_TOKEN_TTL {
+        bail!("--ttl: must be between 1s and 30d");
+    }
+    let minter = match (settings.auth.algorithm, &flags.private_key) {
+        (Algorithm::Hs256, None) => Minter::hs256(&settings.hs256_secret()?)?,
+        (Algorithm::Hs256, Some(_)) => {
+            bail!("--private-key: not used with auth.algorithm = \"HS256\" (the secret signs)")
+        }
+        (alg, Some(path)) => {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("--private-key: cannot read {}", path.display()))?;
+            Minter::from_private_pem(alg, &pem)?
+        }
+        (alg, None) => bail!(
+            "--private-key: required with auth.algorithm = \"{alg}\" (the server only holds the public key)"
+        ),
+    }
+    .with_issuer_audience(settings.auth.issuer.clone(), settings.auth.audience.clone());
+    let token = minter.mint(
+        &TokenRequest {
+            name: flags.name.clone().unwrap_or_else(|| user_id.to_string()),
+            user_id,
+            role,
+            ttl: flags.ttl,
+        },
+        chrono::Utc::now(),
+    )?;
+    println!("{token}");
+    Ok(())
+}
+
+async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("creating {}", settings.data_dir.display()))?;
+    let db =
+        wakili_db::connect(&settings.database_url(), &wakili_db::PoolOptions::default()).await?;
+    db.ping().await?;
+    println!(
+        "{}: migrations applied, schema is current",
+        settings.database_url_masked()
+    );
+    Ok(())
+}
