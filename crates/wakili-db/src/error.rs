@@ -17,3 +17,32 @@ pub enum DbError {
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
 }
+
+impl DbError {
+    /// Whether the database is unreachable (down, restarting, dropped, pool exhausted), as opposed
+    /// to a bug: callers answer 503 and retry rather than report an internal error.
+    pub fn is_unavailable(&self) -> bool {
+        let e = match self {
+            Self::Connect(_) => return true,
+            Self::Query(e) => e,
+            _ => return false,
+        };
+        match e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+                // PostgreSQL: connection exception, operator intervention (shutdown, terminated),
+                // database does not exist. SQLite: SQLITE_BUSY (5), SQLITE_LOCKED (6).
+                code.starts_with("08")
+                    || code.starts_with("57P")
+                    || code == "3D000"
+                    || code == "5"
+                    || code == "6"
+            }),
+            _ => false,
+        }
+    }
+}

@@ -103,12 +103,11 @@ impl IntoResponse for ApiError {
 
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
-        match e {
-            DbError::Connect(_) => {
-                tracing::error!(error = %e, "database unreachable");
-                Self::unavailable("the database is unreachable; retry shortly")
-            }
-            other => Self::internal(other),
+        if e.is_unavailable() {
+            tracing::error!(error = %e, "database unreachable");
+            Self::unavailable("the database is unreachable; retry shortly")
+        } else {
+            Self::internal(e)
         }
     }
 }

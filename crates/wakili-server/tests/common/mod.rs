@@ -1,0 +1,162 @@
+//! `spawn_app`: the real server on port 0 with its own database and data directory.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::{net::SocketAddr, time::Duration};
+
+use reqwest::{Client, Method, RequestBuilder, Response, StatusCode};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use wakili_auth::{Minter, TokenRequest};
+use wakili_core::{Role, UserId};
+use wakili_db::{Backend, testing::TestDatabase};
+use wakili_settings::{Secret, Settings};
+
+pub const SECRET: &str = "test-secret-test-secret-test-secret-0123456789";
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub http: Client,
+    pub db: TestDatabase,
+    shutdown: Option<oneshot::Sender<()>>,
+    pub server: Option<tokio::task::JoinHandle<Result<(), wakili_server::ServerError>>>,
+    _data: tempfile::TempDir,
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    let db = TestDatabase::new(backend).await;
+    let data = tempfile::tempdir().unwrap();
+    let mut settings = Settings {
+        data_dir: data.path().to_path_buf(),
+        database_url: Some(db.url.clone()),
+        shutdown_grace: Duration::from_secs(2),
+        ..Settings::default()
+    };
+    settings.auth.secret = Some(Secret::new(SECRET));
+    settings.auth.leeway = Duration::ZERO;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel();
+    let server = tokio::spawn(wakili_server::launch(settings, listener, async {
+        let _ = rx.await;
+    }));
+    let app = TestApp {
+        addr,
+        http: Client::new(),
+        db,
+        shutdown: Some(tx),
+        server: Some(server),
+        _data: data,
+    };
+    // Ready when /readyz says so (migrations ran).
+    for _ in 0..100 {
+        if let Ok(r) = app.http.get(app.url("/readyz")).send().await
+            && r.status() == StatusCode::OK
+        {
+            return app;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("server did not become ready");
+}
+
+pub fn token_at(
+    sub: &str,
+    role: Role,
+    now: chrono::DateTime<chrono::Utc>,
+    ttl: Duration,
+) -> String {
+    Minter::hs256(SECRET.as_bytes())
+        .unwrap()
+        .mint(
+            &TokenRequest {
+                user_id: UserId::parse(sub).unwrap(),
+                role,
+                name: format!("{sub} name"),
+                ttl,
+            },
+            now,
+        )
+        .unwrap()
+}
+
+/// `n` days from today at `hour`:00 UTC, RFC 3339 as the API prints it.
+pub fn day(n: i64, hour: u32) -> String {
+    let midnight = chrono::Utc::now()
+        .date_naive()
+        .and_hms_opt(hour, 0, 0)
+        .unwrap()
+        .and_utc();
+    (midnight + chrono::Duration::days(n)).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+pub fn token(sub: &str, role: Role) -> String {
+    token_at(sub, role, chrono::Utc::now(), Duration::from_secs(3600))
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn request(&self, method: Method, path: &str, token: &str) -> RequestBuilder {
+        self.http.request(method, self.url(path)).bearer_auth(token)
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.request(method, path, token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        read(request.send().await.unwrap()).await
+    }
+
+    pub async fn book(&self, token: &str, client: &str, at: &str) -> Value {
+        let (status, body) = self
+            .call(
+                Method::POST,
+                "/api/v1/consultations",
+                token,
+                Some(json!({"clientId": client, "scheduledAt": at, "durationMinutes": 45, "notes": "privileged"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body
+    }
+
+    /// Stops the server the way SIGTERM does and waits for it.
+    pub async fn stop(mut self) -> Result<(), wakili_server::ServerError> {
+        let _ = self.shutdown.take().unwrap().send(());
+        tokio::time::timeout(Duration::from_secs(10), self.server.take().unwrap())
+            .await
+            .expect("server stops within the grace period")
+            .unwrap()
+    }
+}
+
+/// Status and JSON body; every response of this API is JSON.
+pub async fn read(response: Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    let body =
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text:?}"));
+    (status, body)
+}
+
+/// Asserts the one error shape and returns the code.
+pub fn error_code(body: &Value) -> &str {
+    let error = &body["error"];
+    assert!(
+        error["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "error message in {body}"
+    );
+    error["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("error code in {body}"))
+}

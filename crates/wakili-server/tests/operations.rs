@@ -1,0 +1,144 @@
+//! What operators rely on: a complete API description, readiness that tracks the database, and a
+//! clean shutdown.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::*;
+use reqwest::StatusCode;
+use sqlx::{Connection, Executor};
+use wakili_db::{Backend, testing::postgres_admin_url};
+
+#[tokio::test]
+async fn openapi_describes_every_route() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let (status, doc) = read(
+        app.http
+            .get(app.url("/api/v1/openapi.json"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
+    let mut operations = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            operations.insert(format!("{} {path}", method.to_uppercase()));
+            let responses = op["responses"].as_object().unwrap();
+            assert!(
+                responses.keys().any(|s| s.starts_with('2')),
+                "{method} {path} has a success response"
+            );
+            if path.starts_with("/api/") {
+                assert_eq!(
+                    op["security"][0]["bearer"],
+                    serde_json::json!([]),
+                    "{method} {path} needs a token"
+                );
+                assert!(
+                    responses.contains_key("401"),
+                    "{method} {path} documents 401"
+                );
+            }
+        }
+    }
+    let expected: BTreeSet<String> = [
+        "GET /healthz",
+        "GET /readyz",
+        "GET /api/v1/me",
+        "GET /api/v1/consultations",
+        "POST /api/v1/consultations",
+        "GET /api/v1/consultations/{id}",
+        "PATCH /api/v1/consultations/{id}",
+        "POST /api/v1/consultations/{id}/cancel",
+        "POST /api/v1/consultations/{id}/start",
+        "POST /api/v1/consultations/{id}/end",
+        "GET /api/v1/consultations/{id}/audit",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    assert_eq!(operations, expected);
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    for schema in [
+        "Consultation",
+        "CreateConsultation",
+        "UpdateConsultation",
+        "ErrorBody",
+        "ConsultationStatus",
+    ] {
+        assert!(schemas.contains_key(schema), "schema {schema}");
+    }
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+}
+
+#[tokio::test]
+async fn readiness_follows_the_database() {
+    let app = spawn_app(Backend::Postgres).await;
+    let (status, body) = read(app.http.get(app.url("/readyz")).send().await.unwrap()).await;
+    assert_eq!(
+        (status, &body["database"]),
+        (StatusCode::OK, &serde_json::json!("postgres"))
+    );
+
+    // The database goes away: readiness says so (liveness does not), and API calls get a 503
+    // JSON error rather than a hang or a crash.
+    let name = app.db.url.rsplit('/').next().unwrap().to_owned();
+    let mut admin = sqlx::PgConnection::connect(&postgres_admin_url())
+        .await
+        .unwrap();
+    admin
+        .execute(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE {name} WITH (FORCE)"
+        )))
+        .await
+        .unwrap();
+    let (status, body) = read(app.http.get(app.url("/readyz")).send().await.unwrap()).await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+    );
+    let status = app
+        .http
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = app
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/consultations",
+            &token("l1", wakili_core::Role::Lawyer),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+    );
+}
+
+#[tokio::test]
+async fn shutdown_is_graceful() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let addr = app.addr;
+    app.stop().await.unwrap();
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "the listener is closed"
+    );
+}
