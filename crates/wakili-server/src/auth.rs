@@ -22,6 +22,14 @@ pub struct Auth {
     pub name: String,
 }
 
+/// Claims last written for a user, and when.
+#[derive(Debug, Clone)]
+pub(crate) struct SeenUser {
+    role: wakili_core::Role,
+    name: String,
+    at: chrono::DateTime<chrono::Utc>,
+}
+
 /// The `Authorization: Bearer <token>` value, if any.
 pub fn bearer(parts: &Parts) -> Option<&str> {
     let value = parts
@@ -76,8 +84,8 @@ async fn remember_user(
     let id = auth.caller.user_id.as_str();
     let fresh = {
         let seen = state.users_seen.lock().unwrap_or_else(|p| p.into_inner());
-        seen.get(id).is_some_and(|(role, name, at)| {
-            *role == auth.caller.role && *name == auth.name && now - *at < USER_REFRESH
+        seen.get(id).is_some_and(|s| {
+            s.role == auth.caller.role && s.name == auth.name && now - s.at < USER_REFRESH
         })
     };
     if fresh {
@@ -98,6 +106,13 @@ async fn remember_user(
     if seen.len() >= USERS_SEEN_MAX {
         seen.clear();
     }
-    seen.insert(id.to_owned(), (auth.caller.role, auth.name.clone(), now));
+    seen.insert(
+        id.to_owned(),
+        SeenUser {
+            role: auth.caller.role,
+            name: auth.name.clone(),
+            at: now,
+        },
+    );
     Ok(())
 }

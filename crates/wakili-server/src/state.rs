@@ -40,8 +40,8 @@ pub struct Inner {
     pub settings: Settings,
     /// Time source.
     pub clock: Arc<dyn Clock>,
-    /// Users whose claims were written recently: `(role, name)` as stored, and when.
-    pub(crate) users_seen: Mutex<HashMap<String, (wakili_core::Role, String, DateTime<Utc>)>>,
+    /// Users whose claims were written recently, by id.
+    pub(crate) users_seen: Mutex<HashMap<String, crate::auth::SeenUser>>,
 }
 
 impl AppState {
