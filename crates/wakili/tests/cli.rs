@@ -62,20 +62,24 @@ impl Server {
                 }
             }
         });
+        // From here on, Drop kills and reaps the child whatever happens.
+        let mut server = Self {
+            child,
+            base: String::new(),
+            lines,
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            let line = lines
+        while server.base.is_empty() {
+            assert!(Instant::now() < deadline, "no listen line in the summary");
+            let line = server
+                .lines
                 .recv_timeout(Duration::from_secs(30))
                 .expect("server prints its summary");
             if let Some(addr) = line.trim().strip_prefix("listen") {
-                return Self {
-                    child,
-                    base: format!("http://{}", addr.trim()),
-                    lines,
-                };
+                server.base = format!("http://{}", addr.trim());
             }
         }
-        panic!("no listen line in the summary");
+        server
     }
 
     /// SIGTERM, then wait: the exit status and everything printed.
@@ -105,6 +109,13 @@ fn token(cwd: &Path, sub: &str, role: &str) -> String {
     ])))
     .trim()
     .to_owned()
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 async fn post(base: &str, token: &str, body: Value) -> (u16, Value) {
