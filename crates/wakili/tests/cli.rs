@@ -267,7 +267,8 @@ fn config_masks_secrets_and_prints_the_default_file() {
 #[test]
 fn mistakes_are_named_with_their_fix() {
     let cwd = tempfile::tempdir().unwrap();
-    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
         (
             vec!["config"],
             vec![("WAKILI_LISTEN", "nonsense")],
