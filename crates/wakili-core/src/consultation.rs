@@ -224,20 +224,22 @@ fn check_schedule(at: DateTime<Utc>, now: DateTime<Utc>) -> Result<DateTime<Utc>
     Ok(at)
 }
 
-/// A request to book a consultation, as received.
-#[derive(Debug, Clone)]
+/// A request to book a consultation, as received (the body of `POST /api/v1/consultations`).
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = CreateConsultation))]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ConsultationRequest {
-    /// The lawyer; required when an admin books, must be the caller when a lawyer books.
+    /// The lawyer: required when an admin books; lawyers book for themselves and may omit it.
     pub lawyer_id: Option<String>,
-    /// The client.
+    /// The client's user id on the platform.
     pub client_id: String,
-    /// When the call is due.
+    /// When the call is due (RFC 3339).
     pub scheduled_at: DateTime<Utc>,
-    /// Planned length.
+    /// Planned length, 5–480 minutes.
     pub duration_minutes: u32,
-    /// Optional title shown to both parties.
+    /// Optional title shown to both parties, up to 200 characters.
     pub title: Option<String>,
-    /// Optional private notes.
+    /// Optional notes, up to 10,000 characters; never shown to the client.
     pub notes: Option<String>,
 }
 
@@ -309,36 +311,48 @@ pub fn may_book(role: Role) -> bool {
     matches!(role, Role::Lawyer | Role::Admin)
 }
 
-/// A partial update, as received: absent fields stay, `Some(None)` clears an optional text.
-#[derive(Debug, Clone, Default)]
+/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
+fn double_option<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// A partial update, as received (the body of `PATCH /api/v1/consultations/{id}`): absent fields
+/// stay as they are; `null` clears `title` or `notes`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = UpdateConsultation))]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ConsultationPatch {
-    /// New due time.
+    /// New due time (only while scheduled).
     pub scheduled_at: Option<DateTime<Utc>>,
-    /// New planned length.
+    /// New planned length (only while scheduled).
     pub duration_minutes: Option<u32>,
-    /// New title, or `Some(None)` to clear it.
+    /// New title, or `null` to clear it.
+    #[serde(default, deserialize_with = "double_option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub title: Option<Option<String>>,
-    /// New notes, or `Some(None)` to clear them.
+    /// New notes, or `null` to clear them.
+    #[serde(default, deserialize_with = "double_option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub notes: Option<Option<String>>,
 }
 
-/// A patch that passed every rule.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ValidPatch {
-    /// New due time.
-    pub scheduled_at: Option<DateTime<Utc>>,
-    /// New planned length.
-    pub duration_minutes: Option<u32>,
-    /// New title (inner `None` clears).
-    pub title: Option<Option<String>>,
-    /// New notes (inner `None` clears).
-    pub notes: Option<Option<String>>,
-}
+/// A patch that passed every rule (texts trimmed, blanks cleared).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidPatch(ConsultationPatch);
 
 impl ValidPatch {
+    /// The validated changes.
+    pub fn changes(&self) -> &ConsultationPatch {
+        &self.0
+    }
+
     /// The state-machine action this patch amounts to.
     pub fn action(&self) -> Action {
-        if self.scheduled_at.is_some() || self.duration_minutes.is_some() {
+        if self.0.scheduled_at.is_some() || self.0.duration_minutes.is_some() {
             Action::Reschedule
         } else {
             Action::Edit
@@ -359,7 +373,7 @@ impl ConsultationPatch {
                 "nothing to change: give at least one of scheduledAt, durationMinutes, title, notes",
             ));
         }
-        Ok(ValidPatch {
+        Ok(ValidPatch(ConsultationPatch {
             scheduled_at: self
                 .scheduled_at
                 .map(|at| check_schedule(at, now))
@@ -373,7 +387,7 @@ impl ConsultationPatch {
                 .notes
                 .map(|t| check_text("notes", t, MAX_NOTES_CHARS))
                 .transpose()?,
-        })
+        }))
     }
 }
 

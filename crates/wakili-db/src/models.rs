@@ -1,6 +1,7 @@
 //! What the repository stores and returns.
 
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 use wakili_core::{
     Role,
     consultation::{ConsultationStatus, NewConsultation},
@@ -22,8 +23,10 @@ pub struct User {
     pub updated_at: DateTime<Utc>,
 }
 
-/// A booked video consultation between a lawyer and a client.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A booked video consultation between a lawyer and a client. Serialized as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = Consultation))]
+#[serde(rename_all = "camelCase")]
 pub struct VideoConsultation {
     /// Opaque id (UUIDv7).
     pub id: String,
@@ -33,7 +36,8 @@ pub struct VideoConsultation {
     pub client_id: String,
     /// Optional title.
     pub title: Option<String>,
-    /// Optional notes.
+    /// The lawyer's notes; absent for the client.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub notes: Option<String>,
     /// When the call is due.
     pub scheduled_at: DateTime<Utc>,
@@ -58,6 +62,7 @@ pub struct VideoConsultation {
     /// Why it was called off.
     pub cancellation_reason: Option<String>,
     /// Optimistic-concurrency counter, bumped by every save.
+    #[serde(skip)]
     pub version: i64,
 }
 
@@ -74,8 +79,10 @@ pub struct Participant {
     pub added_at: DateTime<Utc>,
 }
 
-/// One entry of the append-only audit log.
-#[derive(Debug, Clone, PartialEq)]
+/// One entry of the append-only audit log. Serialized as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = AuditEntry))]
+#[serde(rename_all = "camelCase")]
 pub struct AuditEvent {
     /// Opaque id (UUIDv7, so ids sort by time).
     pub id: String,
@@ -86,6 +93,7 @@ pub struct AuditEvent {
     /// What happened, dotted (`consultation.created`).
     pub action: String,
     /// Details as JSON.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub detail: serde_json::Value,
     /// When.
     pub created_at: DateTime<Utc>,

@@ -8,7 +8,7 @@ use axum::{
     response::IntoResponse,
 };
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use wakili_core::{
     ConsultationId,
@@ -29,115 +29,12 @@ use crate::{
     extract::{Json, Path, Query},
 };
 
-/// A consultation as the API shows it.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Consultation {
-    /// Opaque id.
-    pub id: String,
-    /// The lawyer running it.
-    pub lawyer_id: String,
-    /// The client attending.
-    pub client_id: String,
-    /// Title shown to both parties.
-    pub title: Option<String>,
-    /// The lawyer's notes; never shown to the client.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub notes: Option<String>,
-    /// When the call is due.
-    pub scheduled_at: DateTime<Utc>,
-    /// Planned length.
-    pub duration_minutes: u32,
-    /// Lifecycle state.
-    pub status: ConsultationStatus,
-    /// Who booked it.
-    pub created_by: String,
-    /// When it was booked.
-    pub created_at: DateTime<Utc>,
-    /// Last change.
-    pub updated_at: DateTime<Utc>,
-    /// When the call began.
-    pub started_at: Option<DateTime<Utc>>,
-    /// When the call ended.
-    pub ended_at: Option<DateTime<Utc>>,
-    /// When it was called off.
-    pub cancelled_at: Option<DateTime<Utc>>,
-    /// Who called it off.
-    pub cancelled_by: Option<String>,
-    /// Why it was called off.
-    pub cancellation_reason: Option<String>,
-}
-
-impl Consultation {
-    fn view(c: VideoConsultation, access: Access) -> Self {
-        Self {
-            notes: if access == Access::Client {
-                None
-            } else {
-                c.notes
-            },
-            id: c.id,
-            lawyer_id: c.lawyer_id,
-            client_id: c.client_id,
-            title: c.title,
-            scheduled_at: c.scheduled_at,
-            duration_minutes: c.duration_minutes,
-            status: c.status,
-            created_by: c.created_by,
-            created_at: c.created_at,
-            updated_at: c.updated_at,
-            started_at: c.started_at,
-            ended_at: c.ended_at,
-            cancelled_at: c.cancelled_at,
-            cancelled_by: c.cancelled_by,
-            cancellation_reason: c.cancellation_reason,
-        }
+/// The consultation as `access` may see it: the client never sees the lawyer's notes.
+fn view(mut consultation: VideoConsultation, access: Access) -> VideoConsultation {
+    if access == Access::Client {
+        consultation.notes = None;
     }
-}
-
-/// A booking request.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct CreateConsultation {
-    /// The lawyer: required for admins; lawyers book for themselves and may omit it.
-    pub lawyer_id: Option<String>,
-    /// The client's user id on the platform.
-    pub client_id: String,
-    /// When the call is due (RFC 3339).
-    pub scheduled_at: DateTime<Utc>,
-    /// Planned length, 5–480 minutes.
-    pub duration_minutes: u32,
-    /// Optional title, up to 200 characters.
-    pub title: Option<String>,
-    /// Optional private notes, up to 10,000 characters.
-    pub notes: Option<String>,
-}
-
-/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
-fn double_option<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
-}
-
-/// A partial update: absent fields stay as they are; `null` clears `title` or `notes`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct UpdateConsultation {
-    /// New due time (only while scheduled).
-    pub scheduled_at: Option<DateTime<Utc>>,
-    /// New planned length (only while scheduled).
-    pub duration_minutes: Option<u32>,
-    /// New title, or `null` to clear it.
-    #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
-    pub title: Option<Option<String>>,
-    /// New notes, or `null` to clear them.
-    #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
-    pub notes: Option<Option<String>>,
+    consultation
 }
 
 /// Optional body of a cancellation.
@@ -170,39 +67,10 @@ pub struct ListQuery {
 #[serde(rename_all = "camelCase")]
 pub struct ConsultationPage {
     /// The consultations.
-    pub items: Vec<Consultation>,
+    pub items: Vec<VideoConsultation>,
     /// Pass as `cursor` for the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
-}
-
-/// An audit log entry.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct AuditEntry {
-    /// Opaque id; ids sort by time.
-    pub id: String,
-    /// Who did it (absent for the system).
-    pub actor_id: Option<String>,
-    /// What happened (`consultation.created`, …).
-    pub action: String,
-    /// Details.
-    #[schema(value_type = Object)]
-    pub detail: serde_json::Value,
-    /// When.
-    pub at: DateTime<Utc>,
-}
-
-impl From<AuditEvent> for AuditEntry {
-    fn from(e: AuditEvent) -> Self {
-        Self {
-            id: e.id,
-            actor_id: e.actor_id,
-            action: e.action,
-            detail: e.detail,
-            at: e.created_at,
-        }
-    }
 }
 
 fn hidden() -> ApiError {
@@ -244,9 +112,9 @@ fn audit_name(action: Action) -> &'static str {
     }
 }
 
-/// Applies `action` (and `change`) to a consultation the caller may change, saving it with an audit
-/// entry. A concurrent change is retried on the fresh row, so the state machine always judges the
-/// current state.
+/// Applies `action` (and `change`) to a consultation the caller may change, stamping the
+/// lifecycle times, and saves it with an audit entry. A concurrent change is retried on the fresh
+/// row, so the state machine always judges the current state.
 async fn change(
     state: &AppState,
     auth: &Auth,
@@ -254,7 +122,7 @@ async fn change(
     action: Action,
     change: impl Fn(&mut VideoConsultation),
     detail: serde_json::Value,
-) -> Result<(VideoConsultation, Access), ApiError> {
+) -> Result<VideoConsultation, ApiError> {
     for _ in 0..3 {
         let (current, access) = visible(state, auth, id).await?;
         if !access.allows(action) {
@@ -266,6 +134,15 @@ async fn change(
         let mut next = current.clone();
         next.status = current.status.apply(action)?;
         next.updated_at = now;
+        match action {
+            Action::Start => next.started_at = Some(now),
+            Action::End => next.ended_at = Some(now),
+            Action::Cancel => {
+                next.cancelled_at = Some(now);
+                next.cancelled_by = Some(auth.caller.user_id.to_string());
+            }
+            Action::Edit | Action::Reschedule => {}
+        }
         change(&mut next);
         let mut detail = detail.clone();
         if let Some(map) = detail.as_object_mut() {
@@ -280,7 +157,7 @@ async fn change(
         };
         if let Some(saved) = state.db.save_consultation(&next, audit).await? {
             tracing::info!(consultation_id = %saved.id, action = %action, status = %saved.status, "consultation changed");
-            return Ok((saved, access));
+            return Ok(view(saved, access));
         }
     }
     Err(ApiError::conflict(
@@ -290,9 +167,9 @@ async fn change(
 
 /// Book a consultation (lawyers for themselves, admins for any lawyer).
 #[utoipa::path(post, path = "/api/v1/consultations", tag = "consultations", security(("bearer" = [])),
-    request_body = CreateConsultation,
+    request_body = ConsultationRequest,
     responses(
-        (status = 201, description = "Booked", body = Consultation,
+        (status = 201, description = "Booked", body = VideoConsultation,
             headers(("location" = String, description = "URL of the new consultation"))),
         (status = 400, description = "Malformed body", body = ErrorBody),
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
@@ -303,7 +180,7 @@ async fn change(
 pub async fn create(
     State(state): State<AppState>,
     auth: Auth,
-    Json(body): Json<CreateConsultation>,
+    Json(body): Json<ConsultationRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     if !may_book(auth.caller.role) {
         return Err(ApiError::forbidden(
@@ -311,15 +188,7 @@ pub async fn create(
         ));
     }
     let now = state.now();
-    let booking = ConsultationRequest {
-        lawyer_id: body.lawyer_id,
-        client_id: body.client_id,
-        scheduled_at: body.scheduled_at,
-        duration_minutes: body.duration_minutes,
-        title: body.title,
-        notes: body.notes,
-    }
-    .validate(&auth.caller, now)?;
+    let booking = body.validate(&auth.caller, now)?;
     if let Some(client) = state.db.user(booking.client_id.as_str()).await?
         && client.role != wakili_core::Role::Client
     {
@@ -347,7 +216,7 @@ pub async fn create(
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, location)],
-        JsonResponse(Consultation::view(created, access)),
+        JsonResponse(view(created, access)),
     ))
 }
 
@@ -389,7 +258,7 @@ pub async fn list(
             .into_iter()
             .map(|c| {
                 let access = Access::of(&auth.caller, &c.lawyer_id, &c.client_id);
-                Consultation::view(c, access)
+                view(c, access)
             })
             .collect(),
         next_cursor: page.next.map(|c| c.encode()),
@@ -400,7 +269,7 @@ pub async fn list(
 #[utoipa::path(get, path = "/api/v1/consultations/{id}", tag = "consultations", security(("bearer" = [])),
     params(("id" = String, Path, description = "Consultation id")),
     responses(
-        (status = 200, description = "The consultation", body = Consultation),
+        (status = 200, description = "The consultation", body = VideoConsultation),
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 404, description = "No such consultation, or not the caller's", body = ErrorBody),
     ))]
@@ -408,17 +277,17 @@ pub async fn get(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
-) -> Result<JsonResponse<Consultation>, ApiError> {
+) -> Result<JsonResponse<VideoConsultation>, ApiError> {
     let (consultation, access) = visible(&state, &auth, &id).await?;
-    Ok(JsonResponse(Consultation::view(consultation, access)))
+    Ok(JsonResponse(view(consultation, access)))
 }
 
 /// Edit or reschedule (the lawyer, admins). Time and duration change only while scheduled.
 #[utoipa::path(patch, path = "/api/v1/consultations/{id}", tag = "consultations", security(("bearer" = [])),
     params(("id" = String, Path, description = "Consultation id")),
-    request_body = UpdateConsultation,
+    request_body = ConsultationPatch,
     responses(
-        (status = 200, description = "Updated", body = Consultation),
+        (status = 200, description = "Updated", body = VideoConsultation),
         (status = 400, description = "Malformed body", body = ErrorBody),
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 403, description = "Not the lawyer or an admin", body = ErrorBody),
@@ -430,26 +299,21 @@ pub async fn update(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
-    Json(body): Json<UpdateConsultation>,
-) -> Result<JsonResponse<Consultation>, ApiError> {
-    let patch = ConsultationPatch {
-        scheduled_at: body.scheduled_at,
-        duration_minutes: body.duration_minutes,
-        title: body.title,
-        notes: body.notes,
-    }
-    .validate(state.now())?;
+    Json(body): Json<ConsultationPatch>,
+) -> Result<JsonResponse<VideoConsultation>, ApiError> {
+    let valid = body.validate(state.now())?;
+    let patch = valid.changes();
     let detail = serde_json::json!({
         "scheduledAt": patch.scheduled_at,
         "durationMinutes": patch.duration_minutes,
         "titleChanged": patch.title.is_some(),
         "notesChanged": patch.notes.is_some(),
     });
-    let (saved, access) = change(
+    let saved = change(
         &state,
         &auth,
         &id,
-        patch.action(),
+        valid.action(),
         |c| {
             if let Some(at) = patch.scheduled_at {
                 c.scheduled_at = at;
@@ -467,7 +331,7 @@ pub async fn update(
         detail,
     )
     .await?;
-    Ok(JsonResponse(Consultation::view(saved, access)))
+    Ok(JsonResponse(saved))
 }
 
 /// Cancel a scheduled consultation (either party or an admin), with an optional reason.
@@ -475,7 +339,7 @@ pub async fn update(
     params(("id" = String, Path, description = "Consultation id")),
     request_body(content = Option<CancelConsultation>, description = "Optional reason"),
     responses(
-        (status = 200, description = "Cancelled", body = Consultation),
+        (status = 200, description = "Cancelled", body = VideoConsultation),
         (status = 400, description = "Malformed body", body = ErrorBody),
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 404, description = "No such consultation, or not the caller's", body = ErrorBody),
@@ -487,7 +351,7 @@ pub async fn cancel(
     auth: Auth,
     Path(id): Path<String>,
     body: Bytes,
-) -> Result<JsonResponse<Consultation>, ApiError> {
+) -> Result<JsonResponse<VideoConsultation>, ApiError> {
     let body: CancelConsultation = if body.iter().all(u8::is_ascii_whitespace) {
         CancelConsultation::default()
     } else {
@@ -500,29 +364,24 @@ pub async fn cancel(
         })?
     };
     let reason = check_reason(body.reason)?;
-    let actor = auth.caller.user_id.to_string();
-    let now = state.now();
-    let (saved, access) = change(
+    let detail = serde_json::json!({ "reason": reason });
+    let saved = change(
         &state,
         &auth,
         &id,
         Action::Cancel,
-        |c| {
-            c.cancelled_at = Some(now);
-            c.cancelled_by = Some(actor.clone());
-            c.cancellation_reason.clone_from(&reason);
-        },
-        serde_json::json!({ "reason": reason }),
+        |c| c.cancellation_reason.clone_from(&reason),
+        detail,
     )
     .await?;
-    Ok(JsonResponse(Consultation::view(saved, access)))
+    Ok(JsonResponse(saved))
 }
 
 /// Start the call (the lawyer, admins).
 #[utoipa::path(post, path = "/api/v1/consultations/{id}/start", tag = "consultations", security(("bearer" = [])),
     params(("id" = String, Path, description = "Consultation id")),
     responses(
-        (status = 200, description = "In progress", body = Consultation),
+        (status = 200, description = "In progress", body = VideoConsultation),
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 403, description = "Not the lawyer or an admin", body = ErrorBody),
         (status = 404, description = "No such consultation, or not the caller's", body = ErrorBody),
@@ -532,25 +391,24 @@ pub async fn start(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
-) -> Result<JsonResponse<Consultation>, ApiError> {
-    let now = state.now();
-    let (saved, access) = change(
+) -> Result<JsonResponse<VideoConsultation>, ApiError> {
+    let saved = change(
         &state,
         &auth,
         &id,
         Action::Start,
-        |c| c.started_at = Some(now),
+        |_| {},
         serde_json::json!({}),
     )
     .await?;
-    Ok(JsonResponse(Consultation::view(saved, access)))
+    Ok(JsonResponse(saved))
 }
 
 /// End the call (the lawyer, admins).
 #[utoipa::path(post, path = "/api/v1/consultations/{id}/end", tag = "consultations", security(("bearer" = [])),
     params(("id" = String, Path, description = "Consultation id")),
     responses(
-        (status = 200, description = "Ended", body = Consultation),
+        (status = 200, description = "Ended", body = VideoConsultation),
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 403, description = "Not the lawyer or an admin", body = ErrorBody),
         (status = 404, description = "No such consultation, or not the caller's", body = ErrorBody),
@@ -560,25 +418,24 @@ pub async fn end(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
-) -> Result<JsonResponse<Consultation>, ApiError> {
-    let now = state.now();
-    let (saved, access) = change(
+) -> Result<JsonResponse<VideoConsultation>, ApiError> {
+    let saved = change(
         &state,
         &auth,
         &id,
         Action::End,
-        |c| c.ended_at = Some(now),
+        |_| {},
         serde_json::json!({}),
     )
     .await?;
-    Ok(JsonResponse(Consultation::view(saved, access)))
+    Ok(JsonResponse(saved))
 }
 
 /// The consultation's audit log, oldest first (the lawyer, admins).
 #[utoipa::path(get, path = "/api/v1/consultations/{id}/audit", tag = "consultations", security(("bearer" = [])),
     params(("id" = String, Path, description = "Consultation id")),
     responses(
-        (status = 200, description = "The log", body = Vec<AuditEntry>),
+        (status = 200, description = "The log", body = Vec<AuditEvent>),
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 403, description = "Clients cannot read the audit log", body = ErrorBody),
         (status = 404, description = "No such consultation, or not the caller's", body = ErrorBody),
@@ -587,7 +444,7 @@ pub async fn audit(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
-) -> Result<JsonResponse<Vec<AuditEntry>>, ApiError> {
+) -> Result<JsonResponse<Vec<AuditEvent>>, ApiError> {
     let (consultation, access) = visible(&state, &auth, &id).await?;
     if access == Access::Client {
         return Err(ApiError::forbidden(
@@ -595,7 +452,5 @@ pub async fn audit(
         ));
     }
     let log = state.db.audit_log(&consultation.id).await?;
-    Ok(JsonResponse(
-        log.into_iter().map(AuditEntry::from).collect(),
-    ))
+    Ok(JsonResponse(log))
 }
