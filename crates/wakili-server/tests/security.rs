@@ -334,3 +334,58 @@ async fn garbage_gets_json_4xx() {
     assert_eq!(after["status"], "scheduled");
     assert_eq!(after["updatedAt"], booked["updatedAt"]);
 }
+
+#[tokio::test]
+async fn platform_eddsa_tokens_with_issuer_and_audience() {
+    use ed25519_dalek::pkcs8::{EncodePrivateKey, EncodePublicKey, spki::der::pem::LineEnding};
+    let platform = ed25519_dalek::SigningKey::generate(&mut rand_core::OsRng);
+    let keys = tempfile::tempdir().unwrap();
+    let public_file = keys.path().join("platform.pub.pem");
+    std::fs::write(
+        &public_file,
+        platform
+            .verifying_key()
+            .to_public_key_pem(LineEnding::LF)
+            .unwrap(),
+    )
+    .unwrap();
+    let private = platform.to_pkcs8_pem(LineEnding::LF).unwrap();
+    let app = spawn_app_with(Backend::Sqlite, |auth| {
+        auth.algorithm = wakili_auth::Algorithm::EdDsa;
+        auth.public_key_file = Some(public_file.clone());
+        auth.issuer = Some("https://platform.example".into());
+        auth.audience = Some("wakili".into());
+    })
+    .await;
+    let request = TokenRequest {
+        user_id: UserId::parse("lawyer-1").unwrap(),
+        role: Role::Lawyer,
+        name: "Amina W.".into(),
+        ttl: Duration::from_secs(600),
+    };
+    let mint = |issuer: Option<&str>, audience: Option<&str>| {
+        Minter::from_private_pem(wakili_auth::Algorithm::EdDsa, private.as_bytes())
+            .unwrap()
+            .with_issuer_audience(issuer.map(Into::into), audience.map(Into::into))
+            .mint(&request, chrono::Utc::now())
+            .unwrap()
+    };
+    let good = mint(Some("https://platform.example"), Some("wakili"));
+    let (status, me) = app.call(Method::GET, "/api/v1/me", &good, None).await;
+    assert_eq!((status, &me["name"]), (StatusCode::OK, &json!("Amina W.")));
+    for (what, token) in [
+        (
+            "other issuer",
+            mint(Some("https://evil.example"), Some("wakili")),
+        ),
+        (
+            "other audience",
+            mint(Some("https://platform.example"), Some("other-app")),
+        ),
+        ("no issuer", mint(None, Some("wakili"))),
+        ("HS256 token", token("lawyer-1", Role::Lawyer)),
+    ] {
+        let (status, body) = app.call(Method::GET, "/api/v1/me", &token, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{what}: {body}");
+    }
+}

@@ -24,6 +24,17 @@ pub struct TestApp {
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |auth| {
+        auth.secret = Some(Secret::new(SECRET));
+    })
+    .await
+}
+
+/// The server with the auth settings `configure` leaves.
+pub async fn spawn_app_with(
+    backend: Backend,
+    configure: impl FnOnce(&mut wakili_settings::AuthSettings),
+) -> TestApp {
     let db = TestDatabase::new(backend).await;
     let data = tempfile::tempdir().unwrap();
     let mut settings = Settings {
@@ -32,8 +43,9 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
         shutdown_grace: Duration::from_secs(2),
         ..Settings::default()
     };
-    settings.auth.secret = Some(Secret::new(SECRET));
     settings.auth.leeway = Duration::ZERO;
+    configure(&mut settings.auth);
+    settings.validate().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = oneshot::channel();
