@@ -8,6 +8,8 @@ mod error;
 pub mod ids;
 pub mod page;
 pub mod role;
+pub mod turn;
+pub mod webrtc;
 
 pub use error::CoreError;
 pub use ids::{ConsultationId, UserId, new_id};
