@@ -9,6 +9,7 @@ pub mod ids;
 pub mod page;
 pub mod role;
 pub mod turn;
+pub mod version;
 pub mod webrtc;
 
 pub use error::CoreError;

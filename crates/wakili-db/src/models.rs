@@ -61,6 +61,8 @@ pub struct VideoConsultation {
     pub cancelled_by: Option<String>,
     /// Why it was called off.
     pub cancellation_reason: Option<String>,
+    /// Video quality profile chosen by the lawyer; `None`: the server default.
+    pub quality_profile: Option<String>,
     /// Optimistic-concurrency counter, bumped by every save.
     #[serde(skip)]
     pub version: i64,

@@ -35,7 +35,7 @@ macro_rules! consultation_columns {
     () => {
         "id, lawyer_id, client_id, title, notes, scheduled_at, duration_minutes, status, \
          created_by, created_at, updated_at, started_at, ended_at, cancelled_at, cancelled_by, \
-         cancellation_reason, version"
+         cancellation_reason, quality_profile, version"
     };
 }
 
@@ -96,6 +96,7 @@ where
         cancelled_at: opt_time(row, "cancelled_at")?,
         cancelled_by: row.try_get("cancelled_by")?,
         cancellation_reason: row.try_get("cancellation_reason")?,
+        quality_profile: row.try_get("quality_profile")?,
         version: row.try_get("version")?,
     })
 }
@@ -288,7 +289,8 @@ where
         let row = sqlx::query(concat!(
             "UPDATE video_consultations SET title = $2, notes = $3, scheduled_at = $4, \
              duration_minutes = $5, status = $6, updated_at = $7, started_at = $8, ended_at = $9, \
-             cancelled_at = $10, cancelled_by = $11, cancellation_reason = $12, version = version + 1 \
+             cancelled_at = $10, cancelled_by = $11, cancellation_reason = $12, \
+             quality_profile = $14, version = version + 1 \
              WHERE id = $1 AND version = $13 RETURNING ",
             consultation_columns!()
         ))
@@ -305,6 +307,7 @@ where
         .bind(c.cancelled_by.clone())
         .bind(c.cancellation_reason.clone())
         .bind(c.version)
+        .bind(c.quality_profile.clone())
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = row else {

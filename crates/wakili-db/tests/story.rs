@@ -150,6 +150,7 @@ async fn story(backend: Backend) {
     started.status = started.status.apply(Action::Start).unwrap();
     started.started_at = Some(now);
     started.updated_at = now;
+    started.quality_profile = Some("low".into());
     let audit = |action| NewAuditEvent {
         consultation_id: Some(c1.id.clone()),
         actor_id: Some("l1".into()),
@@ -162,6 +163,11 @@ async fn story(backend: Backend) {
         .unwrap()
         .unwrap();
     assert_eq!(saved.status, ConsultationStatus::InProgress);
+    assert_eq!(saved.quality_profile.as_deref(), Some("low"));
+    assert_eq!(
+        c1.quality_profile, None,
+        "new consultations use the default profile"
+    );
     assert_eq!(saved.version, c1.version + 1);
     assert_eq!(
         db.save_consultation(&started, audit("consultation.started"))

@@ -38,6 +38,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
     tags(
         (name = "consultations", description = "Booking and lifecycle of video consultations"),
         (name = "users", description = "The caller"),
+        (name = "webrtc", description = "ICE servers, TURN credentials and media settings"),
         (name = "health", description = "Liveness and readiness"),
     ),
 )]
@@ -58,7 +59,7 @@ impl Modify for BearerAuth {
 
 /// Every documented route and the OpenAPI document describing them.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    use routes::{consultations as c, health, me};
+    use routes::{consultations as c, health, me, webrtc};
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
@@ -69,6 +70,9 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(c::start))
         .routes(routes!(c::end))
         .routes(routes!(c::audit))
+        .routes(routes!(c::set_quality_profile))
+        .routes(routes!(webrtc::config))
+        .routes(routes!(webrtc::mobile))
         .split_for_parts()
 }
 

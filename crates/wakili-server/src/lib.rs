@@ -8,6 +8,7 @@ mod app;
 pub mod auth;
 pub mod error;
 mod extract;
+pub mod ice;
 pub mod routes;
 mod state;
 
@@ -62,7 +63,17 @@ pub async fn prepare(settings: Settings, clock: Arc<dyn Clock>) -> Result<AppSta
         },
     )
     .await?;
-    Ok(AppState::new(db, verifier, settings, clock))
+    let embedded = settings.turn.enabled.then(|| ice::EmbeddedTurn {
+        host: ice::advertised_host(&settings, settings.turn.listen.ip()),
+        udp_port: settings.turn.listen.port(),
+        tcp_port: settings.turn.listen.port(),
+        tls_port: settings
+            .turn
+            .tls()
+            .then_some(settings.turn.tls_listen.port()),
+    });
+    let ice = ice::IceDirectory::new(&settings, embedded, settings.turn_secret()?);
+    Ok(AppState::new(db, verifier, settings, clock, ice))
 }
 
 /// Serves `state` on `listener` until `shutdown` completes, then lets open requests finish for

@@ -40,18 +40,27 @@ pub struct Inner {
     pub settings: Settings,
     /// Time source.
     pub clock: Arc<dyn Clock>,
+    /// ICE servers handed to participants.
+    pub ice: crate::ice::IceDirectory,
     /// Users whose claims were written recently, by id.
     pub(crate) users_seen: Mutex<HashMap<String, crate::auth::SeenUser>>,
 }
 
 impl AppState {
     /// Bundles the parts.
-    pub fn new(db: Db, verifier: Verifier, settings: Settings, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(
+        db: Db,
+        verifier: Verifier,
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+        ice: crate::ice::IceDirectory,
+    ) -> Self {
         Self(Arc::new(Inner {
             db,
             verifier,
             settings,
             clock,
+            ice,
             users_seen: Mutex::new(HashMap::new()),
         }))
     }

@@ -63,6 +63,9 @@ async fn openapi_describes_every_route() {
         "POST /api/v1/consultations/{id}/start",
         "POST /api/v1/consultations/{id}/end",
         "GET /api/v1/consultations/{id}/audit",
+        "PUT /api/v1/consultations/{id}/quality-profile",
+        "GET /api/v1/webrtc/config",
+        "GET /api/v1/mobile/config",
     ]
     .into_iter()
     .map(String::from)

@@ -350,7 +350,9 @@ async fn platform_eddsa_tokens_with_issuer_and_audience() {
     )
     .unwrap();
     let private = platform.to_pkcs8_pem(LineEnding::LF).unwrap();
-    let app = spawn_app_with(Backend::Sqlite, |auth| {
+    let app = spawn_app_with(Backend::Sqlite, |settings| {
+        let auth = &mut settings.auth;
+        auth.secret = None;
         auth.algorithm = wakili_auth::Algorithm::EdDsa;
         auth.public_key_file = Some(public_file.clone());
         auth.issuer = Some("https://platform.example".into());

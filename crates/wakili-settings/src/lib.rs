@@ -7,12 +7,14 @@
 
 mod error;
 mod load;
+mod media;
 mod secret;
 pub mod secrets;
 mod settings;
 
 pub use error::SettingsError;
-pub use load::{DEFAULT_CONFIG_FILE, Overrides, load};
+pub use load::{DEFAULT_CONFIG_FILE, Overrides, TurnOverride, load};
+pub use media::{ExternalTurn, ExternalTurnAuth, IceSettings, MobileSettings, TurnSettings};
 pub use secret::Secret;
 pub use settings::{AuthSettings, DatabaseSettings, LogFormat, Settings};
 

@@ -26,6 +26,16 @@ pub struct Overrides {
     /// `--log-format`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,
+    /// `--turn-listen`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub turn: Option<TurnOverride>,
+}
+
+/// Flags under `[turn]`.
+#[derive(Debug, Clone, Serialize)]
+pub struct TurnOverride {
+    /// `--turn-listen`.
+    pub listen: SocketAddr,
 }
 
 /// Loads settings: defaults → config file → `WAKILI_*` env → `overrides`, then validates.
@@ -112,11 +122,19 @@ mod tests {
                 listen: Some("127.0.0.1:9002".parse().unwrap()),
                 data_dir: Some("/tmp/w".into()),
                 log_format: Some(LogFormat::Json),
+                turn: Some(TurnOverride {
+                    listen: "127.0.0.1:13478".parse().unwrap(),
+                }),
             };
             let s = load(None, &flags).unwrap();
             assert_eq!(s.listen.port(), 9002);
             assert_eq!(s.data_dir, PathBuf::from("/tmp/w"));
             assert_eq!(s.log_format, LogFormat::Json);
+            assert_eq!(s.turn.listen.port(), 13478);
+            assert_eq!(
+                s.turn.realm, "wakili",
+                "a flag in a section keeps the section's other keys"
+            );
             Ok(())
         });
     }

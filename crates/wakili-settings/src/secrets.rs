@@ -21,6 +21,12 @@ pub struct SecretSpec {
     pub bytes: usize,
 }
 
+/// The TURN REST API shared secret (coturn `static-auth-secret`).
+pub const TURN_SECRET: SecretSpec = SecretSpec {
+    file: "turn-rest.key",
+    bytes: 32,
+};
+
 /// The HS256 key for development tokens.
 pub const JWT_SECRET: SecretSpec = SecretSpec {
     file: "jwt-hs256.key",

@@ -6,8 +6,9 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 use wakili_auth::{Algorithm, MIN_SECRET_BYTES, VerifierConfig, VerifyKey};
+use wakili_core::webrtc::MediaPolicy;
 
-use crate::{Secret, SettingsError, secrets};
+use crate::{IceSettings, MobileSettings, Secret, SettingsError, TurnSettings, secrets};
 
 /// Everything `wakili serve` can be told.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -38,6 +39,14 @@ pub struct Settings {
     pub database: DatabaseSettings,
     /// Bearer-token verification.
     pub auth: AuthSettings,
+    /// Quality profiles, audio, simulcast, screen share, codecs.
+    pub media: MediaPolicy,
+    /// ICE servers handed to participants.
+    pub ice: IceSettings,
+    /// The embedded STUN/TURN server.
+    pub turn: TurnSettings,
+    /// The mobile start-up configuration.
+    pub mobile: MobileSettings,
 }
 
 /// Database pool settings.
@@ -96,6 +105,10 @@ impl Default for Settings {
             shutdown_grace: Duration::from_secs(10),
             database: DatabaseSettings::default(),
             auth: AuthSettings::default(),
+            media: MediaPolicy::default(),
+            ice: IceSettings::default(),
+            turn: TurnSettings::default(),
+            mobile: MobileSettings::default(),
         }
     }
 }
@@ -246,6 +259,8 @@ impl Settings {
                 }
             }
         }
+        problems.extend(self.media.problems());
+        problems.extend(crate::media::problems(&self.ice, &self.turn, &self.mobile));
         if problems.is_empty() {
             Ok(())
         } else {
@@ -258,6 +273,14 @@ impl Settings {
         match &self.auth.secret {
             Some(secret) => Ok(secret.expose().as_bytes().to_vec()),
             None => secrets::load_or_create(&self.secrets_dir(), secrets::JWT_SECRET),
+        }
+    }
+
+    /// The TURN REST shared secret in effect: configured, or generated once into the data dir.
+    pub fn turn_secret(&self) -> Result<Vec<u8>, SettingsError> {
+        match &self.turn.secret {
+            Some(secret) => Ok(secret.expose().as_bytes().to_vec()),
+            None => secrets::load_or_create(&self.secrets_dir(), secrets::TURN_SECRET),
         }
     }
 

@@ -43,6 +43,9 @@ pub struct Serve {
     /// Log format.
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormatArg>,
+    /// STUN/TURN listen address, UDP and TCP (default 127.0.0.1:3478).
+    #[arg(long, value_name = "ADDR")]
+    pub turn_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -18,6 +18,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     if let Command::Serve(serve) = &cli.command {
         overrides.listen = serve.listen;
+        overrides.turn = serve
+            .turn_listen
+            .map(|listen| wakili_settings::TurnOverride { listen });
         overrides.log_format = serve.log_format.map(|f| match f {
             LogFormatArg::Text => LogFormat::Text,
             LogFormatArg::Json => LogFormat::Json,

@@ -78,7 +78,7 @@ fn hidden() -> ApiError {
 }
 
 /// Loads a consultation the caller may see; anything else is indistinguishable from absent.
-async fn visible(
+pub(crate) async fn visible(
     state: &AppState,
     auth: &Auth,
     id: &str,
@@ -453,4 +453,56 @@ pub async fn audit(
     }
     let log = state.db.audit_log(&consultation.id).await?;
     Ok(JsonResponse(log))
+}
+
+/// Body of `PUT /consultations/{id}/quality-profile`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetQualityProfile {
+    /// A profile name from `qualityProfiles` (`low`, `medium`, `high` by default).
+    pub profile: String,
+}
+
+/// Set the consultation's video quality profile (the lawyer, admins; not once it is over).
+#[utoipa::path(put, path = "/api/v1/consultations/{id}/quality-profile", tag = "consultations", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Consultation id")),
+    request_body = SetQualityProfile,
+    responses(
+        (status = 200, description = "Profile set", body = VideoConsultation),
+        (status = 400, description = "Malformed body", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "Not the lawyer or an admin", body = ErrorBody),
+        (status = 404, description = "No such consultation, or not the caller's", body = ErrorBody),
+        (status = 409, description = "The consultation is over", body = ErrorBody),
+        (status = 422, description = "Unknown profile", body = ErrorBody),
+    ))]
+pub async fn set_quality_profile(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    Json(body): Json<SetQualityProfile>,
+) -> Result<JsonResponse<VideoConsultation>, ApiError> {
+    let profiles = &state.settings.media.profiles;
+    if !profiles.contains_key(&body.profile) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            format!(
+                "profile: {:?} is not one of {}",
+                body.profile,
+                profiles.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        ));
+    }
+    let detail = serde_json::json!({ "qualityProfile": body.profile });
+    let saved = change(
+        &state,
+        &auth,
+        &id,
+        Action::Edit,
+        |c| c.quality_profile = Some(body.profile.clone()),
+        detail,
+    )
+    .await?;
+    Ok(JsonResponse(saved))
 }

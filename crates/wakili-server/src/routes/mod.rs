@@ -3,3 +3,4 @@
 pub mod consultations;
 pub mod health;
 pub mod me;
+pub mod webrtc;

@@ -13,28 +13,24 @@ use wakili_db::{Backend, testing::TestDatabase};
 use wakili_settings::{Secret, Settings};
 
 pub const SECRET: &str = "test-secret-test-secret-test-secret-0123456789";
+pub const TURN_SECRET: &str = "turn-rest-secret-for-tests";
 
 pub struct TestApp {
     pub addr: SocketAddr,
     pub http: Client,
     pub db: TestDatabase,
     shutdown: Option<oneshot::Sender<()>>,
+    turn_port: u16,
     pub server: Option<tokio::task::JoinHandle<Result<(), wakili_server::ServerError>>>,
     _data: tempfile::TempDir,
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
-    spawn_app_with(backend, |auth| {
-        auth.secret = Some(Secret::new(SECRET));
-    })
-    .await
+    spawn_app_with(backend, |_| {}).await
 }
 
-/// The server with the auth settings `configure` leaves.
-pub async fn spawn_app_with(
-    backend: Backend,
-    configure: impl FnOnce(&mut wakili_settings::AuthSettings),
-) -> TestApp {
+/// The server with the settings `configure` leaves (HS256 with [`SECRET`] unless changed).
+pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settings)) -> TestApp {
     let db = TestDatabase::new(backend).await;
     let data = tempfile::tempdir().unwrap();
     let mut settings = Settings {
@@ -44,12 +40,20 @@ pub async fn spawn_app_with(
         ..Settings::default()
     };
     settings.auth.leeway = Duration::ZERO;
-    configure(&mut settings.auth);
+    settings.auth.secret = Some(Secret::new(SECRET));
+    settings.turn.secret = Some(Secret::new(TURN_SECRET));
+    configure(&mut settings);
     settings.validate().unwrap();
+    settings.turn.listen = "127.0.0.1:0".parse().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = oneshot::channel();
-    let server = tokio::spawn(wakili_server::launch(settings, listener, async {
+    // What `launch` does, keeping the state to read where the TURN server listens.
+    let state = wakili_server::prepare(settings, std::sync::Arc::new(wakili_server::SystemClock))
+        .await
+        .unwrap();
+    let turn_port = state.ice.embedded().map_or(0, |t| t.udp_port);
+    let server = tokio::spawn(wakili_server::serve(state, listener, async {
         let _ = rx.await;
     }));
     let app = TestApp {
@@ -57,6 +61,7 @@ pub async fn spawn_app_with(
         http: Client::new(),
         db,
         shutdown: Some(tx),
+        turn_port,
         server: Some(server),
         _data: data,
     };
@@ -107,6 +112,11 @@ pub fn token(sub: &str, role: Role) -> String {
 }
 
 impl TestApp {
+    /// The embedded TURN server's port, as `/webrtc/config` advertises it.
+    pub fn turn_port(&self) -> u16 {
+        self.turn_port
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }

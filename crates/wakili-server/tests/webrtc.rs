@@ -1,0 +1,299 @@
+//! What participants get to set up media: ICE servers with working TURN credentials, profiles,
+//! and the mobile start-up configuration.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use wakili_core::Role;
+use wakili_db::Backend;
+
+async fn webrtc_config(app: &TestApp, token: &str, consultation: &str) -> (StatusCode, Value) {
+    app.call(
+        Method::GET,
+        &format!("/api/v1/webrtc/config?consultationId={consultation}"),
+        token,
+        None,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn participants_get_ice_servers_with_working_turn_credentials() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let lawyer = token("lawyer-1", Role::Lawyer);
+    let client = token("client-1", Role::Client);
+    let booked = app.book(&lawyer, "client-1", &day(1, 9)).await;
+    let id = booked["id"].as_str().unwrap();
+
+    let response = app
+        .request(
+            Method::GET,
+            &format!("/api/v1/webrtc/config?consultationId={id}"),
+            &client,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let (status, config) = read(response).await;
+    assert_eq!(status, StatusCode::OK, "{config}");
+    let servers = config["iceServers"].as_array().unwrap();
+    let turn_port = app.turn_port();
+    assert_eq!(
+        servers[0],
+        json!({"urls": [format!("stun:127.0.0.1:{turn_port}")]})
+    );
+    let turn = &servers[1];
+    assert_eq!(
+        turn["urls"],
+        json!([
+            format!("turn:127.0.0.1:{turn_port}?transport=udp"),
+            format!("turn:127.0.0.1:{turn_port}?transport=tcp")
+        ])
+    );
+    // The TURN REST API: <expiry>:<user>, base64(HMAC-SHA1(secret, username)).
+    let username = turn["username"].as_str().unwrap();
+    let (expiry, user) = username.split_once(':').unwrap();
+    assert_eq!(user, "client-1");
+    let expiry: i64 = expiry.parse().unwrap();
+    let left = expiry - chrono::Utc::now().timestamp();
+    assert!((1800..=3600).contains(&left), "valid for 30–60 min: {left}");
+    assert_eq!(
+        config["expiresAt"],
+        json!(chrono::DateTime::from_timestamp(expiry, 0).unwrap())
+    );
+    let accepted = wakili_core::turn::verify(
+        TURN_SECRET.as_bytes(),
+        username,
+        chrono::Utc::now(),
+        std::time::Duration::ZERO,
+    )
+    .unwrap();
+    assert_eq!(
+        turn["credential"].as_str(),
+        Some(accepted.password.as_str())
+    );
+    assert!(
+        !config.to_string().contains(TURN_SECRET),
+        "the secret never leaves the server"
+    );
+
+    assert_eq!(config["iceTransportPolicy"], "all");
+    assert_eq!(config["defaultProfile"], "medium");
+    assert_eq!(config["qualityProfiles"]["low"]["maxBitrate"], 300_000);
+    assert_eq!(config["simulcast"]["enabled"], true);
+    assert_eq!(
+        config["simulcast"]["encodings"].as_array().unwrap().len(),
+        3
+    );
+    assert_eq!(config["audio"]["dtx"], true);
+    assert_eq!(config["screenShare"]["contentHint"], "detail");
+
+    // Strangers learn nothing; bad requests say why.
+    let (status, _) = webrtc_config(&app, &token("lawyer-2", Role::Lawyer), id).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = webrtc_config(&app, &token("admin-1", Role::Admin), id).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = app
+        .call(Method::GET, "/api/v1/webrtc/config", &client, None)
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::BAD_REQUEST, "invalid_query")
+    );
+    let (status, _) = app
+        .http
+        .get(app.url(&format!("/api/v1/webrtc/config?consultationId={id}")))
+        .send()
+        .await
+        .map(|r| (r.status(), ()))
+        .unwrap();
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // The lawyer picks the profile; the config follows; nobody else may.
+    let profile_url = format!("/api/v1/consultations/{id}/quality-profile");
+    let (status, _) = app
+        .call(
+            Method::PUT,
+            &profile_url,
+            &client,
+            Some(json!({"profile": "low"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = app
+        .call(
+            Method::PUT,
+            &profile_url,
+            &lawyer,
+            Some(json!({"profile": "ultra"})),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed")
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("high, low, medium"),
+        "{body}"
+    );
+    let (status, updated) = app
+        .call(
+            Method::PUT,
+            &profile_url,
+            &lawyer,
+            Some(json!({"profile": "low"})),
+        )
+        .await;
+    assert_eq!(
+        (status, &updated["qualityProfile"]),
+        (StatusCode::OK, &json!("low"))
+    );
+    let (_, config) = webrtc_config(&app, &client, id).await;
+    assert_eq!(config["defaultProfile"], "low");
+    assert_eq!(
+        config["simulcast"],
+        json!({"enabled": false, "encodings": []}),
+        "360p sends one layer"
+    );
+    let (_, log) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/consultations/{id}/audit"),
+            &lawyer,
+            None,
+        )
+        .await;
+    assert_eq!(
+        log.as_array().unwrap().last().unwrap()["detail"]["qualityProfile"],
+        "low"
+    );
+
+    // Once over, there is nothing to configure.
+    app.call(
+        Method::POST,
+        &format!("/api/v1/consultations/{id}/start"),
+        &lawyer,
+        None,
+    )
+    .await;
+    app.call(
+        Method::POST,
+        &format!("/api/v1/consultations/{id}/end"),
+        &lawyer,
+        None,
+    )
+    .await;
+    let (status, body) = webrtc_config(&app, &client, id).await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::CONFLICT, "consultation_closed")
+    );
+    let (status, _) = app
+        .call(
+            Method::PUT,
+            &profile_url,
+            &lawyer,
+            Some(json!({"profile": "high"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn relay_only_and_external_servers_are_configurable() {
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.ice.transport_policy = wakili_core::webrtc::IceTransportPolicy::Relay;
+        s.turn.enabled = false;
+        s.ice.turn_servers = vec![wakili_settings::ExternalTurn {
+            urls: vec!["turns:turn.example.com:5349?transport=tcp".into()],
+            auth: wakili_settings::ExternalTurnAuth::Rest,
+            username: None,
+            credential: None,
+        }];
+    })
+    .await;
+    let lawyer = token("lawyer-1", Role::Lawyer);
+    let booked = app.book(&lawyer, "client-1", &day(1, 9)).await;
+    let (status, config) = webrtc_config(&app, &lawyer, booked["id"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(config["iceTransportPolicy"], "relay");
+    let servers = config["iceServers"].as_array().unwrap();
+    assert_eq!(servers.len(), 1, "no embedded server: {servers:?}");
+    assert_eq!(
+        servers[0]["urls"],
+        json!(["turns:turn.example.com:5349?transport=tcp"])
+    );
+    assert!(
+        servers[0]["username"]
+            .as_str()
+            .unwrap()
+            .ends_with(":lawyer-1")
+    );
+}
+
+#[tokio::test]
+async fn mobile_config_is_versioned_with_etags() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let client = token("client-1", Role::Client);
+    let response = app
+        .request(Method::GET, "/api/v1/mobile/config", &client)
+        .send()
+        .await
+        .unwrap();
+    let etag = response.headers()["etag"].to_str().unwrap().to_owned();
+    let (status, config) = read(response).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        config["minVersions"],
+        json!({"android": "1.0.0", "ios": "1.0.0"})
+    );
+    assert_eq!(config["features"]["recording"], true);
+    assert_eq!(config["push"]["enabled"], false);
+    assert!(
+        config["webrtc"]["iceServers"][1]["username"]
+            .as_str()
+            .unwrap()
+            .ends_with(":client-1")
+    );
+    let server_time: chrono::DateTime<chrono::Utc> =
+        config["serverTime"].as_str().unwrap().parse().unwrap();
+    assert!((chrono::Utc::now() - server_time).num_seconds().abs() < 5);
+
+    // Unchanged: 304 without a body, for the plain and the weak form of the tag.
+    for tag in [
+        etag.clone(),
+        format!("W/{etag}"),
+        format!("\"other\", {etag}"),
+    ] {
+        let response = app
+            .request(Method::GET, "/api/v1/mobile/config", &client)
+            .header("if-none-match", tag.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_MODIFIED, "{tag}");
+        assert_eq!(response.headers()["etag"].to_str().unwrap(), etag);
+        assert!(response.bytes().await.unwrap().is_empty());
+    }
+    // Another user's config carries other credentials, so another tag.
+    let other = app
+        .request(
+            Method::GET,
+            "/api/v1/mobile/config",
+            &token("client-2", Role::Client),
+        )
+        .header("if-none-match", etag.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), StatusCode::OK);
+    assert_ne!(other.headers()["etag"].to_str().unwrap(), etag);
+}
