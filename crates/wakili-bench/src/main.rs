@@ -1,0 +1,3 @@
+//! `wakili-bench`: benchmark commands.
+
+fn main() {}
