@@ -35,6 +35,9 @@ pub enum ServerError {
     /// The token verification key cannot be used.
     #[error("auth: {0}")]
     Auth(#[from] AuthError),
+    /// The embedded STUN/TURN server could not start.
+    #[error(transparent)]
+    Turn(#[from] wakili_turn::TurnError),
     /// The data directory or the listener failed.
     #[error("{context}: {source}")]
     Io {
@@ -63,17 +66,37 @@ pub async fn prepare(settings: Settings, clock: Arc<dyn Clock>) -> Result<AppSta
         },
     )
     .await?;
-    let embedded = settings.turn.enabled.then(|| ice::EmbeddedTurn {
-        host: ice::advertised_host(&settings, settings.turn.listen.ip()),
-        udp_port: settings.turn.listen.port(),
-        tcp_port: settings.turn.listen.port(),
-        tls_port: settings
-            .turn
-            .tls()
-            .then_some(settings.turn.tls_listen.port()),
+    let turn_secret = settings.turn_secret()?;
+    let turn = if settings.turn.enabled {
+        Some(wakili_turn::start(turn_config(&settings, turn_secret.clone())).await?)
+    } else {
+        None
+    };
+    let embedded = turn.as_ref().map(|running| ice::EmbeddedTurn {
+        host: ice::advertised_host(&settings, running.udp_addr().ip()),
+        udp_port: running.udp_addr().port(),
+        tcp_port: running.tcp_addr().port(),
     });
-    let ice = ice::IceDirectory::new(&settings, embedded, settings.turn_secret()?);
-    Ok(AppState::new(db, verifier, settings, clock, ice))
+    let ice = ice::IceDirectory::new(&settings, embedded, turn_secret);
+    Ok(AppState::new(db, verifier, settings, clock, ice, turn))
+}
+
+fn turn_config(settings: &Settings, secret: Vec<u8>) -> wakili_turn::TurnConfig {
+    let t = &settings.turn;
+    wakili_turn::TurnConfig {
+        udp: t.listen,
+        tcp: t.listen,
+        realm: t.realm.clone(),
+        secret,
+        leeway: settings.auth.leeway,
+        external_ip: t.external_ip,
+        policy: wakili_turn::PeerPolicy {
+            allow_loopback: t.allow_loopback_peers,
+            allow_private: t.allow_private_peers,
+        },
+        max_allocations_per_user: t.max_allocations_per_user as usize,
+        clock: chrono::Utc::now,
+    }
 }
 
 /// Serves `state` on `listener` until `shutdown` completes, then lets open requests finish for
@@ -90,6 +113,7 @@ pub async fn serve(
         tracing::info!("shutting down: no new connections, finishing open requests");
         let _ = stopping_tx.send(());
     };
+    let turn = std::sync::Arc::clone(&state.turn);
     let server = axum::serve(listener, router(state)).with_graceful_shutdown(signal);
     let deadline = async move {
         if stopping_rx.await.is_ok() {
@@ -98,7 +122,7 @@ pub async fn serve(
             std::future::pending::<()>().await;
         }
     };
-    tokio::select! {
+    let result = tokio::select! {
         result = server => result.map_err(|source| ServerError::Io {
             context: "serving HTTP".into(),
             source,
@@ -107,7 +131,11 @@ pub async fn serve(
             tracing::warn!(grace = ?grace, "grace period over; closing the remaining connections");
             Ok(())
         }
+    };
+    if let Some(running) = turn.lock().await.take() {
+        running.stop().await;
     }
+    result
 }
 
 /// Runs the server with the system clock: [`prepare`] then [`serve`].

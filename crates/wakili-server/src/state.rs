@@ -42,6 +42,8 @@ pub struct Inner {
     pub clock: Arc<dyn Clock>,
     /// ICE servers handed to participants.
     pub ice: crate::ice::IceDirectory,
+    /// The embedded STUN/TURN server, while it runs (taken and stopped at shutdown).
+    pub turn: Arc<tokio::sync::Mutex<Option<wakili_turn::RunningTurn>>>,
     /// Users whose claims were written recently, by id.
     pub(crate) users_seen: Mutex<HashMap<String, crate::auth::SeenUser>>,
 }
@@ -54,6 +56,7 @@ impl AppState {
         settings: Settings,
         clock: Arc<dyn Clock>,
         ice: crate::ice::IceDirectory,
+        turn: Option<wakili_turn::RunningTurn>,
     ) -> Self {
         Self(Arc::new(Inner {
             db,
@@ -61,6 +64,7 @@ impl AppState {
             settings,
             clock,
             ice,
+            turn: Arc::new(tokio::sync::Mutex::new(turn)),
             users_seen: Mutex::new(HashMap::new()),
         }))
     }

@@ -42,17 +42,18 @@ async fn participants_get_ice_servers_with_working_turn_credentials() {
     let (status, config) = read(response).await;
     assert_eq!(status, StatusCode::OK, "{config}");
     let servers = config["iceServers"].as_array().unwrap();
-    let turn_port = app.turn_port();
+    let (udp, tcp) = app.turn_ports();
+    assert!(udp != 0 && tcp != 0, "the embedded server listens");
     assert_eq!(
         servers[0],
-        json!({"urls": [format!("stun:127.0.0.1:{turn_port}")]})
+        json!({"urls": [format!("stun:127.0.0.1:{udp}")]})
     );
     let turn = &servers[1];
     assert_eq!(
         turn["urls"],
         json!([
-            format!("turn:127.0.0.1:{turn_port}?transport=udp"),
-            format!("turn:127.0.0.1:{turn_port}?transport=tcp")
+            format!("turn:127.0.0.1:{udp}?transport=udp"),
+            format!("turn:127.0.0.1:{tcp}?transport=tcp")
         ])
     );
     // The TURN REST API: <expiry>:<user>, base64(HMAC-SHA1(secret, username)).
@@ -296,4 +297,83 @@ async fn mobile_config_is_versioned_with_etags() {
         .unwrap();
     assert_eq!(other.status(), StatusCode::OK);
     assert_ne!(other.headers()["etag"].to_str().unwrap(), etag);
+}
+
+/// Runs coturn's `turnutils_uclient` with the credentials a participant got, against `port`,
+/// relaying to a `turnutils_peer` on loopback.
+async fn relay_with(username: &str, credential: &str, port: u16, tcp: bool) -> String {
+    use tokio::process::Command;
+    let peer_port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _peer = Command::new("turnutils_peer")
+        .args(["-L", "127.0.0.1", "-p", &peer_port.to_string()])
+        .kill_on_drop(true)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("turnutils_peer (Debian package coturn; scripts/test installs it)");
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let (peer, port) = (peer_port.to_string(), port.to_string());
+    let mut args = vec![
+        "-u",
+        username,
+        "-w",
+        credential,
+        "-e",
+        "127.0.0.1",
+        "-r",
+        &peer,
+        "-p",
+        &port,
+        "-n",
+        "50",
+        "-m",
+        "1",
+        "-c",
+    ];
+    if tcp {
+        args.push("-t");
+    }
+    args.push("127.0.0.1");
+    let output = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        Command::new("turnutils_uclient")
+            .args(&args)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("uclient finishes")
+    .unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[tokio::test]
+async fn handed_out_credentials_work_on_the_embedded_relay() {
+    let app = spawn_app_with(Backend::Sqlite, |s| s.turn.allow_loopback_peers = true).await;
+    let lawyer = token("lawyer-1", Role::Lawyer);
+    let booked = app.book(&lawyer, "client-1", &day(1, 9)).await;
+    let (_, config) = webrtc_config(&app, &lawyer, booked["id"].as_str().unwrap()).await;
+    let turn = &config["iceServers"][1];
+    let (username, credential) = (
+        turn["username"].as_str().unwrap(),
+        turn["credential"].as_str().unwrap(),
+    );
+    let (udp, tcp) = app.turn_ports();
+    for (port, over_tcp) in [(udp, false), (tcp, true)] {
+        let output = relay_with(username, credential, port, over_tcp).await;
+        assert!(
+            output.contains("Total lost packets 0 (0.000000%)"),
+            "tcp={over_tcp}: {output}"
+        );
+    }
+    // A forged credential for the same username is refused.
+    let output = relay_with(username, "Zm9yZ2VkLWNyZWRlbnRpYWw=", udp, false).await;
+    assert!(output.contains("Cannot complete Allocation"), "{output}");
 }

@@ -1,6 +1,6 @@
 //! Settings for media: ICE delivery, the embedded STUN/TURN server and the mobile start-up config.
 
-use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration};
+use std::{collections::BTreeMap, net::SocketAddr, time::Duration};
 
 use serde::{Deserialize, Serialize};
 use wakili_core::webrtc::IceTransportPolicy;
@@ -57,12 +57,6 @@ pub struct TurnSettings {
     pub enabled: bool,
     /// UDP and TCP listen address (flag `--turn-listen`).
     pub listen: SocketAddr,
-    /// TURN-over-TLS listen address, used when a certificate is configured.
-    pub tls_listen: SocketAddr,
-    /// PEM certificate chain for TLS.
-    pub tls_cert_file: Option<PathBuf>,
-    /// PEM private key for TLS.
-    pub tls_key_file: Option<PathBuf>,
     /// Authentication realm.
     pub realm: String,
     /// Shared secret for REST credentials (coturn `static-auth-secret`). Empty: generated into
@@ -106,9 +100,6 @@ impl Default for TurnSettings {
         Self {
             enabled: true,
             listen: SocketAddr::from(([127, 0, 0, 1], 3478)),
-            tls_listen: SocketAddr::from(([127, 0, 0, 1], 5349)),
-            tls_cert_file: None,
-            tls_key_file: None,
             realm: "wakili".into(),
             secret: None,
             external_ip: None,
@@ -133,13 +124,6 @@ impl Default for MobileSettings {
                 ("waitingRoom".into(), true),
             ]),
         }
-    }
-}
-
-impl TurnSettings {
-    /// Whether TLS is configured.
-    pub fn tls(&self) -> bool {
-        self.tls_cert_file.is_some() && self.tls_key_file.is_some()
     }
 }
 
@@ -185,8 +169,11 @@ pub(crate) fn problems(
     if !turn.enabled && ice.turn_servers.is_empty() {
         problems.push("turn.enabled = false needs at least one ice.turn_servers entry, or participants behind strict NATs cannot connect".into());
     }
-    if turn.tls_cert_file.is_some() != turn.tls_key_file.is_some() {
-        problems.push("turn.tls_cert_file and turn.tls_key_file: give both or neither".into());
+    if turn.enabled && turn.listen.ip().is_unspecified() && turn.external_ip.is_none() {
+        problems.push(format!(
+            "turn.external_ip: required when turn.listen ({}) binds every interface: the relay must advertise an address clients reach",
+            turn.listen
+        ));
     }
     if turn.realm.trim().is_empty() {
         problems.push("turn.realm: must not be empty".into());

@@ -53,14 +53,15 @@ async fn serve(settings: Settings, _flags: &Serve) -> anyhow::Result<()> {
     let state =
         wakili_server::prepare(settings, std::sync::Arc::new(wakili_server::SystemClock)).await?;
     let local = listener.local_addr()?;
-    print_summary(&state.settings, local);
+    print_summary(&state, local);
     tracing::info!(listen = %local, database = ?state.db.backend(), "wakili serving");
     wakili_server::serve(state, listener, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
 }
 
-fn print_summary(settings: &Settings, local: std::net::SocketAddr) {
+fn print_summary(state: &wakili_server::AppState, local: std::net::SocketAddr) {
+    let settings = &state.settings;
     let base = match settings.public_url.as_deref() {
         Some(url) if !url.trim().is_empty() => settings.public_url(),
         _ => format!("http://{local}"),
@@ -90,6 +91,7 @@ fn print_summary(settings: &Settings, local: std::net::SocketAddr) {
          \n  data dir    {data}\
          \n  recordings  {rec}\
          \n  auth        {auth}\
+         \n  STUN/TURN   {turn}\
          \n  logs        {format}, {level}\
          \n\
          \n  Health      {base}/healthz  ·  {base}/readyz\
@@ -100,6 +102,16 @@ fn print_summary(settings: &Settings, local: std::net::SocketAddr) {
          \n  All settings:  wakili config   (secrets masked)\n",
         version = env!("CARGO_PKG_VERSION"),
         db = settings.database_url_masked(),
+        turn = match state.ice.embedded() {
+            Some(t) => format!(
+                "udp {host}:{udp} · tcp {host}:{tcp} · realm {realm}",
+                host = t.host,
+                udp = t.udp_port,
+                tcp = t.tcp_port,
+                realm = settings.turn.realm
+            ),
+            None => "embedded server off (external TURN configured)".into(),
+        },
         data = settings.data_dir.display(),
         rec = settings.recordings_dir().display(),
         format = match settings.log_format {

@@ -46,7 +46,13 @@ struct Server {
 impl Server {
     fn start(cwd: &Path, extra: &[&str]) -> Self {
         let mut child = wakili(cwd)
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--turn-listen",
+                "127.0.0.1:0",
+            ])
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -20,7 +20,7 @@ pub struct TestApp {
     pub http: Client,
     pub db: TestDatabase,
     shutdown: Option<oneshot::Sender<()>>,
-    turn_port: u16,
+    turn_ports: (u16, u16),
     pub server: Option<tokio::task::JoinHandle<Result<(), wakili_server::ServerError>>>,
     _data: tempfile::TempDir,
 }
@@ -52,7 +52,10 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
     let state = wakili_server::prepare(settings, std::sync::Arc::new(wakili_server::SystemClock))
         .await
         .unwrap();
-    let turn_port = state.ice.embedded().map_or(0, |t| t.udp_port);
+    let turn_ports = state
+        .ice
+        .embedded()
+        .map_or((0, 0), |t| (t.udp_port, t.tcp_port));
     let server = tokio::spawn(wakili_server::serve(state, listener, async {
         let _ = rx.await;
     }));
@@ -61,7 +64,7 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
         http: Client::new(),
         db,
         shutdown: Some(tx),
-        turn_port,
+        turn_ports,
         server: Some(server),
         _data: data,
     };
@@ -112,9 +115,9 @@ pub fn token(sub: &str, role: Role) -> String {
 }
 
 impl TestApp {
-    /// The embedded TURN server's port, as `/webrtc/config` advertises it.
-    pub fn turn_port(&self) -> u16 {
-        self.turn_port
+    /// The embedded TURN server's UDP and TCP ports.
+    pub fn turn_ports(&self) -> (u16, u16) {
+        self.turn_ports
     }
 
     pub fn url(&self, path: &str) -> String {
