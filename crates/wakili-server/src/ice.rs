@@ -13,6 +13,8 @@ pub struct EmbeddedTurn {
     pub udp_port: u16,
     /// TCP port.
     pub tcp_port: u16,
+    /// TURN-over-TLS port, when TLS is configured.
+    pub tls_port: Option<u16>,
 }
 
 impl EmbeddedTurn {
@@ -23,10 +25,14 @@ impl EmbeddedTurn {
 
     /// `turn:`/`turns:` URLs.
     pub fn turn_urls(&self) -> Vec<String> {
-        vec![
+        let mut urls = vec![
             format!("turn:{}:{}?transport=udp", self.host, self.udp_port),
             format!("turn:{}:{}?transport=tcp", self.host, self.tcp_port),
-        ]
+        ];
+        if let Some(port) = self.tls_port {
+            urls.push(format!("turns:{}:{port}?transport=tcp", self.host));
+        }
+        urls
     }
 }
 
@@ -167,6 +173,7 @@ mod tests {
             host: "turn.example.com".into(),
             udp_port: 3478,
             tcp_port: 3478,
+            tls_port: Some(5349),
         };
         let dir = IceDirectory::new(&settings, Some(embedded), b"rest-secret".to_vec());
         let now: DateTime<Utc> = "2026-11-25T12:00:00Z".parse().unwrap();
@@ -179,7 +186,8 @@ mod tests {
             servers[1].urls,
             [
                 "turn:turn.example.com:3478?transport=udp",
-                "turn:turn.example.com:3478?transport=tcp"
+                "turn:turn.example.com:3478?transport=tcp",
+                "turns:turn.example.com:5349?transport=tcp"
             ]
         );
         let username = servers[1].username.as_deref().unwrap();

@@ -68,7 +68,7 @@ pub async fn prepare(settings: Settings, clock: Arc<dyn Clock>) -> Result<AppSta
     .await?;
     let turn_secret = settings.turn_secret()?;
     let turn = if settings.turn.enabled {
-        Some(wakili_turn::start(turn_config(&settings, turn_secret.clone())).await?)
+        Some(wakili_turn::start(turn_config(&settings, turn_secret.clone())?).await?)
     } else {
         None
     };
@@ -76,14 +76,32 @@ pub async fn prepare(settings: Settings, clock: Arc<dyn Clock>) -> Result<AppSta
         host: ice::advertised_host(&settings, running.udp_addr().ip()),
         udp_port: running.udp_addr().port(),
         tcp_port: running.tcp_addr().port(),
+        tls_port: running.tls_addr().map(|a| a.port()),
     });
     let ice = ice::IceDirectory::new(&settings, embedded, turn_secret);
     Ok(AppState::new(db, verifier, settings, clock, ice, turn))
 }
 
-fn turn_config(settings: &Settings, secret: Vec<u8>) -> wakili_turn::TurnConfig {
+fn turn_config(
+    settings: &Settings,
+    secret: Vec<u8>,
+) -> Result<wakili_turn::TurnConfig, ServerError> {
     let t = &settings.turn;
-    wakili_turn::TurnConfig {
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|source| ServerError::Io {
+            context: format!("reading {}", path.display()),
+            source,
+        })
+    };
+    let tls = match (&t.tls_cert_file, &t.tls_key_file) {
+        (Some(cert), Some(key)) => Some(wakili_turn::TlsConfig {
+            listen: t.tls_listen,
+            cert_chain_pem: read(cert)?,
+            key_pem: read(key)?,
+        }),
+        _ => None,
+    };
+    Ok(wakili_turn::TurnConfig {
         udp: t.listen,
         tcp: t.listen,
         realm: t.realm.clone(),
@@ -96,7 +114,8 @@ fn turn_config(settings: &Settings, secret: Vec<u8>) -> wakili_turn::TurnConfig 
         },
         max_allocations_per_user: t.max_allocations_per_user as usize,
         clock: chrono::Utc::now,
-    }
+        tls,
+    })
 }
 
 /// Serves `state` on `listener` until `shutdown` completes, then lets open requests finish for

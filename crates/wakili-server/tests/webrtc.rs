@@ -300,8 +300,8 @@ async fn mobile_config_is_versioned_with_etags() {
 }
 
 /// Runs coturn's `turnutils_uclient` with the credentials a participant got, against `port`,
-/// relaying to a `turnutils_peer` on loopback.
-async fn relay_with(username: &str, credential: &str, port: u16, tcp: bool) -> String {
+/// relaying to a `turnutils_peer` on loopback. `extra`: transport flags (`-t`, `-S -E ca.pem`).
+async fn relay_with(username: &str, credential: &str, port: u16, extra: &[&str]) -> String {
     use tokio::process::Command;
     let peer_port = std::net::UdpSocket::bind("127.0.0.1:0")
         .unwrap()
@@ -333,9 +333,7 @@ async fn relay_with(username: &str, credential: &str, port: u16, tcp: bool) -> S
         "1",
         "-c",
     ];
-    if tcp {
-        args.push("-t");
-    }
+    args.extend(extra);
     args.push("127.0.0.1");
     let output = tokio::time::timeout(
         std::time::Duration::from_secs(60),
@@ -356,7 +354,18 @@ async fn relay_with(username: &str, credential: &str, port: u16, tcp: bool) -> S
 
 #[tokio::test]
 async fn handed_out_credentials_work_on_the_embedded_relay() {
-    let app = spawn_app_with(Backend::Sqlite, |s| s.turn.allow_loopback_peers = true).await;
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.turn.allow_loopback_peers = true;
+        s.turn.tls_listen = "127.0.0.1:0".parse().unwrap();
+        s.turn.tls_cert_file = Some(cert.clone());
+        s.turn.tls_key_file = Some(key.clone());
+    })
+    .await;
     let lawyer = token("lawyer-1", Role::Lawyer);
     let booked = app.book(&lawyer, "client-1", &day(1, 9)).await;
     let (_, config) = webrtc_config(&app, &lawyer, booked["id"].as_str().unwrap()).await;
@@ -365,15 +374,36 @@ async fn handed_out_credentials_work_on_the_embedded_relay() {
         turn["username"].as_str().unwrap(),
         turn["credential"].as_str().unwrap(),
     );
-    let (udp, tcp) = app.turn_ports();
-    for (port, over_tcp) in [(udp, false), (tcp, true)] {
-        let output = relay_with(username, credential, port, over_tcp).await;
+    let urls: Vec<&str> = turn["urls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u.as_str().unwrap())
+        .collect();
+    let port_of = |scheme: &str, transport: &str| -> u16 {
+        let url = urls
+            .iter()
+            .find(|u| u.starts_with(scheme) && u.ends_with(transport))
+            .unwrap_or_else(|| panic!("{scheme}…{transport} in {urls:?}"));
+        let port = url.rsplit(':').next().unwrap();
+        port.split('?').next().unwrap().parse().unwrap()
+    };
+    let udp = port_of("turn:", "transport=udp");
+    let tcp = port_of("turn:", "transport=tcp");
+    let tls = port_of("turns:", "transport=tcp");
+    let ca = dir.path().join("cert.pem").display().to_string();
+    for (port, flags) in [
+        (udp, vec![]),
+        (tcp, vec!["-t"]),
+        (tls, vec!["-t", "-S", "-E", &ca]),
+    ] {
+        let output = relay_with(username, credential, port, &flags).await;
         assert!(
             output.contains("Total lost packets 0 (0.000000%)"),
-            "tcp={over_tcp}: {output}"
+            "{flags:?}: {output}"
         );
     }
     // A forged credential for the same username is refused.
-    let output = relay_with(username, "Zm9yZ2VkLWNyZWRlbnRpYWw=", udp, false).await;
+    let output = relay_with(username, "Zm9yZ2VkLWNyZWRlbnRpYWw=", udp, &[]).await;
     assert!(output.contains("Cannot complete Allocation"), "{output}");
 }

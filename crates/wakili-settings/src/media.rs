@@ -1,6 +1,6 @@
 //! Settings for media: ICE delivery, the embedded STUN/TURN server and the mobile start-up config.
 
-use std::{collections::BTreeMap, net::SocketAddr, time::Duration};
+use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration};
 
 use serde::{Deserialize, Serialize};
 use wakili_core::webrtc::IceTransportPolicy;
@@ -57,6 +57,12 @@ pub struct TurnSettings {
     pub enabled: bool,
     /// UDP and TCP listen address (flag `--turn-listen`).
     pub listen: SocketAddr,
+    /// TURN-over-TLS listen address, served when a certificate and key are configured.
+    pub tls_listen: SocketAddr,
+    /// PEM certificate chain for TURN over TLS.
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key for TURN over TLS.
+    pub tls_key_file: Option<PathBuf>,
     /// Authentication realm.
     pub realm: String,
     /// Shared secret for REST credentials (coturn `static-auth-secret`). Empty: generated into
@@ -100,6 +106,9 @@ impl Default for TurnSettings {
         Self {
             enabled: true,
             listen: SocketAddr::from(([127, 0, 0, 1], 3478)),
+            tls_listen: SocketAddr::from(([127, 0, 0, 1], 5349)),
+            tls_cert_file: None,
+            tls_key_file: None,
             realm: "wakili".into(),
             secret: None,
             external_ip: None,
@@ -168,6 +177,11 @@ pub(crate) fn problems(
     }
     if !turn.enabled && ice.turn_servers.is_empty() {
         problems.push("turn.enabled = false needs at least one ice.turn_servers entry, or participants behind strict NATs cannot connect".into());
+    }
+    if turn.tls_cert_file.is_some() != turn.tls_key_file.is_some() {
+        problems.push(
+            "turn.tls_cert_file and turn.tls_key_file: give both (TURN over TLS) or neither".into(),
+        );
     }
     if turn.enabled && turn.listen.ip().is_unspecified() && turn.external_ip.is_none() {
         problems.push(format!(

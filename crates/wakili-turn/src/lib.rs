@@ -53,6 +53,19 @@ pub struct TurnConfig {
     pub max_allocations_per_user: usize,
     /// Time source for credential expiry.
     pub clock: fn() -> DateTime<Utc>,
+    /// TURN over TLS, when configured.
+    pub tls: Option<TlsConfig>,
+}
+
+/// TURN over TLS (`turns:`).
+#[derive(Clone)]
+pub struct TlsConfig {
+    /// Listen address (5349 by convention).
+    pub listen: SocketAddr,
+    /// PEM certificate chain, leaf first.
+    pub cert_chain_pem: Vec<u8>,
+    /// PEM private key.
+    pub key_pem: Vec<u8>,
 }
 
 impl std::fmt::Debug for TurnConfig {
@@ -90,6 +103,9 @@ pub enum TurnError {
     /// The protocol library refused the configuration.
     #[error("TURN server: {0}")]
     Protocol(String),
+    /// The TLS certificate or key cannot be used.
+    #[error("TURN TLS certificate/key: {0}")]
+    Tls(String),
 }
 
 /// A running server.
@@ -98,9 +114,15 @@ pub struct RunningTurn {
     shared: Arc<shared::Shared>,
     udp: SocketAddr,
     tcp: SocketAddr,
+    tls: Option<SocketAddr>,
 }
 
 impl RunningTurn {
+    /// Where TURN over TLS is served, if configured.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls
+    }
+
     /// Where UDP is served.
     pub fn udp_addr(&self) -> SocketAddr {
         self.udp
@@ -169,26 +191,41 @@ pub async fn start(config: TurnConfig) -> Result<RunningTurn, TurnError> {
             shared: Arc::clone(shared),
         })
     };
-    let tcp_conn = tcp::TcpConn::new(tcp).map_err(|source| TurnError::Bind {
+    let tcp_conn = tcp::TcpConn::new(tcp, None).map_err(|source| TurnError::Bind {
         transport: "TCP",
         addr: config.tcp,
         source,
     })?;
+    let mut listeners: Vec<Arc<dyn util::Conn + Send + Sync>> =
+        vec![Arc::new(udp), Arc::new(tcp_conn)];
+    let mut tls_addr = None;
+    if let Some(tls) = &config.tls {
+        let acceptor = tls_acceptor(tls)?;
+        let listener = TcpListener::bind(tls.listen)
+            .await
+            .map_err(|source| TurnError::Bind {
+                transport: "TLS",
+                addr: tls.listen,
+                source,
+            })?;
+        tls_addr = Some(local(listener.local_addr(), "TLS", tls.listen)?);
+        let conn =
+            tcp::TcpConn::new(listener, Some(acceptor)).map_err(|source| TurnError::Bind {
+                transport: "TLS",
+                addr: tls.listen,
+                source,
+            })?;
+        listeners.push(Arc::new(conn));
+    }
     let (closed_tx, mut closed_rx) = tokio::sync::mpsc::channel(1024);
     let server = Server::new(ServerConfig {
-        conn_configs: vec![
-            ConnConfig {
-                conn: Arc::new(guard::GuardConn::new(Arc::new(udp), Arc::clone(&shared))),
+        conn_configs: listeners
+            .into_iter()
+            .map(|listener| ConnConfig {
+                conn: Arc::new(guard::GuardConn::new(listener, Arc::clone(&shared))),
                 relay_addr_generator: relay(&shared),
-            },
-            ConnConfig {
-                conn: Arc::new(guard::GuardConn::new(
-                    Arc::new(tcp_conn),
-                    Arc::clone(&shared),
-                )),
-                relay_addr_generator: relay(&shared),
-            },
-        ],
+            })
+            .collect(),
         realm: config.realm,
         auth_handler: Arc::new(shared::RestAuth(Arc::clone(&shared))),
         channel_bind_timeout: Duration::ZERO,
@@ -202,11 +239,35 @@ pub async fn start(config: TurnConfig) -> Result<RunningTurn, TurnError> {
             closer.allocation_closed(info.five_tuple.src_addr);
         }
     });
-    tracing::info!(udp = %udp_addr, tcp = %tcp_addr, relay_ip = %advertised, "STUN/TURN listening");
+    tracing::info!(udp = %udp_addr, tcp = %tcp_addr, tls = ?tls_addr, relay_ip = %advertised, "STUN/TURN listening");
     Ok(RunningTurn {
         server,
         shared,
         udp: udp_addr,
         tcp: tcp_addr,
+        tls: tls_addr,
     })
+}
+
+fn tls_acceptor(tls: &TlsConfig) -> Result<tokio_rustls::TlsAcceptor, TurnError> {
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+    let bad = |e: &dyn std::fmt::Display| TurnError::Tls(e.to_string());
+    let chain = CertificateDer::pem_slice_iter(&tls.cert_chain_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(&e))?;
+    if chain.is_empty() {
+        return Err(TurnError::Tls(
+            "no certificate in the certificate file".into(),
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_slice(&tls.key_pem).map_err(|e| bad(&e))?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| bad(&e))?
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .map_err(|e| bad(&e))?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }

@@ -3,7 +3,8 @@
 //! frames (padded to 4 bytes on streams, §12.5); answers to a client address go back on its
 //! connection.
 //!
-//! Hand-written because webrtc-rs's TURN server only takes datagram sockets.
+//! Hand-written because webrtc-rs's TURN server only takes datagram sockets. With a TLS acceptor
+//! the same listener serves TURN over TLS (`turns:`).
 
 use std::{
     collections::HashMap,
@@ -13,11 +14,12 @@ use std::{
 
 use async_trait::async_trait;
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpListener, TcpStream},
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
+    net::TcpListener,
     sync::mpsc,
     task::JoinHandle,
 };
+use tokio_rustls::TlsAcceptor;
 use util::Conn;
 
 /// Largest message accepted: the protocol library's receive buffer.
@@ -26,6 +28,8 @@ pub(crate) const MAX_MESSAGE: usize = 1500;
 const WRITE_QUEUE: usize = 256;
 /// Most simultaneous TCP clients.
 const MAX_CONNECTIONS: usize = 10_000;
+/// Longest a TLS handshake may take.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 type Writers = Arc<Mutex<HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>>>;
 
@@ -48,11 +52,11 @@ pub(crate) struct TcpConn {
 }
 
 impl TcpConn {
-    pub fn new(listener: TcpListener) -> std::io::Result<Self> {
+    pub fn new(listener: TcpListener, tls: Option<TlsAcceptor>) -> std::io::Result<Self> {
         let local = listener.local_addr()?;
         let (tx, rx) = mpsc::channel(4096);
         let writers: Writers = Arc::default();
-        let accept = tokio::spawn(accept_loop(listener, tx, Arc::clone(&writers)));
+        let accept = tokio::spawn(accept_loop(listener, tls, tx, Arc::clone(&writers)));
         Ok(Self {
             local,
             inbound: tokio::sync::Mutex::new(rx),
@@ -70,6 +74,7 @@ impl Drop for TcpConn {
 
 async fn accept_loop(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     inbound: mpsc::Sender<(Vec<u8>, SocketAddr)>,
     writers: Writers,
 ) {
@@ -83,22 +88,36 @@ async fn accept_loop(
             continue;
         }
         let _ = stream.set_nodelay(true);
-        tokio::spawn(connection(
-            stream,
-            client,
-            inbound.clone(),
-            Arc::clone(&writers),
-        ));
+        let (inbound, writers) = (inbound.clone(), Arc::clone(&writers));
+        match &tls {
+            None => {
+                tokio::spawn(connection(stream, client, inbound, writers));
+            }
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => connection(stream, client, inbound, writers).await,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%client, error = %e, "TURN/TLS handshake failed")
+                        }
+                        Err(_) => tracing::debug!(%client, "TURN/TLS handshake timed out"),
+                    }
+                });
+            }
+        }
     }
 }
 
-async fn connection(
-    stream: TcpStream,
+async fn connection<S>(
+    stream: S,
     client: SocketAddr,
     inbound: mpsc::Sender<(Vec<u8>, SocketAddr)>,
     writers: Writers,
-) {
-    let (mut reader, mut writer) = stream.into_split();
+) where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut reader, mut writer) = tokio::io::split(stream);
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(WRITE_QUEUE);
     writers
         .lock()

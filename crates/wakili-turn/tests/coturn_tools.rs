@@ -11,6 +11,14 @@ use wakili_turn::{PeerPolicy, RunningTurn, TurnConfig, start};
 const SECRET: &str = "wakili-turn-test-secret";
 
 async fn server(policy: PeerPolicy, cap: usize) -> RunningTurn {
+    server_with_tls(policy, cap, None).await
+}
+
+async fn server_with_tls(
+    policy: PeerPolicy,
+    cap: usize,
+    tls: Option<wakili_turn::TlsConfig>,
+) -> RunningTurn {
     start(TurnConfig {
         udp: "127.0.0.1:0".parse().unwrap(),
         tcp: "127.0.0.1:0".parse().unwrap(),
@@ -21,6 +29,7 @@ async fn server(policy: PeerPolicy, cap: usize) -> RunningTurn {
         policy,
         max_allocations_per_user: cap,
         clock: chrono::Utc::now,
+        tls,
     })
     .await
     .unwrap()
@@ -89,18 +98,37 @@ fn total(output: &str, key: &str) -> u64 {
         .unwrap()
 }
 
-async fn relay_without_loss(tcp: bool) {
-    let turn = server(LOOPBACK, 100).await;
+#[derive(Clone, Copy, PartialEq)]
+enum Transport {
+    Udp,
+    Tcp,
+    Tls,
+}
+
+async fn relay_without_loss(transport: Transport) {
+    // A certificate for 127.0.0.1 that uclient verifies (-E): TLS must really be TLS.
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, certified.cert.pem()).unwrap();
+    let tls = (transport == Transport::Tls).then(|| wakili_turn::TlsConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        cert_chain_pem: certified.cert.pem().into_bytes(),
+        key_pem: certified.signing_key.serialize_pem().into_bytes(),
+    });
+    let turn = server_with_tls(LOOPBACK, 100, tls).await;
     let (_peer, peer_port) = peer();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let port = if tcp {
-        turn.tcp_addr()
-    } else {
-        turn.udp_addr()
+    let port = match transport {
+        Transport::Udp => turn.udp_addr(),
+        Transport::Tcp => turn.tcp_addr(),
+        Transport::Tls => turn.tls_addr().unwrap(),
     }
     .port()
     .to_string();
     let peer_port = peer_port.to_string();
+    let ca = ca.display().to_string();
     let mut args = vec![
         "-W",
         SECRET,
@@ -120,8 +148,10 @@ async fn relay_without_loss(tcp: bool) {
         "170",
         "-c",
     ];
-    if tcp {
-        args.push("-t");
+    match transport {
+        Transport::Udp => {}
+        Transport::Tcp => args.push("-t"),
+        Transport::Tls => args.extend(["-t", "-S", "-E", &ca]),
     }
     args.push("127.0.0.1");
     let output = uclient(&args).await;
@@ -163,12 +193,17 @@ async fn stun_binding_answers() {
 
 #[tokio::test]
 async fn relays_over_udp_without_loss() {
-    relay_without_loss(false).await;
+    relay_without_loss(Transport::Udp).await;
 }
 
 #[tokio::test]
 async fn relays_over_tcp_without_loss() {
-    relay_without_loss(true).await;
+    relay_without_loss(Transport::Tcp).await;
+}
+
+#[tokio::test]
+async fn relays_over_tls_without_loss() {
+    relay_without_loss(Transport::Tls).await;
 }
 
 #[tokio::test]

@@ -104,10 +104,14 @@ fn print_summary(state: &wakili_server::AppState, local: std::net::SocketAddr) {
         db = settings.database_url_masked(),
         turn = match state.ice.embedded() {
             Some(t) => format!(
-                "udp {host}:{udp} · tcp {host}:{tcp} · realm {realm}",
+                "udp {host}:{udp} · tcp {host}:{tcp}{tls} · realm {realm}",
                 host = t.host,
                 udp = t.udp_port,
                 tcp = t.tcp_port,
+                tls = t
+                    .tls_port
+                    .map(|p| format!(" · tls {}:{p}", t.host))
+                    .unwrap_or_default(),
                 realm = settings.turn.realm
             ),
             None => "embedded server off (external TURN configured)".into(),
