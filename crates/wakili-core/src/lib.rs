@@ -8,6 +8,7 @@ mod error;
 pub mod ids;
 pub mod page;
 pub mod role;
+pub mod room;
 pub mod turn;
 pub mod version;
 pub mod webrtc;

@@ -1,0 +1,1026 @@
+//! A consultation room: who is in it, the waiting room, resume after a dropped connection, media
+//! state and consent-gated recording. Sans-IO: inputs carry `now` and any ids they need, outputs
+//! are events to deliver and facts to persist. The state serializes, so one node can keep it in
+//! memory and many nodes can keep it in Redis.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::Role;
+
+/// How clients are let in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Admission {
+    /// Clients wait until the lawyer is there, then enter together with them.
+    OnLawyerJoin,
+    /// Clients wait until the lawyer admits them (`participant:admit`).
+    Manual,
+}
+
+/// Room rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomPolicy {
+    /// How long a dropped participant may come back with its resume token.
+    pub grace: Duration,
+    /// Waiting-room behaviour.
+    pub admission: Admission,
+    /// Version of the recording notice participants consent to.
+    pub notice_version: String,
+}
+
+/// Camera, microphone and screen share, as the participant reports them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaState {
+    /// Microphone on.
+    pub audio: bool,
+    /// Camera on.
+    pub video: bool,
+    /// Sharing the screen.
+    pub screen: bool,
+}
+
+/// Where a participant is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Presence {
+    /// In the waiting room.
+    Waiting,
+    /// In the call.
+    Present,
+    /// Connection lost; may resume until `until`.
+    Reconnecting {
+        /// Where it was before the drop.
+        was_waiting: bool,
+        /// End of the grace period.
+        until: DateTime<Utc>,
+    },
+}
+
+/// A participant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// Stable across resumes.
+    pub participant_id: String,
+    /// Platform user.
+    pub user_id: String,
+    /// Role in this consultation.
+    pub role: Role,
+    /// Display name.
+    pub name: String,
+    /// Media state.
+    pub media: MediaState,
+    /// Presence.
+    pub presence: Presence,
+    /// Secret that lets this participant resume.
+    pub resume_token: String,
+}
+
+/// A participant as others see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberView {
+    /// Participant id.
+    pub participant_id: String,
+    /// User id.
+    pub user_id: String,
+    /// Role.
+    pub role: Role,
+    /// Display name.
+    pub name: String,
+    /// Media state.
+    pub media: MediaState,
+    /// In the waiting room.
+    pub waiting: bool,
+    /// Connection lost, may come back.
+    pub reconnecting: bool,
+}
+
+impl Member {
+    fn view(&self) -> MemberView {
+        MemberView {
+            participant_id: self.participant_id.clone(),
+            user_id: self.user_id.clone(),
+            role: self.role,
+            name: self.name.clone(),
+            media: self.media,
+            waiting: matches!(
+                self.presence,
+                Presence::Waiting
+                    | Presence::Reconnecting {
+                        was_waiting: true,
+                        ..
+                    }
+            ),
+            reconnecting: matches!(self.presence, Presence::Reconnecting { .. }),
+        }
+    }
+
+    fn present(&self) -> bool {
+        self.presence == Presence::Present
+    }
+}
+
+/// The recording's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Recording {
+    /// Not recording.
+    Idle,
+    /// Waiting for consent from `pending`.
+    AwaitingConsent {
+        /// Recording id.
+        id: String,
+        /// Participant who started it.
+        by: String,
+        /// Still to answer.
+        pending: BTreeSet<String>,
+        /// Already granted.
+        granted: BTreeSet<String>,
+    },
+    /// Everyone present consented.
+    Active {
+        /// Recording id.
+        id: String,
+        /// Participant who started it.
+        by: String,
+        /// Everyone who granted.
+        granted: BTreeSet<String>,
+    },
+}
+
+/// Something a participant asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// `consultation:join`. `participant_id` and `new_resume_token` are used when this is not a
+    /// resume.
+    Join {
+        /// Platform user.
+        user_id: String,
+        /// Role in the consultation.
+        role: Role,
+        /// Display name.
+        name: String,
+        /// Token from an earlier join.
+        resume_token: Option<String>,
+        /// Id for a new participant.
+        participant_id: String,
+        /// Resume token for a new participant.
+        new_resume_token: String,
+    },
+    /// The participant's connection dropped.
+    Disconnected {
+        /// Who.
+        participant_id: String,
+    },
+    /// `consultation:leave`.
+    Leave {
+        /// Who.
+        participant_id: String,
+    },
+    /// `participant:admit`.
+    Admit {
+        /// The lawyer or an admin.
+        by: String,
+        /// The waiting participant.
+        target: String,
+    },
+    /// `signal`: may `from` send to `to`?
+    Signal {
+        /// Sender.
+        from: String,
+        /// Recipient.
+        to: String,
+    },
+    /// `media:state`.
+    Media {
+        /// Who.
+        participant_id: String,
+        /// New state.
+        media: MediaState,
+    },
+    /// `recording:start`, with the id the new recording gets.
+    RecordingStart {
+        /// The lawyer.
+        by: String,
+        /// New recording id.
+        recording_id: String,
+    },
+    /// `recording:stop`.
+    RecordingStop {
+        /// The lawyer.
+        by: String,
+    },
+    /// `recording:consent`.
+    Consent {
+        /// Who answers.
+        participant_id: String,
+        /// The answer.
+        granted: bool,
+    },
+    /// `consultation:end`.
+    End {
+        /// The lawyer or an admin.
+        by: String,
+    },
+}
+
+/// Who an event goes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum To {
+    /// One participant.
+    One(String),
+    /// Every participant but one.
+    AllBut(String),
+    /// Every participant.
+    All,
+}
+
+/// An event for participants.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Event {
+    /// `participant:joined`.
+    Joined(MemberView),
+    /// `participant:left`.
+    Left {
+        /// Who.
+        #[serde(rename = "participantId")]
+        participant_id: String,
+        /// `left`, `timeout`, `replaced`, `ended`.
+        reason: &'static str,
+    },
+    /// `participant:reconnecting` / `participant:resumed` / `participant:admitted` /
+    /// `consultation:admitted`.
+    Participant {
+        /// Who.
+        #[serde(rename = "participantId")]
+        participant_id: String,
+    },
+    /// `participant:media`.
+    Media {
+        /// Who.
+        #[serde(rename = "participantId")]
+        participant_id: String,
+        /// New state.
+        #[serde(flatten)]
+        media: MediaState,
+    },
+    /// `recording:consent-request`.
+    ConsentRequest {
+        /// Notice to show.
+        #[serde(rename = "noticeVersion")]
+        notice_version: String,
+        /// Recording id.
+        #[serde(rename = "recordingId")]
+        recording_id: String,
+    },
+    /// `recording:state`.
+    RecordingState {
+        /// Whether recording is on.
+        active: bool,
+        /// Recording id.
+        #[serde(rename = "recordingId", skip_serializing_if = "Option::is_none")]
+        recording_id: Option<String>,
+        /// Who started it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+        /// Why it is not (or no longer) active.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<&'static str>,
+    },
+    /// `recording:consent-refused` / `recording:consent-needed` (to the lawyer).
+    ConsentNotice {
+        /// Who refused, or who must still consent.
+        #[serde(rename = "participantId")]
+        participant_id: String,
+        /// Their user id.
+        #[serde(rename = "userId")]
+        user_id: String,
+    },
+    /// `consultation:ended`.
+    Ended {
+        /// Who ended it.
+        by: String,
+    },
+}
+
+/// A delivery: event name, recipients, payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outbound {
+    /// Socket.IO event name.
+    pub name: &'static str,
+    /// Recipients.
+    pub to: To,
+    /// Payload.
+    pub event: Event,
+}
+
+/// A fact the caller must persist or act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fact {
+    /// For the audit log: action and participant.
+    Audit {
+        /// Dotted action name.
+        action: &'static str,
+        /// Participant concerned.
+        participant_id: String,
+        /// Their user id.
+        user_id: String,
+    },
+    /// A consent decision to store.
+    Consent {
+        /// Recording it concerns.
+        recording_id: String,
+        /// Who decided.
+        user_id: String,
+        /// Notice version shown.
+        notice_version: String,
+        /// The decision.
+        granted: bool,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The lawyer is in: the consultation should be `in_progress`.
+    LawyerArrived,
+    /// The consultation ended.
+    Ended,
+    /// This participant's connection must be closed (another connection took its place).
+    Disconnect {
+        /// Whose.
+        participant_id: String,
+    },
+}
+
+/// What an input led to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Events to deliver.
+    pub outbound: Vec<Outbound>,
+    /// Facts to persist.
+    pub facts: Vec<Fact>,
+}
+
+/// The answer to a join.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Joined {
+    /// The participant (the same as before, on a resume).
+    pub participant_id: String,
+    /// Token to resume with.
+    pub resume_token: String,
+    /// Everyone in the room, the joiner included.
+    pub participants: Vec<MemberView>,
+    /// Recording state.
+    pub recording: RecordingView,
+    /// In the waiting room.
+    pub waiting: bool,
+    /// Whether this was a resume.
+    pub resumed: bool,
+}
+
+/// Recording state as participants see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordingView {
+    /// On.
+    pub active: bool,
+    /// Current recording, active or awaiting consent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recording_id: Option<String>,
+}
+
+/// Why an input is refused; `code()` is the error code clients see.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RoomError {
+    /// The caller has no right to do this.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// No such participant in this consultation.
+    #[error("no such participant in this consultation")]
+    NoParticipant,
+    /// A waiting participant cannot do this yet.
+    #[error("you are in the waiting room")]
+    Waiting,
+    /// The recording is not in a state that allows this.
+    #[error("{0}")]
+    Recording(&'static str),
+    /// The consultation is over.
+    #[error("the consultation has ended")]
+    Ended,
+}
+
+impl RoomError {
+    /// The error code clients branch on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Forbidden(_) => "forbidden",
+            Self::NoParticipant => "not_found",
+            Self::Waiting => "waiting",
+            Self::Recording(_) => "invalid_state",
+            Self::Ended => "consultation_closed",
+        }
+    }
+}
+
+/// One consultation's room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Room {
+    /// Participants by id.
+    pub members: BTreeMap<String, Member>,
+    /// Recording.
+    pub recording: Recording,
+    /// Whether the lawyer has joined at least once.
+    pub lawyer_arrived: bool,
+    /// Ended: nothing more happens.
+    pub ended: bool,
+}
+
+impl Default for Room {
+    fn default() -> Self {
+        Self {
+            members: BTreeMap::new(),
+            recording: Recording::Idle,
+            lawyer_arrived: false,
+            ended: false,
+        }
+    }
+}
+
+fn send(out: &mut Outcome, name: &'static str, to: To, event: Event) {
+    out.outbound.push(Outbound { name, to, event });
+}
+
+fn audit(out: &mut Outcome, action: &'static str, m: &Member) {
+    out.facts.push(Fact::Audit {
+        action,
+        participant_id: m.participant_id.clone(),
+        user_id: m.user_id.clone(),
+    });
+}
+
+impl Room {
+    fn member(&self, id: &str) -> Result<&Member, RoomError> {
+        self.members.get(id).ok_or(RoomError::NoParticipant)
+    }
+
+    fn lawyer_here(&self) -> bool {
+        self.members
+            .values()
+            .any(|m| m.role == Role::Lawyer && !matches!(m.presence, Presence::Waiting))
+    }
+
+    fn may_run_call(&self, id: &str) -> Result<&Member, RoomError> {
+        let m = self.member(id)?;
+        match m.role {
+            Role::Lawyer | Role::Admin => Ok(m),
+            Role::Client => Err(RoomError::Forbidden(
+                "only the lawyer or an admin can do this",
+            )),
+        }
+    }
+
+    /// The recording as participants see it.
+    pub fn recording_view(&self) -> RecordingView {
+        match &self.recording {
+            Recording::Idle => RecordingView {
+                active: false,
+                recording_id: None,
+            },
+            Recording::AwaitingConsent { id, .. } => RecordingView {
+                active: false,
+                recording_id: Some(id.clone()),
+            },
+            Recording::Active { id, .. } => RecordingView {
+                active: true,
+                recording_id: Some(id.clone()),
+            },
+        }
+    }
+
+    fn views(&self) -> Vec<MemberView> {
+        self.members.values().map(Member::view).collect()
+    }
+
+    /// Handles a join.
+    pub fn join(
+        &mut self,
+        input: Input,
+        policy: &RoomPolicy,
+        now: DateTime<Utc>,
+    ) -> Result<(Joined, Outcome), RoomError> {
+        let Input::Join {
+            user_id,
+            role,
+            name,
+            resume_token,
+            participant_id,
+            new_resume_token,
+        } = input
+        else {
+            return Err(RoomError::Forbidden("not a join"));
+        };
+        if self.ended {
+            return Err(RoomError::Ended);
+        }
+        let mut out = Outcome::default();
+        self.expire(now, &mut out);
+        // Resume: same user, matching token, still within the grace period (or not yet noticed gone).
+        let resumable = resume_token.as_deref().and_then(|token| {
+            self.members
+                .values()
+                .find(|m| m.user_id == user_id && m.resume_token == token)
+                .map(|m| m.participant_id.clone())
+        });
+        if let Some(id) = resumable {
+            let member = self.members.get_mut(&id).ok_or(RoomError::NoParticipant)?;
+            match member.presence {
+                Presence::Reconnecting { was_waiting, .. } => {
+                    member.presence = if was_waiting {
+                        Presence::Waiting
+                    } else {
+                        Presence::Present
+                    };
+                    let event = Event::Participant {
+                        participant_id: id.clone(),
+                    };
+                    send(
+                        &mut out,
+                        "participant:resumed",
+                        To::AllBut(id.clone()),
+                        event,
+                    );
+                }
+                // The old connection is still open (the drop was not noticed yet): take over.
+                _ => out.facts.push(Fact::Disconnect {
+                    participant_id: id.clone(),
+                }),
+            }
+            let member = self.member(&id)?.clone();
+            audit(&mut out, "participant.resumed", &member);
+            if member.role == Role::Lawyer && member.present() {
+                self.lawyer_entered(policy, now, &mut out);
+            }
+            let joined = Joined {
+                participant_id: id,
+                resume_token: member.resume_token.clone(),
+                participants: self.views(),
+                recording: self.recording_view(),
+                waiting: member.presence == Presence::Waiting,
+                resumed: true,
+            };
+            return Ok((joined, out));
+        }
+        // One participant per user: a new join replaces an older one.
+        let previous: Vec<String> = self
+            .members
+            .values()
+            .filter(|m| m.user_id == user_id)
+            .map(|m| m.participant_id.clone())
+            .collect();
+        for old in previous {
+            out.facts.push(Fact::Disconnect {
+                participant_id: old.clone(),
+            });
+            self.remove(&old, "replaced", now, &mut out);
+        }
+        let waits =
+            role == Role::Client && (policy.admission == Admission::Manual || !self.lawyer_here());
+        let member = Member {
+            participant_id: participant_id.clone(),
+            user_id,
+            role,
+            name,
+            media: MediaState::default(),
+            presence: if waits {
+                Presence::Waiting
+            } else {
+                Presence::Present
+            },
+            resume_token: new_resume_token,
+        };
+        self.members.insert(participant_id.clone(), member.clone());
+        audit(
+            &mut out,
+            if waits {
+                "participant.waiting"
+            } else {
+                "participant.joined"
+            },
+            &member,
+        );
+        send(
+            &mut out,
+            "participant:joined",
+            To::AllBut(participant_id.clone()),
+            Event::Joined(member.view()),
+        );
+        if role == Role::Lawyer {
+            self.lawyer_entered(policy, now, &mut out);
+        } else if !waits {
+            self.newcomer_and_recording(&participant_id, policy, &mut out);
+        }
+        let joined = Joined {
+            participant_id: participant_id.clone(),
+            resume_token: member.resume_token.clone(),
+            participants: self.views(),
+            recording: self.recording_view(),
+            waiting: waits,
+            resumed: false,
+        };
+        Ok((joined, out))
+    }
+
+    fn lawyer_entered(&mut self, policy: &RoomPolicy, _now: DateTime<Utc>, out: &mut Outcome) {
+        if !self.lawyer_arrived {
+            self.lawyer_arrived = true;
+            out.facts.push(Fact::LawyerArrived);
+        }
+        if policy.admission == Admission::OnLawyerJoin {
+            let waiting: Vec<String> = self
+                .members
+                .values()
+                .filter(|m| m.presence == Presence::Waiting)
+                .map(|m| m.participant_id.clone())
+                .collect();
+            for id in waiting {
+                self.admit_member(&id, policy, out);
+            }
+        }
+    }
+
+    fn admit_member(&mut self, id: &str, policy: &RoomPolicy, out: &mut Outcome) {
+        let Some(member) = self.members.get_mut(id) else {
+            return;
+        };
+        member.presence = Presence::Present;
+        let member = member.clone();
+        audit(out, "participant.admitted", &member);
+        let event = || Event::Participant {
+            participant_id: id.to_owned(),
+        };
+        send(
+            out,
+            "consultation:admitted",
+            To::One(id.to_owned()),
+            event(),
+        );
+        send(
+            out,
+            "participant:admitted",
+            To::AllBut(id.to_owned()),
+            event(),
+        );
+        self.newcomer_and_recording(id, policy, out);
+    }
+
+    /// A participant became present: if a recording is on or being set up, they must consent
+    /// too, and the lawyer is told. An active recording pauses until they do.
+    fn newcomer_and_recording(&mut self, id: &str, policy: &RoomPolicy, out: &mut Outcome) {
+        let (recording_id, by, mut granted) = match &self.recording {
+            Recording::Idle => return,
+            Recording::AwaitingConsent {
+                id: r, by, granted, ..
+            }
+            | Recording::Active { id: r, by, granted } => (r.clone(), by.clone(), granted.clone()),
+        };
+        if id == by || granted.contains(id) {
+            return;
+        }
+        let mut pending = match &self.recording {
+            Recording::AwaitingConsent { pending, .. } => pending.clone(),
+            _ => BTreeSet::new(),
+        };
+        if matches!(self.recording, Recording::Active { .. }) {
+            let paused = Event::RecordingState {
+                active: false,
+                recording_id: Some(recording_id.clone()),
+                by: None,
+                reason: Some("consent_pending"),
+            };
+            send(out, "recording:state", To::All, paused);
+        }
+        pending.insert(id.to_owned());
+        granted.remove(id);
+        self.recording = Recording::AwaitingConsent {
+            id: recording_id.clone(),
+            by: by.clone(),
+            pending,
+            granted,
+        };
+        if let Some(m) = self.members.get(id) {
+            let notice = Event::ConsentNotice {
+                participant_id: id.to_owned(),
+                user_id: m.user_id.clone(),
+            };
+            send(out, "recording:consent-needed", To::One(by), notice);
+        }
+        out.outbound.push(Outbound {
+            name: "recording:consent-request",
+            to: To::One(id.to_owned()),
+            event: Event::ConsentRequest {
+                notice_version: policy.notice_version.clone(),
+                recording_id,
+            },
+        });
+    }
+
+    fn remove(&mut self, id: &str, reason: &'static str, now: DateTime<Utc>, out: &mut Outcome) {
+        let Some(member) = self.members.remove(id) else {
+            return;
+        };
+        audit(out, "participant.left", &member);
+        let event = Event::Left {
+            participant_id: id.to_owned(),
+            reason,
+        };
+        send(out, "participant:left", To::AllBut(id.to_owned()), event);
+        let recorder_left = match &self.recording {
+            Recording::AwaitingConsent { by, .. } | Recording::Active { by, .. } => by == id,
+            Recording::Idle => false,
+        };
+        if recorder_left {
+            self.stop_recording("recorder_left", out);
+        } else {
+            self.consent_withdrawn_by_leaving(id, now, out);
+        }
+    }
+
+    /// Someone who still had to consent left: the rest may now all have granted.
+    fn consent_withdrawn_by_leaving(&mut self, id: &str, _now: DateTime<Utc>, out: &mut Outcome) {
+        if let Recording::AwaitingConsent { pending, .. } = &mut self.recording
+            && pending.remove(id)
+        {
+            self.activate_if_complete(out);
+        }
+    }
+
+    fn activate_if_complete(&mut self, out: &mut Outcome) {
+        if let Recording::AwaitingConsent {
+            id,
+            by,
+            pending,
+            granted,
+        } = &self.recording
+            && pending.is_empty()
+        {
+            let (id, by, granted) = (id.clone(), by.clone(), granted.clone());
+            let event = Event::RecordingState {
+                active: true,
+                recording_id: Some(id.clone()),
+                by: Some(by.clone()),
+                reason: None,
+            };
+            send(out, "recording:state", To::All, event);
+            if let Some(m) = self.members.get(&by) {
+                let m = m.clone();
+                audit(out, "recording.active", &m);
+            }
+            self.recording = Recording::Active { id, by, granted };
+        }
+    }
+
+    fn stop_recording(&mut self, reason: &'static str, out: &mut Outcome) {
+        let id = match &self.recording {
+            Recording::Idle => return,
+            Recording::AwaitingConsent { id, .. } | Recording::Active { id, .. } => id.clone(),
+        };
+        self.recording = Recording::Idle;
+        let event = Event::RecordingState {
+            active: false,
+            recording_id: Some(id),
+            by: None,
+            reason: Some(reason),
+        };
+        send(out, "recording:state", To::All, event);
+    }
+
+    /// Removes participants whose grace period is over. Call it on a timer
+    /// ([`Room::next_deadline`]) and before each input.
+    pub fn expire(&mut self, now: DateTime<Utc>, out: &mut Outcome) {
+        let expired: Vec<String> = self
+            .members
+            .values()
+            .filter(|m| matches!(m.presence, Presence::Reconnecting { until, .. } if until <= now))
+            .map(|m| m.participant_id.clone())
+            .collect();
+        for id in expired {
+            self.remove(&id, "timeout", now, out);
+        }
+    }
+
+    /// When [`Room::expire`] next has work.
+    pub fn next_deadline(&self) -> Option<DateTime<Utc>> {
+        self.members
+            .values()
+            .filter_map(|m| match m.presence {
+                Presence::Reconnecting { until, .. } => Some(until),
+                _ => None,
+            })
+            .min()
+    }
+
+    /// Whether `from` may send a signal to `to`.
+    pub fn check_signal(&self, from: &str, to: &str) -> Result<(), RoomError> {
+        let sender = self.member(from)?;
+        let recipient = self.member(to)?;
+        if !sender.present() {
+            return Err(RoomError::Waiting);
+        }
+        if !recipient.present() {
+            return Err(RoomError::Forbidden("that participant is not in the call"));
+        }
+        Ok(())
+    }
+
+    /// Handles every input but joins and signals.
+    pub fn handle(
+        &mut self,
+        input: Input,
+        policy: &RoomPolicy,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, RoomError> {
+        if self.ended {
+            return Err(RoomError::Ended);
+        }
+        let mut out = Outcome::default();
+        self.expire(now, &mut out);
+        match input {
+            Input::Join { .. } => return Err(RoomError::Forbidden("use join")),
+            Input::Signal { from, to } => self.check_signal(&from, &to)?,
+            Input::Disconnected { participant_id } => {
+                let m = self
+                    .members
+                    .get_mut(&participant_id)
+                    .ok_or(RoomError::NoParticipant)?;
+                if !matches!(m.presence, Presence::Reconnecting { .. }) {
+                    m.presence = Presence::Reconnecting {
+                        was_waiting: m.presence == Presence::Waiting,
+                        until: now + policy.grace,
+                    };
+                    let event = Event::Participant {
+                        participant_id: participant_id.clone(),
+                    };
+                    send(
+                        &mut out,
+                        "participant:reconnecting",
+                        To::AllBut(participant_id),
+                        event,
+                    );
+                }
+            }
+            Input::Leave { participant_id } => {
+                self.member(&participant_id)?;
+                self.remove(&participant_id, "left", now, &mut out);
+            }
+            Input::Admit { by, target } => {
+                self.may_run_call(&by)?;
+                if self.member(&target)?.presence != Presence::Waiting {
+                    return Err(RoomError::Forbidden("that participant is not waiting"));
+                }
+                self.admit_member(&target, policy, &mut out);
+            }
+            Input::Media {
+                participant_id,
+                media,
+            } => {
+                let m = self
+                    .members
+                    .get_mut(&participant_id)
+                    .ok_or(RoomError::NoParticipant)?;
+                m.media = media;
+                let event = Event::Media {
+                    participant_id: participant_id.clone(),
+                    media,
+                };
+                send(
+                    &mut out,
+                    "participant:media",
+                    To::AllBut(participant_id),
+                    event,
+                );
+            }
+            Input::RecordingStart { by, recording_id } => {
+                let starter = self.member(&by)?.clone();
+                if starter.role != Role::Lawyer {
+                    return Err(RoomError::Forbidden("only the lawyer can record"));
+                }
+                if !starter.present() {
+                    return Err(RoomError::Waiting);
+                }
+                if self.recording != Recording::Idle {
+                    return Err(RoomError::Recording(
+                        "a recording is already on or awaiting consent",
+                    ));
+                }
+                let pending: BTreeSet<String> = self
+                    .members
+                    .values()
+                    .filter(|m| m.present() && m.participant_id != by)
+                    .map(|m| m.participant_id.clone())
+                    .collect();
+                audit(&mut out, "recording.requested", &starter);
+                for id in &pending {
+                    let event = Event::ConsentRequest {
+                        notice_version: policy.notice_version.clone(),
+                        recording_id: recording_id.clone(),
+                    };
+                    send(
+                        &mut out,
+                        "recording:consent-request",
+                        To::One(id.clone()),
+                        event,
+                    );
+                }
+                self.recording = Recording::AwaitingConsent {
+                    id: recording_id,
+                    by,
+                    pending,
+                    granted: BTreeSet::new(),
+                };
+                self.activate_if_complete(&mut out);
+            }
+            Input::RecordingStop { by } => {
+                let m = self.member(&by)?.clone();
+                if m.role != Role::Lawyer {
+                    return Err(RoomError::Forbidden(
+                        "only the lawyer can stop the recording",
+                    ));
+                }
+                if self.recording == Recording::Idle {
+                    return Err(RoomError::Recording("nothing is being recorded"));
+                }
+                audit(&mut out, "recording.stopped", &m);
+                self.stop_recording("stopped", &mut out);
+            }
+            Input::Consent {
+                participant_id,
+                granted,
+            } => {
+                let m = self.member(&participant_id)?.clone();
+                let Recording::AwaitingConsent {
+                    id,
+                    by,
+                    pending,
+                    granted: yes,
+                } = &mut self.recording
+                else {
+                    return Err(RoomError::Recording("no consent is being asked"));
+                };
+                if !pending.remove(&participant_id) {
+                    return Err(RoomError::Recording("your consent is not being asked"));
+                }
+                out.facts.push(Fact::Consent {
+                    recording_id: id.clone(),
+                    user_id: m.user_id.clone(),
+                    notice_version: policy.notice_version.clone(),
+                    granted,
+                    at: now,
+                });
+                audit(
+                    &mut out,
+                    if granted {
+                        "recording.consent_granted"
+                    } else {
+                        "recording.consent_refused"
+                    },
+                    &m,
+                );
+                if granted {
+                    yes.insert(participant_id);
+                    self.activate_if_complete(&mut out);
+                } else {
+                    let by = by.clone();
+                    let event = Event::ConsentNotice {
+                        participant_id: participant_id.clone(),
+                        user_id: m.user_id.clone(),
+                    };
+                    send(&mut out, "recording:consent-refused", To::One(by), event);
+                    self.stop_recording("consent_refused", &mut out);
+                }
+            }
+            Input::End { by } => {
+                let m = self.may_run_call(&by)?.clone();
+                audit(&mut out, "consultation.ended", &m);
+                self.stop_recording("ended", &mut out);
+                send(
+                    &mut out,
+                    "consultation:ended",
+                    To::All,
+                    Event::Ended {
+                        by: m.user_id.clone(),
+                    },
+                );
+                self.members.clear();
+                self.ended = true;
+                out.facts.push(Fact::Ended);
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,495 @@
+use super::*;
+
+fn t(s: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap()
+}
+
+fn policy(admission: Admission) -> RoomPolicy {
+    RoomPolicy {
+        grace: Duration::seconds(30),
+        admission,
+        notice_version: "2026-11".into(),
+    }
+}
+
+fn join(user: &str, role: Role, resume: Option<&str>) -> Input {
+    Input::Join {
+        user_id: user.into(),
+        role,
+        name: format!("{user} name"),
+        resume_token: resume.map(Into::into),
+        participant_id: format!("p-{user}-{}", resume.unwrap_or("new")),
+        new_resume_token: format!("token-{user}"),
+    }
+}
+
+fn names(out: &Outcome) -> Vec<(&'static str, To)> {
+    out.outbound
+        .iter()
+        .map(|o| (o.name, o.to.clone()))
+        .collect()
+}
+
+/// Lawyer `p-l-new` and client `p-c-new`, both in the call.
+fn call(p: &RoomPolicy) -> Room {
+    let mut room = Room::default();
+    room.join(join("l", Role::Lawyer, None), p, t(0)).unwrap();
+    room.join(join("c", Role::Client, None), p, t(1)).unwrap();
+    room
+}
+
+#[test]
+fn a_client_waits_until_the_lawyer_arrives() {
+    let p = policy(Admission::OnLawyerJoin);
+    let mut room = Room::default();
+    let (joined, _) = room.join(join("c", Role::Client, None), &p, t(0)).unwrap();
+    assert!(joined.waiting);
+    assert_eq!(
+        room.check_signal("p-c-new", "p-c-new"),
+        Err(RoomError::Waiting)
+    );
+
+    let (joined, out) = room.join(join("l", Role::Lawyer, None), &p, t(5)).unwrap();
+    assert!(!joined.waiting);
+    assert!(
+        out.facts.contains(&Fact::LawyerArrived),
+        "the consultation starts"
+    );
+    assert!(names(&out).contains(&("consultation:admitted", To::One("p-c-new".into()))));
+    room.check_signal("p-c-new", "p-l-new").unwrap();
+    room.check_signal("p-l-new", "p-c-new").unwrap();
+    let audits: Vec<_> = out
+        .facts
+        .iter()
+        .filter_map(|f| match f {
+            Fact::Audit { action, .. } => Some(*action),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(audits, ["participant.joined", "participant.admitted"]);
+}
+
+#[test]
+fn manual_admission_needs_the_lawyer() {
+    let p = policy(Admission::Manual);
+    let mut room = Room::default();
+    room.join(join("l", Role::Lawyer, None), &p, t(0)).unwrap();
+    let (joined, _) = room.join(join("c", Role::Client, None), &p, t(1)).unwrap();
+    assert!(joined.waiting, "waits even with the lawyer there");
+    let refuse = room.handle(
+        Input::Admit {
+            by: "p-c-new".into(),
+            target: "p-c-new".into(),
+        },
+        &p,
+        t(2),
+    );
+    assert_eq!(refuse.unwrap_err().code(), "forbidden");
+    let out = room
+        .handle(
+            Input::Admit {
+                by: "p-l-new".into(),
+                target: "p-c-new".into(),
+            },
+            &p,
+            t(3),
+        )
+        .unwrap();
+    assert!(names(&out).contains(&("consultation:admitted", To::One("p-c-new".into()))));
+    room.check_signal("p-c-new", "p-l-new").unwrap();
+}
+
+#[test]
+fn a_resume_within_the_grace_period_keeps_the_participant() {
+    let p = policy(Admission::OnLawyerJoin);
+    let mut room = call(&p);
+    let out = room
+        .handle(
+            Input::Disconnected {
+                participant_id: "p-c-new".into(),
+            },
+            &p,
+            t(10),
+        )
+        .unwrap();
+    assert_eq!(
+        names(&out),
+        [("participant:reconnecting", To::AllBut("p-c-new".into()))]
+    );
+    assert_eq!(room.next_deadline(), Some(t(40)));
+
+    let (joined, out) = room
+        .join(join("c", Role::Client, Some("token-c")), &p, t(39))
+        .unwrap();
+    assert!(joined.resumed);
+    assert_eq!(joined.participant_id, "p-c-new", "same participant id");
+    assert!(!joined.waiting);
+    assert_eq!(
+        names(&out),
+        [("participant:resumed", To::AllBut("p-c-new".into()))]
+    );
+    assert!(
+        out.outbound.iter().all(|o| o.name != "participant:left"),
+        "never a leave"
+    );
+    room.check_signal("p-l-new", "p-c-new").unwrap();
+}
+
+#[test]
+fn after_the_grace_period_others_see_a_leave() {
+    let p = policy(Admission::OnLawyerJoin);
+    let mut room = call(&p);
+    room.handle(
+        Input::Disconnected {
+            participant_id: "p-c-new".into(),
+        },
+        &p,
+        t(10),
+    )
+    .unwrap();
+    let mut out = Outcome::default();
+    room.expire(t(39), &mut out);
+    assert!(out.outbound.is_empty(), "not yet");
+    room.expire(t(40), &mut out);
+    assert_eq!(out.outbound[0].name, "participant:left");
+    assert_eq!(
+        out.outbound[0].event,
+        Event::Left {
+            participant_id: "p-c-new".into(),
+            reason: "timeout"
+        }
+    );
+    assert_eq!(room.next_deadline(), None);
+    // A late resume is a fresh join.
+    let (joined, _) = room
+        .join(join("c", Role::Client, Some("token-c")), &p, t(41))
+        .unwrap();
+    assert!(!joined.resumed);
+    assert_eq!(joined.participant_id, "p-c-token-c");
+}
+
+#[test]
+fn a_second_connection_replaces_the_first() {
+    let p = policy(Admission::OnLawyerJoin);
+    let mut room = call(&p);
+    // Another tab without the token: the old participant leaves, its socket is closed.
+    let (joined, out) = room
+        .join(join("c", Role::Client, Some("forged")), &p, t(5))
+        .unwrap();
+    assert!(!joined.resumed);
+    assert!(out.facts.contains(&Fact::Disconnect {
+        participant_id: "p-c-new".into()
+    }));
+    assert_eq!(room.members.len(), 2);
+    // With the token, while the old connection is still open: take over the same participant.
+    let (joined, out) = room
+        .join(join("c", Role::Client, Some("token-c")), &p, t(6))
+        .unwrap();
+    assert!(joined.resumed);
+    assert!(out.facts.contains(&Fact::Disconnect {
+        participant_id: joined.participant_id.clone()
+    }));
+}
+
+#[test]
+fn consent_gates_recording() {
+    let p = policy(Admission::OnLawyerJoin);
+    let mut room = call(&p);
+    let out = room
+        .handle(
+            Input::RecordingStart {
+                by: "p-l-new".into(),
+                recording_id: "r1".into(),
+            },
+            &p,
+            t(10),
+        )
+        .unwrap();
+    assert_eq!(
+        names(&out),
+        [("recording:consent-request", To::One("p-c-new".into()))]
+    );
+    assert_eq!(
+        out.outbound[0].event,
+        Event::ConsentRequest {
+            notice_version: "2026-11".into(),
+            recording_id: "r1".into()
+        }
+    );
+    assert!(!room.recording_view().active, "not before consent");
+
+    let out = room
+        .handle(
+            Input::Consent {
+                participant_id: "p-c-new".into(),
+                granted: true,
+            },
+            &p,
+            t(12),
+        )
+        .unwrap();
+    assert!(out.facts.contains(&Fact::Consent {
+        recording_id: "r1".into(),
+        user_id: "c".into(),
+        notice_version: "2026-11".into(),
+        granted: true,
+        at: t(12),
+    }));
+    assert_eq!(names(&out), [("recording:state", To::All)]);
+    assert!(room.recording_view().active);
+
+    let out = room
+        .handle(
+            Input::RecordingStop {
+                by: "p-l-new".into(),
+            },
+            &p,
+            t(20),
+        )
+        .unwrap();
+    assert_eq!(names(&out), [("recording:state", To::All)]);
+    assert!(!room.recording_view().active);
+}
+
+#[test]
+fn a_refusal_is_told_to_the_lawyer() {
+    let p = policy(Admission::OnLawyerJoin);
+    let mut room = call(&p);
+    let start = Input::RecordingStart {
+        by: "p-l-new".into(),
+        recording_id: "r1".into(),
+    };
+    room.handle(start, &p, t(10)).unwrap();
+    let out = room
+        .handle(
+            Input::Consent {
+                participant_id: "p-c-new".into(),
+                granted: false,
+            },
+            &p,
+            t(11),
+        )
+        .unwrap();
+    assert_eq!(
+        names(&out),
+        [
+            ("recording:consent-refused", To::One("p-l-new".into())),
+            ("recording:state", To::All)
+        ]
+    );
+    assert_eq!(room.recording, Recording::Idle);
+    assert!(
+        out.facts
+            .iter()
+            .any(|f| matches!(f, Fact::Consent { granted: false, .. }))
+    );
+}
+
+#[test]
+fn a_newcomer_pauses_the_recording_until_they_consent() {
+    let p = policy(Admission::OnLawyerJoin);
+    let mut room = call(&p);
+    room.handle(
+        Input::RecordingStart {
+            by: "p-l-new".into(),
+            recording_id: "r1".into(),
+        },
+        &p,
+        t(10),
+    )
+    .unwrap();
+    room.handle(
+        Input::Consent {
+            participant_id: "p-c-new".into(),
+            granted: true,
+        },
+        &p,
+        t(11),
+    )
+    .unwrap();
+    let (_, out) = room.join(join("a", Role::Admin, None), &p, t(20)).unwrap();
+    let sent = names(&out);
+    assert!(
+        sent.contains(&("recording:state", To::All)),
+        "paused for everyone"
+    );
+    assert!(sent.contains(&("recording:consent-needed", To::One("p-l-new".into()))));
+    assert!(sent.contains(&("recording:consent-request", To::One("p-a-new".into()))));
+    assert!(!room.recording_view().active);
+    room.handle(
+        Input::Consent {
+            participant_id: "p-a-new".into(),
+            granted: true,
+        },
+        &p,
+        t(21),
+    )
+    .unwrap();
+    assert!(
+        room.recording_view().active,
+        "everyone present has consented"
+    );
+}
+
+#[test]
+fn recording_is_the_lawyers_alone() {
+    let p = policy(Admission::OnLawyerJoin);
+    let mut room = call(&p);
+    let err = room
+        .handle(
+            Input::RecordingStart {
+                by: "p-c-new".into(),
+                recording_id: "r1".into(),
+            },
+            &p,
+            t(1),
+        )
+        .unwrap_err();
+    assert_eq!(err.code(), "forbidden");
+    let err = room
+        .handle(
+            Input::RecordingStop {
+                by: "p-l-new".into(),
+            },
+            &p,
+            t(2),
+        )
+        .unwrap_err();
+    assert_eq!(err.code(), "invalid_state");
+    let err = room
+        .handle(
+            Input::Consent {
+                participant_id: "p-c-new".into(),
+                granted: true,
+            },
+            &p,
+            t(3),
+        )
+        .unwrap_err();
+    assert_eq!(err.code(), "invalid_state");
+}
+
+#[test]
+fn the_lawyer_leaving_stops_the_recording() {
+    let p = policy(Admission::OnLawyerJoin);
+    let mut room = call(&p);
+    room.handle(
+        Input::RecordingStart {
+            by: "p-l-new".into(),
+            recording_id: "r1".into(),
+        },
+        &p,
+        t(1),
+    )
+    .unwrap();
+    let out = room
+        .handle(
+            Input::Leave {
+                participant_id: "p-l-new".into(),
+            },
+            &p,
+            t(2),
+        )
+        .unwrap();
+    assert!(names(&out).contains(&("recording:state", To::All)));
+    assert_eq!(room.recording, Recording::Idle);
+}
+
+#[test]
+fn media_state_reaches_the_others() {
+    let p = policy(Admission::OnLawyerJoin);
+    let mut room = call(&p);
+    let media = MediaState {
+        audio: false,
+        video: true,
+        screen: true,
+    };
+    let out = room
+        .handle(
+            Input::Media {
+                participant_id: "p-c-new".into(),
+                media,
+            },
+            &p,
+            t(1),
+        )
+        .unwrap();
+    assert_eq!(
+        names(&out),
+        [("participant:media", To::AllBut("p-c-new".into()))]
+    );
+    assert_eq!(room.members["p-c-new"].media, media);
+}
+
+#[test]
+fn only_the_lawyer_or_an_admin_ends_it() {
+    let p = policy(Admission::OnLawyerJoin);
+    let mut room = call(&p);
+    let err = room
+        .handle(
+            Input::End {
+                by: "p-c-new".into(),
+            },
+            &p,
+            t(1),
+        )
+        .unwrap_err();
+    assert_eq!(err.code(), "forbidden");
+    let out = room
+        .handle(
+            Input::End {
+                by: "p-l-new".into(),
+            },
+            &p,
+            t(2),
+        )
+        .unwrap();
+    assert_eq!(names(&out), [("consultation:ended", To::All)]);
+    assert!(out.facts.contains(&Fact::Ended));
+    let err = room
+        .join(join("c", Role::Client, None), &p, t(3))
+        .unwrap_err();
+    assert_eq!(err.code(), "consultation_closed");
+}
+
+#[test]
+fn events_serialize_as_the_protocol_says() {
+    let json = |e: &Event| serde_json::to_value(e).unwrap();
+    assert_eq!(
+        json(&Event::Media {
+            participant_id: "p1".into(),
+            media: MediaState {
+                audio: true,
+                video: false,
+                screen: false
+            }
+        }),
+        serde_json::json!({"participantId": "p1", "audio": true, "video": false, "screen": false})
+    );
+    assert_eq!(
+        json(&Event::RecordingState {
+            active: true,
+            recording_id: Some("r1".into()),
+            by: Some("p-l".into()),
+            reason: None
+        }),
+        serde_json::json!({"active": true, "recordingId": "r1", "by": "p-l"})
+    );
+}
+
+#[test]
+fn room_state_round_trips_through_json() {
+    let p = policy(Admission::OnLawyerJoin);
+    let mut room = call(&p);
+    room.handle(
+        Input::Disconnected {
+            participant_id: "p-c-new".into(),
+        },
+        &p,
+        t(5),
+    )
+    .unwrap();
+    let text = serde_json::to_string(&room).unwrap();
+    let back: Room = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, room);
+}
