@@ -7,6 +7,7 @@ pub mod consultation;
 mod error;
 pub mod ids;
 pub mod page;
+pub mod quality;
 pub mod role;
 pub mod room;
 pub mod turn;
