@@ -1,3 +1,28 @@
-//! `wakili-bench`: benchmark commands.
+//! `wakili-bench`: benchmark commands, each measuring Wakili beside a reference on one machine.
 
-fn main() {}
+mod cli;
+mod process;
+mod report;
+mod servers;
+mod turn;
+mod uclient;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let outcome = match &cli.command {
+        cli::Command::Turn(args) => turn::run(args),
+    };
+    match outcome {
+        Ok(true) => ExitCode::SUCCESS,
+        // The report names the failed runs.
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
