@@ -115,6 +115,7 @@ fn turn_config(
         max_allocations_per_user: t.max_allocations_per_user as usize,
         clock: chrono::Utc::now,
         tls,
+        udp_sockets: 0,
     })
 }
 

@@ -55,6 +55,43 @@ pub struct TurnConfig {
     pub clock: fn() -> DateTime<Utc>,
     /// TURN over TLS, when configured.
     pub tls: Option<TlsConfig>,
+    /// UDP sockets sharing the port (`SO_REUSEPORT`): the protocol library serves each socket
+    /// from one task, so one per core lets the relay use every core. 0: one per core.
+    pub udp_sockets: usize,
+}
+
+/// Socket buffer size for listeners and relay sockets: absorbs bursts of media packets while a
+/// task is busy (the kernel default, ~200 KiB, overflows at tens of thousands of packets/s).
+const UDP_BUFFER: usize = 4 * 1024 * 1024;
+
+/// A non-blocking UDP socket bound to `addr`, with large buffers (best effort: the kernel caps
+/// them at `net.core.rmem_max`).
+pub(crate) fn udp_socket(addr: SocketAddr, reuse_port: bool) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    #[cfg(unix)]
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    let _ = socket.set_recv_buffer_size(UDP_BUFFER);
+    let _ = socket.set_send_buffer_size(UDP_BUFFER);
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
+}
+
+/// Binds `count` UDP sockets to `addr` with `SO_REUSEPORT`, so the kernel spreads clients over
+/// them (by address hash: a client always lands on the same socket, where its allocation is).
+fn bind_udp(addr: SocketAddr, count: usize) -> std::io::Result<Vec<UdpSocket>> {
+    let mut sockets = Vec::with_capacity(count);
+    let mut addr = addr;
+    for _ in 0..count.max(1) {
+        let socket = udp_socket(addr, true)?;
+        // With port 0 the first bind picks the port; the others join it.
+        addr = socket.local_addr()?;
+        sockets.push(socket);
+    }
+    Ok(sockets)
 }
 
 /// TURN over TLS (`turns:`).
@@ -153,13 +190,15 @@ pub async fn start(config: TurnConfig) -> Result<RunningTurn, TurnError> {
         None if config.udp.ip().is_unspecified() => return Err(TurnError::NoExternalAddress),
         None => config.udp.ip(),
     };
-    let udp = UdpSocket::bind(config.udp)
-        .await
-        .map_err(|source| TurnError::Bind {
-            transport: "UDP",
-            addr: config.udp,
-            source,
-        })?;
+    let sockets = match config.udp_sockets {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        n => n,
+    };
+    let udp = bind_udp(config.udp, sockets).map_err(|source| TurnError::Bind {
+        transport: "UDP",
+        addr: config.udp,
+        source,
+    })?;
     let tcp = TcpListener::bind(config.tcp)
         .await
         .map_err(|source| TurnError::Bind {
@@ -174,7 +213,7 @@ pub async fn start(config: TurnConfig) -> Result<RunningTurn, TurnError> {
             source,
         })
     };
-    let udp_addr = local(udp.local_addr(), "UDP", config.udp)?;
+    let udp_addr = local(udp[0].local_addr(), "UDP", config.udp)?;
     let tcp_addr = local(tcp.local_addr(), "TCP", config.tcp)?;
     let shared = Arc::new(shared::Shared::new(
         config.secret,
@@ -196,8 +235,11 @@ pub async fn start(config: TurnConfig) -> Result<RunningTurn, TurnError> {
         addr: config.tcp,
         source,
     })?;
-    let mut listeners: Vec<Arc<dyn util::Conn + Send + Sync>> =
-        vec![Arc::new(udp), Arc::new(tcp_conn)];
+    let mut listeners: Vec<Arc<dyn util::Conn + Send + Sync>> = udp
+        .into_iter()
+        .map(|socket| Arc::new(socket) as Arc<dyn util::Conn + Send + Sync>)
+        .collect();
+    listeners.push(Arc::new(tcp_conn));
     let mut tls_addr = None;
     if let Some(tls) = &config.tls {
         let acceptor = tls_acceptor(tls)?;

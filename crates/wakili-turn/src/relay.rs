@@ -31,8 +31,7 @@ impl RelayAddressGenerator for RelayGenerator {
         _use_ipv4: bool,
         requested_port: u16,
     ) -> Result<(Arc<dyn Conn + Send + Sync>, SocketAddr), turn::Error> {
-        let socket = UdpSocket::bind(SocketAddr::new(self.bind_ip, requested_port))
-            .await
+        let socket = crate::udp_socket(SocketAddr::new(self.bind_ip, requested_port), false)
             .map_err(|e| turn::Error::Other(format!("binding a relay socket: {e}")))?;
         let mut advertised = socket
             .local_addr()

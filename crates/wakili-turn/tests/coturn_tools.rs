@@ -30,6 +30,7 @@ async fn server_with_tls(
         max_allocations_per_user: cap,
         clock: chrono::Utc::now,
         tls,
+        udp_sockets: 0,
     })
     .await
     .unwrap()
