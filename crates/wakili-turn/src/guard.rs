@@ -25,6 +25,32 @@ use crate::{shared::Shared, stats::TurnStats};
 
 /// The Allocate method (RFC 8656 §17).
 const ALLOCATE: u16 = 0x003;
+/// The ChannelBind method.
+const CHANNEL_BIND: u16 = 0x009;
+/// The CHANNEL-NUMBER attribute.
+const ATTR_CHANNEL_NUMBER: u16 = 0x000c;
+
+/// The client whose packet a listener last handed to the library. The library handles one
+/// packet at a time per listener, so while it creates a relay socket for an Allocate, this is the
+/// client asking.
+#[derive(Clone, Default)]
+pub(crate) struct Current(Arc<std::sync::Mutex<Option<SocketAddr>>>);
+
+impl Current {
+    fn set(&self, client: SocketAddr) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(client);
+    }
+
+    pub fn get(&self) -> Option<SocketAddr> {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
 /// The success-response class (RFC 8489 §5).
 const SUCCESS: u16 = 2;
 
@@ -71,11 +97,38 @@ fn error_response(
 pub(crate) struct GuardConn {
     inner: Arc<dyn Conn + Send + Sync>,
     shared: Arc<Shared>,
+    current: Current,
 }
 
 impl GuardConn {
-    pub fn new(inner: Arc<dyn Conn + Send + Sync>, shared: Arc<Shared>) -> Self {
-        Self { inner, shared }
+    pub fn new(inner: Arc<dyn Conn + Send + Sync>, shared: Arc<Shared>, current: Current) -> Self {
+        Self {
+            inner,
+            shared,
+            current,
+        }
+    }
+
+    /// Relays ChannelData on a bound channel straight from the relay socket, skipping the
+    /// library's per-packet lookups. `false`: not for the fast path.
+    async fn fast_path(&self, packet: &[u8], client: SocketAddr) -> bool {
+        if packet.len() < 4 || packet[0] >> 6 != 1 {
+            return false;
+        }
+        let channel = u16::from_be_bytes([packet[0], packet[1]]);
+        let length = usize::from(u16::from_be_bytes([packet[2], packet[3]]));
+        let Some(data) = packet.get(4..4 + length) else {
+            return false;
+        };
+        let Some(route) = self.shared.route(client, channel) else {
+            return false;
+        };
+        let stats = &self.shared.stats;
+        TurnStats::add(&stats.relayed_bytes_to_peers, data.len() as u64);
+        TurnStats::add(&stats.relayed_packets_to_peers, 1);
+        TurnStats::add(&stats.fast_path_packets, 1);
+        let _ = route.relay.send_to(data, route.peer).await;
+        true
     }
 
     /// The answer to send instead of passing the packet on, if it must be refused.
@@ -125,6 +178,12 @@ impl GuardConn {
             self.shared
                 .allocate_pending(request.transaction_id.0, src, user);
         } else if method == METHOD_CREATE_PERMISSION || method == METHOD_CHANNEL_BIND {
+            let channel = request
+                .attributes
+                .0
+                .iter()
+                .find(|a| a.typ.value() == ATTR_CHANNEL_NUMBER && a.value.len() >= 2)
+                .map(|a| u16::from_be_bytes([a.value[0], a.value[1]]));
             for attribute in request
                 .attributes
                 .0
@@ -142,6 +201,11 @@ impl GuardConn {
                     tracing::warn!(client = %src, peer = %peer.ip, "TURN peer refused by policy");
                     return error_response(&request, CODE_FORBIDDEN, Vec::new(), Some(key));
                 }
+                if let Some(channel) = channel.filter(|_| method == METHOD_CHANNEL_BIND) {
+                    let peer = SocketAddr::new(peer.ip, peer.port);
+                    self.shared
+                        .bind_pending(request.transaction_id.0, src, channel, peer);
+                }
             }
         }
         None
@@ -150,13 +214,20 @@ impl GuardConn {
     /// Notes the outcome of Allocate requests in responses going out.
     fn observe(&self, packet: &[u8]) {
         let Some(t) = stun_type(packet) else { return };
-        if method(t) != ALLOCATE || class(t) < SUCCESS || !self.shared.has_pending() {
+        if class(t) < SUCCESS {
             return;
         }
         let mut transaction = [0u8; 12];
         transaction.copy_from_slice(&packet[8..20]);
-        self.shared
-            .allocate_answered(transaction, class(t) == SUCCESS);
+        match method(t) {
+            ALLOCATE if self.shared.has_pending() => self
+                .shared
+                .allocate_answered(transaction, class(t) == SUCCESS),
+            CHANNEL_BIND if self.shared.has_pending_binds() => {
+                self.shared.bind_answered(transaction, class(t) == SUCCESS);
+            }
+            _ => {}
+        }
     }
 }
 
@@ -175,11 +246,17 @@ impl Conn for GuardConn {
     async fn recv_from(&self, buf: &mut [u8]) -> util::Result<(usize, SocketAddr)> {
         loop {
             let (n, src) = self.inner.recv_from(buf).await?;
+            if self.fast_path(&buf[..n], src).await {
+                continue;
+            }
             match self.refuse(&buf[..n], src) {
                 Some(answer) => {
                     let _ = self.inner.send_to(&answer, src).await;
                 }
-                None => return Ok((n, src)),
+                None => {
+                    self.current.set(src);
+                    return Ok((n, src));
+                }
             }
         }
     }

@@ -223,11 +223,14 @@ pub async fn start(config: TurnConfig) -> Result<RunningTurn, TurnError> {
         config.max_allocations_per_user,
         config.clock,
     ));
-    let relay = |shared: &Arc<shared::Shared>| -> Box<dyn turn::relay::RelayAddressGenerator + Send + Sync> {
+    let relay = |shared: &Arc<shared::Shared>,
+                 current: &guard::Current|
+     -> Box<dyn turn::relay::RelayAddressGenerator + Send + Sync> {
         Box::new(relay::RelayGenerator {
             bind_ip: udp_addr.ip(),
             advertised_ip: advertised,
             shared: Arc::clone(shared),
+            current: current.clone(),
         })
     };
     let tcp_conn = tcp::TcpConn::new(tcp, None).map_err(|source| TurnError::Bind {
@@ -263,9 +266,16 @@ pub async fn start(config: TurnConfig) -> Result<RunningTurn, TurnError> {
     let server = Server::new(ServerConfig {
         conn_configs: listeners
             .into_iter()
-            .map(|listener| ConnConfig {
-                conn: Arc::new(guard::GuardConn::new(listener, Arc::clone(&shared))),
-                relay_addr_generator: relay(&shared),
+            .map(|listener| {
+                let current = guard::Current::default();
+                ConnConfig {
+                    conn: Arc::new(guard::GuardConn::new(
+                        listener,
+                        Arc::clone(&shared),
+                        current.clone(),
+                    )),
+                    relay_addr_generator: relay(&shared, &current),
+                }
             })
             .collect(),
         realm: config.realm,

@@ -18,6 +18,8 @@ pub(crate) struct RelayGenerator {
     pub bind_ip: IpAddr,
     pub advertised_ip: IpAddr,
     pub shared: Arc<Shared>,
+    /// The client whose request the listener is handling (see [`crate::guard::Current`]).
+    pub current: crate::guard::Current,
 }
 
 #[async_trait]
@@ -37,6 +39,10 @@ impl RelayAddressGenerator for RelayGenerator {
             .local_addr()
             .map_err(|e| turn::Error::Other(e.to_string()))?;
         advertised.set_ip(self.advertised_ip);
+        let socket = Arc::new(socket);
+        if let Some(client) = self.current.get() {
+            self.shared.relay_created(client, &socket);
+        }
         let conn = RelayConn {
             socket,
             shared: Arc::clone(&self.shared),
@@ -46,7 +52,7 @@ impl RelayAddressGenerator for RelayGenerator {
 }
 
 struct RelayConn {
-    socket: UdpSocket,
+    socket: Arc<UdpSocket>,
     shared: Arc<Shared>,
 }
 

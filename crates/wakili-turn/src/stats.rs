@@ -13,6 +13,8 @@ pub struct TurnStats {
     pub relayed_bytes_to_peers: AtomicU64,
     /// Packets sent from relay sockets to peers.
     pub relayed_packets_to_peers: AtomicU64,
+    /// Of the packets to peers, those relayed on the ChannelData fast path.
+    pub fast_path_packets: AtomicU64,
     /// Bytes received by relay sockets from peers.
     pub relayed_bytes_from_peers: AtomicU64,
     /// Packets received by relay sockets from peers.
@@ -38,6 +40,8 @@ pub struct StatsSnapshot {
     pub relayed_bytes_to_peers: u64,
     /// Packets relayed to peers.
     pub relayed_packets_to_peers: u64,
+    /// Of those, relayed on the ChannelData fast path.
+    pub fast_path_packets: u64,
     /// Bytes relayed from peers.
     pub relayed_bytes_from_peers: u64,
     /// Packets relayed from peers.
@@ -64,6 +68,7 @@ impl TurnStats {
             allocations_active: active,
             relayed_bytes_to_peers: get(&self.relayed_bytes_to_peers),
             relayed_packets_to_peers: get(&self.relayed_packets_to_peers),
+            fast_path_packets: get(&self.fast_path_packets),
             relayed_bytes_from_peers: get(&self.relayed_bytes_from_peers),
             relayed_packets_from_peers: get(&self.relayed_packets_from_peers),
             rejected_auth: get(&self.rejected_auth),

@@ -169,6 +169,10 @@ async fn relay_without_loss(transport: Transport) {
         "{stats:?}"
     );
     assert!(stats.relayed_bytes_to_peers >= 200 * 170, "{stats:?}");
+    assert!(
+        stats.fast_path_packets >= 150,
+        "bound channels take the fast path: {stats:?}"
+    );
     assert_eq!(
         (
             stats.rejected_auth,
