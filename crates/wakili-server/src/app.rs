@@ -73,6 +73,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(c::set_quality_profile))
         .routes(routes!(webrtc::config))
         .routes(routes!(webrtc::mobile))
+        .routes(routes!(webrtc::turn_stats))
         .split_for_parts()
 }
 

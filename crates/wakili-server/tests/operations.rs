@@ -66,6 +66,7 @@ async fn openapi_describes_every_route() {
         "PUT /api/v1/consultations/{id}/quality-profile",
         "GET /api/v1/webrtc/config",
         "GET /api/v1/mobile/config",
+        "GET /api/v1/turn/stats",
     ]
     .into_iter()
     .map(String::from)

@@ -406,4 +406,35 @@ async fn handed_out_credentials_work_on_the_embedded_relay() {
     // A forged credential for the same username is refused.
     let output = relay_with(username, "Zm9yZ2VkLWNyZWRlbnRpYWw=", udp, &[]).await;
     assert!(output.contains("Cannot complete Allocation"), "{output}");
+
+    // What the relay did is counted, for admins only.
+    let (status, _) = app
+        .call(Method::GET, "/api/v1/turn/stats", &lawyer, None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, stats) = app
+        .call(
+            Method::GET,
+            "/api/v1/turn/stats",
+            &token("admin-1", Role::Admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        stats["allocationsCreated"].as_u64().unwrap() >= 3,
+        "{stats}"
+    );
+    assert!(
+        stats["relayedPacketsToPeers"].as_u64().unwrap() >= 150,
+        "{stats}"
+    );
+    assert!(
+        stats["relayedBytesFromPeers"].as_u64().unwrap() > 0,
+        "{stats}"
+    );
+    assert!(
+        stats["rejectedAuth"].as_u64().unwrap() >= 1,
+        "the forged attempt: {stats}"
+    );
 }

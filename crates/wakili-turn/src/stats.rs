@@ -28,7 +28,9 @@ pub struct TurnStats {
 }
 
 /// A point-in-time copy of [`TurnStats`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = TurnStats))]
+#[serde(rename_all = "camelCase")]
 pub struct StatsSnapshot {
     /// Allocations created.
     pub allocations_created: u64,

@@ -165,3 +165,25 @@ pub async fn mobile(
     }
     Ok(([(header::ETAG, etag_value), cache], JsonResponse(config)).into_response())
 }
+
+/// The embedded relay's counters (admins).
+#[utoipa::path(get, path = "/api/v1/turn/stats", tag = "webrtc", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Counters since start", body = wakili_turn::StatsSnapshot),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "The embedded relay is off", body = ErrorBody),
+    ))]
+pub async fn turn_stats(
+    State(state): State<AppState>,
+    auth: Auth,
+) -> Result<JsonResponse<wakili_turn::StatsSnapshot>, ApiError> {
+    if !auth.caller.is_admin() {
+        return Err(ApiError::forbidden("only admins can read relay statistics"));
+    }
+    let turn = state.turn.lock().await;
+    let running = turn
+        .as_ref()
+        .ok_or_else(|| ApiError::not_found("the embedded STUN/TURN server is off"))?;
+    Ok(JsonResponse(running.stats()))
+}
