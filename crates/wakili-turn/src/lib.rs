@@ -122,7 +122,9 @@ impl std::fmt::Debug for TurnConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum TurnError {
     /// A listen address could not be bound.
-    #[error("cannot listen for STUN/TURN on {transport} {addr}: {source}")]
+    #[error(
+        "cannot listen for STUN/TURN on {transport} {addr}: {source}; pass --turn-listen with a free address, or set turn.enabled = false when an external TURN is used"
+    )]
     Bind {
         /// `UDP` or `TCP`.
         transport: &'static str,

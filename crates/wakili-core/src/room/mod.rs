@@ -561,7 +561,7 @@ impl Room {
             let member = self.member(&id)?.clone();
             audit(&mut out, "participant.resumed", &member);
             if member.role == Role::Lawyer && member.present() {
-                self.lawyer_entered(policy, now, &mut out);
+                self.lawyer_entered(policy, &mut out);
             }
             let joined = Joined {
                 participant_id: id,
@@ -584,7 +584,7 @@ impl Room {
             out.facts.push(Fact::Disconnect {
                 participant_id: old.clone(),
             });
-            self.remove(&old, "replaced", now, &mut out);
+            self.remove(&old, "replaced", &mut out);
         }
         let waits =
             role == Role::Client && (policy.admission == Admission::Manual || !self.lawyer_here());
@@ -618,7 +618,7 @@ impl Room {
             Event::Joined(member.view()),
         );
         if role == Role::Lawyer {
-            self.lawyer_entered(policy, now, &mut out);
+            self.lawyer_entered(policy, &mut out);
         } else if !waits {
             self.newcomer_and_recording(&participant_id, policy, &mut out);
         }
@@ -633,7 +633,7 @@ impl Room {
         Ok((joined, out))
     }
 
-    fn lawyer_entered(&mut self, policy: &RoomPolicy, _now: DateTime<Utc>, out: &mut Outcome) {
+    fn lawyer_entered(&mut self, policy: &RoomPolicy, out: &mut Outcome) {
         if !self.lawyer_arrived {
             self.lawyer_arrived = true;
             out.facts.push(Fact::LawyerArrived);
@@ -727,7 +727,7 @@ impl Room {
         });
     }
 
-    fn remove(&mut self, id: &str, reason: &'static str, now: DateTime<Utc>, out: &mut Outcome) {
+    fn remove(&mut self, id: &str, reason: &'static str, out: &mut Outcome) {
         let Some(member) = self.members.remove(id) else {
             return;
         };
@@ -744,12 +744,12 @@ impl Room {
         if recorder_left {
             self.stop_recording("recorder_left", out);
         } else {
-            self.consent_withdrawn_by_leaving(id, now, out);
+            self.consent_withdrawn_by_leaving(id, out);
         }
     }
 
     /// Someone who still had to consent left: the rest may now all have granted.
-    fn consent_withdrawn_by_leaving(&mut self, id: &str, _now: DateTime<Utc>, out: &mut Outcome) {
+    fn consent_withdrawn_by_leaving(&mut self, id: &str, out: &mut Outcome) {
         if let Recording::AwaitingConsent { pending, .. } = &mut self.recording
             && pending.remove(id)
         {
@@ -807,7 +807,7 @@ impl Room {
             .map(|m| m.participant_id.clone())
             .collect();
         for id in expired {
-            self.remove(&id, "timeout", now, out);
+            self.remove(&id, "timeout", out);
         }
     }
 
@@ -873,7 +873,7 @@ impl Room {
             }
             Input::Leave { participant_id } => {
                 self.member(&participant_id)?;
-                self.remove(&participant_id, "left", now, &mut out);
+                self.remove(&participant_id, "left", &mut out);
             }
             Input::Admit { by, target } => {
                 self.may_run_call(&by)?;
