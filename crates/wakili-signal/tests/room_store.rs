@@ -1,0 +1,136 @@
+//! Room state under concurrent writers: in memory, and in real Redis from two "nodes".
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use chrono::Duration;
+use wakili_core::{
+    Role,
+    room::{Admission, Input, RoomPolicy},
+};
+use wakili_signal::RoomStore;
+
+fn redis_url() -> String {
+    std::env::var("WAKILI_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+fn policy() -> RoomPolicy {
+    RoomPolicy {
+        grace: Duration::seconds(30),
+        admission: Admission::OnLawyerJoin,
+        notice_version: "1".into(),
+    }
+}
+
+/// Two nodes (two stores) each join `per_node` participants to one consultation at once.
+async fn concurrent_joins(nodes: [Arc<RoomStore>; 2], per_node: usize) -> usize {
+    let consultation = format!("c-{}", uuid::Uuid::now_v7());
+    let mut tasks = Vec::new();
+    for (n, store) in nodes.iter().enumerate() {
+        for i in 0..per_node {
+            let (store, consultation) = (Arc::clone(store), consultation.clone());
+            tasks.push(tokio::spawn(async move {
+                store
+                    .update(&consultation, |room| {
+                        let join = Input::Join {
+                            user_id: format!("u{n}-{i}"),
+                            role: Role::Admin,
+                            name: "n".into(),
+                            resume_token: None,
+                            participant_id: format!("p{n}-{i}"),
+                            new_resume_token: format!("t{n}-{i}"),
+                        };
+                        room.join(join, &policy(), chrono::Utc::now()).map(|_| ())
+                    })
+                    .await
+                    .unwrap()
+                    .unwrap();
+            }));
+        }
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let room = nodes[0].get(&consultation).await.unwrap().unwrap();
+    // Clean up: ending the room deletes it.
+    nodes[1]
+        .update(&consultation, |room| {
+            room.ended = true;
+        })
+        .await
+        .unwrap();
+    assert!(
+        nodes[0].get(&consultation).await.unwrap().is_none(),
+        "ended rooms are deleted"
+    );
+    room.members.len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_update_is_lost_in_memory() {
+    let store = Arc::new(RoomStore::memory());
+    assert_eq!(
+        concurrent_joins([Arc::clone(&store), store], 100).await,
+        200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_update_is_lost_across_nodes_in_redis() {
+    let a = Arc::new(
+        RoomStore::redis(&redis_url())
+            .await
+            .expect("Redis at 127.0.0.1:6379 (scripts/services starts it)"),
+    );
+    let b = Arc::new(RoomStore::redis(&redis_url()).await.unwrap());
+    assert_eq!(concurrent_joins([a, b], 100).await, 200);
+}
+
+#[tokio::test]
+async fn a_room_seen_from_another_node_is_the_same_room() {
+    let a = RoomStore::redis(&redis_url()).await.unwrap();
+    let b = RoomStore::redis(&redis_url()).await.unwrap();
+    let consultation = format!("c-{}", uuid::Uuid::now_v7());
+    let now = chrono::Utc::now();
+    let join = |user: &str, role| Input::Join {
+        user_id: user.into(),
+        role,
+        name: user.into(),
+        resume_token: None,
+        participant_id: format!("p-{user}"),
+        new_resume_token: format!("t-{user}"),
+    };
+    // The client waits on node A; the lawyer joins on node B and admits them.
+    let waiting = a
+        .update(&consultation, |room| {
+            room.join(join("client", Role::Client), &policy(), now)
+                .map(|(j, _)| j.waiting)
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(waiting);
+    let admitted = b
+        .update(&consultation, |room| {
+            room.join(join("lawyer", Role::Lawyer), &policy(), now)
+                .map(|(_, out)| {
+                    out.outbound
+                        .iter()
+                        .any(|o| o.name == "consultation:admitted")
+                })
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(admitted);
+    a.get(&consultation)
+        .await
+        .unwrap()
+        .unwrap()
+        .check_signal("p-client", "p-lawyer")
+        .unwrap();
+    b.update(&consultation, |room| room.ended = true)
+        .await
+        .unwrap();
+}
