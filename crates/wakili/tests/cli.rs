@@ -296,6 +296,21 @@ fn mistakes_are_named_with_their_fix() {
             "databse_url",
         ),
         (
+            vec!["config"],
+            vec![("WAKILI_TURN__LISTEN", "0.0.0.0:3478")],
+            "turn.external_ip: required",
+        ),
+        (
+            vec!["config"],
+            vec![("WAKILI_TURN__ENABLED", "false")],
+            "ice.turn_servers",
+        ),
+        (
+            vec!["config"],
+            vec![("WAKILI_MEDIA__DEFAULT_PROFILE", "ultra")],
+            "media.default_profile",
+        ),
+        (
             vec!["--config", "missing.toml", "config"],
             vec![],
             "missing.toml",
