@@ -53,6 +53,23 @@ fn password(secret: &[u8], username: &str) -> String {
     STANDARD.encode(mac.finalize().into_bytes())
 }
 
+fn too_long() -> CoreError {
+    CoreError::Invalid {
+        field: "ttl",
+        message: "too long".into(),
+    }
+}
+
+/// The credentials of `user` that expire at `expires_at`.
+fn credential_until(secret: &[u8], user: &UserId, expires_at: DateTime<Utc>) -> TurnCredential {
+    let username = format!("{}:{}", expires_at.timestamp(), user);
+    TurnCredential {
+        credential: password(secret, &username),
+        username,
+        expires_at,
+    }
+}
+
 /// Mints credentials for `user` valid from `now` for `ttl`.
 pub fn mint(
     secret: &[u8],
@@ -60,17 +77,8 @@ pub fn mint(
     now: DateTime<Utc>,
     ttl: Duration,
 ) -> Result<TurnCredential, CoreError> {
-    let ttl = chrono::Duration::from_std(ttl).map_err(|_| CoreError::Invalid {
-        field: "ttl",
-        message: "too long".into(),
-    })?;
-    let expires_at = now + ttl;
-    let username = format!("{}:{}", expires_at.timestamp(), user);
-    Ok(TurnCredential {
-        credential: password(secret, &username),
-        username,
-        expires_at,
-    })
+    let ttl = chrono::Duration::from_std(ttl).map_err(|_| too_long())?;
+    Ok(credential_until(secret, user, now + ttl))
 }
 
 /// Mints credentials whose expiry is aligned to windows of `ttl / 2`, so every request within a
@@ -85,16 +93,8 @@ pub fn mint_aligned(
     let half = i64::try_from((ttl.as_secs() / 2).max(1)).unwrap_or(i64::MAX);
     let window_end = (now.timestamp().div_euclid(half) + 1).saturating_mul(half);
     let expires_at =
-        DateTime::from_timestamp(window_end.saturating_add(half), 0).ok_or(CoreError::Invalid {
-            field: "ttl",
-            message: "too long".into(),
-        })?;
-    let username = format!("{}:{}", expires_at.timestamp(), user);
-    Ok(TurnCredential {
-        credential: password(secret, &username),
-        username,
-        expires_at,
-    })
+        DateTime::from_timestamp(window_end.saturating_add(half), 0).ok_or_else(too_long)?;
+    Ok(credential_until(secret, user, expires_at))
 }
 
 /// Checks a username at time `now` (tolerating `leeway` of clock skew) and returns the password

@@ -147,6 +147,18 @@ pub enum TurnError {
     Tls(String),
 }
 
+/// Maps an I/O error while setting up the `transport` listener on `addr`.
+fn bind_error(
+    transport: &'static str,
+    addr: SocketAddr,
+) -> impl FnOnce(std::io::Error) -> TurnError {
+    move |source| TurnError::Bind {
+        transport,
+        addr,
+        source,
+    }
+}
+
 /// A running server.
 pub struct RunningTurn {
     server: Server,
@@ -196,27 +208,12 @@ pub async fn start(config: TurnConfig) -> Result<RunningTurn, TurnError> {
         0 => std::thread::available_parallelism().map_or(1, usize::from),
         n => n,
     };
-    let udp = bind_udp(config.udp, sockets).map_err(|source| TurnError::Bind {
-        transport: "UDP",
-        addr: config.udp,
-        source,
-    })?;
+    let udp = bind_udp(config.udp, sockets).map_err(bind_error("UDP", config.udp))?;
     let tcp = TcpListener::bind(config.tcp)
         .await
-        .map_err(|source| TurnError::Bind {
-            transport: "TCP",
-            addr: config.tcp,
-            source,
-        })?;
-    let local = |r: std::io::Result<SocketAddr>, transport, addr| {
-        r.map_err(|source| TurnError::Bind {
-            transport,
-            addr,
-            source,
-        })
-    };
-    let udp_addr = local(udp[0].local_addr(), "UDP", config.udp)?;
-    let tcp_addr = local(tcp.local_addr(), "TCP", config.tcp)?;
+        .map_err(bind_error("TCP", config.tcp))?;
+    let udp_addr = udp[0].local_addr().map_err(bind_error("UDP", config.udp))?;
+    let tcp_addr = tcp.local_addr().map_err(bind_error("TCP", config.tcp))?;
     let shared = Arc::new(shared::Shared::new(
         config.secret,
         config.realm.clone(),
@@ -235,11 +232,7 @@ pub async fn start(config: TurnConfig) -> Result<RunningTurn, TurnError> {
             current: current.clone(),
         })
     };
-    let tcp_conn = tcp::TcpConn::new(tcp, None).map_err(|source| TurnError::Bind {
-        transport: "TCP",
-        addr: config.tcp,
-        source,
-    })?;
+    let tcp_conn = tcp::TcpConn::new(tcp, None).map_err(bind_error("TCP", config.tcp))?;
     let mut listeners: Vec<Arc<dyn util::Conn + Send + Sync>> = udp
         .into_iter()
         .map(|socket| Arc::new(socket) as Arc<dyn util::Conn + Send + Sync>)
@@ -250,18 +243,14 @@ pub async fn start(config: TurnConfig) -> Result<RunningTurn, TurnError> {
         let acceptor = tls_acceptor(tls)?;
         let listener = TcpListener::bind(tls.listen)
             .await
-            .map_err(|source| TurnError::Bind {
-                transport: "TLS",
-                addr: tls.listen,
-                source,
-            })?;
-        tls_addr = Some(local(listener.local_addr(), "TLS", tls.listen)?);
+            .map_err(bind_error("TLS", tls.listen))?;
+        tls_addr = Some(
+            listener
+                .local_addr()
+                .map_err(bind_error("TLS", tls.listen))?,
+        );
         let conn =
-            tcp::TcpConn::new(listener, Some(acceptor)).map_err(|source| TurnError::Bind {
-                transport: "TLS",
-                addr: tls.listen,
-                source,
-            })?;
+            tcp::TcpConn::new(listener, Some(acceptor)).map_err(bind_error("TLS", tls.listen))?;
         listeners.push(Arc::new(conn));
     }
     let (closed_tx, mut closed_rx) = tokio::sync::mpsc::channel(1024);

@@ -274,13 +274,10 @@ async fn wrong_secret_and_expired_username_are_refused_with_401() {
     );
 }
 
-#[tokio::test]
-async fn loopback_peers_are_refused_by_default() {
-    let turn = server(PeerPolicy::default(), 100).await;
-    let (_peer, peer_port) = peer();
-    let port = turn.udp_addr().port().to_string();
-    let peer_port = peer_port.to_string();
-    let output = uclient(&[
+/// uclient as `alice` with the REST secret: `clients` sessions of 5 packets each to the peer.
+async fn alice_to_peer(port: u16, peer_port: u16, clients: u32) -> String {
+    let (port, peer_port, clients) = (port.to_string(), peer_port.to_string(), clients.to_string());
+    uclient(&[
         "-W",
         SECRET,
         "-u",
@@ -294,11 +291,18 @@ async fn loopback_peers_are_refused_by_default() {
         "-n",
         "5",
         "-m",
-        "1",
+        &clients,
         "-c",
         "127.0.0.1",
     ])
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn loopback_peers_are_refused_by_default() {
+    let turn = server(PeerPolicy::default(), 100).await;
+    let (_peer, peer_port) = peer();
+    let output = alice_to_peer(turn.udp_addr().port(), peer_port, 1).await;
     assert!(output.contains("403"), "{output}");
     assert!(turn.stats().rejected_peer > 0);
     assert_eq!(
@@ -312,27 +316,7 @@ async fn loopback_peers_are_refused_by_default() {
 async fn allocations_per_user_are_capped() {
     let turn = server(LOOPBACK, 1).await;
     let (_peer, peer_port) = peer();
-    let port = turn.udp_addr().port().to_string();
-    let peer_port = peer_port.to_string();
-    let output = uclient(&[
-        "-W",
-        SECRET,
-        "-u",
-        "alice",
-        "-e",
-        "127.0.0.1",
-        "-r",
-        &peer_port,
-        "-p",
-        &port,
-        "-n",
-        "5",
-        "-m",
-        "3",
-        "-c",
-        "127.0.0.1",
-    ])
-    .await;
+    let output = alice_to_peer(turn.udp_addr().port(), peer_port, 3).await;
     let stats = turn.stats();
     assert_eq!(stats.allocations_created, 1, "{stats:?}\n{output}");
     assert!(stats.rejected_quota >= 1, "{stats:?}");

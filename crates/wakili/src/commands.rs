@@ -6,7 +6,7 @@ use wakili_auth::{Algorithm, Minter, TokenRequest};
 use wakili_core::{Role, UserId};
 use wakili_settings::{LogFormat, Overrides, Settings, load};
 
-use crate::cli::{Cli, Command, ConfigCmd, LogFormatArg, Serve, Token};
+use crate::cli::{Cli, Command, ConfigCmd, LogFormatArg, Token};
 
 /// Longest lifetime `wakili token` signs.
 const MAX_TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -32,7 +32,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let settings = load(cli.common.config.as_deref(), &overrides)?;
     match cli.command {
-        Command::Serve(serve) => self::serve(settings, &serve).await,
+        Command::Serve(_) => self::serve(settings).await,
         Command::Token(token) => self::token(&settings, &token),
         Command::Migrate => migrate(&settings).await,
         Command::Config(_) => {
@@ -42,7 +42,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn serve(settings: Settings, _flags: &Serve) -> anyhow::Result<()> {
+async fn serve(settings: Settings) -> anyhow::Result<()> {
     crate::logging::init(&settings)?;
     let listener = TcpListener::bind(settings.listen).await.with_context(|| {
         format!(

@@ -77,6 +77,17 @@ pub struct PushInfo {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MobileConfig {
+    /// Everything but the clock; its hash is the `ETag`.
+    #[serde(flatten)]
+    pub startup: MobileStartup,
+    /// The server's clock, to correct the app's.
+    pub server_time: DateTime<Utc>,
+}
+
+/// The cacheable part of [`MobileConfig`].
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MobileStartup {
     /// Changes whenever anything but `serverTime` and the credentials' window changes.
     pub version: String,
     /// Oldest supported app version per platform; older apps must ask the user to update.
@@ -87,8 +98,6 @@ pub struct MobileConfig {
     pub push: PushInfo,
     /// WebRTC configuration with the server's default profile and this user's credentials.
     pub webrtc: WebrtcConfig,
-    /// The server's clock, to correct the app's.
-    pub server_time: DateTime<Utc>,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -134,7 +143,7 @@ pub async fn mobile(
         "transport": settings.ice.transport_policy,
     });
     let version = hex(&Sha256::digest(shared.to_string().as_bytes())[..8]);
-    let mut config = MobileConfig {
+    let startup = MobileStartup {
         version,
         min_versions: settings.mobile.min_versions.clone(),
         features: settings.mobile.features.clone(),
@@ -143,13 +152,9 @@ pub async fn mobile(
             provider: "fcm",
         },
         webrtc,
-        server_time: now,
     };
     // The ETag covers everything but the clock (the Date header carries that on a 304).
-    let server_time = config.server_time;
-    config.server_time = DateTime::<Utc>::UNIX_EPOCH;
-    let stable = serde_json::to_vec(&config).map_err(ApiError::internal)?;
-    config.server_time = server_time;
+    let stable = serde_json::to_vec(&startup).map_err(ApiError::internal)?;
     let etag = format!("\"{}\"", hex(&Sha256::digest(&stable)[..16]));
     let etag_value = HeaderValue::from_str(&etag).map_err(ApiError::internal)?;
     let cache = (
@@ -163,6 +168,10 @@ pub async fn mobile(
         )
             .into_response());
     }
+    let config = MobileConfig {
+        startup,
+        server_time: now,
+    };
     Ok(([(header::ETAG, etag_value), cache], JsonResponse(config)).into_response())
 }
 
