@@ -161,3 +161,63 @@ pub struct Page<T> {
     /// Where the next page starts, if there is one.
     pub next: Option<Cursor>,
 }
+
+/// A recording consent decision taken over signaling.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ConsentRecord {
+    /// Opaque id (UUIDv7).
+    pub id: String,
+    /// The consultation.
+    pub consultation_id: String,
+    /// The recording asked about.
+    pub recording_id: String,
+    /// Who decided.
+    pub user_id: String,
+    /// Their participant id in the call.
+    pub participant_id: String,
+    /// The version of the notice they were shown.
+    pub notice_version: String,
+    /// The answer.
+    pub granted: bool,
+    /// When.
+    pub decided_at: DateTime<Utc>,
+}
+
+/// One sampled `quality:report` with its score.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct QualitySample {
+    /// The consultation.
+    pub consultation_id: String,
+    /// The reporting participant.
+    pub participant_id: String,
+    /// Their user id.
+    pub user_id: String,
+    /// When the report arrived.
+    pub taken_at: DateTime<Utc>,
+    /// Round-trip time, ms.
+    pub rtt_ms: f64,
+    /// Jitter, ms.
+    pub jitter_ms: f64,
+    /// Packet loss, percent.
+    pub packet_loss_pct: f64,
+    /// Send bitrate, kbit/s.
+    pub outbound_kbps: f64,
+    /// Receive bitrate, kbit/s.
+    pub inbound_kbps: f64,
+    /// Frames per second sent.
+    pub frame_rate: f64,
+    /// Sent width.
+    pub width: i64,
+    /// Sent height.
+    pub height: i64,
+    /// Selected candidate type.
+    pub candidate_type: String,
+    /// MOS-like score, 1–4.5.
+    pub mos: f64,
+    /// Quality level the report alone calls for (`low`, `medium`, `high`).
+    pub level: String,
+}

@@ -3,8 +3,8 @@ use async_trait::async_trait;
 use crate::{
     DbError,
     models::{
-        AuditEvent, ConsultationFilter, ConsultationInsert, NewAuditEvent, Page, Participant, User,
-        UserClaims, VideoConsultation,
+        AuditEvent, ConsentRecord, ConsultationFilter, ConsultationInsert, NewAuditEvent, Page, Participant, User,
+        QualitySample, UserClaims, VideoConsultation,
     },
 };
 
@@ -64,4 +64,16 @@ pub trait Repository: Send + Sync + 'static {
 
     /// A consultation's audit log, oldest first.
     async fn audit_log(&self, consultation_id: &str) -> Result<Vec<AuditEvent>, DbError>;
+
+    /// Stores a recording consent decision.
+    async fn record_consent(&self, consent: &ConsentRecord) -> Result<(), DbError>;
+
+    /// A consultation's consent decisions, oldest first.
+    async fn consents(&self, consultation_id: &str) -> Result<Vec<ConsentRecord>, DbError>;
+
+    /// Stores a quality sample.
+    async fn add_quality_sample(&self, sample: &QualitySample) -> Result<(), DbError>;
+
+    /// A consultation's quality samples, oldest first.
+    async fn quality_samples(&self, consultation_id: &str) -> Result<Vec<QualitySample>, DbError>;
 }

@@ -11,8 +11,8 @@ use wakili_core::{Role, consultation::ConsultationStatus, new_id, page::Cursor};
 use crate::{
     Backend, DbError, Repository,
     models::{
-        AuditEvent, ConsultationFilter, ConsultationInsert, NewAuditEvent, Page, Participant, User,
-        UserClaims, VideoConsultation,
+        AuditEvent, ConsentRecord, ConsultationFilter, ConsultationInsert, NewAuditEvent, Page, Participant, User,
+        QualitySample, UserClaims, VideoConsultation,
     },
     time::DbTime,
 };
@@ -131,6 +131,7 @@ where
     DB::Arguments: IntoArguments<DB>,
     for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> f64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> DbTime: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> Option<String>: Encode<'q, DB>,
     for<'q> Option<DbTime>: Encode<'q, DB>,
@@ -359,6 +360,113 @@ where
         .fetch_all(&mut *conn)
         .await?;
         rows.iter().map(audit_from_row).collect()
+    }
+
+    async fn record_consent(&self, c: &ConsentRecord) -> Result<(), DbError> {
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query(
+            "INSERT INTO recording_consents (id, consultation_id, recording_id, user_id, \
+             participant_id, notice_version, decision, decided_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(c.id.clone())
+        .bind(c.consultation_id.clone())
+        .bind(c.recording_id.clone())
+        .bind(c.user_id.clone())
+        .bind(c.participant_id.clone())
+        .bind(c.notice_version.clone())
+        .bind(if c.granted { "granted" } else { "refused" }.to_owned())
+        .bind(DbTime(c.decided_at))
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn consents(&self, consultation_id: &str) -> Result<Vec<ConsentRecord>, DbError> {
+        let mut conn = self.pool.acquire().await?;
+        let rows = sqlx::query(
+            "SELECT id, consultation_id, recording_id, user_id, participant_id, notice_version, \
+             decision, decided_at FROM recording_consents WHERE consultation_id = $1 ORDER BY id",
+        )
+        .bind(consultation_id.to_owned())
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ConsentRecord {
+                    id: row.try_get("id")?,
+                    consultation_id: row.try_get("consultation_id")?,
+                    recording_id: row.try_get("recording_id")?,
+                    user_id: row.try_get("user_id")?,
+                    participant_id: row.try_get("participant_id")?,
+                    notice_version: row.try_get("notice_version")?,
+                    granted: row.try_get::<String, _>("decision")? == "granted",
+                    decided_at: time(row, "decided_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn add_quality_sample(&self, q: &QualitySample) -> Result<(), DbError> {
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query(
+            "INSERT INTO quality_samples (id, consultation_id, participant_id, user_id, taken_at, \
+             rtt_ms, jitter_ms, packet_loss_pct, outbound_kbps, inbound_kbps, frame_rate, width, \
+             height, candidate_type, mos, level) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+        )
+        .bind(new_id())
+        .bind(q.consultation_id.clone())
+        .bind(q.participant_id.clone())
+        .bind(q.user_id.clone())
+        .bind(DbTime(q.taken_at))
+        .bind(q.rtt_ms)
+        .bind(q.jitter_ms)
+        .bind(q.packet_loss_pct)
+        .bind(q.outbound_kbps)
+        .bind(q.inbound_kbps)
+        .bind(q.frame_rate)
+        .bind(q.width)
+        .bind(q.height)
+        .bind(q.candidate_type.clone())
+        .bind(q.mos)
+        .bind(q.level.clone())
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn quality_samples(&self, consultation_id: &str) -> Result<Vec<QualitySample>, DbError> {
+        let mut conn = self.pool.acquire().await?;
+        let rows = sqlx::query(
+            "SELECT consultation_id, participant_id, user_id, taken_at, rtt_ms, jitter_ms, \
+             packet_loss_pct, outbound_kbps, inbound_kbps, frame_rate, width, height, \
+             candidate_type, mos, level FROM quality_samples WHERE consultation_id = $1 ORDER BY id",
+        )
+        .bind(consultation_id.to_owned())
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(QualitySample {
+                    consultation_id: row.try_get("consultation_id")?,
+                    participant_id: row.try_get("participant_id")?,
+                    user_id: row.try_get("user_id")?,
+                    taken_at: time(row, "taken_at")?,
+                    rtt_ms: row.try_get("rtt_ms")?,
+                    jitter_ms: row.try_get("jitter_ms")?,
+                    packet_loss_pct: row.try_get("packet_loss_pct")?,
+                    outbound_kbps: row.try_get("outbound_kbps")?,
+                    inbound_kbps: row.try_get("inbound_kbps")?,
+                    frame_rate: row.try_get("frame_rate")?,
+                    width: row.try_get("width")?,
+                    height: row.try_get("height")?,
+                    candidate_type: row.try_get("candidate_type")?,
+                    mos: row.try_get("mos")?,
+                    level: row.try_get("level")?,
+                })
+            })
+            .collect()
     }
 }
 

@@ -9,7 +9,10 @@ use wakili_core::{
 };
 use wakili_db::{
     Backend, Db, PoolOptions, connect,
-    models::{ConsultationFilter, ConsultationInsert, NewAuditEvent, UserClaims},
+    models::{
+        ConsentRecord, ConsultationFilter, ConsultationInsert, NewAuditEvent, QualitySample,
+        UserClaims,
+    },
     testing::TestDatabase,
 };
 
@@ -202,6 +205,44 @@ async fn story(backend: Backend) {
     );
     assert_eq!(log[0].detail["clientId"], "c1");
     assert_audit_is_append_only(&test_db).await;
+
+    // Consent decisions and quality samples keep their values and order.
+    for (i, granted) in [(1, true), (2, false)] {
+        let consent = ConsentRecord {
+            id: wakili_core::new_id(),
+            consultation_id: c1.id.clone(),
+            recording_id: format!("r{i}"),
+            user_id: "c1".into(),
+            participant_id: "p1".into(),
+            notice_version: "2026-01".into(),
+            granted,
+            decided_at: now + Duration::seconds(i),
+        };
+        db.record_consent(&consent).await.unwrap();
+    }
+    let consents = db.consents(&c1.id).await.unwrap();
+    let answers: Vec<_> = consents.iter().map(|c| (c.recording_id.as_str(), c.granted)).collect();
+    assert_eq!(answers, [("r1", true), ("r2", false)]);
+    assert_eq!(consents[1].decided_at, now + Duration::seconds(2));
+    let sample = QualitySample {
+        consultation_id: c1.id.clone(),
+        participant_id: "p1".into(),
+        user_id: "c1".into(),
+        taken_at: now,
+        rtt_ms: 85.5,
+        jitter_ms: 4.25,
+        packet_loss_pct: 0.5,
+        outbound_kbps: 1200.0,
+        inbound_kbps: 900.0,
+        frame_rate: 29.97,
+        width: 1280,
+        height: 720,
+        candidate_type: "relay".into(),
+        mos: 4.1,
+        level: "medium".into(),
+    };
+    db.add_quality_sample(&sample).await.unwrap();
+    assert_eq!(db.quality_samples(&c1.id).await.unwrap(), [sample]);
 }
 
 /// The triggers refuse rewriting history even to someone with SQL access.

@@ -136,7 +136,8 @@ pub fn router(state: AppState) -> Router {
             settings.request_timeout,
         ))
         .layer(DefaultBodyLimit::max(settings.max_body_bytes));
-    api.route(
+    let router = api
+        .route(
         "/api/v1/openapi.json",
         get(move || {
             let openapi = Arc::clone(&openapi);
@@ -145,6 +146,8 @@ pub fn router(state: AppState) -> Router {
     )
     .fallback(not_found)
     .method_not_allowed_fallback(method_not_allowed)
-    .with_state(state)
-    .layer(middleware)
+    .with_state(state.clone())
+    .layer(middleware);
+    // Outermost, so long-lived Socket.IO connections skip the request timeout.
+    state.signal_layer.clone().wrap(router)
 }

@@ -38,6 +38,9 @@ pub enum ServerError {
     /// The embedded STUN/TURN server could not start.
     #[error(transparent)]
     Turn(#[from] wakili_turn::TurnError),
+    /// Signaling could not start (Redis unreachable?).
+    #[error("signaling: {0}")]
+    Signal(#[from] wakili_signal::SignalError),
     /// The data directory or the listener failed.
     #[error("{context}: {source}")]
     Io {
@@ -79,7 +82,18 @@ pub async fn prepare(settings: Settings, clock: Arc<dyn Clock>) -> Result<AppSta
         tls_port: running.tls_addr().map(|a| a.port()),
     });
     let ice = ice::IceDirectory::new(&settings, embedded, turn_secret);
-    Ok(AppState::new(db, verifier, settings, clock, ice, turn))
+    let signaling = wakili_signal::start(wakili_signal::Deps {
+        db: db.clone(),
+        verifier: Verifier::new(settings.verifier_config()?)?,
+        settings: settings.signaling.clone(),
+        default_profile: settings.media.default_profile.clone(),
+        now: {
+            let clock = Arc::clone(&clock);
+            Arc::new(move || clock.now())
+        },
+    })
+    .await?;
+    Ok(AppState::new(db, verifier, settings, clock, ice, turn, signaling))
 }
 
 fn turn_config(
@@ -128,9 +142,12 @@ pub async fn serve(
 ) -> Result<(), ServerError> {
     let grace = state.settings.shutdown_grace;
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let signaling = state.signaling.clone();
     let signal = async move {
         shutdown.await;
         tracing::info!("shutting down: no new connections, finishing open requests");
+        // Participants see "reconnecting" and can resume on another node.
+        signaling.shutdown().await;
         let _ = stopping_tx.send(());
     };
     let turn = std::sync::Arc::clone(&state.turn);

@@ -44,6 +44,10 @@ pub struct Inner {
     pub ice: crate::ice::IceDirectory,
     /// The embedded STUN/TURN server, while it runs (taken and stopped at shutdown).
     pub turn: Arc<tokio::sync::Mutex<Option<wakili_turn::RunningTurn>>>,
+    /// Socket.IO signaling, for telling rooms about REST-side changes.
+    pub signaling: wakili_signal::Signaling,
+    /// The Socket.IO service in front of the router.
+    pub(crate) signal_layer: wakili_signal::SignalLayer,
     /// Users whose claims were written recently, by id.
     pub(crate) users_seen: Mutex<HashMap<String, crate::auth::SeenUser>>,
 }
@@ -57,6 +61,7 @@ impl AppState {
         clock: Arc<dyn Clock>,
         ice: crate::ice::IceDirectory,
         turn: Option<wakili_turn::RunningTurn>,
+        (signaling, signal_layer): (wakili_signal::Signaling, wakili_signal::SignalLayer),
     ) -> Self {
         Self(Arc::new(Inner {
             db,
@@ -65,6 +70,8 @@ impl AppState {
             clock,
             ice,
             turn: Arc::new(tokio::sync::Mutex::new(turn)),
+            signaling,
+            signal_layer,
             users_seen: Mutex::new(HashMap::new()),
         }))
     }

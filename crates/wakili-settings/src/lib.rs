@@ -11,11 +11,13 @@ mod media;
 mod secret;
 pub mod secrets;
 mod settings;
+mod signaling;
 
 pub use error::SettingsError;
 pub use load::{DEFAULT_CONFIG_FILE, Overrides, TurnOverride, load};
 pub use media::{ExternalTurn, ExternalTurnAuth, IceSettings, MobileSettings, TurnSettings};
 pub use secret::Secret;
+pub use signaling::{Admission, SignalingSettings};
 pub use settings::{AuthSettings, DatabaseSettings, LogFormat, Settings};
 
 /// The commented default configuration file, printed by `wakili config --default`.

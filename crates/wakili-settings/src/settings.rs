@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use wakili_auth::{Algorithm, MIN_SECRET_BYTES, VerifierConfig, VerifyKey};
 use wakili_core::webrtc::MediaPolicy;
 
-use crate::{IceSettings, MobileSettings, Secret, SettingsError, TurnSettings, secrets};
+use crate::{IceSettings, MobileSettings, Secret, SettingsError, SignalingSettings, TurnSettings, secrets};
 
 /// Everything `wakili serve` can be told.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -47,6 +47,8 @@ pub struct Settings {
     pub turn: TurnSettings,
     /// The mobile start-up configuration.
     pub mobile: MobileSettings,
+    /// Socket.IO signaling.
+    pub signaling: SignalingSettings,
 }
 
 /// Database pool settings.
@@ -109,6 +111,7 @@ impl Default for Settings {
             ice: IceSettings::default(),
             turn: TurnSettings::default(),
             mobile: MobileSettings::default(),
+            signaling: SignalingSettings::default(),
         }
     }
 }
@@ -261,6 +264,7 @@ impl Settings {
         }
         problems.extend(self.media.problems());
         problems.extend(crate::media::problems(&self.ice, &self.turn, &self.mobile));
+        problems.extend(self.signaling.problems());
         if problems.is_empty() {
             Ok(())
         } else {

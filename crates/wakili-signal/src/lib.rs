@@ -1,6 +1,17 @@
-//! Wakili's signaling. So far: where consultation rooms live ([`RoomStore`]) — in this process's
-//! memory on a single node, in Redis when several nodes share rooms.
+//! Wakili's signaling: consultation rooms over Socket.IO, on one node (rooms in memory) or many
+//! (rooms in Redis, deliveries through the socketioxide Redis adapter).
+//!
+//! - [`protocol`]: reading and checking client events, ack shapes (sans-IO).
+//! - [`limiter`]: the per-connection rate limit (sans-IO).
+//! - [`RoomStore`]: where room state lives, with optimistic concurrency.
+//! - [`start`]: the Socket.IO service and the [`Signaling`] handle the REST side uses.
+//!
+//! The room rules themselves (waiting room, resume, consent) are `wakili_core::room`.
 
+mod hub;
+pub mod limiter;
+pub mod protocol;
 mod store;
 
+pub use hub::{Deps, Now, SignalLayer, Signaling, start};
 pub use store::{RoomStore, SignalError};

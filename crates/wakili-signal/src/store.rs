@@ -36,6 +36,9 @@ pub enum SignalError {
     /// A stored room does not decode (written by an incompatible version?).
     #[error("stored room state is invalid: {0}")]
     Corrupt(#[from] serde_json::Error),
+    /// The Socket.IO Redis adapter failed to start.
+    #[error("socket.io redis adapter: {0}")]
+    Adapter(String),
     /// Too many concurrent writers to one room.
     #[error("room {0} is too busy; retry")]
     Contended(String),
@@ -86,6 +89,27 @@ impl RoomStore {
             Self::Redis { conn, .. } => {
                 let text: Option<String> = conn.clone().get(key(consultation)).await?;
                 Ok(text.map(|t| serde_json::from_str(&t)).transpose()?)
+            }
+        }
+    }
+
+    /// Reads the room without changing it (`None`: no such room).
+    pub async fn read<R>(
+        &self,
+        consultation: &str,
+        look: impl FnOnce(Option<&Room>) -> R,
+    ) -> Result<R, SignalError> {
+        match self {
+            Self::Memory(rooms) => Ok(look(
+                rooms
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .get(consultation),
+            )),
+            Self::Redis { conn, .. } => {
+                let text: Option<String> = conn.clone().get(key(consultation)).await?;
+                let room: Option<Room> = text.map(|t| serde_json::from_str(&t)).transpose()?;
+                Ok(look(room.as_ref()))
             }
         }
     }

@@ -40,6 +40,7 @@ async fn concurrent_joins(nodes: [Arc<RoomStore>; 2], per_node: usize) -> usize 
                             resume_token: None,
                             participant_id: format!("p{n}-{i}"),
                             new_resume_token: format!("t{n}-{i}"),
+                            connection: format!("s{n}-{i}"),
                         };
                         room.join(join, &policy(), chrono::Utc::now()).map(|_| ())
                     })
@@ -100,6 +101,7 @@ async fn a_room_seen_from_another_node_is_the_same_room() {
         resume_token: None,
         participant_id: format!("p-{user}"),
         new_resume_token: format!("t-{user}"),
+        connection: format!("s-{user}"),
     };
     // The client waits on node A; the lawyer joins on node B and admits them.
     let waiting = a

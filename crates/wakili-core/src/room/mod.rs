@@ -76,6 +76,9 @@ pub struct Member {
     pub presence: Presence,
     /// Secret that lets this participant resume.
     pub resume_token: String,
+    /// The connection currently serving this participant; a drop of an older one is ignored.
+    #[serde(default)]
+    pub connection: String,
 }
 
 /// A participant as others see it.
@@ -169,11 +172,15 @@ pub enum Input {
         participant_id: String,
         /// Resume token for a new participant.
         new_resume_token: String,
+        /// The connection joining.
+        connection: String,
     },
     /// The participant's connection dropped.
     Disconnected {
         /// Who.
         participant_id: String,
+        /// Which connection dropped (ignored unless it is the participant's current one).
+        connection: String,
     },
     /// `consultation:leave`.
     Leave {
@@ -518,6 +525,7 @@ impl Room {
             resume_token,
             participant_id,
             new_resume_token,
+            connection,
         } = input
         else {
             return Err(RoomError::Forbidden("not a join"));
@@ -536,6 +544,7 @@ impl Room {
         });
         if let Some(id) = resumable {
             let member = self.members.get_mut(&id).ok_or(RoomError::NoParticipant)?;
+            member.connection = connection;
             match member.presence {
                 Presence::Reconnecting { was_waiting, .. } => {
                     member.presence = if was_waiting {
@@ -600,6 +609,7 @@ impl Room {
                 Presence::Present
             },
             resume_token: new_resume_token,
+            connection,
         };
         self.members.insert(participant_id.clone(), member.clone());
         audit(
@@ -835,6 +845,23 @@ impl Room {
         Ok(())
     }
 
+    /// The consultation was ended or cancelled outside the call (over the API): everyone is told
+    /// and the room closes.
+    pub fn close(&mut self, by_user: &str) -> Outcome {
+        let mut out = Outcome::default();
+        if self.ended {
+            return out;
+        }
+        self.stop_recording("ended", &mut out);
+        let event = Event::Ended {
+            by: by_user.to_owned(),
+        };
+        send(&mut out, "consultation:ended", To::All, event);
+        self.members.clear();
+        self.ended = true;
+        out
+    }
+
     /// Handles every input but joins and signals.
     pub fn handle(
         &mut self,
@@ -850,12 +877,16 @@ impl Room {
         match input {
             Input::Join { .. } => return Err(RoomError::Forbidden("use join")),
             Input::Signal { from, to } => self.check_signal(&from, &to)?,
-            Input::Disconnected { participant_id } => {
+            Input::Disconnected {
+                participant_id,
+                connection,
+            } => {
                 let m = self
                     .members
                     .get_mut(&participant_id)
                     .ok_or(RoomError::NoParticipant)?;
-                if !matches!(m.presence, Presence::Reconnecting { .. }) {
+                if m.connection == connection && !matches!(m.presence, Presence::Reconnecting { .. })
+                {
                     m.presence = Presence::Reconnecting {
                         was_waiting: m.presence == Presence::Waiting,
                         until: now + policy.grace,

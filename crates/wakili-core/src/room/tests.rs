@@ -20,6 +20,7 @@ fn join(user: &str, role: Role, resume: Option<&str>) -> Input {
         resume_token: resume.map(Into::into),
         participant_id: format!("p-{user}-{}", resume.unwrap_or("new")),
         new_resume_token: format!("token-{user}"),
+        connection: format!("conn-{user}"),
     }
 }
 
@@ -107,6 +108,7 @@ fn a_resume_within_the_grace_period_keeps_the_participant() {
         .handle(
             Input::Disconnected {
                 participant_id: "p-c-new".into(),
+                connection: "conn-c".into(),
             },
             &p,
             t(10),
@@ -142,6 +144,7 @@ fn after_the_grace_period_others_see_a_leave() {
     room.handle(
         Input::Disconnected {
             participant_id: "p-c-new".into(),
+            connection: "conn-c".into(),
         },
         &p,
         t(10),
@@ -484,6 +487,7 @@ fn room_state_round_trips_through_json() {
     room.handle(
         Input::Disconnected {
             participant_id: "p-c-new".into(),
+            connection: "conn-c".into(),
         },
         &p,
         t(5),
@@ -492,4 +496,48 @@ fn room_state_round_trips_through_json() {
     let text = serde_json::to_string(&room).unwrap();
     let back: Room = serde_json::from_str(&text).unwrap();
     assert_eq!(back, room);
+}
+
+#[test]
+fn a_drop_of_a_replaced_connection_is_ignored() {
+    let p = policy(Admission::OnLawyerJoin);
+    let mut room = call(&p);
+    // The client reopens the app: the new connection resumes while the old one is still open.
+    let mut again = join("c", Role::Client, Some("token-c"));
+    if let Input::Join { connection, .. } = &mut again {
+        *connection = "conn-c-2".into();
+    }
+    let (joined, out) = room.join(again, &p, t(5)).unwrap();
+    assert_eq!(joined.participant_id, "p-c-new");
+    assert!(out.facts.contains(&Fact::Disconnect {
+        participant_id: "p-c-new".into()
+    }));
+    // The old connection closing afterwards changes nothing.
+    let out = room
+        .handle(
+            Input::Disconnected {
+                participant_id: "p-c-new".into(),
+                connection: "conn-c".into(),
+            },
+            &p,
+            t(6),
+        )
+        .unwrap();
+    assert!(out.outbound.is_empty(), "{out:?}");
+    assert_eq!(room.next_deadline(), None);
+    room.check_signal("p-l-new", "p-c-new").unwrap();
+}
+
+#[test]
+fn closing_from_the_api_ends_the_call_for_everyone() {
+    let p = policy(Admission::OnLawyerJoin);
+    let mut room = call(&p);
+    let out = room.close("admin-1");
+    assert_eq!(names(&out), [("consultation:ended", To::All)]);
+    assert!(room.ended);
+    assert_eq!(
+        room.join(join("c", Role::Client, None), &p, t(9)).unwrap_err(),
+        RoomError::Ended
+    );
+    assert!(room.close("admin-1").outbound.is_empty(), "only once");
 }

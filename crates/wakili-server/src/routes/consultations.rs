@@ -374,6 +374,10 @@ pub async fn cancel(
         detail,
     )
     .await?;
+    state
+        .signaling
+        .closed(&saved.id, auth.caller.user_id.as_str())
+        .await;
     Ok(JsonResponse(saved))
 }
 
@@ -428,6 +432,10 @@ pub async fn end(
         serde_json::json!({}),
     )
     .await?;
+    state
+        .signaling
+        .closed(&saved.id, auth.caller.user_id.as_str())
+        .await;
     Ok(JsonResponse(saved))
 }
 
@@ -504,5 +512,9 @@ pub async fn set_quality_profile(
         detail,
     )
     .await?;
+    state
+        .signaling
+        .profile_changed(&saved.id, &body.profile, auth.caller.user_id.as_str())
+        .await;
     Ok(JsonResponse(saved))
 }
