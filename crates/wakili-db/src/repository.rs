@@ -3,8 +3,8 @@ use async_trait::async_trait;
 use crate::{
     DbError,
     models::{
-        AuditEvent, ConsentRecord, ConsultationFilter, ConsultationInsert, NewAuditEvent, Page, Participant, User,
-        QualitySample, UserClaims, VideoConsultation,
+        AuditEvent, ConsentRecord, ConsultationFilter, ConsultationInsert, NewAuditEvent, Page,
+        Participant, QualitySample, User, UserClaims, VideoConsultation,
     },
 };
 

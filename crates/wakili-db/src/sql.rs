@@ -11,8 +11,8 @@ use wakili_core::{Role, consultation::ConsultationStatus, new_id, page::Cursor};
 use crate::{
     Backend, DbError, Repository,
     models::{
-        AuditEvent, ConsentRecord, ConsultationFilter, ConsultationInsert, NewAuditEvent, Page, Participant, User,
-        QualitySample, UserClaims, VideoConsultation,
+        AuditEvent, ConsentRecord, ConsultationFilter, ConsultationInsert, NewAuditEvent, Page,
+        Participant, QualitySample, User, UserClaims, VideoConsultation,
     },
     time::DbTime,
 };

@@ -221,7 +221,10 @@ async fn story(backend: Backend) {
         db.record_consent(&consent).await.unwrap();
     }
     let consents = db.consents(&c1.id).await.unwrap();
-    let answers: Vec<_> = consents.iter().map(|c| (c.recording_id.as_str(), c.granted)).collect();
+    let answers: Vec<_> = consents
+        .iter()
+        .map(|c| (c.recording_id.as_str(), c.granted))
+        .collect();
     assert_eq!(answers, [("r1", true), ("r2", false)]);
     assert_eq!(consents[1].decided_at, now + Duration::seconds(2));
     let sample = QualitySample {

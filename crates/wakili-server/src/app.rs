@@ -138,16 +138,16 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(settings.max_body_bytes));
     let router = api
         .route(
-        "/api/v1/openapi.json",
-        get(move || {
-            let openapi = Arc::clone(&openapi);
-            async move { Json(openapi.as_ref().clone()) }
-        }),
-    )
-    .fallback(not_found)
-    .method_not_allowed_fallback(method_not_allowed)
-    .with_state(state.clone())
-    .layer(middleware);
+            "/api/v1/openapi.json",
+            get(move || {
+                let openapi = Arc::clone(&openapi);
+                async move { Json(openapi.as_ref().clone()) }
+            }),
+        )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state.clone())
+        .layer(middleware);
     // Outermost, so long-lived Socket.IO connections skip the request timeout.
     state.signal_layer.clone().wrap(router)
 }

@@ -93,7 +93,9 @@ pub async fn prepare(settings: Settings, clock: Arc<dyn Clock>) -> Result<AppSta
         },
     })
     .await?;
-    Ok(AppState::new(db, verifier, settings, clock, ice, turn, signaling))
+    Ok(AppState::new(
+        db, verifier, settings, clock, ice, turn, signaling,
+    ))
 }
 
 fn turn_config(

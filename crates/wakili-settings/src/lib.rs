@@ -17,8 +17,8 @@ pub use error::SettingsError;
 pub use load::{DEFAULT_CONFIG_FILE, Overrides, TurnOverride, load};
 pub use media::{ExternalTurn, ExternalTurnAuth, IceSettings, MobileSettings, TurnSettings};
 pub use secret::Secret;
-pub use signaling::{Admission, SignalingSettings};
 pub use settings::{AuthSettings, DatabaseSettings, LogFormat, Settings};
+pub use signaling::{Admission, SignalingSettings};
 
 /// The commented default configuration file, printed by `wakili config --default`.
 pub const DEFAULT_TOML: &str = include_str!("default.toml");

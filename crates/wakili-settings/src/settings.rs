@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 use wakili_auth::{Algorithm, MIN_SECRET_BYTES, VerifierConfig, VerifyKey};
 use wakili_core::webrtc::MediaPolicy;
 
-use crate::{IceSettings, MobileSettings, Secret, SettingsError, SignalingSettings, TurnSettings, secrets};
+use crate::{
+    IceSettings, MobileSettings, Secret, SettingsError, SignalingSettings, TurnSettings, secrets,
+};
 
 /// Everything `wakili serve` can be told.
 #[derive(Debug, Clone, Serialize, Deserialize)]

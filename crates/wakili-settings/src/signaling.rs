@@ -53,7 +53,8 @@ impl SignalingSettings {
         {
             bad.push("signaling.redis_url: must start with redis:// or rediss://".into());
         }
-        if self.resume_grace < Duration::from_secs(1) || self.resume_grace > Duration::from_secs(3600)
+        if self.resume_grace < Duration::from_secs(1)
+            || self.resume_grace > Duration::from_secs(3600)
         {
             bad.push("signaling.resume_grace: must be between 1s and 1h".into());
         }

@@ -150,7 +150,10 @@ pub async fn start(deps: Deps) -> Result<(Signaling, SignalLayer), SignalError> 
     match hub.settings.redis_url.clone() {
         None => {
             let (layer, io) = builder.with_state(Arc::clone(&hub)).build_layer();
-            io.ns("/", (async |_: SocketRef<LocalAdapter>| {}).with(authenticate));
+            io.ns(
+                "/",
+                (async |_: SocketRef<LocalAdapter>| {}).with(authenticate),
+            );
             let io = Io::Local(io);
             Ok((Signaling { hub, io }, SignalLayer::Local(layer)))
         }
@@ -178,8 +181,24 @@ impl Signaling {
     pub async fn profile_changed(&self, consultation: &str, profile: &str, by: &str) {
         let event = json!({ "profile": profile, "by": by });
         match &self.io {
-            Io::Local(io) => emit_to(io, consultation_room(consultation), "quality-profile:changed", &event).await,
-            Io::Redis(io) => emit_to(io, consultation_room(consultation), "quality-profile:changed", &event).await,
+            Io::Local(io) => {
+                emit_to(
+                    io,
+                    consultation_room(consultation),
+                    "quality-profile:changed",
+                    &event,
+                )
+                .await
+            }
+            Io::Redis(io) => {
+                emit_to(
+                    io,
+                    consultation_room(consultation),
+                    "quality-profile:changed",
+                    &event,
+                )
+                .await
+            }
         }
     }
 
@@ -196,7 +215,9 @@ impl Signaling {
                 Io::Local(io) => self.hub.deliver(io, consultation, outcome.outbound).await,
                 Io::Redis(io) => self.hub.deliver(io, consultation, outcome.outbound).await,
             },
-            Err(e) => tracing::error!(consultation_id = consultation, error = %e, "closing the room failed"),
+            Err(e) => {
+                tracing::error!(consultation_id = consultation, error = %e, "closing the room failed")
+            }
         }
     }
 
@@ -249,7 +270,10 @@ struct Conn<A: Adapter> {
 }
 
 enum Item<A: Adapter> {
-    Event { text: socketioxide_core::Str, ack: AckSender<A> },
+    Event {
+        text: socketioxide_core::Str,
+        ack: AckSender<A>,
+    },
     Closed,
 }
 
@@ -421,32 +445,30 @@ impl<A: Adapter> Worker<A> {
     async fn run(mut self, mut inbox: mpsc::Receiver<Item<A>>) {
         while let Some(item) = inbox.recv().await {
             match item {
-                Item::Event { text, ack } => {
-                    match self.event(&text).await {
-                        Ok(reply) => {
-                            let sent = match reply.fields {
-                                Some(fields) => ack.send(&protocol::ok(fields)),
-                                None => ack.send(&protocol::done()),
-                            };
-                            if let Err(e) = sent {
-                                tracing::debug!(error = %e, "ack not sent");
-                            }
-                            if let Some((name, event)) = reply.direct
-                                && let Err(e) = self.socket.emit(name, &event)
-                            {
-                                tracing::debug!(event = name, error = %e, "event not sent");
-                            }
-                            if let Some(seat) = &self.seat {
-                                self.hub
-                                    .deliver(&self.io, &seat.consultation, reply.deliver)
-                                    .await;
-                            }
+                Item::Event { text, ack } => match self.event(&text).await {
+                    Ok(reply) => {
+                        let sent = match reply.fields {
+                            Some(fields) => ack.send(&protocol::ok(fields)),
+                            None => ack.send(&protocol::done()),
+                        };
+                        if let Err(e) = sent {
+                            tracing::debug!(error = %e, "ack not sent");
                         }
-                        Err(refusal) => {
-                            let _ = ack.send(&protocol::failed(&refusal));
+                        if let Some((name, event)) = reply.direct
+                            && let Err(e) = self.socket.emit(name, &event)
+                        {
+                            tracing::debug!(event = name, error = %e, "event not sent");
+                        }
+                        if let Some(seat) = &self.seat {
+                            self.hub
+                                .deliver(&self.io, &seat.consultation, reply.deliver)
+                                .await;
                         }
                     }
-                }
+                    Err(refusal) => {
+                        let _ = ack.send(&protocol::failed(&refusal));
+                    }
+                },
                 Item::Closed => {
                     self.dropped().await;
                     break;
@@ -456,9 +478,9 @@ impl<A: Adapter> Worker<A> {
     }
 
     fn seat(&self) -> Result<Seat, Refusal> {
-        self.seat.clone().ok_or_else(|| {
-            Refusal::new("not_joined", "send consultation:join first")
-        })
+        self.seat
+            .clone()
+            .ok_or_else(|| Refusal::new("not_joined", "send consultation:join first"))
     }
 
     async fn event(&mut self, text: &str) -> Result<Reply, Refusal> {
@@ -542,10 +564,17 @@ impl<A: Adapter> Worker<A> {
         let outcome = self
             .hub
             .store
-            .update(&seat.consultation, |room| room.handle(input.clone(), policy, now))
+            .update(&seat.consultation, |room| {
+                room.handle(input.clone(), policy, now)
+            })
             .await??;
         self.hub
-            .persist(&seat.consultation, outcome.facts, self.caller.user_id.as_str(), &seat.participant)
+            .persist(
+                &seat.consultation,
+                outcome.facts,
+                self.caller.user_id.as_str(),
+                &seat.participant,
+            )
             .await?;
         Ok(Reply {
             deliver: outcome.outbound,
@@ -586,8 +615,11 @@ impl<A: Adapter> Worker<A> {
             .consultation(&request.consultation_id)
             .await?
             .ok_or_else(|| Refusal::new("not_found", "no such consultation"))?;
-        let role = match Access::of(&self.caller, &consultation.lawyer_id, &consultation.client_id)
-        {
+        let role = match Access::of(
+            &self.caller,
+            &consultation.lawyer_id,
+            &consultation.client_id,
+        ) {
             Access::None => {
                 return Err(Refusal::new(
                     "forbidden",
@@ -636,8 +668,13 @@ impl<A: Adapter> Worker<A> {
             consultation: id.clone(),
             participant: joined.participant_id.clone(),
         });
-        hub.persist(&id, outcome.facts, self.caller.user_id.as_str(), &joined.participant_id)
-            .await?;
+        hub.persist(
+            &id,
+            outcome.facts,
+            self.caller.user_id.as_str(),
+            &joined.participant_id,
+        )
+        .await?;
         tracing::info!(consultation_id = %id, user_id = %self.caller.user_id, participant_id = %joined.participant_id, resumed = joined.resumed, waiting = joined.waiting, "joined");
         let profile = consultation
             .quality_profile
@@ -720,7 +757,12 @@ impl<A: Adapter> Worker<A> {
             })
             .await??;
         self.hub
-            .persist(&seat.consultation, outcome.facts, self.caller.user_id.as_str(), &seat.participant)
+            .persist(
+                &seat.consultation,
+                outcome.facts,
+                self.caller.user_id.as_str(),
+                &seat.participant,
+            )
             .await?;
         let (active, pending): (bool, Vec<String>) = match recording {
             Recording::Active { .. } => (true, Vec::new()),
@@ -767,7 +809,12 @@ impl<A: Adapter> Worker<A> {
             })
             .await??;
         self.hub
-            .persist(&seat.consultation, outcome.facts, self.caller.user_id.as_str(), &seat.participant)
+            .persist(
+                &seat.consultation,
+                outcome.facts,
+                self.caller.user_id.as_str(),
+                &seat.participant,
+            )
             .await?;
         Ok(Reply {
             deliver: outcome.outbound,
@@ -788,7 +835,9 @@ impl<A: Adapter> Worker<A> {
         };
         let outcome = hub
             .store
-            .update(&seat.consultation, |room| room.handle(input.clone(), &hub.policy, now))
+            .update(&seat.consultation, |room| {
+                room.handle(input.clone(), &hub.policy, now)
+            })
             .await;
         let outcome = match outcome {
             Ok(Ok(outcome)) => outcome,
@@ -801,7 +850,12 @@ impl<A: Adapter> Worker<A> {
         };
         let reconnecting = !outcome.outbound.is_empty();
         if let Err(e) = hub
-            .persist(&seat.consultation, outcome.facts, self.caller.user_id.as_str(), &seat.participant)
+            .persist(
+                &seat.consultation,
+                outcome.facts,
+                self.caller.user_id.as_str(),
+                &seat.participant,
+            )
             .await
         {
             tracing::error!(error = %e, "disconnect not recorded");
@@ -828,7 +882,12 @@ fn truncate(text: &str) -> &str {
 
 impl Hub {
     /// Delivers room events.
-    async fn deliver<A: Adapter>(&self, io: &SocketIo<A>, consultation: &str, outbound: Vec<Outbound>) {
+    async fn deliver<A: Adapter>(
+        &self,
+        io: &SocketIo<A>,
+        consultation: &str,
+        outbound: Vec<Outbound>,
+    ) {
         for o in outbound {
             let operators = match &o.to {
                 To::One(p) => io.to(participant_room(p)),

@@ -141,7 +141,9 @@ impl JoinRequest {
         if let Some(token) = &request.resume_token
             && (token.is_empty() || token.len() > 128)
         {
-            return Err(Refusal::bad_request("resumeToken: must be 1 to 128 characters"));
+            return Err(Refusal::bad_request(
+                "resumeToken: must be 1 to 128 characters",
+            ));
         }
         Ok(request)
     }
@@ -295,7 +297,10 @@ mod tests {
             "x".repeat(MAX_SIGNAL_PAYLOAD)
         );
         assert_eq!(parse(&big).code, "payload_too_large");
-        assert_eq!(parse(r#"{"to":"","type":"offer","payload":1}"#).code, "bad_request");
+        assert_eq!(
+            parse(r#"{"to":"","type":"offer","payload":1}"#).code,
+            "bad_request"
+        );
         assert_eq!(SignalRequest::parse(None).unwrap_err().code, "bad_request");
     }
 
@@ -304,10 +309,18 @@ mod tests {
         let raw = |t: &str| serde_json::from_str::<Box<RawValue>>(t).unwrap();
         let ok = JoinRequest::parse(Some(&raw(r#"{"consultationId":"c1","resumeToken":"t"}"#)));
         assert_eq!(ok.unwrap().resume_token.as_deref(), Some("t"));
-        for bad in ["42", r#"{"consultationId":7}"#, r#"{"consultationId":""}"#, r#"{"id":"c"}"#] {
+        for bad in [
+            "42",
+            r#"{"consultationId":7}"#,
+            r#"{"consultationId":""}"#,
+            r#"{"id":"c"}"#,
+        ] {
             let e = JoinRequest::parse(Some(&raw(bad))).unwrap_err();
             assert_eq!(e.code, "bad_request", "{bad}");
-            assert!(e.message.starts_with("consultation") || e.message.starts_with("consultationId"), "{e:?}");
+            assert!(
+                e.message.starts_with("consultation") || e.message.starts_with("consultationId"),
+                "{e:?}"
+            );
         }
         assert_eq!(JoinRequest::parse(None).unwrap_err().code, "bad_request");
     }
@@ -319,9 +332,15 @@ mod tests {
         struct Fields {
             participant_id: &'static str,
         }
-        let text = serde_json::to_value(ok(Fields { participant_id: "p" })).unwrap();
+        let text = serde_json::to_value(ok(Fields {
+            participant_id: "p",
+        }))
+        .unwrap();
         assert_eq!(text, serde_json::json!({"ok": true, "participantId": "p"}));
-        assert_eq!(serde_json::to_value(done()).unwrap(), serde_json::json!({"ok": true}));
+        assert_eq!(
+            serde_json::to_value(done()).unwrap(),
+            serde_json::json!({"ok": true})
+        );
         let refusal = Refusal::new("forbidden", "no");
         assert_eq!(
             serde_json::to_value(failed(&refusal)).unwrap(),

@@ -885,7 +885,8 @@ impl Room {
                     .members
                     .get_mut(&participant_id)
                     .ok_or(RoomError::NoParticipant)?;
-                if m.connection == connection && !matches!(m.presence, Presence::Reconnecting { .. })
+                if m.connection == connection
+                    && !matches!(m.presence, Presence::Reconnecting { .. })
                 {
                     m.presence = Presence::Reconnecting {
                         was_waiting: m.presence == Presence::Waiting,

@@ -536,7 +536,8 @@ fn closing_from_the_api_ends_the_call_for_everyone() {
     assert_eq!(names(&out), [("consultation:ended", To::All)]);
     assert!(room.ended);
     assert_eq!(
-        room.join(join("c", Role::Client, None), &p, t(9)).unwrap_err(),
+        room.join(join("c", Role::Client, None), &p, t(9))
+            .unwrap_err(),
         RoomError::Ended
     );
     assert!(room.close("admin-1").outbound.is_empty(), "only once");
