@@ -146,7 +146,10 @@ pub async fn start(deps: Deps) -> Result<(Signaling, SignalLayer), SignalError> 
     let builder = SocketIo::builder()
         .max_payload(max_payload)
         // Room for bursts of signals to a slow receiver (the default is 128 packets).
-        .max_buffer_size(1024);
+        .max_buffer_size(1024)
+        // `max_payload` bounds HTTP long-polling bodies; WebSocket messages have their own limit.
+        .ws_max_message_size(usize::try_from(max_payload).unwrap_or(usize::MAX))
+        .ws_max_frame_size(usize::try_from(max_payload).unwrap_or(usize::MAX));
     match hub.settings.redis_url.clone() {
         None => {
             let (layer, io) = builder.with_state(Arc::clone(&hub)).build_layer();
@@ -158,7 +161,8 @@ pub async fn start(deps: Deps) -> Result<(Signaling, SignalLayer), SignalError> 
             Ok((Signaling { hub, io }, SignalLayer::Local(layer)))
         }
         Some(url) => {
-            let client = redis::Client::open(url.as_str())?;
+            // The adapter needs RESP3 push messages, whatever protocol the URL asks for.
+            let client = redis::Client::open(with_resp3(&url).as_str())?;
             let adapter = RedisAdapterCtr::new_with_redis(&client).await?;
             let (layer, io) = builder
                 .with_adapter::<RedisAdapter<Emitter>>(adapter)
@@ -228,6 +232,17 @@ impl Signaling {
             Io::Local(io) => io.close().await,
             Io::Redis(io) => io.close().await,
         }
+    }
+}
+
+/// `url` with `protocol=resp3` (the Socket.IO adapter subscribes through RESP3 pushes).
+fn with_resp3(url: &str) -> String {
+    if url.contains("protocol=") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&protocol=resp3")
+    } else {
+        format!("{url}?protocol=resp3")
     }
 }
 
@@ -339,6 +354,10 @@ impl<A: Adapter> FromMessageParts<A> for Intake {
         let Some(conn) = s.extensions.get::<Arc<Conn<A>>>() else {
             return Ok(Self);
         };
+        if conn.closing.load(Ordering::Relaxed) {
+            // Being closed for flooding: read and drop.
+            return Ok(Self);
+        }
         let verdict = conn
             .limiter
             .lock()
@@ -371,6 +390,11 @@ impl<A: Adapter> FromMessageParts<A> for Intake {
     }
 }
 
+/// How long a flooding connection's input is still read (and dropped) after it was told it is
+/// closed. Closing at once, with its burst unread, makes the kernel reset the connection, and
+/// the reset discards the notice before the client reads it.
+const FLOOD_DRAIN: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Tells a flooding connection why, then closes it.
 fn close_flooder<A: Adapter>(s: &Arc<Socket<A>>, conn: &Conn<A>) {
     if conn.closing.swap(true, Ordering::SeqCst) {
@@ -383,6 +407,7 @@ fn close_flooder<A: Adapter>(s: &Arc<Socket<A>>, conn: &Conn<A>) {
             "session:closed",
             &json!({"reason": "rate_limited", "message": "too many events; the connection is closed"}),
         );
+        tokio::time::sleep(FLOOD_DRAIN).await;
         let _ = socket.disconnect();
     });
 }
@@ -1026,5 +1051,26 @@ impl Hub {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_adapter_always_gets_resp3() {
+        assert_eq!(
+            with_resp3("redis://r:6379"),
+            "redis://r:6379?protocol=resp3"
+        );
+        assert_eq!(
+            with_resp3("redis://r:6379/1?timeout=2"),
+            "redis://r:6379/1?timeout=2&protocol=resp3"
+        );
+        assert_eq!(
+            with_resp3("redis://r/?protocol=resp3"),
+            "redis://r/?protocol=resp3"
+        );
     }
 }

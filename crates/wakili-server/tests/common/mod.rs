@@ -185,3 +185,73 @@ pub fn error_code(body: &Value) -> &str {
         .as_str()
         .unwrap_or_else(|| panic!("error code in {body}"))
 }
+
+/// Another server on an existing database (another node of the same deployment), with the same
+/// test defaults as [`spawn_app_with`]. It owns no database: the caller keeps the
+/// [`TestDatabase`] (usually inside the first node's [`TestApp`]) alive for as long as it runs.
+pub struct TestNode {
+    pub addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<Result<(), wakili_server::ServerError>>>,
+    _data: tempfile::TempDir,
+}
+
+/// A second (third, …) node on `database_url`, configured like [`spawn_app_with`] does.
+pub async fn spawn_node_with(
+    database_url: &str,
+    configure: impl FnOnce(&mut Settings),
+) -> TestNode {
+    let data = tempfile::tempdir().unwrap();
+    let mut settings = Settings {
+        data_dir: data.path().to_path_buf(),
+        database_url: Some(database_url.to_owned()),
+        shutdown_grace: Duration::from_secs(2),
+        ..Settings::default()
+    };
+    settings.auth.leeway = Duration::ZERO;
+    settings.auth.secret = Some(Secret::new(SECRET));
+    settings.turn.secret = Some(Secret::new(TURN_SECRET));
+    configure(&mut settings);
+    settings.validate().unwrap();
+    settings.turn.listen = "127.0.0.1:0".parse().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel();
+    let state = wakili_server::prepare(settings, std::sync::Arc::new(wakili_server::SystemClock))
+        .await
+        .unwrap();
+    let server = tokio::spawn(wakili_server::serve(state, listener, async {
+        let _ = rx.await;
+    }));
+    let node = TestNode {
+        addr,
+        shutdown: Some(tx),
+        server: Some(server),
+        _data: data,
+    };
+    let http = Client::new();
+    for _ in 0..100 {
+        if let Ok(r) = http.get(node.url("/readyz")).send().await
+            && r.status() == StatusCode::OK
+        {
+            return node;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("node did not become ready");
+}
+
+impl TestNode {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Stops the node the way SIGTERM does and waits for it.
+    pub async fn stop(mut self) -> Result<(), wakili_server::ServerError> {
+        let _ = self.shutdown.take().unwrap().send(());
+        tokio::time::timeout(Duration::from_secs(10), self.server.take().unwrap())
+            .await
+            .expect("node stops within the grace period")
+            .unwrap()
+    }
+}
