@@ -32,10 +32,24 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 /// The server with the settings `configure` leaves (HS256 with [`SECRET`] unless changed).
 pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settings)) -> TestApp {
     let db = TestDatabase::new(backend).await;
+    let node = start(&db.url, configure).await;
+    TestApp {
+        addr: node.addr,
+        http: Client::new(),
+        db,
+        shutdown: node.shutdown,
+        turn_ports: node.turn_ports,
+        server: node.server,
+        _data: node._data,
+    }
+}
+
+/// A server on `database_url` with the test defaults and `configure`'s changes, once ready.
+async fn start(database_url: &str, configure: impl FnOnce(&mut Settings)) -> TestNode {
     let data = tempfile::tempdir().unwrap();
     let mut settings = Settings {
         data_dir: data.path().to_path_buf(),
-        database_url: Some(db.url.clone()),
+        database_url: Some(database_url.to_owned()),
         shutdown_grace: Duration::from_secs(2),
         ..Settings::default()
     };
@@ -59,21 +73,20 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
     let server = tokio::spawn(wakili_server::serve(state, listener, async {
         let _ = rx.await;
     }));
-    let app = TestApp {
+    let node = TestNode {
         addr,
-        http: Client::new(),
-        db,
         shutdown: Some(tx),
         turn_ports,
         server: Some(server),
         _data: data,
     };
     // Ready when /readyz says so (migrations ran).
+    let http = Client::new();
     for _ in 0..100 {
-        if let Ok(r) = app.http.get(app.url("/readyz")).send().await
+        if let Ok(r) = http.get(node.url("/readyz")).send().await
             && r.status() == StatusCode::OK
         {
-            return app;
+            return node;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -192,6 +205,7 @@ pub fn error_code(body: &Value) -> &str {
 pub struct TestNode {
     pub addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
+    turn_ports: (u16, u16),
     server: Option<tokio::task::JoinHandle<Result<(), wakili_server::ServerError>>>,
     _data: tempfile::TempDir,
 }
@@ -201,44 +215,7 @@ pub async fn spawn_node_with(
     database_url: &str,
     configure: impl FnOnce(&mut Settings),
 ) -> TestNode {
-    let data = tempfile::tempdir().unwrap();
-    let mut settings = Settings {
-        data_dir: data.path().to_path_buf(),
-        database_url: Some(database_url.to_owned()),
-        shutdown_grace: Duration::from_secs(2),
-        ..Settings::default()
-    };
-    settings.auth.leeway = Duration::ZERO;
-    settings.auth.secret = Some(Secret::new(SECRET));
-    settings.turn.secret = Some(Secret::new(TURN_SECRET));
-    configure(&mut settings);
-    settings.validate().unwrap();
-    settings.turn.listen = "127.0.0.1:0".parse().unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = oneshot::channel();
-    let state = wakili_server::prepare(settings, std::sync::Arc::new(wakili_server::SystemClock))
-        .await
-        .unwrap();
-    let server = tokio::spawn(wakili_server::serve(state, listener, async {
-        let _ = rx.await;
-    }));
-    let node = TestNode {
-        addr,
-        shutdown: Some(tx),
-        server: Some(server),
-        _data: data,
-    };
-    let http = Client::new();
-    for _ in 0..100 {
-        if let Ok(r) = http.get(node.url("/readyz")).send().await
-            && r.status() == StatusCode::OK
-        {
-            return node;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("node did not become ready");
+    start(database_url, configure).await
 }
 
 impl TestNode {
