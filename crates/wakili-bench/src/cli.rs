@@ -1,6 +1,6 @@
 //! Command-line flags.
 
-use std::{path::PathBuf, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::bail;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -23,6 +23,15 @@ pub enum Command {
     /// Both servers are started on 127.0.0.1 by the benchmark, one after the other, and loaded by
     /// coturn's `turnutils_uclient`. Needs the Debian package `coturn`.
     Turn(TurnArgs),
+    /// Signaling: participants join consultations and relay signals to each other, through
+    /// `wakili serve` and through a bare socketioxide relay (the reference), one after the other.
+    ///
+    /// Both servers run as child processes on 127.0.0.1, so their CPU time and memory are read
+    /// from /proc apart from the load generator's (this process, on the same cores).
+    Signal(SignalArgs),
+    /// The reference relay of `wakili-bench signal`, run as its child process.
+    #[command(hide = true)]
+    SignalReferenceServer(ReferenceServerArgs),
 }
 
 /// Flags of `wakili-bench turn`.
@@ -176,5 +185,270 @@ impl TurnArgs {
             + RAMP_SECS
             + self.send_secs()
             + STOPPING_SECS
+    }
+}
+
+/// Flags of `wakili-bench signal`.
+#[derive(Debug, Clone, Args)]
+pub struct SignalArgs {
+    /// Consultations, each joined by its lawyer and its client: 2 × N participants.
+    #[arg(long, default_value_t = 1000)]
+    pub pairs: u32,
+    /// Signals per second each participant sends to the other participant of its pair.
+    #[arg(long, default_value_t = 10.0)]
+    pub rate: f64,
+    /// How long participants send signals.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// Participants connecting and joining per second (connection starts are paced evenly).
+    #[arg(long, default_value_t = 1000.0)]
+    pub join_rate: f64,
+    /// Only join every participant and report server memory per joined, idle participant; no
+    /// signals.
+    #[arg(long)]
+    pub idle: bool,
+    /// A signal delivered later than this after it was sent counts as late.
+    #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
+    pub late: Duration,
+    /// Size of each signal's payload object in bytes (an ICE candidate is about 200).
+    #[arg(long, default_value_t = 200)]
+    pub payload_bytes: usize,
+    /// Servers to measure, in this order.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [SignalServer::Wakili, SignalServer::Reference])]
+    pub servers: Vec<SignalServer>,
+    /// Load an already running Wakili at this base URL (e.g. http://127.0.0.1:8080) instead of
+    /// starting one; its CPU time and memory are then not reported. Needs --jwt-secret-file.
+    #[arg(long, value_name = "URL", requires = "jwt_secret_file")]
+    pub url: Option<String>,
+    /// The HS256 secret that server verifies tokens with (its
+    /// `<data-dir>/secrets/jwt-hs256.key`), to mint participants' tokens for --url.
+    #[arg(long, value_name = "FILE", requires = "url")]
+    pub jwt_secret_file: Option<PathBuf>,
+    /// The `wakili` binary (default: `wakili` next to this executable).
+    #[arg(long, value_name = "PATH")]
+    pub wakili_bin: Option<PathBuf>,
+    /// Worker threads of the load generator (default: the number of cores).
+    #[arg(long, value_name = "N")]
+    pub client_threads: Option<usize>,
+    /// After sending stops, how long to wait for signals still in flight before counting the
+    /// missing ones as lost.
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    pub drain: Duration,
+    /// Pause once every participant has joined, before reading the server's memory.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub settle: Duration,
+    /// Limit per server for the whole run (start, booking, joins, signals, drain).
+    #[arg(long, default_value = "300s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+    /// Print one JSON document instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A signaling server under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignalServer {
+    /// `wakili serve` (or the server at --url).
+    Wakili,
+    /// A bare socketioxide relay: any token, join acks a participant id, signals relayed
+    /// unparsed. The floor a Socket.IO server in Rust starts from.
+    Reference,
+}
+
+impl SignalServer {
+    /// Name in tables and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Wakili => "wakili",
+            Self::Reference => "reference",
+        }
+    }
+}
+
+/// Flags of the hidden `wakili-bench signal-reference-server`.
+#[derive(Debug, Clone, Args)]
+pub struct ReferenceServerArgs {
+    /// Listen address (port 0 picks one; the chosen address is printed).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+}
+
+/// Most signals per second per participant the benchmark offers (Wakili's default limit is 50
+/// events per second per connection).
+pub const MAX_RATE: f64 = 1000.0;
+/// Smallest payload: the send time, sequence number and a candidate string must fit.
+pub const MIN_PAYLOAD_BYTES: usize = 100;
+/// Largest payload: Wakili's signal limit is 64 KiB.
+pub const MAX_PAYLOAD_BYTES: usize = 60_000;
+
+impl SignalArgs {
+    /// Participants: two per pair.
+    pub fn participants(&self) -> u64 {
+        u64::from(self.pairs) * 2
+    }
+
+    /// Signals per second offered with everyone sending.
+    pub fn offered_per_s(&self) -> f64 {
+        self.participants() as f64 * self.rate
+    }
+
+    /// Refuses loads that cannot give a meaningful figure.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.pairs == 0 {
+            bail!("--pairs: at least 1");
+        }
+        if !(self.rate > 0.0 && self.rate <= MAX_RATE) {
+            bail!(
+                "--rate {}: more than 0 and at most {MAX_RATE} per second",
+                self.rate
+            );
+        }
+        if !(self.join_rate > 0.0 && self.join_rate.is_finite()) {
+            bail!("--join-rate {}: more than 0 per second", self.join_rate);
+        }
+        if self.duration < Duration::from_secs(1) && !self.idle {
+            bail!("--duration: at least 1s");
+        }
+        if self.late.is_zero() {
+            bail!("--late: more than 0");
+        }
+        if !(MIN_PAYLOAD_BYTES..=MAX_PAYLOAD_BYTES).contains(&self.payload_bytes) {
+            bail!(
+                "--payload-bytes {}: between {MIN_PAYLOAD_BYTES} and {MAX_PAYLOAD_BYTES}",
+                self.payload_bytes
+            );
+        }
+        if self.servers.is_empty() {
+            bail!("--servers: name at least one of wakili, reference");
+        }
+        if self.client_threads == Some(0) {
+            bail!("--client-threads: at least 1");
+        }
+        let expected = self.expected_run_secs();
+        if self.timeout.as_secs_f64() < expected {
+            bail!(
+                "--timeout {}: shorter than one run may take (about {expected:.0} s: start, \
+                 joining {} participants at {}/s, settling, sending, draining); raise it",
+                humantime::format_duration(self.timeout),
+                self.participants(),
+                self.join_rate
+            );
+        }
+        Ok(())
+    }
+
+    /// Rough lower estimate of one server's run.
+    pub fn expected_run_secs(&self) -> f64 {
+        let joins = self.participants() as f64 / self.join_rate;
+        let sending = if self.idle {
+            0.0
+        } else {
+            self.duration.as_secs_f64() + self.drain.as_secs_f64()
+        };
+        5.0 + joins + self.settle.as_secs_f64() + sending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signal(args: &[&str]) -> Result<SignalArgs, clap::Error> {
+        let argv = ["wakili-bench", "signal"].iter().chain(args);
+        match Cli::try_parse_from(argv)?.command {
+            Command::Signal(args) => Ok(args),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn signal_defaults_are_a_valid_load() {
+        let args = signal(&[]).unwrap();
+        assert_eq!(args.pairs, 1000);
+        assert_eq!(args.participants(), 2000);
+        assert_eq!(args.offered_per_s(), 20_000.0);
+        assert_eq!(args.late, Duration::from_millis(100));
+        assert_eq!(
+            args.servers,
+            [SignalServer::Wakili, SignalServer::Reference]
+        );
+        args.validate().unwrap();
+    }
+
+    #[test]
+    fn signal_flags_parse() {
+        let args = signal(&[
+            "--pairs",
+            "9000",
+            "--idle",
+            "--join-rate",
+            "5000",
+            "--servers",
+            "reference",
+            "--late",
+            "50ms",
+            "--duration",
+            "30s",
+            "--client-threads",
+            "1",
+        ])
+        .unwrap();
+        assert_eq!(args.participants(), 18_000);
+        assert!(args.idle);
+        assert_eq!(args.join_rate, 5000.0);
+        assert_eq!(args.servers, [SignalServer::Reference]);
+        assert_eq!(args.late, Duration::from_millis(50));
+        assert_eq!(args.duration, Duration::from_secs(30));
+        assert_eq!(args.client_threads, Some(1));
+        args.validate().unwrap();
+    }
+
+    #[test]
+    fn url_and_secret_come_together() {
+        assert!(signal(&["--url", "http://127.0.0.1:8080"]).is_err());
+        assert!(signal(&["--jwt-secret-file", "/tmp/k"]).is_err());
+        let args = signal(&[
+            "--url",
+            "http://127.0.0.1:8080",
+            "--jwt-secret-file",
+            "/tmp/k",
+        ])
+        .unwrap();
+        assert_eq!(args.url.as_deref(), Some("http://127.0.0.1:8080"));
+    }
+
+    #[test]
+    fn meaningless_signal_loads_are_refused() {
+        for bad in [
+            &["--pairs", "0"][..],
+            &["--rate", "0"],
+            &["--rate", "5000"],
+            &["--join-rate", "0"],
+            &["--duration", "100ms"],
+            &["--payload-bytes", "10"],
+            &["--client-threads", "0"],
+            &["--pairs", "9000", "--timeout", "5s"],
+        ] {
+            let args = signal(bad).unwrap();
+            assert!(args.validate().is_err(), "{bad:?} accepted");
+        }
+        // --idle needs no sending time.
+        signal(&["--idle", "--duration", "0s"])
+            .unwrap()
+            .validate()
+            .unwrap();
+    }
+
+    #[test]
+    fn the_reference_server_is_hidden_but_parses() {
+        let cli = Cli::try_parse_from([
+            "wakili-bench",
+            "signal-reference-server",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .unwrap();
+        assert!(matches!(cli.command, Command::SignalReferenceServer(_)));
     }
 }

@@ -4,6 +4,7 @@ mod cli;
 mod process;
 mod report;
 mod servers;
+mod signal;
 mod turn;
 mod uclient;
 
@@ -15,6 +16,8 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let outcome = match &cli.command {
         cli::Command::Turn(args) => turn::run(args),
+        cli::Command::Signal(args) => signal::run(args),
+        cli::Command::SignalReferenceServer(args) => signal::reference::serve(args),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,

@@ -111,6 +111,45 @@ pub fn memory(pid: u32) -> anyhow::Result<Memory> {
     })
 }
 
+/// Machine-wide CPU time from the first line of `/proc/stat`, in clock ticks, all cores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MachineTicks {
+    /// Everything but idle and iowait.
+    pub busy: u64,
+    /// Softirq (network processing, among others), part of `busy`.
+    pub softirq: u64,
+    /// Stolen by the hypervisor, part of `busy`.
+    pub steal: u64,
+}
+
+/// Reads [`MachineTicks`] from `/proc/stat`.
+pub fn machine_ticks() -> anyhow::Result<MachineTicks> {
+    let stat = fs::read_to_string("/proc/stat").context("cannot read /proc/stat")?;
+    parse_machine_ticks(&stat)
+}
+
+fn parse_machine_ticks(stat: &str) -> anyhow::Result<MachineTicks> {
+    let line = stat
+        .lines()
+        .find(|l| l.starts_with("cpu "))
+        .context("/proc/stat: no cpu line")?;
+    // user nice system idle iowait irq softirq steal (guest time is inside user).
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .map(|v| v.parse().context("/proc/stat: not a number"))
+        .collect::<anyhow::Result<_>>()?;
+    let [user, nice, system, _idle, _iowait, irq, softirq, steal] = fields[..] else {
+        bail!("/proc/stat: the cpu line has fewer than 8 fields");
+    };
+    Ok(MachineTicks {
+        busy: user + nice + system + irq + softirq + steal,
+        softirq,
+        steal,
+    })
+}
+
 /// Clock ticks per second (`getconf CLK_TCK`), and whether getconf confirmed it; 100 otherwise.
 pub fn clock_ticks_per_second() -> (u64, bool) {
     Command::new("getconf")
@@ -175,6 +214,21 @@ mod tests {
         assert!(cpu_ticks(pid).is_ok());
         let mem = memory(pid).unwrap();
         assert!(mem.peak_kib >= mem.current_kib && mem.current_kib > 0);
+    }
+
+    #[test]
+    fn machine_ticks_add_up_busy_time() {
+        let stat = "cpu  100 2 30 1000 5 1 7 3 0 0\ncpu0 50 1 15 500 2 0 3 1 0 0\n";
+        assert_eq!(
+            parse_machine_ticks(stat).unwrap(),
+            MachineTicks {
+                busy: 100 + 2 + 30 + 1 + 7 + 3,
+                softirq: 7,
+                steal: 3,
+            }
+        );
+        assert!(parse_machine_ticks("cpu 1 2 3\n").is_err());
+        assert!(machine_ticks().is_ok());
     }
 
     #[test]

@@ -28,13 +28,22 @@ pub struct Machine {
     pub clock_ticks_per_s: u64,
     /// Whether `getconf CLK_TCK` confirmed the tick rate (else 100 was assumed).
     pub clock_ticks_verified: bool,
-    /// `turnserver --version`.
-    pub coturn_version: String,
+    /// `turnserver --version` (TURN benchmark only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coturn_version: Option<String>,
 }
 
 impl Machine {
-    /// Reads the machine description.
+    /// Reads the machine description, with coturn's version.
     pub fn detect() -> Self {
+        Self {
+            coturn_version: Some(version_of("turnserver", "--version")),
+            ..Self::detect_basic()
+        }
+    }
+
+    /// Reads the machine description: CPU, cores, kernel, clock ticks.
+    pub fn detect_basic() -> Self {
         let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
         let cpu_model = cpuinfo
             .lines()
@@ -49,7 +58,7 @@ impl Machine {
                 .map_or_else(|_| "unknown".to_owned(), |v| v.trim().to_owned()),
             clock_ticks_per_s,
             clock_ticks_verified,
-            coturn_version: version_of("turnserver", "--version"),
+            coturn_version: None,
         }
     }
 }
@@ -279,7 +288,11 @@ impl Report {
             format!(
                 "load      turnutils_uclient (coturn {}): {} sessions {pattern}, client↔server \
                  {transport}, ChannelData, {} B payload, 1 packet / {} ms / session, {} packets each",
-                m.coturn_version, l.clients, l.size_bytes, l.interval_ms, l.messages
+                m.coturn_version.as_deref().unwrap_or("unknown"),
+                l.clients,
+                l.size_bytes,
+                l.interval_ms,
+                l.messages
             ),
             format!(
                 "offered   {:.0} pkt/s = {:.2} Mbit/s payload with every session sending",

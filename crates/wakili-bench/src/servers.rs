@@ -48,11 +48,17 @@ pub fn new_secret() -> String {
 
 /// The `wakili` binary: `--wakili-bin`, else `wakili` next to this executable.
 pub fn wakili_binary(args: &TurnArgs) -> anyhow::Result<PathBuf> {
-    if let Some(path) = &args.wakili_bin {
+    locate_wakili(args.wakili_bin.as_deref())
+}
+
+/// The `wakili` binary: `explicit` (a `--wakili-bin` flag), else `wakili` next to this
+/// executable.
+pub fn locate_wakili(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(path) = explicit {
         if !process::is_executable(path) {
             bail!("--wakili-bin {}: not an executable file", path.display());
         }
-        return Ok(path.clone());
+        return Ok(path.to_owned());
     }
     let path = std::env::current_exe()
         .context("cannot locate this executable to find `wakili` beside it")?
@@ -184,7 +190,7 @@ fn template_command(
 }
 
 /// `VAR=value … program args…`, the variables the benchmark sets first.
-fn describe(command: &Command) -> String {
+pub fn describe(command: &Command) -> String {
     let env = command.get_envs().filter_map(|(key, value)| {
         value.map(|v| format!("{}={}", key.to_string_lossy(), v.to_string_lossy()))
     });
