@@ -65,6 +65,13 @@ pub trait Repository: Send + Sync + 'static {
     /// A consultation's audit log, oldest first.
     async fn audit_log(&self, consultation_id: &str) -> Result<Vec<AuditEvent>, DbError>;
 
+    /// Appends several audit entries in one transaction (one disk sync), in order.
+    async fn append_audits(
+        &self,
+        events: Vec<NewAuditEvent>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), DbError>;
+
     /// Stores a recording consent decision.
     async fn record_consent(&self, consent: &ConsentRecord) -> Result<(), DbError>;
 

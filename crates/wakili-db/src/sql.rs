@@ -362,6 +362,22 @@ where
         rows.iter().map(audit_from_row).collect()
     }
 
+    async fn append_audits(
+        &self,
+        events: Vec<NewAuditEvent>,
+        now: DateTime<Utc>,
+    ) -> Result<(), DbError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for event in events {
+            insert_audit(&mut *tx, event, now).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn record_consent(&self, c: &ConsentRecord) -> Result<(), DbError> {
         let mut conn = self.pool.acquire().await?;
         sqlx::query(

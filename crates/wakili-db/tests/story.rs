@@ -193,6 +193,12 @@ async fn story(backend: Backend) {
     db.append_audit(audit("consultation.note"), now)
         .await
         .unwrap();
+    db.append_audits(
+        vec![audit("participant.joined"), audit("participant.admitted")],
+        now,
+    )
+    .await
+    .unwrap();
     let log = db.audit_log(&c1.id).await.unwrap();
     let actions: Vec<_> = log.iter().map(|e| e.action.as_str()).collect();
     assert_eq!(
@@ -200,7 +206,9 @@ async fn story(backend: Backend) {
         [
             "consultation.created",
             "consultation.started",
-            "consultation.note"
+            "consultation.note",
+            "participant.joined",
+            "participant.admitted"
         ]
     );
     assert_eq!(log[0].detail["clientId"], "c1");

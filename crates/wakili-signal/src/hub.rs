@@ -972,21 +972,20 @@ impl Hub {
         participant: &str,
     ) -> Result<(), Refusal> {
         let now = (self.now)();
+        // Audit entries go in one transaction (one disk sync), after the facts they record.
+        let mut audits = Vec::new();
         for fact in facts {
             match fact {
                 Fact::Audit {
                     action,
                     participant_id,
                     user_id,
-                } => {
-                    let event = NewAuditEvent {
-                        consultation_id: Some(consultation.to_owned()),
-                        actor_id: Some(user_id),
-                        action,
-                        detail: json!({ "participantId": participant_id, "via": "signaling" }),
-                    };
-                    self.db.append_audit(event, now).await?;
-                }
+                } => audits.push(NewAuditEvent {
+                    consultation_id: Some(consultation.to_owned()),
+                    actor_id: Some(user_id),
+                    action,
+                    detail: json!({ "participantId": participant_id, "via": "signaling" }),
+                }),
                 Fact::Consent {
                     recording_id,
                     user_id,
@@ -1012,6 +1011,7 @@ impl Hub {
                 Fact::Disconnect { .. } => {}
             }
         }
+        self.db.append_audits(audits, now).await?;
         Ok(())
     }
 
