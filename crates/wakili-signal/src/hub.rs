@@ -358,17 +358,20 @@ impl<A: Adapter> FromMessageParts<A> for Intake {
             // Being closed for flooding: read and drop.
             return Ok(Self);
         }
-        let verdict = conn
-            .limiter
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .check(Instant::now());
+        let (verdict, wait) = {
+            let mut limiter = conn.limiter.lock().unwrap_or_else(PoisonError::into_inner);
+            (limiter.check(Instant::now()), limiter.retry_after())
+        };
         match verdict {
             Verdict::Allow => {}
             Verdict::Refuse => {
                 let refusal = Refusal::new(
                     "rate_limited",
-                    format!("more than {} events per second; slow down", conn.rate),
+                    format!(
+                        "more than {} events per second; retry in {} ms",
+                        conn.rate,
+                        wait.as_millis().max(1)
+                    ),
                 );
                 let _ = ack.send(&protocol::failed(&refusal));
                 return Ok(Self);
@@ -582,17 +585,14 @@ impl<A: Adapter> Worker<A> {
         }
     }
 
-    /// Applies `input` to the room, persists its facts and returns its deliveries.
-    async fn change(&mut self, input: Input) -> Result<Reply, Refusal> {
-        let seat = self.seat()?;
-        let (policy, now) = (&self.hub.policy, (self.hub.now)());
-        let outcome = self
-            .hub
-            .store
-            .update(&seat.consultation, |room| {
-                room.handle(input.clone(), policy, now)
-            })
-            .await??;
+    /// Applies `change` to this connection's room and persists the facts it decided; returns
+    /// the deliveries and whatever else `change` returned.
+    async fn apply<R>(
+        &self,
+        seat: &Seat,
+        change: impl FnMut(&mut Room) -> Result<(Outcome, R), RoomError>,
+    ) -> Result<(Vec<Outbound>, R), Refusal> {
+        let (outcome, extra) = self.hub.store.update(&seat.consultation, change).await??;
         self.hub
             .persist(
                 &seat.consultation,
@@ -601,8 +601,20 @@ impl<A: Adapter> Worker<A> {
                 &seat.participant,
             )
             .await?;
+        Ok((outcome.outbound, extra))
+    }
+
+    /// Applies `input` to the room, persists its facts and returns its deliveries.
+    async fn change(&mut self, input: Input) -> Result<Reply, Refusal> {
+        let seat = self.seat()?;
+        let (policy, now) = (&self.hub.policy, (self.hub.now)());
+        let (deliver, ()) = self
+            .apply(&seat, |room| {
+                room.handle(input.clone(), policy, now).map(|out| (out, ()))
+            })
+            .await?;
         Ok(Reply {
-            deliver: outcome.outbound,
+            deliver,
             ..Reply::default()
         })
     }
@@ -773,21 +785,11 @@ impl<A: Adapter> Worker<A> {
             by: seat.participant.clone(),
             recording_id: recording_id.clone(),
         };
-        let (outcome, recording) = self
-            .hub
-            .store
-            .update(&seat.consultation, |room| {
+        let (deliver, recording) = self
+            .apply(&seat, |room| {
                 room.handle(input.clone(), policy, now)
                     .map(|out| (out, room.recording.clone()))
             })
-            .await??;
-        self.hub
-            .persist(
-                &seat.consultation,
-                outcome.facts,
-                self.caller.user_id.as_str(),
-                &seat.participant,
-            )
             .await?;
         let (active, pending): (bool, Vec<String>) = match recording {
             Recording::Active { .. } => (true, Vec::new()),
@@ -800,7 +802,7 @@ impl<A: Adapter> Worker<A> {
                 "active": active,
                 "pending": pending,
             })),
-            deliver: outcome.outbound,
+            deliver,
             direct: None,
         })
     }
@@ -813,36 +815,20 @@ impl<A: Adapter> Worker<A> {
             granted: request.granted,
         };
         let wanted = request.recording_id.as_deref();
-        let outcome = self
-            .hub
-            .store
-            .update(&seat.consultation, |room| {
-                let current = match &room.recording {
-                    Recording::AwaitingConsent { id, .. } | Recording::Active { id, .. } => {
-                        Some(id.as_str())
-                    }
-                    Recording::Idle => None,
-                };
+        let (deliver, ()) = self
+            .apply(&seat, |room| {
                 if let Some(wanted) = wanted
-                    && current != Some(wanted)
+                    && room.recording_view().recording_id.as_deref() != Some(wanted)
                 {
                     return Err(RoomError::Recording(
                         "that recording is no longer asking for consent",
                     ));
                 }
-                room.handle(input.clone(), policy, now)
+                room.handle(input.clone(), policy, now).map(|out| (out, ()))
             })
-            .await??;
-        self.hub
-            .persist(
-                &seat.consultation,
-                outcome.facts,
-                self.caller.user_id.as_str(),
-                &seat.participant,
-            )
             .await?;
         Ok(Reply {
-            deliver: outcome.outbound,
+            deliver,
             ..Reply::default()
         })
     }
