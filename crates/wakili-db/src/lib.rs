@@ -7,8 +7,10 @@
 
 mod error;
 pub mod models;
+mod recordings;
 mod repository;
 mod sql;
+mod sql_recordings;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod time;
@@ -21,6 +23,7 @@ use sqlx::{
 };
 
 pub use error::DbError;
+pub use recordings::RecordingStore;
 pub use repository::Repository;
 pub use sql::SqlStore;
 

@@ -221,3 +221,155 @@ pub struct QualitySample {
     /// Quality level the report alone calls for (`low`, `medium`, `high`).
     pub level: String,
 }
+
+/// A consultation recording as stored: the seed's `ConsultationRecording` fields plus what
+/// storage needs (wrapped data key, nonce prefix, manifest, legal hold).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recording {
+    /// Opaque id (the one signaling announced in `recording:state`).
+    pub id: String,
+    /// The consultation recorded.
+    pub consultation_id: String,
+    /// The user who uploads it (the lawyer).
+    pub started_by: String,
+    /// Where it is in its life.
+    pub status: wakili_core::recording::RecordingStatus,
+    /// Container, e.g. `webm` or `mp4` (set on completion).
+    pub format: Option<String>,
+    /// Codecs, e.g. `vp8,opus`.
+    pub codec: Option<String>,
+    /// e.g. `1280x720`.
+    pub resolution: Option<String>,
+    /// Length as the uploader reported it.
+    pub duration_seconds: Option<f64>,
+    /// Plaintext bytes (set on completion).
+    pub file_size_bytes: i64,
+    /// Chunks in the manifest (set on completion).
+    pub chunk_count: i64,
+    /// SHA-256 of the whole plaintext, hex (set on completion).
+    pub sha256: Option<String>,
+    /// When recording began.
+    pub started_at: DateTime<Utc>,
+    /// When it was finalized.
+    pub completed_at: Option<DateTime<Utc>>,
+    /// Row creation.
+    pub created_at: DateTime<Utc>,
+    /// The data key wrapped by a master key (base64); `None` once crypto-shredded.
+    pub wrapped_key: Option<String>,
+    /// Id of the master key that wrapped it.
+    pub key_id: Option<String>,
+    /// STREAM nonce prefix (base64).
+    pub nonce_prefix: String,
+    /// The signed manifest (JWS compact), once finalized.
+    pub manifest: Option<String>,
+    /// Deletion is refused while set.
+    pub legal_hold: bool,
+    /// Why it is held.
+    pub legal_hold_reason: Option<String>,
+    /// Last chunk stored (or creation): an upload silent for long is finalized as incomplete.
+    pub last_activity_at: Option<DateTime<Utc>>,
+    /// When it was crypto-shredded.
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+/// A new recording.
+#[derive(Debug, Clone)]
+pub struct NewRecording {
+    /// Its id.
+    pub id: String,
+    /// The consultation.
+    pub consultation_id: String,
+    /// The uploader.
+    pub started_by: String,
+    /// The wrapped data key (base64).
+    pub wrapped_key: String,
+    /// The wrapping master key's id.
+    pub key_id: String,
+    /// STREAM nonce prefix (base64).
+    pub nonce_prefix: String,
+    /// Now.
+    pub now: DateTime<Utc>,
+}
+
+/// What a chunk row holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkState {
+    /// Claimed with its hash; being encrypted and stored.
+    Pending,
+    /// Held by at least one provider.
+    Stored,
+    /// The STREAM terminator written on finalization (its `seq` is the chunk count).
+    Terminator,
+}
+
+impl ChunkState {
+    /// The name stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Stored => "stored",
+            Self::Terminator => "terminator",
+        }
+    }
+}
+
+/// One chunk of a recording (or its terminator), with the providers holding its object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunk {
+    /// The recording.
+    pub recording_id: String,
+    /// Position in the recording, from 0.
+    pub seq: u32,
+    /// SHA-256 of the plaintext, hex.
+    pub sha256: String,
+    /// Plaintext bytes.
+    pub size: u64,
+    /// Ciphertext bytes (the object's size).
+    pub object_size: u64,
+    /// Claimed, stored or terminator.
+    pub state: ChunkState,
+    /// Object key inside every provider.
+    pub object_key: String,
+    /// Providers holding the object, by name.
+    pub providers: Vec<String>,
+}
+
+/// What `complete` (or the abandoned-upload sweep) writes.
+#[derive(Debug, Clone)]
+pub struct FinalizedRecording {
+    /// The recording.
+    pub id: String,
+    /// `Completed` or `Incomplete`.
+    pub status: wakili_core::recording::RecordingStatus,
+    /// Container.
+    pub format: Option<String>,
+    /// Codecs.
+    pub codec: Option<String>,
+    /// Resolution.
+    pub resolution: Option<String>,
+    /// Reported length.
+    pub duration_seconds: Option<f64>,
+    /// Plaintext bytes.
+    pub file_size_bytes: u64,
+    /// Chunks present.
+    pub chunk_count: u32,
+    /// SHA-256 of the whole plaintext, hex.
+    pub sha256: String,
+    /// The signed manifest (JWS).
+    pub manifest: String,
+    /// Now.
+    pub now: DateTime<Utc>,
+}
+
+/// What one provider holds, for `GET /api/v1/storage/usage`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderUsage {
+    /// Provider name.
+    pub provider: String,
+    /// Recordings with at least one object there.
+    pub recordings: u64,
+    /// Objects.
+    pub objects: u64,
+    /// Ciphertext bytes.
+    pub bytes: u64,
+}

@@ -8,9 +8,10 @@ use crate::{
     },
 };
 
-/// Everything Wakili stores, independent of the database behind it.
+/// Everything Wakili stores, independent of the database behind it (recordings through
+/// [`crate::RecordingStore`]).
 #[async_trait]
-pub trait Repository: Send + Sync + 'static {
+pub trait Repository: crate::RecordingStore + Send + Sync + 'static {
     /// Checks the database answers (readiness).
     async fn ping(&self) -> Result<(), DbError>;
 

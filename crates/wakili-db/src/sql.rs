@@ -28,6 +28,10 @@ impl<DB: Database> SqlStore<DB> {
     pub fn new(pool: Pool<DB>, backend: Backend) -> Self {
         Self { pool, backend }
     }
+
+    pub(crate) fn pool(&self) -> &Pool<DB> {
+        &self.pool
+    }
 }
 
 /// The consultation columns, in one place, for `concat!`.
@@ -46,12 +50,12 @@ macro_rules! consultation_sql {
     };
 }
 
-fn decode_enum<T: std::str::FromStr>(text: String, what: &str) -> Result<T, DbError> {
+pub(crate) fn decode_enum<T: std::str::FromStr>(text: String, what: &str) -> Result<T, DbError> {
     text.parse()
         .map_err(|_| DbError::Corrupt(format!("unknown {what} {text:?}")))
 }
 
-fn time<R>(row: &R, column: &str) -> Result<DateTime<Utc>, DbError>
+pub(crate) fn time<R>(row: &R, column: &str) -> Result<DateTime<Utc>, DbError>
 where
     R: Row,
     for<'r> DbTime: Decode<'r, R::Database> + Type<R::Database>,
@@ -60,7 +64,7 @@ where
     Ok(row.try_get::<DbTime, _>(column)?.0)
 }
 
-fn opt_time<R>(row: &R, column: &str) -> Result<Option<DateTime<Utc>>, DbError>
+pub(crate) fn opt_time<R>(row: &R, column: &str) -> Result<Option<DateTime<Utc>>, DbError>
 where
     R: Row,
     for<'r> DbTime: Decode<'r, R::Database> + Type<R::Database>,
@@ -132,8 +136,10 @@ where
     for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> f64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> DbTime: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> Option<String>: Encode<'q, DB>,
+    for<'q> Option<f64>: Encode<'q, DB>,
     for<'q> Option<DbTime>: Encode<'q, DB>,
     for<'a> &'a str: ColumnIndex<DB::Row>,
 {
@@ -502,7 +508,7 @@ where
     })
 }
 
-async fn insert_audit<'c, DB, E>(
+pub(crate) async fn insert_audit<'c, DB, E>(
     executor: E,
     event: NewAuditEvent,
     now: DateTime<Utc>,

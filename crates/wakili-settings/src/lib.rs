@@ -12,6 +12,7 @@ mod secret;
 pub mod secrets;
 mod settings;
 mod signaling;
+mod storage;
 
 pub use error::SettingsError;
 pub use load::{DEFAULT_CONFIG_FILE, Overrides, TurnOverride, load};
@@ -19,6 +20,7 @@ pub use media::{ExternalTurn, ExternalTurnAuth, IceSettings, MobileSettings, Tur
 pub use secret::Secret;
 pub use settings::{AuthSettings, DatabaseSettings, LogFormat, Settings};
 pub use signaling::{Admission, SignalingSettings};
+pub use storage::{MAX_CHUNK_BYTES_LIMIT, ProviderKind, ProviderSettings, StorageSettings};
 
 /// The commented default configuration file, printed by `wakili config --default`.
 pub const DEFAULT_TOML: &str = include_str!("default.toml");

@@ -33,6 +33,24 @@ pub const JWT_SECRET: SecretSpec = SecretSpec {
     bytes: 48,
 };
 
+/// The master key wrapping recordings' data keys.
+pub const MASTER_KEY: SecretSpec = SecretSpec {
+    file: "recording-master.key",
+    bytes: 32,
+};
+
+/// The Ed25519 seed signing recording manifests.
+pub const SIGNING_KEY: SecretSpec = SecretSpec {
+    file: "manifest-signing.key",
+    bytes: 32,
+};
+
+/// The HMAC key of signed download URLs.
+pub const DOWNLOAD_URL_SECRET: SecretSpec = SecretSpec {
+    file: "download-url.key",
+    bytes: 32,
+};
+
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SettingsError + '_ {
     move |source| SettingsError::Io {
         path: path.display().to_string(),

@@ -9,7 +9,8 @@ use wakili_auth::{Algorithm, MIN_SECRET_BYTES, VerifierConfig, VerifyKey};
 use wakili_core::webrtc::MediaPolicy;
 
 use crate::{
-    IceSettings, MobileSettings, Secret, SettingsError, SignalingSettings, TurnSettings, secrets,
+    IceSettings, MobileSettings, ProviderKind, ProviderSettings, Secret, SettingsError,
+    SignalingSettings, StorageSettings, TurnSettings, secrets,
 };
 
 /// Everything `wakili serve` can be told.
@@ -51,6 +52,8 @@ pub struct Settings {
     pub mobile: MobileSettings,
     /// Socket.IO signaling.
     pub signaling: SignalingSettings,
+    /// Recording storage.
+    pub storage: StorageSettings,
 }
 
 /// Database pool settings.
@@ -114,6 +117,7 @@ impl Default for Settings {
             turn: TurnSettings::default(),
             mobile: MobileSettings::default(),
             signaling: SignalingSettings::default(),
+            storage: StorageSettings::default(),
         }
     }
 }
@@ -267,6 +271,7 @@ impl Settings {
         problems.extend(self.media.problems());
         problems.extend(crate::media::problems(&self.ice, &self.turn, &self.mobile));
         problems.extend(self.signaling.problems());
+        problems.extend(self.storage.problems());
         if problems.is_empty() {
             Ok(())
         } else {
@@ -288,6 +293,57 @@ impl Settings {
             Some(secret) => Ok(secret.expose().as_bytes().to_vec()),
             None => secrets::load_or_create(&self.secrets_dir(), secrets::TURN_SECRET),
         }
+    }
+
+    /// Recording providers in order: as configured, or one local directory in the data dir.
+    pub fn recording_providers(&self) -> Vec<ProviderSettings> {
+        if !self.storage.providers.is_empty() {
+            return self.storage.providers.clone();
+        }
+        vec![ProviderSettings {
+            name: "local".into(),
+            kind: ProviderKind::Local,
+            bucket: None,
+            region: None,
+            endpoint: None,
+            access_key_id: None,
+            secret_access_key: None,
+            allow_http: false,
+            path: Some(self.data_dir.join("recordings")),
+        }]
+    }
+
+    /// The text of the recording master key (hex or base64 of 32 bytes): the configured file, or
+    /// one generated once into the data dir.
+    pub fn master_key_text(&self) -> Result<Vec<u8>, SettingsError> {
+        match &self.storage.master_key_file {
+            Some(path) => read(path),
+            None => secrets::load_or_create(&self.secrets_dir(), secrets::MASTER_KEY),
+        }
+    }
+
+    /// The texts of retired master keys (key rotation).
+    pub fn retired_master_key_texts(&self) -> Result<Vec<Vec<u8>>, SettingsError> {
+        self.storage
+            .retired_master_key_files
+            .iter()
+            .map(|path| read(path))
+            .collect()
+    }
+
+    /// The manifest signing key: a PKCS#8 PEM from the configured file, or a base64 Ed25519 seed
+    /// generated once into the data dir.
+    pub fn signing_key_text(&self) -> Result<Vec<u8>, SettingsError> {
+        match &self.storage.signing_key_file {
+            Some(path) => read(path),
+            None => secrets::load_or_create(&self.secrets_dir(), secrets::SIGNING_KEY),
+        }
+    }
+
+    /// The HMAC key of download URLs, generated once into the data dir (shared by every node
+    /// through the data dir or a copied file).
+    pub fn download_url_secret(&self) -> Result<Vec<u8>, SettingsError> {
+        secrets::load_or_create(&self.secrets_dir(), secrets::DOWNLOAD_URL_SECRET)
     }
 
     /// What the token verifier needs, reading key files as configured.

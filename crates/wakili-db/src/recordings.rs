@@ -1,0 +1,121 @@
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::{
+    DbError,
+    models::{Chunk, FinalizedRecording, NewAuditEvent, NewRecording, ProviderUsage, Recording},
+};
+
+/// Recording storage bookkeeping: recordings, their chunks and which provider holds what.
+#[async_trait]
+pub trait RecordingStore: Send + Sync {
+    /// Creates a recording with its audit entry, atomically. When a recording with this id exists
+    /// already it is returned unchanged, with `false`.
+    async fn create_recording(
+        &self,
+        new: &NewRecording,
+        audit: NewAuditEvent,
+    ) -> Result<(Recording, bool), DbError>;
+
+    /// A recording by id.
+    async fn recording(&self, id: &str) -> Result<Option<Recording>, DbError>;
+
+    /// A consultation's recordings, oldest first.
+    async fn recordings_of(&self, consultation_id: &str) -> Result<Vec<Recording>, DbError>;
+
+    /// Claims position `chunk.seq` for a body with hash `chunk.sha256` (state `pending`, or
+    /// `terminator`), unless the position is taken: returns the row as it now stands, so the
+    /// caller compares hashes before encrypting anything.
+    async fn claim_chunk(&self, chunk: &Chunk, now: DateTime<Utc>) -> Result<Chunk, DbError>;
+
+    /// Records that `provider` holds a claimed chunk (`chunk.seq`, its sizes), which becomes
+    /// `stored`, and marks upload activity, in one transaction. Returns `false` (and changes
+    /// nothing) when the recording no longer accepts chunks.
+    async fn chunk_stored(
+        &self,
+        chunk: &Chunk,
+        provider: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, DbError>;
+
+    /// Gives up a claim that was never stored (the body did not match its hash), so the position
+    /// can be claimed again.
+    async fn release_chunk(
+        &self,
+        recording_id: &str,
+        seq: u32,
+        sha256: &str,
+    ) -> Result<(), DbError>;
+
+    /// A recording's chunk rows (any state), by position, with their holders.
+    async fn chunks(&self, recording_id: &str) -> Result<Vec<Chunk>, DbError>;
+
+    /// Records one more copy of a stored chunk or terminator.
+    async fn add_copy(
+        &self,
+        recording_id: &str,
+        seq: u32,
+        provider: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), DbError>;
+
+    /// Forgets a copy (its object turned out to be gone).
+    async fn drop_copy(&self, recording_id: &str, seq: u32, provider: &str) -> Result<(), DbError>;
+
+    /// Stored chunks and terminators of live recordings that some provider in `wanted` does not
+    /// hold yet, oldest first, at most `limit`.
+    async fn under_replicated(&self, wanted: &[String], limit: u32) -> Result<Vec<Chunk>, DbError>;
+
+    /// How many stored chunks and terminators of live recordings some provider in `wanted` lacks.
+    async fn replication_backlog(&self, wanted: &[String]) -> Result<u64, DbError>;
+
+    /// Moves an uploading recording to `finalizing` (stops chunk uploads). Returns `false` when it
+    /// was not uploading.
+    async fn begin_finalizing(&self, id: &str, now: DateTime<Utc>) -> Result<bool, DbError>;
+
+    /// Moves a finalizing recording back to `uploading` (`complete` found chunks missing).
+    async fn reopen_recording(&self, id: &str, now: DateTime<Utc>) -> Result<(), DbError>;
+
+    /// Claims up to `limit` recordings whose upload went silent before `before` (or whose
+    /// finalization stalled), marking them `finalizing` now. Every node may sweep; each
+    /// recording is claimed by one.
+    async fn claim_abandoned(
+        &self,
+        before: DateTime<Utc>,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<String>, DbError>;
+
+    /// Writes the outcome of finalization with its audit entry.
+    async fn finalize_recording(
+        &self,
+        done: &FinalizedRecording,
+        audit: NewAuditEvent,
+    ) -> Result<Recording, DbError>;
+
+    /// Crypto-shreds a recording: its wrapped data key is destroyed and it becomes `deleted`, with
+    /// its audit entry. Returns `false` (and changes nothing) when it is under legal hold or gone.
+    async fn shred_recording(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+        audit: NewAuditEvent,
+    ) -> Result<bool, DbError>;
+
+    /// Forgets a shredded recording's chunk rows once their objects are deleted.
+    async fn forget_chunks(&self, id: &str) -> Result<(), DbError>;
+
+    /// Sets or clears the legal hold, with its audit entry. `None` for an unknown or deleted
+    /// recording.
+    async fn set_legal_hold(
+        &self,
+        id: &str,
+        hold: bool,
+        reason: Option<String>,
+        audit: NewAuditEvent,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Recording>, DbError>;
+
+    /// Objects and bytes per provider.
+    async fn storage_usage(&self) -> Result<Vec<ProviderUsage>, DbError>;
+}

@@ -1,0 +1,614 @@
+//! [`RecordingStore`] for [`SqlStore`]: the same portable-SQL approach as `sql.rs`.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row, Type};
+use wakili_core::recording::RecordingStatus;
+
+use crate::{
+    DbError, SqlStore,
+    models::{
+        Chunk, ChunkState, FinalizedRecording, NewAuditEvent, NewRecording, ProviderUsage,
+        Recording,
+    },
+    recordings::RecordingStore,
+    sql::{decode_enum, insert_audit, opt_time, time},
+    time::DbTime,
+};
+
+const RECORDING_COLUMNS: &str = "id, consultation_id, started_by, status, format, codec, \
+     resolution, duration_seconds, file_size_bytes, chunk_count, sha256, started_at, \
+     completed_at, created_at, wrapped_key, key_id, nonce_prefix, manifest, legal_hold, \
+     legal_hold_reason, last_activity_at, deleted_at";
+
+const CHUNK_COLUMNS: &str = "recording_id, seq, sha256, size, object_size, state, object_key";
+
+/// Chunk states whose object a provider keeps.
+const HELD: &str = "state IN ('stored', 'terminator')";
+
+fn recording_from_row<R>(row: &R) -> Result<Recording, DbError>
+where
+    R: Row,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> f64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> bool: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> DbTime: Decode<'r, R::Database> + Type<R::Database>,
+    for<'a> &'a str: ColumnIndex<R>,
+{
+    Ok(Recording {
+        id: row.try_get("id")?,
+        consultation_id: row.try_get("consultation_id")?,
+        started_by: row.try_get("started_by")?,
+        status: decode_enum::<RecordingStatus>(row.try_get("status")?, "recording status")?,
+        format: row.try_get("format")?,
+        codec: row.try_get("codec")?,
+        resolution: row.try_get("resolution")?,
+        duration_seconds: row.try_get("duration_seconds")?,
+        file_size_bytes: row.try_get("file_size_bytes")?,
+        chunk_count: row.try_get("chunk_count")?,
+        sha256: row.try_get("sha256")?,
+        started_at: time(row, "started_at")?,
+        completed_at: opt_time(row, "completed_at")?,
+        created_at: time(row, "created_at")?,
+        wrapped_key: row.try_get("wrapped_key")?,
+        key_id: row.try_get("key_id")?,
+        nonce_prefix: row.try_get("nonce_prefix")?,
+        manifest: row.try_get("manifest")?,
+        legal_hold: row.try_get("legal_hold")?,
+        legal_hold_reason: row.try_get("legal_hold_reason")?,
+        last_activity_at: opt_time(row, "last_activity_at")?,
+        deleted_at: opt_time(row, "deleted_at")?,
+    })
+}
+
+fn chunk_from_row<R>(row: &R) -> Result<Chunk, DbError>
+where
+    R: Row,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'a> &'a str: ColumnIndex<R>,
+{
+    let number = |column: &str| -> Result<u64, DbError> {
+        let value: i64 = row.try_get(column)?;
+        u64::try_from(value).map_err(|_| DbError::Corrupt(format!("{column} {value}")))
+    };
+    let seq = number("seq")?;
+    let state: String = row.try_get("state")?;
+    Ok(Chunk {
+        recording_id: row.try_get("recording_id")?,
+        seq: u32::try_from(seq).map_err(|_| DbError::Corrupt(format!("seq {seq}")))?,
+        sha256: row.try_get("sha256")?,
+        size: number("size")?,
+        object_size: number("object_size")?,
+        state: match state.as_str() {
+            "pending" => ChunkState::Pending,
+            "stored" => ChunkState::Stored,
+            "terminator" => ChunkState::Terminator,
+            other => return Err(DbError::Corrupt(format!("chunk state {other:?}"))),
+        },
+        object_key: row.try_get("object_key")?,
+        providers: Vec::new(),
+    })
+}
+
+/// `$first, $first+1, …` for an `IN (…)` list of `n` values.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+#[async_trait]
+impl<DB> RecordingStore for SqlStore<DB>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> f64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> DbTime: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB>,
+    for<'q> Option<f64>: Encode<'q, DB>,
+    for<'q> Option<DbTime>: Encode<'q, DB>,
+    for<'a> &'a str: ColumnIndex<DB::Row>,
+{
+    async fn create_recording(
+        &self,
+        new: &NewRecording,
+        audit: NewAuditEvent,
+    ) -> Result<(Recording, bool), DbError> {
+        let mut tx = self.pool().begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO consultation_recordings (id, consultation_id, started_by, status, \
+             started_at, created_at, wrapped_key, key_id, nonce_prefix, last_activity_at) \
+             VALUES ($1, $2, $3, 'uploading', $4, $4, $5, $6, $7, $4) ON CONFLICT (id) DO NOTHING \
+             RETURNING id",
+        )
+        .bind(new.id.clone())
+        .bind(new.consultation_id.clone())
+        .bind(new.started_by.clone())
+        .bind(DbTime(new.now))
+        .bind(new.wrapped_key.clone())
+        .bind(new.key_id.clone())
+        .bind(new.nonce_prefix.clone())
+        .fetch_optional(&mut *tx)
+        .await?
+        .is_some();
+        if inserted {
+            insert_audit(&mut *tx, audit, new.now).await?;
+        }
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {RECORDING_COLUMNS} FROM consultation_recordings WHERE id = $1"
+        )))
+        .bind(new.id.clone())
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok((recording_from_row(&row)?, inserted))
+    }
+
+    async fn recording(&self, id: &str) -> Result<Option<Recording>, DbError> {
+        let mut conn = self.pool().acquire().await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {RECORDING_COLUMNS} FROM consultation_recordings WHERE id = $1"
+        )))
+        .bind(id.to_owned())
+        .fetch_optional(&mut *conn)
+        .await?;
+        row.as_ref().map(recording_from_row).transpose()
+    }
+
+    async fn recordings_of(&self, consultation_id: &str) -> Result<Vec<Recording>, DbError> {
+        let mut conn = self.pool().acquire().await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {RECORDING_COLUMNS} FROM consultation_recordings WHERE consultation_id = $1 \
+             ORDER BY started_at, id"
+        )))
+        .bind(consultation_id.to_owned())
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.iter().map(recording_from_row).collect()
+    }
+
+    async fn claim_chunk(&self, chunk: &Chunk, now: DateTime<Utc>) -> Result<Chunk, DbError> {
+        let mut conn = self.pool().acquire().await?;
+        sqlx::query(
+            "INSERT INTO recording_chunks (recording_id, seq, sha256, size, object_size, state, \
+             object_key, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (recording_id, seq) DO NOTHING",
+        )
+        .bind(chunk.recording_id.clone())
+        .bind(i64::from(chunk.seq))
+        .bind(chunk.sha256.clone())
+        .bind(to_i64(chunk.size))
+        .bind(to_i64(chunk.object_size))
+        .bind(chunk.state.as_str().to_owned())
+        .bind(chunk.object_key.clone())
+        .bind(DbTime(now))
+        .execute(&mut *conn)
+        .await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {CHUNK_COLUMNS} FROM recording_chunks WHERE recording_id = $1 AND seq = $2"
+        )))
+        .bind(chunk.recording_id.clone())
+        .bind(i64::from(chunk.seq))
+        .fetch_one(&mut *conn)
+        .await?;
+        let mut stored = chunk_from_row(&row)?;
+        stored.providers = copies_of(&mut *conn, &chunk.recording_id, Some(chunk.seq))
+            .await?
+            .into_iter()
+            .map(|(_, provider)| provider)
+            .collect();
+        Ok(stored)
+    }
+
+    async fn chunk_stored(
+        &self,
+        chunk: &Chunk,
+        provider: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, DbError> {
+        let (recording_id, seq) = (chunk.recording_id.as_str(), chunk.seq);
+        let mut tx = self.pool().begin().await?;
+        // Serializes with `begin_finalizing`: a chunk is either recorded before finalization
+        // lists the chunks, or refused.
+        let open = sqlx::query(
+            "UPDATE consultation_recordings SET last_activity_at = $2 \
+             WHERE id = $1 AND status = 'uploading' RETURNING id",
+        )
+        .bind(recording_id.to_owned())
+        .bind(DbTime(now))
+        .fetch_optional(&mut *tx)
+        .await?
+        .is_some();
+        if !open {
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE recording_chunks SET state = 'stored', stored_at = $3, size = $4, \
+             object_size = $5 WHERE recording_id = $1 AND seq = $2 AND state = 'pending'",
+        )
+        .bind(recording_id.to_owned())
+        .bind(i64::from(seq))
+        .bind(DbTime(now))
+        .bind(to_i64(chunk.size))
+        .bind(to_i64(chunk.object_size))
+        .execute(&mut *tx)
+        .await?;
+        insert_copy(&mut *tx, recording_id, seq, provider, now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn release_chunk(
+        &self,
+        recording_id: &str,
+        seq: u32,
+        sha256: &str,
+    ) -> Result<(), DbError> {
+        let mut conn = self.pool().acquire().await?;
+        sqlx::query(
+            "DELETE FROM recording_chunks WHERE recording_id = $1 AND seq = $2 AND sha256 = $3 \
+             AND state = 'pending'",
+        )
+        .bind(recording_id.to_owned())
+        .bind(i64::from(seq))
+        .bind(sha256.to_owned())
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn chunks(&self, recording_id: &str) -> Result<Vec<Chunk>, DbError> {
+        let mut conn = self.pool().acquire().await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {CHUNK_COLUMNS} FROM recording_chunks WHERE recording_id = $1 ORDER BY seq"
+        )))
+        .bind(recording_id.to_owned())
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut chunks = rows
+            .iter()
+            .map(chunk_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        for (seq, provider) in copies_of(&mut *conn, recording_id, None).await? {
+            if let Ok(i) = chunks.binary_search_by_key(&seq, |c| c.seq) {
+                chunks[i].providers.push(provider);
+            }
+        }
+        Ok(chunks)
+    }
+
+    async fn add_copy(
+        &self,
+        recording_id: &str,
+        seq: u32,
+        provider: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), DbError> {
+        let mut conn = self.pool().acquire().await?;
+        insert_copy(&mut *conn, recording_id, seq, provider, now).await
+    }
+
+    async fn drop_copy(&self, recording_id: &str, seq: u32, provider: &str) -> Result<(), DbError> {
+        let mut conn = self.pool().acquire().await?;
+        sqlx::query(
+            "DELETE FROM recording_chunk_copies WHERE recording_id = $1 AND seq = $2 \
+             AND provider = $3",
+        )
+        .bind(recording_id.to_owned())
+        .bind(i64::from(seq))
+        .bind(provider.to_owned())
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn under_replicated(&self, wanted: &[String], limit: u32) -> Result<Vec<Chunk>, DbError> {
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.pool().acquire().await?;
+        let sql = format!(
+            "SELECT c.recording_id, c.seq, c.sha256, c.size, c.object_size, c.state, c.object_key \
+             FROM recording_chunks c JOIN consultation_recordings r ON r.id = c.recording_id \
+             WHERE c.{HELD} AND r.status <> 'deleted' AND (SELECT COUNT(*) \
+             FROM recording_chunk_copies p WHERE p.recording_id = c.recording_id \
+             AND p.seq = c.seq AND p.provider IN ({})) < $1 \
+             ORDER BY c.created_at, c.recording_id, c.seq LIMIT $2",
+            placeholders(3, wanted.len())
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(to_i64(wanted.len() as u64))
+            .bind(i64::from(limit));
+        for name in wanted {
+            query = query.bind(name.clone());
+        }
+        let rows = query.fetch_all(&mut *conn).await?;
+        let mut chunks = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let mut chunk = chunk_from_row(row)?;
+            chunk.providers = copies_of(&mut *conn, &chunk.recording_id, Some(chunk.seq))
+                .await?
+                .into_iter()
+                .map(|(_, provider)| provider)
+                .collect();
+            chunks.push(chunk);
+        }
+        Ok(chunks)
+    }
+
+    async fn replication_backlog(&self, wanted: &[String]) -> Result<u64, DbError> {
+        if wanted.is_empty() {
+            return Ok(0);
+        }
+        let mut conn = self.pool().acquire().await?;
+        let sql = format!(
+            "SELECT COUNT(*) AS n FROM recording_chunks c \
+             JOIN consultation_recordings r ON r.id = c.recording_id \
+             WHERE c.{HELD} AND r.status <> 'deleted' AND (SELECT COUNT(*) \
+             FROM recording_chunk_copies p WHERE p.recording_id = c.recording_id \
+             AND p.seq = c.seq AND p.provider IN ({})) < $1",
+            placeholders(2, wanted.len())
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(to_i64(wanted.len() as u64));
+        for name in wanted {
+            query = query.bind(name.clone());
+        }
+        let n: i64 = query.fetch_one(&mut *conn).await?.try_get("n")?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn begin_finalizing(&self, id: &str, now: DateTime<Utc>) -> Result<bool, DbError> {
+        let mut conn = self.pool().acquire().await?;
+        let changed = sqlx::query(
+            "UPDATE consultation_recordings SET status = 'finalizing', last_activity_at = $2 \
+             WHERE id = $1 AND status = 'uploading' RETURNING id",
+        )
+        .bind(id.to_owned())
+        .bind(DbTime(now))
+        .fetch_optional(&mut *conn)
+        .await?;
+        Ok(changed.is_some())
+    }
+
+    async fn reopen_recording(&self, id: &str, now: DateTime<Utc>) -> Result<(), DbError> {
+        let mut conn = self.pool().acquire().await?;
+        sqlx::query(
+            "UPDATE consultation_recordings SET status = 'uploading', last_activity_at = $2 \
+             WHERE id = $1 AND status = 'finalizing'",
+        )
+        .bind(id.to_owned())
+        .bind(DbTime(now))
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn claim_abandoned(
+        &self,
+        before: DateTime<Utc>,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<String>, DbError> {
+        let mut conn = self.pool().acquire().await?;
+        let rows = sqlx::query(
+            "UPDATE consultation_recordings SET status = 'finalizing', last_activity_at = $2 \
+             WHERE id IN (SELECT id FROM consultation_recordings \
+             WHERE status IN ('uploading', 'finalizing') AND last_activity_at < $1 \
+             ORDER BY last_activity_at LIMIT $3) \
+             AND status IN ('uploading', 'finalizing') AND last_activity_at < $1 RETURNING id",
+        )
+        .bind(DbTime(before))
+        .bind(DbTime(now))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.iter()
+            .map(|row| Ok(row.try_get::<String, _>("id")?))
+            .collect()
+    }
+
+    async fn finalize_recording(
+        &self,
+        done: &FinalizedRecording,
+        audit: NewAuditEvent,
+    ) -> Result<Recording, DbError> {
+        let mut tx = self.pool().begin().await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE consultation_recordings SET status = $2, format = $3, codec = $4, \
+             resolution = $5, duration_seconds = $6, file_size_bytes = $7, chunk_count = $8, \
+             sha256 = $9, manifest = $10, completed_at = $11, last_activity_at = $11 \
+             WHERE id = $1 RETURNING {RECORDING_COLUMNS}"
+        )))
+        .bind(done.id.clone())
+        .bind(done.status.as_str().to_owned())
+        .bind(done.format.clone())
+        .bind(done.codec.clone())
+        .bind(done.resolution.clone())
+        .bind(done.duration_seconds)
+        .bind(to_i64(done.file_size_bytes))
+        .bind(i64::from(done.chunk_count))
+        .bind(done.sha256.clone())
+        .bind(done.manifest.clone())
+        .bind(DbTime(done.now))
+        .fetch_one(&mut *tx)
+        .await?;
+        insert_audit(&mut *tx, audit, done.now).await?;
+        tx.commit().await?;
+        recording_from_row(&row)
+    }
+
+    async fn shred_recording(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+        audit: NewAuditEvent,
+    ) -> Result<bool, DbError> {
+        let mut tx = self.pool().begin().await?;
+        let changed = sqlx::query(
+            "UPDATE consultation_recordings SET wrapped_key = NULL, status = 'deleted', \
+             deleted_at = $2 WHERE id = $1 AND status <> 'deleted' AND legal_hold = $3 RETURNING id",
+        )
+        .bind(id.to_owned())
+        .bind(DbTime(now))
+        .bind(false)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if changed.is_none() {
+            return Ok(false);
+        }
+        insert_audit(&mut *tx, audit, now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn forget_chunks(&self, id: &str) -> Result<(), DbError> {
+        let mut tx = self.pool().begin().await?;
+        for table in ["recording_chunk_copies", "recording_chunks"] {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE recording_id = $1"
+            )))
+            .bind(id.to_owned())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn set_legal_hold(
+        &self,
+        id: &str,
+        hold: bool,
+        reason: Option<String>,
+        audit: NewAuditEvent,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Recording>, DbError> {
+        let mut tx = self.pool().begin().await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE consultation_recordings SET legal_hold = $2, legal_hold_reason = $3 \
+             WHERE id = $1 AND status <> 'deleted' RETURNING {RECORDING_COLUMNS}"
+        )))
+        .bind(id.to_owned())
+        .bind(hold)
+        .bind(reason)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        insert_audit(&mut *tx, audit, now).await?;
+        tx.commit().await?;
+        recording_from_row(&row).map(Some)
+    }
+
+    async fn storage_usage(&self) -> Result<Vec<ProviderUsage>, DbError> {
+        let mut conn = self.pool().acquire().await?;
+        let rows = sqlx::query(
+            "SELECT p.provider, COUNT(DISTINCT p.recording_id) AS recordings, \
+             COUNT(*) AS objects, CAST(COALESCE(SUM(c.object_size), 0) AS BIGINT) AS bytes \
+             FROM recording_chunk_copies p JOIN recording_chunks c \
+             ON c.recording_id = p.recording_id AND c.seq = p.seq \
+             GROUP BY p.provider ORDER BY p.provider",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let count = |column: &str| -> Result<u64, DbError> {
+                    Ok(u64::try_from(row.try_get::<i64, _>(column)?).unwrap_or(0))
+                };
+                Ok(ProviderUsage {
+                    provider: row.try_get("provider")?,
+                    recordings: count("recordings")?,
+                    objects: count("objects")?,
+                    bytes: count("bytes")?,
+                })
+            })
+            .collect()
+    }
+}
+
+async fn insert_copy<'c, DB, E>(
+    executor: E,
+    recording_id: &str,
+    seq: u32,
+    provider: &str,
+    now: DateTime<Utc>,
+) -> Result<(), DbError>
+where
+    DB: Database,
+    E: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> DbTime: Encode<'q, DB> + Type<DB>,
+{
+    sqlx::query(
+        "INSERT INTO recording_chunk_copies (recording_id, seq, provider, stored_at) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT (recording_id, seq, provider) DO NOTHING",
+    )
+    .bind(recording_id.to_owned())
+    .bind(i64::from(seq))
+    .bind(provider.to_owned())
+    .bind(DbTime(now))
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+/// `(seq, provider)` copies of one chunk (`Some(seq)`) or of every chunk of a recording.
+async fn copies_of<'c, DB, E>(
+    executor: E,
+    recording_id: &str,
+    seq: Option<u32>,
+) -> Result<Vec<(u32, String)>, DbError>
+where
+    DB: Database,
+    E: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'a> &'a str: ColumnIndex<DB::Row>,
+{
+    let rows = match seq {
+        Some(seq) => {
+            sqlx::query(
+                "SELECT seq, provider FROM recording_chunk_copies \
+                 WHERE recording_id = $1 AND seq = $2 ORDER BY stored_at, provider",
+            )
+            .bind(recording_id.to_owned())
+            .bind(i64::from(seq))
+            .fetch_all(executor)
+            .await?
+        }
+        None => {
+            sqlx::query(
+                "SELECT seq, provider FROM recording_chunk_copies WHERE recording_id = $1 \
+                 ORDER BY seq, stored_at, provider",
+            )
+            .bind(recording_id.to_owned())
+            .fetch_all(executor)
+            .await?
+        }
+    };
+    rows.iter()
+        .map(|row| {
+            let seq: i64 = row.try_get("seq")?;
+            Ok((
+                u32::try_from(seq).map_err(|_| DbError::Corrupt(format!("seq {seq}")))?,
+                row.try_get("provider")?,
+            ))
+        })
+        .collect()
+}
