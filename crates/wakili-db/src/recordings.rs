@@ -63,8 +63,13 @@ pub trait RecordingStore: Send + Sync {
     async fn drop_copy(&self, recording_id: &str, seq: u32, provider: &str) -> Result<(), DbError>;
 
     /// Stored chunks and terminators of live recordings that some provider in `wanted` does not
-    /// hold yet, oldest first, at most `limit`.
-    async fn under_replicated(&self, wanted: &[String], limit: u32) -> Result<Vec<Chunk>, DbError>;
+    /// hold yet, oldest first: `limit` of them after skipping `offset`.
+    async fn under_replicated(
+        &self,
+        wanted: &[String],
+        limit: u32,
+        offset: u64,
+    ) -> Result<Vec<Chunk>, DbError>;
 
     /// How many stored chunks and terminators of live recordings some provider in `wanted` lacks.
     async fn replication_backlog(&self, wanted: &[String]) -> Result<u64, DbError>;

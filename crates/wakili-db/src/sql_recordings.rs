@@ -313,7 +313,12 @@ where
         Ok(())
     }
 
-    async fn under_replicated(&self, wanted: &[String], limit: u32) -> Result<Vec<Chunk>, DbError> {
+    async fn under_replicated(
+        &self,
+        wanted: &[String],
+        limit: u32,
+        offset: u64,
+    ) -> Result<Vec<Chunk>, DbError> {
         if wanted.is_empty() {
             return Ok(Vec::new());
         }
@@ -324,12 +329,13 @@ where
              WHERE c.{HELD} AND r.status <> 'deleted' AND (SELECT COUNT(*) \
              FROM recording_chunk_copies p WHERE p.recording_id = c.recording_id \
              AND p.seq = c.seq AND p.provider IN ({})) < $1 \
-             ORDER BY c.created_at, c.recording_id, c.seq LIMIT $2",
-            placeholders(3, wanted.len())
+             ORDER BY c.created_at, c.recording_id, c.seq LIMIT $2 OFFSET $3",
+            placeholders(4, wanted.len())
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(to_i64(wanted.len() as u64))
-            .bind(i64::from(limit));
+            .bind(i64::from(limit))
+            .bind(to_i64(offset));
         for name in wanted {
             query = query.bind(name.clone());
         }

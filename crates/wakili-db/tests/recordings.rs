@@ -145,9 +145,15 @@ async fn story(backend: Backend) {
 
     // Replication: with s3 and r2 wanted, chunk 1 lacks r2.
     let wanted = vec!["s3".to_owned(), "r2".to_owned()];
-    let work = db.under_replicated(&wanted, 10).await.unwrap();
+    let work = db.under_replicated(&wanted, 10, 0).await.unwrap();
     assert_eq!(work.iter().map(|c| c.seq).collect::<Vec<_>>(), vec![1]);
     assert_eq!(work[0].providers, vec!["s3".to_owned()]);
+    assert!(
+        db.under_replicated(&wanted, 10, 1)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(db.replication_backlog(&wanted).await.unwrap(), 1);
     db.add_copy("r1", 1, "r2", t1).await.unwrap();
     assert_eq!(db.replication_backlog(&wanted).await.unwrap(), 0);
@@ -245,7 +251,12 @@ async fn story(backend: Backend) {
     assert_eq!(shredded.status, RecordingStatus::Deleted);
     assert_eq!(shredded.wrapped_key, None);
     assert_eq!(shredded.deleted_at, Some(t2));
-    assert!(db.under_replicated(&wanted, 10).await.unwrap().is_empty());
+    assert!(
+        db.under_replicated(&wanted, 10, 0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     db.forget_chunks("r1").await.unwrap();
     assert!(db.chunks("r1").await.unwrap().is_empty());
     assert!(

@@ -59,7 +59,7 @@ impl Modify for BearerAuth {
 
 /// Every documented route and the OpenAPI document describing them.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    use routes::{consultations as c, health, me, webrtc};
+    use routes::{consultations as c, health, me, recordings as r, webrtc};
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
@@ -74,6 +74,16 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(webrtc::config))
         .routes(routes!(webrtc::mobile))
         .routes(routes!(webrtc::turn_stats))
+        .routes(routes!(r::list, r::create))
+        .routes(routes!(r::get, r::delete))
+        .routes(routes!(r::put_chunk))
+        .routes(routes!(r::complete))
+        .routes(routes!(r::manifest))
+        .routes(routes!(r::signing_key))
+        .routes(routes!(r::download_url))
+        .routes(routes!(r::media))
+        .routes(routes!(r::legal_hold))
+        .routes(routes!(r::usage))
         .split_for_parts()
 }
 

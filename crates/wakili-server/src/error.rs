@@ -19,6 +19,8 @@ pub struct ApiError {
     pub code: &'static str,
     /// What went wrong and, where possible, how to fix it.
     pub message: String,
+    /// Machine-readable specifics (e.g. the missing chunks), merged into `error`.
+    pub details: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// The JSON body of every error response.
@@ -36,6 +38,10 @@ pub struct ErrorDetail {
     pub code: String,
     /// Human-readable explanation.
     pub message: String,
+    /// Specifics some errors carry, e.g. `missing` chunk numbers.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl ApiError {
@@ -45,7 +51,16 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            details: None,
         }
+    }
+
+    /// The same error with specifics merged into its body (`details` must be a JSON object).
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        if let serde_json::Value::Object(map) = details {
+            self.details = Some(map);
+        }
+        self
     }
 
     /// 400: the request is malformed.
@@ -95,6 +110,7 @@ impl IntoResponse for ApiError {
             error: ErrorDetail {
                 code: self.code.to_owned(),
                 message: self.message,
+                details: self.details,
             },
         };
         (self.status, Json(body)).into_response()

@@ -41,6 +41,9 @@ pub enum ServerError {
     /// Signaling could not start (Redis unreachable?).
     #[error("signaling: {0}")]
     Signal(#[from] wakili_signal::SignalError),
+    /// Recording storage could not be set up (providers, keys).
+    #[error("recording storage: {0}")]
+    Storage(#[from] wakili_storage::StorageError),
     /// The data directory or the listener failed.
     #[error("{context}: {source}")]
     Io {
@@ -93,9 +96,63 @@ pub async fn prepare(settings: Settings, clock: Arc<dyn Clock>) -> Result<AppSta
         },
     })
     .await?;
+    let recordings = recording_store(&settings, db.clone(), &clock)?;
     Ok(AppState::new(
-        db, verifier, settings, clock, ice, turn, signaling,
+        db,
+        verifier,
+        settings,
+        clock,
+        (ice, turn),
+        signaling,
+        recordings,
     ))
+}
+
+/// The recording store from the settings: providers, keys, download-URL secret.
+fn recording_store(
+    settings: &Settings,
+    db: wakili_db::Db,
+    clock: &Arc<dyn Clock>,
+) -> Result<wakili_storage::RecordingStore, ServerError> {
+    use wakili_storage::{
+        Keyring, ManifestSigner, MasterKey, Providers, RecordingStore, StorageConfig,
+        health::HealthPolicy,
+    };
+    let s = &settings.storage;
+    let text = |bytes: Vec<u8>| String::from_utf8_lossy(&bytes).into_owned();
+    let current = MasterKey::from_file_text(&text(settings.master_key_text()?))?;
+    let retired = settings
+        .retired_master_key_texts()?
+        .into_iter()
+        .map(|t| MasterKey::from_file_text(&text(t)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let signer = ManifestSigner::from_key_text(&text(settings.signing_key_text()?))?;
+    let configured = settings.recording_providers();
+    let providers = Providers::open(
+        &configured,
+        HealthPolicy {
+            failure_threshold: s.failure_threshold,
+            cooldown: s.cooldown,
+        },
+        s.put_timeout,
+        s.replicas_for(configured.len()),
+    )?;
+    let clock = Arc::clone(clock);
+    Ok(RecordingStore::new(
+        db,
+        providers,
+        Keyring::new(current, retired),
+        signer,
+        settings.download_url_secret()?,
+        StorageConfig {
+            max_chunk_bytes: s.max_chunk_bytes,
+            abandon_after: s.abandon_after,
+            download_url_ttl: s.download_url_ttl,
+            replication_interval: s.replication_interval,
+            spool_dir: settings.data_dir.join("spool"),
+        },
+        Arc::new(move || clock.now()),
+    )?)
 }
 
 fn turn_config(
@@ -153,6 +210,11 @@ pub async fn serve(
         let _ = stopping_tx.send(());
     };
     let turn = std::sync::Arc::clone(&state.turn);
+    // Replication and the abandoned-upload sweep run while the server does.
+    let (background_stop, background_stopped) = tokio::sync::oneshot::channel::<()>();
+    let background = tokio::spawn(state.recordings.clone().run_background(async move {
+        let _ = background_stopped.await;
+    }));
     let server = axum::serve(listener, router(state)).with_graceful_shutdown(signal);
     let deadline = async move {
         if stopping_rx.await.is_ok() {
@@ -171,6 +233,8 @@ pub async fn serve(
             Ok(())
         }
     };
+    let _ = background_stop.send(());
+    let _ = background.await;
     if let Some(running) = turn.lock().await.take() {
         running.stop().await;
     }

@@ -46,6 +46,8 @@ pub struct Inner {
     pub turn: Arc<tokio::sync::Mutex<Option<wakili_turn::RunningTurn>>>,
     /// Socket.IO signaling, for telling rooms about REST-side changes.
     pub signaling: wakili_signal::Signaling,
+    /// Recording storage.
+    pub recordings: wakili_storage::RecordingStore,
     /// The Socket.IO service in front of the router.
     pub(crate) signal_layer: wakili_signal::SignalLayer,
     /// Users whose claims were written recently, by id.
@@ -59,9 +61,9 @@ impl AppState {
         verifier: Verifier,
         settings: Settings,
         clock: Arc<dyn Clock>,
-        ice: crate::ice::IceDirectory,
-        turn: Option<wakili_turn::RunningTurn>,
+        (ice, turn): (crate::ice::IceDirectory, Option<wakili_turn::RunningTurn>),
         (signaling, signal_layer): (wakili_signal::Signaling, wakili_signal::SignalLayer),
+        recordings: wakili_storage::RecordingStore,
     ) -> Self {
         Self(Arc::new(Inner {
             db,
@@ -72,6 +74,7 @@ impl AppState {
             turn: Arc::new(tokio::sync::Mutex::new(turn)),
             signaling,
             signal_layer,
+            recordings,
             users_seen: Mutex::new(HashMap::new()),
         }))
     }

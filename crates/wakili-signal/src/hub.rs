@@ -38,7 +38,9 @@ use wakili_core::{
     consultation::{Access, Action},
     new_id,
     quality::{self, Hysteresis, QualityReport, Tracker},
-    room::{Fact, Input, Outbound, Outcome, Recording, Room, RoomError, RoomPolicy, To},
+    room::{
+        Fact, Input, Outbound, Outcome, Recording, RecordingView, Room, RoomError, RoomPolicy, To,
+    },
 };
 use wakili_db::{
     Db, DbError,
@@ -223,6 +225,23 @@ impl Signaling {
                 tracing::error!(consultation_id = consultation, error = %e, "closing the room failed")
             }
         }
+    }
+
+    /// The consultation's recording as signaling knows it: active only once everyone present
+    /// consented (inactive when nobody is in the room).
+    pub async fn recording(&self, consultation: &str) -> Result<RecordingView, SignalError> {
+        self.hub
+            .store
+            .read(consultation, |room| {
+                room.map_or(
+                    RecordingView {
+                        active: false,
+                        recording_id: None,
+                    },
+                    Room::recording_view,
+                )
+            })
+            .await
     }
 
     /// Disconnects every connection on this node (shutdown): participants become

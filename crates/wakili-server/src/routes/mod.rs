@@ -3,4 +3,5 @@
 pub mod consultations;
 pub mod health;
 pub mod me;
+pub mod recordings;
 pub mod webrtc;

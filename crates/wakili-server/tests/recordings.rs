@@ -1,0 +1,698 @@
+//! Recording storage end to end: the real server, two real S3 servers (`s3s-fs`, checking SigV4)
+//! playing S3 and R2, and a local disk, with consent given over real signaling.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use common::{TestApp, error_code, read, spawn_app_with, token};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use wakili_core::Role;
+use wakili_db::Backend;
+use wakili_settings::{ProviderKind, ProviderSettings, Secret};
+
+const AK: &str = "wakili-test-ak";
+const SK: &str = "wakili-test-secret-key-0123456789";
+const BUCKET: &str = "recordings";
+/// Appears in every chunk's plaintext, so a plaintext leak at rest is found by a byte search.
+const MARKER: &[u8] = b"PRIVILEGED-CONSULTATION-MEDIA";
+
+/// One `s3s-fs` server: a real S3 API over a directory, verifying SigV4.
+struct S3 {
+    port: u16,
+    root: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl S3 {
+    fn start() -> Self {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join(BUCKET)).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut s3 = Self {
+            port,
+            root,
+            child: None,
+        };
+        s3.resume();
+        s3
+    }
+
+    fn binary() -> PathBuf {
+        if let Ok(path) = std::env::var("S3S_FS") {
+            return path.into();
+        }
+        let home = std::env::var("HOME").unwrap_or_default();
+        let installed = Path::new(&home).join(".cargo/bin/s3s-fs");
+        if installed.exists() {
+            installed
+        } else {
+            "s3s-fs".into()
+        }
+    }
+
+    /// (Re)starts the server on its port and directory, waiting until it accepts connections.
+    fn resume(&mut self) {
+        let child = Command::new(Self::binary())
+            .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--access-key", AK, "--secret-key", SK])
+            .arg(self.root.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("s3s-fs is needed (scripts/install-test-tools installs it)");
+        self.child = Some(child);
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("s3s-fs did not start on port {}", self.port);
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn provider(&self, name: &str, kind: ProviderKind) -> ProviderSettings {
+        ProviderSettings {
+            name: name.into(),
+            kind,
+            bucket: Some(BUCKET.into()),
+            region: Some("us-east-1".into()),
+            endpoint: Some(format!("http://127.0.0.1:{}", self.port)),
+            access_key_id: Some(AK.into()),
+            secret_access_key: Some(Secret::new(SK)),
+            allow_http: true,
+            path: None,
+        }
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.root.path().join(BUCKET)
+    }
+}
+
+impl Drop for S3 {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Every regular file under `dir`.
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+fn chunk_files(dir: &Path, recording: &str) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = files(dir)
+        .into_iter()
+        .filter(|p| {
+            let text = p.to_string_lossy();
+            text.contains(recording) && !text.contains("/end-") && !text.ends_with(".json")
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+fn chunk_body(seq: usize, len: usize) -> Vec<u8> {
+    let mut body = Vec::with_capacity(len);
+    let mut state = 0x9e37_79b9_u32.wrapping_mul(seq as u32 + 1);
+    while body.len() < len {
+        if body.len() % 50_000 == 0 {
+            body.extend_from_slice(MARKER);
+        }
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        body.extend_from_slice(&state.to_le_bytes());
+    }
+    body.truncate(len);
+    body
+}
+
+fn hex_sha(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+struct Call {
+    consultation: String,
+    recording: String,
+    lawyer: String,
+    client: String,
+    _sockets: Vec<wakili_client::Client>,
+}
+
+/// Books a consultation, joins lawyer and client over signaling and records with consent.
+async fn consented_recording(app: &TestApp) -> Call {
+    let lawyer = token("lawyer-1", Role::Lawyer);
+    let client = token("client-1", Role::Client);
+    let consultation = app.book(&lawyer, "client-1", &common::day(1, 10)).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let base = format!("http://{}", app.addr);
+    let (l, _l_events) = wakili_client::Client::connect(&base, &lawyer)
+        .await
+        .unwrap();
+    let (c, mut c_events) = wakili_client::Client::connect(&base, &client)
+        .await
+        .unwrap();
+    l.call_ok(
+        "consultation:join",
+        &json!({ "consultationId": consultation }),
+    )
+    .await
+    .unwrap();
+    c.call_ok(
+        "consultation:join",
+        &json!({ "consultationId": consultation }),
+    )
+    .await
+    .unwrap();
+
+    // Before consent, nothing can be stored.
+    let (status, body) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/consultations/{consultation}/recordings"),
+            &lawyer,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::CONFLICT, "recording_not_active")
+    );
+
+    l.call_ok("recording:start", &json!({})).await.unwrap();
+    c_events
+        .wait_for("recording:consent-request", Duration::from_secs(5))
+        .await
+        .unwrap();
+    c.call_ok("recording:consent", &json!({ "granted": true }))
+        .await
+        .unwrap();
+    c_events
+        .wait_for("recording:state", Duration::from_secs(5))
+        .await
+        .unwrap();
+
+    // The client may not upload; the lawyer may.
+    let (status, _) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/consultations/{consultation}/recordings"),
+            &client,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, created) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/consultations/{consultation}/recordings"),
+            &lawyer,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert!(created["maxChunkBytes"].as_u64().unwrap() >= 1024 * 1024);
+    Call {
+        consultation,
+        recording: created["recordingId"].as_str().unwrap().to_owned(),
+        lawyer,
+        client,
+        _sockets: vec![l, c],
+    }
+}
+
+async fn put_chunk(app: &TestApp, call: &Call, seq: usize, body: &[u8]) -> (StatusCode, Value) {
+    let response = app
+        .request(
+            Method::PUT,
+            &format!("/api/v1/recordings/{}/chunks/{seq}", call.recording),
+            &call.lawyer,
+        )
+        .header("x-content-sha256", hex_sha(body))
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap();
+    read(response).await
+}
+
+async fn usage(app: &TestApp) -> Value {
+    let admin = token("admin-1", Role::Admin);
+    let (status, body) = app
+        .call(Method::GET, "/api/v1/storage/usage", &admin, None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+/// The link's path on this test server (`public_url` names the default listen address).
+fn local(app: &TestApp, link: &Value) -> String {
+    let url = link["url"].as_str().unwrap();
+    assert!(url.starts_with("http"), "{url}");
+    app.url(&url[url.find("/api/v1/").unwrap()..])
+}
+
+async fn wait_for_backlog_zero(app: &TestApp) {
+    for _ in 0..100 {
+        if usage(app).await["replicationBacklog"] == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("replication did not catch up: {}", usage(app).await);
+}
+
+async fn download(
+    app: &TestApp,
+    call: &Call,
+    range: Option<&str>,
+) -> (StatusCode, Vec<u8>, reqwest::header::HeaderMap) {
+    let (status, link) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/recordings/{}/download-url", call.recording),
+            &call.client,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{link}");
+    let mut request = app.http.get(local(app, &link));
+    if let Some(range) = range {
+        request = request.header("range", range);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response
+        .bytes()
+        .await
+        .map(|b| b.to_vec())
+        .unwrap_or_default();
+    (status, bytes, headers)
+}
+
+#[tokio::test]
+async fn recordings_survive_a_provider_outage_and_come_back_intact() {
+    let mut s3 = S3::start();
+    let r2 = S3::start();
+    let disk = tempfile::tempdir().unwrap();
+    let (s3p, r2p) = (
+        s3.provider("s3", ProviderKind::S3),
+        r2.provider("r2", ProviderKind::R2),
+    );
+    let disk_path = disk.path().to_path_buf();
+    let app = spawn_app_with(Backend::Sqlite, move |s| {
+        s.storage.providers = vec![
+            s3p,
+            r2p,
+            ProviderSettings {
+                name: "disk".into(),
+                kind: ProviderKind::Local,
+                bucket: None,
+                region: None,
+                endpoint: None,
+                access_key_id: None,
+                secret_access_key: None,
+                allow_http: false,
+                path: Some(disk_path),
+            },
+        ];
+        s.storage.replication_interval = Duration::from_millis(200);
+        s.storage.put_timeout = Duration::from_secs(5);
+        s.storage.cooldown = Duration::from_secs(1);
+    })
+    .await;
+    let call = consented_recording(&app).await;
+    let chunks: Vec<Vec<u8>> = (0..6)
+        .map(|i| chunk_body(i, 150_000 + i * 10_007))
+        .collect();
+
+    // Out of order, with a retry of the same bytes (accepted) and different bytes (refused).
+    for seq in [1, 0, 2] {
+        let (status, body) = put_chunk(&app, &call, seq, &chunks[seq]).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(body["size"], chunks[seq].len());
+    }
+    let (status, _) = put_chunk(&app, &call, 1, &chunks[1]).await;
+    assert_eq!(status, StatusCode::OK, "same bytes again: accepted");
+    let (status, body) = put_chunk(&app, &call, 1, &chunks[4]).await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::CONFLICT, "chunk_conflict")
+    );
+    // A body that does not match its hash is refused, and nothing is kept for it.
+    let response = app
+        .request(
+            Method::PUT,
+            &format!("/api/v1/recordings/{}/chunks/3", call.recording),
+            &call.lawyer,
+        )
+        .header("x-content-sha256", hex_sha(b"something else"))
+        .body(chunks[3].clone())
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = read(response).await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::BAD_REQUEST, "sha256_mismatch")
+    );
+    let response = app
+        .request(
+            Method::PUT,
+            &format!("/api/v1/recordings/{}/chunks/3", call.recording),
+            &call.lawyer,
+        )
+        .body(chunks[3].clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        read(response).await.0,
+        StatusCode::BAD_REQUEST,
+        "the hash header is required"
+    );
+
+    // The replicator copies what s3 took to r2 in the background.
+    wait_for_backlog_zero(&app).await;
+    // The primary goes down mid-upload: the next provider takes the chunks, the client does not
+    // notice.
+    s3.stop();
+    for (seq, chunk) in chunks.iter().enumerate().skip(3) {
+        let (status, body) = put_chunk(&app, &call, seq, chunk).await;
+        assert_eq!(
+            status,
+            StatusCode::CREATED,
+            "chunk {seq} while s3 is down: {body}"
+        );
+    }
+    // Completing too early lists what is missing.
+    let (status, body) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/recordings/{}/complete", call.recording),
+            &call.lawyer,
+            Some(json!({"chunkCount": 7, "durationSeconds": 12.0, "format": "webm"})),
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::BAD_REQUEST, "chunks_missing")
+    );
+    assert_eq!(body["error"]["missing"], json!([6]));
+    let (status, done) = app
+        .call(Method::POST, &format!("/api/v1/recordings/{}/complete", call.recording), &call.lawyer,
+            Some(json!({"chunkCount": 6, "durationSeconds": 12.0, "format": "webm", "codec": "vp8,opus", "resolution": "1280x720"})))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    let media: Vec<u8> = chunks.concat();
+    assert_eq!(done["status"], "completed");
+    assert_eq!(done["sha256"], hex_sha(&media));
+    assert_eq!(done["chunkCount"], 6);
+    assert_eq!(done["fileSizeBytes"], media.len());
+
+    // While s3 is down, the disk stands in so every chunk has two copies.
+    let mut backlog = Value::Null;
+    for _ in 0..100 {
+        let u = usage(&app).await;
+        let disk_objects = u["providers"][2]["objects"].as_u64().unwrap();
+        if disk_objects > 0 && u["providers"][0]["healthy"] == false {
+            backlog = u;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        backlog["replicationBacklog"].as_u64().unwrap() > 0,
+        "s3 still lacks chunks: {backlog}"
+    );
+
+    // s3 comes back: the replicator fills it.
+    s3.resume();
+    let mut filled = false;
+    for _ in 0..150 {
+        let u = usage(&app).await;
+        if u["replicationBacklog"] == 0 && u["providers"][0]["objects"].as_u64().unwrap() >= 7 {
+            filled = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        filled,
+        "the replicator did not fill s3: {}",
+        usage(&app).await
+    );
+    let (_, one) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/recordings/{}", call.recording),
+            &call.client,
+            None,
+        )
+        .await;
+    assert_eq!(one["providers"].as_array().unwrap().len(), 3, "{one}");
+
+    // Providers hold only ciphertext.
+    for dir in [s3.dir(), r2.dir(), disk.path().to_path_buf()] {
+        for file in files(&dir) {
+            let bytes = std::fs::read(&file).unwrap();
+            assert!(
+                !bytes.windows(MARKER.len()).any(|w| w == MARKER),
+                "plaintext at rest in {}",
+                file.display()
+            );
+        }
+    }
+
+    // The download equals the upload; ranges return exactly the bytes asked for.
+    let (status, body, headers) = download(&app, &call, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "video/webm");
+    assert_eq!(headers["accept-ranges"], "bytes");
+    assert_eq!(hex_sha(&body), hex_sha(&media));
+    for (range, start, end) in [
+        ("bytes=0-99", 0, 99),
+        ("bytes=149990-150020", 149_990, 150_020),
+        ("bytes=300000-", 300_000, media.len() - 1),
+        ("bytes=-1000", media.len() - 1000, media.len() - 1),
+    ] {
+        let (status, body, headers) = download(&app, &call, Some(range)).await;
+        assert_eq!(status, StatusCode::PARTIAL_CONTENT, "{range}");
+        assert_eq!(body, media[start..=end], "{range}");
+        assert_eq!(
+            headers["content-range"],
+            format!("bytes {start}-{end}/{}", media.len())
+        );
+    }
+    let (status, _, headers) =
+        download(&app, &call, Some(&format!("bytes={}-", media.len()))).await;
+    assert_eq!(status, StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(headers["content-range"], format!("bytes */{}", media.len()));
+
+    // The manifest is signed and chains the chunk hashes.
+    let (status, manifest) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/recordings/{}/manifest", call.recording),
+            &call.client,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{manifest}");
+    let (_, key) = app
+        .call(Method::GET, "/api/v1/recordings/signing-key", "", None)
+        .await;
+    let key = wakili_storage::parse_verifying_key(key["publicKeyPem"].as_str().unwrap()).unwrap();
+    let verified =
+        wakili_storage::verify_recording(manifest["jws"].as_str().unwrap(), &key, &media[..])
+            .unwrap();
+    assert_eq!(verified.chunks, 6);
+    assert_eq!(manifest["manifest"]["consents"][0]["granted"], true);
+    assert_eq!(manifest["manifest"]["consents"][0]["userId"], "client-1");
+
+    // Strangers can neither list nor download; a tampered or foreign link is refused.
+    let stranger = token("lawyer-9", Role::Lawyer);
+    let (status, _) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/consultations/{}/recordings", call.consultation),
+            &stranger,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/recordings/{}/download-url", call.recording),
+            &stranger,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, list) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/consultations/{}/recordings", call.consultation),
+            &call.client,
+            None,
+        )
+        .await;
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    let (_, link) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/recordings/{}/download-url", call.recording),
+            &call.client,
+            None,
+        )
+        .await;
+    let url = local(&app, &link);
+    let tampered = url.replace("exp=", "exp=9");
+    let response = app.http.get(&tampered).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let expired = url.split("exp=").next().unwrap().to_owned() + "exp=1000&sig=AAAA";
+    assert_eq!(
+        app.http.get(&expired).send().await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+
+    // A flipped ciphertext byte on the copy read first is detected: the download breaks off
+    // instead of delivering altered media.
+    let target = chunk_files(&s3.dir(), &call.recording)
+        .into_iter()
+        .next()
+        .expect("s3 holds the first chunk");
+    let mut bytes = std::fs::read(&target).unwrap();
+    bytes[100] ^= 0x01;
+    std::fs::write(&target, &bytes).unwrap();
+    let (_, body, _) = download(&app, &call, None).await;
+    assert_ne!(
+        hex_sha(&body),
+        hex_sha(&media),
+        "altered media must not be served whole"
+    );
+    assert!(body.len() < media.len());
+
+    // Deletion: refused under legal hold; then the key is shredded and nothing is readable.
+    let admin = token("admin-1", Role::Admin);
+    let (status, _) = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/recordings/{}/legal-hold", call.recording),
+            &admin,
+            Some(json!({"hold": true, "reason": "case 42"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = app
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/recordings/{}", call.recording),
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::CONFLICT, "legal_hold")
+    );
+    let (status, _) = app
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/recordings/{}", call.recording),
+            &call.lawyer,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "only admins delete");
+    app.call(
+        Method::PUT,
+        &format!("/api/v1/recordings/{}/legal-hold", call.recording),
+        &admin,
+        Some(json!({"hold": false})),
+    )
+    .await;
+    let response = app
+        .request(
+            Method::DELETE,
+            &format!("/api/v1/recordings/{}", call.recording),
+            &admin,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.http.get(&url).send().await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+    assert!(
+        chunk_files(&r2.dir(), &call.recording).is_empty(),
+        "objects are deleted after the key"
+    );
+    let (_, audit) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/consultations/{}/audit", call.consultation),
+            &admin,
+            None,
+        )
+        .await;
+    let actions: Vec<&str> = audit["items"]
+        .as_array()
+        .or(audit.as_array())
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    for action in [
+        "recording.created",
+        "recording.completed",
+        "recording.download_url_issued",
+        "recording.downloaded",
+        "recording.legal_hold_set",
+        "recording.deleted",
+    ] {
+        assert!(actions.contains(&action), "{action} in {actions:?}");
+    }
+}

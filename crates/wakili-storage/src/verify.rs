@@ -1,0 +1,295 @@
+//! Offline verification of a downloaded recording against its signed manifest.
+//!
+//! What a court expert (or the `wakili` CLI) runs: given the signed manifest, the service's
+//! public key and the downloaded media, it proves the media is exactly what the service
+//! recorded, chunk by chunk.
+
+use std::io::{ErrorKind, Read};
+
+use ed25519_dalek::VerifyingKey;
+use sha2::{Digest, Sha256};
+
+use crate::{
+    error::{Result, StorageError},
+    manifest::{Chain, ManifestStatus, decode_hash, key_id_of, verify_manifest},
+};
+
+/// Bytes read from the media at a time.
+const READ_BUFFER_BYTES: usize = 64 * 1024;
+
+/// What a successful verification established.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// The recording.
+    pub recording_id: String,
+    /// Its consultation.
+    pub consultation_id: String,
+    /// Completed or incomplete.
+    pub status: ManifestStatus,
+    /// Chunks present (and verified).
+    pub chunks: usize,
+    /// Media bytes verified.
+    pub bytes: u64,
+    /// Chunks the manifest lists as never received.
+    pub missing: Vec<u32>,
+    /// SHA-256 of the media, lowercase hex.
+    pub sha256: String,
+    /// The chain head, lowercase hex.
+    pub chain_head: String,
+    /// Id of the key that signed the manifest (derived from the key, not read from the JWS).
+    pub key_id: String,
+}
+
+/// Verifies `media` (the plaintext download) against the signed manifest `jws` and `key`.
+///
+/// Checks the signature, then reads the media once, in order, with a fixed buffer: each chunk
+/// (by the manifest's sizes) must hash to its SHA-256, each chain value must follow, the chain
+/// head and the whole SHA-256 must match, and the media must end exactly after the last chunk.
+/// The first discrepancy is reported precisely.
+pub fn verify_recording(jws: &str, key: &VerifyingKey, mut media: impl Read) -> Result<Verified> {
+    let manifest = verify_manifest(jws, key)?;
+    let chunks = manifest.chunk_entries()?;
+    let expected_head = decode_hash(&manifest.chain_head)?;
+    let expected_whole = decode_hash(&manifest.sha256)?;
+    let expected_total = manifest.total_bytes;
+
+    let mut buf = vec![0u8; READ_BUFFER_BYTES];
+    let mut whole = Sha256::new();
+    let mut chain = Chain::new();
+    let mut read_total: u64 = 0;
+    for (entry, listed) in chunks.iter().zip(&manifest.chunks) {
+        let mut chunk = Sha256::new();
+        let mut left = entry.size;
+        while left > 0 {
+            let want = usize::try_from(left).map_or(buf.len(), |l| l.min(buf.len()));
+            let n = read_some(&mut media, &mut buf[..want])?;
+            if n == 0 {
+                return Err(StorageError::LengthMismatch {
+                    expected: expected_total,
+                    actual: read_total,
+                });
+            }
+            chunk.update(&buf[..n]);
+            whole.update(&buf[..n]);
+            left -= n as u64;
+            read_total += n as u64;
+        }
+        let sha: [u8; 32] = chunk.finalize().into();
+        if sha != entry.sha256 {
+            return Err(StorageError::ChunkMismatch { seq: entry.seq });
+        }
+        if chain.push(&sha) != decode_hash(&listed.chain)? {
+            return Err(StorageError::ChainMismatch);
+        }
+    }
+    let mut trailing: u64 = 0;
+    loop {
+        match read_some(&mut media, &mut buf)? {
+            0 => break,
+            n => trailing += n as u64,
+        }
+    }
+    if trailing > 0 {
+        return Err(StorageError::LengthMismatch {
+            expected: expected_total,
+            actual: read_total + trailing,
+        });
+    }
+    if chain.head() != expected_head {
+        return Err(StorageError::ChainMismatch);
+    }
+    if <[u8; 32]>::from(whole.finalize()) != expected_whole {
+        return Err(StorageError::WholeHashMismatch);
+    }
+    Ok(Verified {
+        recording_id: manifest.recording_id,
+        consultation_id: manifest.consultation_id,
+        status: manifest.status,
+        chunks: chunks.len(),
+        bytes: read_total,
+        missing: manifest.missing,
+        sha256: manifest.sha256,
+        chain_head: manifest.chain_head,
+        key_id: key_id_of(key),
+    })
+}
+
+/// One `read`, retried when interrupted.
+fn read_some(media: &mut impl Read, buf: &mut [u8]) -> Result<usize> {
+    loop {
+        match media.read(buf) {
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            other => return Ok(other?),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::manifest::{ChunkEntry, Manifest, ManifestSigner, tests::draft};
+
+    /// Chunks 0..=3 of odd sizes, chunk 3 bigger than the read buffer.
+    fn chunks() -> Vec<(u32, Vec<u8>)> {
+        [10usize, 1, 70_001, 140_000]
+            .iter()
+            .enumerate()
+            .map(|(seq, &len)| {
+                let bytes = (0..len).map(|i| (i * 7 + seq) as u8).collect();
+                (seq as u32, bytes)
+            })
+            .collect()
+    }
+
+    fn signed(
+        signer: &ManifestSigner,
+        chunks: &[(u32, Vec<u8>)],
+        expected: u32,
+    ) -> (String, Vec<u8>) {
+        let media: Vec<u8> = chunks.iter().flat_map(|(_, b)| b.clone()).collect();
+        let entries = chunks
+            .iter()
+            .map(|(seq, b)| ChunkEntry {
+                seq: *seq,
+                size: b.len() as u64,
+                sha256: Sha256::digest(b).into(),
+            })
+            .collect();
+        let manifest =
+            Manifest::build(draft(), entries, expected, Sha256::digest(&media).into()).unwrap();
+        (signer.sign(&manifest).unwrap(), media)
+    }
+
+    /// Hands out at most 1000 bytes per read, like a slow socket.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(self.0.len()).min(1000);
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn an_intact_recording_verifies() {
+        let signer = ManifestSigner::generate();
+        let (jws, media) = signed(&signer, &chunks(), 4);
+        let v = verify_recording(&jws, &signer.verifying_key(), media.as_slice()).unwrap();
+        assert_eq!(v.recording_id, "rec-1");
+        assert_eq!(v.status, ManifestStatus::Completed);
+        assert_eq!(v.chunks, 4);
+        assert_eq!(v.bytes, media.len() as u64);
+        assert!(v.missing.is_empty());
+        assert_eq!(v.key_id, signer.key_id());
+        assert_eq!(
+            verify_recording(&jws, &signer.verifying_key(), Trickle(&media)).unwrap(),
+            v
+        );
+    }
+
+    #[test]
+    fn an_incomplete_recording_verifies_with_its_gaps() {
+        let signer = ManifestSigner::generate();
+        let mut present = chunks();
+        present.remove(1);
+        let (jws, media) = signed(&signer, &present, 6);
+        let v = verify_recording(&jws, &signer.verifying_key(), media.as_slice()).unwrap();
+        assert_eq!(v.status, ManifestStatus::Incomplete);
+        assert_eq!(v.missing, [1, 4, 5]);
+        assert_eq!(v.chunks, 3);
+    }
+
+    #[test]
+    fn truncated_and_extended_media_fail_with_lengths() {
+        let signer = ManifestSigner::generate();
+        let key = signer.verifying_key();
+        let (jws, media) = signed(&signer, &chunks(), 4);
+        let total = media.len() as u64;
+        let short = &media[..media.len() - 5];
+        assert!(matches!(
+            verify_recording(&jws, &key, short),
+            Err(StorageError::LengthMismatch { expected, actual }) if expected == total && actual == total - 5
+        ));
+        let mut long = media.clone();
+        long.extend_from_slice(&[0; 3]);
+        assert!(matches!(
+            verify_recording(&jws, &key, long.as_slice()),
+            Err(StorageError::LengthMismatch { expected, actual }) if expected == total && actual == total + 3
+        ));
+        let mut one_more = media.clone();
+        one_more.push(0);
+        assert!(matches!(
+            verify_recording(&jws, &key, one_more.as_slice()),
+            Err(StorageError::LengthMismatch { actual, .. }) if actual == total + 1
+        ));
+        assert!(matches!(
+            verify_recording(&jws, &key, &[][..]),
+            Err(StorageError::LengthMismatch { actual: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn a_flipped_byte_names_its_chunk() {
+        let signer = ManifestSigner::generate();
+        let (jws, media) = signed(&signer, &chunks(), 4);
+        let chunk2_start = 10 + 1;
+        for offset in [0, 5, 70_000] {
+            let mut bad = media.clone();
+            bad[chunk2_start + offset] ^= 0x04;
+            assert!(matches!(
+                verify_recording(&jws, &signer.verifying_key(), bad.as_slice()),
+                Err(StorageError::ChunkMismatch { seq: 2 })
+            ));
+        }
+    }
+
+    #[test]
+    fn a_manifest_that_contradicts_itself_is_caught() {
+        let signer = ManifestSigner::generate();
+        let (jws, media) = signed(&signer, &chunks(), 4);
+        let key = signer.verifying_key();
+        let mut m = verify_manifest(&jws, &key).unwrap();
+        m.sha256 = hex::encode([0u8; 32]);
+        let bad_whole = signer.sign(&m).unwrap();
+        assert!(matches!(
+            verify_recording(&bad_whole, &key, media.as_slice()),
+            Err(StorageError::WholeHashMismatch)
+        ));
+        let mut m = verify_manifest(&jws, &key).unwrap();
+        m.chunks[1].chain = hex::encode([1u8; 32]);
+        assert!(matches!(
+            verify_recording(&signer.sign(&m).unwrap(), &key, media.as_slice()),
+            Err(StorageError::ChainMismatch)
+        ));
+        let mut m = verify_manifest(&jws, &key).unwrap();
+        m.chain_head = hex::encode([1u8; 32]);
+        assert!(matches!(
+            verify_recording(&signer.sign(&m).unwrap(), &key, media.as_slice()),
+            Err(StorageError::ChainMismatch)
+        ));
+        let mut m = verify_manifest(&jws, &key).unwrap();
+        m.total_bytes += 1;
+        assert!(matches!(
+            verify_recording(&signer.sign(&m).unwrap(), &key, media.as_slice()),
+            Err(StorageError::MalformedManifest(_))
+        ));
+    }
+
+    #[test]
+    fn another_key_is_refused_before_reading() {
+        let signer = ManifestSigner::generate();
+        let (jws, media) = signed(&signer, &chunks(), 4);
+        assert!(matches!(
+            verify_recording(
+                &jws,
+                &ManifestSigner::generate().verifying_key(),
+                media.as_slice()
+            ),
+            Err(StorageError::BadSignature)
+        ));
+    }
+}
