@@ -1,0 +1,129 @@
+//! The `wakili` binary as the tests run it: a clean environment, a server process, tokens.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    io::{BufRead, BufReader},
+    path::Path,
+    process::{Child, Command, Output, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+pub fn wakili(cwd: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wakili"));
+    cmd.current_dir(cwd);
+    // No configuration but what a test gives.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("WAKILI_") || key == "RUST_LOG" {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output().unwrap()
+}
+
+pub fn stdout(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+pub struct Server {
+    child: Child,
+    pub base: String,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Server {
+    pub fn start(cwd: &Path, extra: &[&str]) -> Self {
+        Self::start_with_env(cwd, extra, &[])
+    }
+
+    /// [`Server::start`] with extra environment variables.
+    pub fn start_with_env(cwd: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut child = wakili(cwd)
+            .envs(env.iter().copied())
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--turn-listen",
+                "127.0.0.1:0",
+            ])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        // From here on, Drop kills and reaps the child whatever happens.
+        let mut server = Self {
+            child,
+            base: String::new(),
+            lines,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while server.base.is_empty() {
+            assert!(Instant::now() < deadline, "no listen line in the summary");
+            let line = server
+                .lines
+                .recv_timeout(Duration::from_secs(30))
+                .expect("server prints its summary");
+            if let Some(addr) = line.trim().strip_prefix("listen") {
+                server.base = format!("http://{}", addr.trim());
+            }
+        }
+        server
+    }
+
+    /// SIGTERM, then wait: the exit status and everything printed.
+    pub fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status, self.lines.try_iter().collect());
+            }
+            assert!(Instant::now() < deadline, "server ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+pub fn token(cwd: &Path, sub: &str, role: &str) -> String {
+    stdout(&run(wakili(cwd).args([
+        "token", "--sub", sub, "--role", role, "--name", "Amina W.",
+    ])))
+    .trim()
+    .to_owned()
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
