@@ -29,6 +29,13 @@ pub enum Command {
     /// Both servers run as child processes on 127.0.0.1, so their CPU time and memory are read
     /// from /proc apart from the load generator's (this process, on the same cores).
     Signal(SignalArgs),
+    /// Encrypted recording ingest: 1 MiB chunks PUT over HTTP to `wakili serve`, beside this
+    /// machine's raw AES-256-GCM + SHA-256 speed and its disk write speed, measured in the same
+    /// run.
+    ///
+    /// The server runs as a child process on 127.0.0.1 (or is reached with --url); the
+    /// references run in this process. The download is checked byte for byte by SHA-256.
+    Ingest(IngestArgs),
     /// The reference relay of `wakili-bench signal`, run as its child process.
     #[command(hide = true)]
     SignalReferenceServer(ReferenceServerArgs),
@@ -274,6 +281,129 @@ pub struct ReferenceServerArgs {
     pub listen: SocketAddr,
 }
 
+/// Flags of `wakili-bench ingest`.
+#[derive(Debug, Clone, Args)]
+pub struct IngestArgs {
+    /// Bytes to ingest (B, KiB, MiB, GiB; KB, MB, GB are powers of 1000).
+    #[arg(long, default_value = "1GiB", value_parser = parse_bytes)]
+    pub size: u64,
+    /// Bytes per uploaded chunk (the last one may be shorter).
+    #[arg(long, default_value = "1MiB", value_parser = parse_bytes)]
+    pub chunk: u64,
+    /// Chunk PUTs in flight at once, over as many keep-alive connections.
+    #[arg(long, default_value_t = 4)]
+    pub parallel: usize,
+    /// Ingest into an already running Wakili at this base URL (e.g. http://127.0.0.1:8080)
+    /// instead of starting one; its CPU time and memory are then not reported. Needs
+    /// --jwt-secret-file.
+    #[arg(long, value_name = "URL", requires = "jwt_secret_file")]
+    pub url: Option<String>,
+    /// The HS256 secret that server verifies tokens with (its
+    /// `<data-dir>/secrets/jwt-hs256.key`), to mint the lawyer's and the client's tokens.
+    #[arg(long, value_name = "FILE", requires = "url")]
+    pub jwt_secret_file: Option<PathBuf>,
+    /// Where the disk reference writes its file (default: the server's data directory; with
+    /// --url, the data directory holding --jwt-secret-file's `secrets/`). Pick a directory on
+    /// the filesystem the server stores recordings on.
+    #[arg(long, value_name = "DIR")]
+    pub disk_dir: Option<PathBuf>,
+    /// The `wakili` binary (default: `wakili` next to this executable).
+    #[arg(long, value_name = "PATH")]
+    pub wakili_bin: Option<PathBuf>,
+    /// Limit for the whole run (references, consent, upload, complete, download).
+    #[arg(long, default_value = "600s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+    /// Print one JSON document instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Largest `--size`: the data is held in memory, twice at most while it is generated.
+pub const MAX_INGEST_BYTES: u64 = 16 << 30;
+/// Most PUTs in flight.
+pub const MAX_PARALLEL: usize = 256;
+
+impl IngestArgs {
+    /// Chunks the data is cut into.
+    pub fn chunk_count(&self) -> u64 {
+        self.size.div_ceil(self.chunk.max(1))
+    }
+
+    /// Refuses runs that cannot give a meaningful figure.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.size == 0 || self.size > MAX_INGEST_BYTES {
+            bail!(
+                "--size {}: more than 0 and at most {} (the data is held in memory)",
+                self.size,
+                format_bytes(MAX_INGEST_BYTES)
+            );
+        }
+        let max_chunk = wakili_storage::seal::MAX_CHUNK_BYTES;
+        if self.chunk == 0 || self.chunk > max_chunk {
+            bail!(
+                "--chunk {}: more than 0 and at most {} (a chunk's sealed segments are numbered \
+                 in 12 bits)",
+                self.chunk,
+                format_bytes(max_chunk)
+            );
+        }
+        if self.chunk_count() > u64::from(wakili_storage::seal::MAX_CHUNKS) {
+            bail!(
+                "--size / --chunk = {} chunks: at most {}; use bigger chunks",
+                self.chunk_count(),
+                wakili_storage::seal::MAX_CHUNKS
+            );
+        }
+        if self.parallel == 0 || self.parallel > MAX_PARALLEL {
+            bail!("--parallel {}: between 1 and {MAX_PARALLEL}", self.parallel);
+        }
+        Ok(())
+    }
+}
+
+/// Parses a byte count: a whole number with an optional unit, `B`, `KiB`, `MiB`, `GiB`, `TiB`
+/// (powers of 1024) or `KB`, `MB`, `GB`, `TB` (powers of 1000), case-insensitive, `K`/`M`/`G`/`T`
+/// alone meaning the binary units.
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?}: expected a whole number and a unit, e.g. 256MiB"))?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "t" | "tib" => 1 << 40,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        other => {
+            return Err(format!(
+                "{text:?}: unknown unit {other:?}; use B, KiB, MiB, GiB (or KB, MB, GB)"
+            ));
+        }
+    };
+    number
+        .checked_mul(factor)
+        .ok_or_else(|| format!("{text:?}: too large"))
+}
+
+/// A byte count in the largest binary unit that divides it, e.g. `256MiB`, `1536KiB`, `100B`.
+pub fn format_bytes(bytes: u64) -> String {
+    for (shift, unit) in [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")] {
+        if bytes != 0 && bytes.is_multiple_of(1 << shift) {
+            return format!("{}{unit}", bytes >> shift);
+        }
+    }
+    format!("{bytes}B")
+}
+
 /// Most signals per second per participant the benchmark offers (Wakili's default limit is 50
 /// events per second per connection).
 pub const MAX_RATE: f64 = 1000.0;
@@ -438,6 +568,63 @@ mod tests {
             .unwrap()
             .validate()
             .unwrap();
+    }
+
+    fn ingest(args: &[&str]) -> Result<IngestArgs, clap::Error> {
+        let argv = ["wakili-bench", "ingest"].iter().chain(args);
+        match Cli::try_parse_from(argv)?.command {
+            Command::Ingest(args) => Ok(args),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn ingest_defaults_are_1_gib_in_1_mib_chunks() {
+        let args = ingest(&[]).unwrap();
+        assert_eq!(args.size, 1 << 30);
+        assert_eq!(args.chunk, 1 << 20);
+        assert_eq!(args.chunk_count(), 1024);
+        assert_eq!(args.parallel, 4);
+        assert!(args.url.is_none() && !args.json);
+        args.validate().unwrap();
+    }
+
+    #[test]
+    fn ingest_flags_parse_and_nonsense_is_refused() {
+        let args = ingest(&["--size", "256MiB", "--chunk", "100KB", "--parallel", "8"]).unwrap();
+        assert_eq!(args.size, 256 << 20);
+        assert_eq!(args.chunk, 100_000);
+        assert_eq!(args.chunk_count(), (256u64 << 20).div_ceil(100_000));
+        args.validate().unwrap();
+        assert!(ingest(&["--url", "http://127.0.0.1:1"]).is_err());
+        assert!(ingest(&["--size", "1 parsec"]).is_err());
+        for bad in [
+            &["--size", "0"][..],
+            &["--size", "17GiB"],
+            &["--chunk", "0"],
+            &["--chunk", "257MiB"],
+            &["--chunk", "1", "--size", "1GiB"],
+            &["--parallel", "0"],
+        ] {
+            assert!(ingest(bad).unwrap().validate().is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn byte_counts_parse_and_print() {
+        assert_eq!(parse_bytes("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_bytes("256mib"), Ok(256 << 20));
+        assert_eq!(parse_bytes("64K"), Ok(64 << 10));
+        assert_eq!(parse_bytes("5MB"), Ok(5_000_000));
+        assert_eq!(parse_bytes("4096"), Ok(4096));
+        assert_eq!(parse_bytes(" 2 GiB "), Ok(2 << 30));
+        assert!(parse_bytes("GiB").is_err());
+        assert!(parse_bytes("1.5GiB").is_err());
+        assert!(parse_bytes("99999999999TiB").is_err());
+        assert_eq!(format_bytes(1 << 30), "1GiB");
+        assert_eq!(format_bytes(1536 << 10), "1536KiB");
+        assert_eq!(format_bytes(100), "100B");
+        assert_eq!(format_bytes(0), "0B");
     }
 
     #[test]

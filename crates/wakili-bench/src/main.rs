@@ -1,6 +1,7 @@
 //! `wakili-bench`: benchmark commands, each measuring Wakili beside a reference on one machine.
 
 mod cli;
+mod ingest;
 mod process;
 mod report;
 mod servers;
@@ -17,6 +18,7 @@ fn main() -> ExitCode {
     let outcome = match &cli.command {
         cli::Command::Turn(args) => turn::run(args),
         cli::Command::Signal(args) => signal::run(args),
+        cli::Command::Ingest(args) => ingest::run(args),
         cli::Command::SignalReferenceServer(args) => signal::reference::serve(args),
     };
     match outcome {

@@ -1,6 +1,6 @@
 use std::{net::SocketAddr, path::PathBuf};
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
 /// Secure video consultations between lawyers and their clients.
 #[derive(Debug, Parser)]
@@ -33,6 +33,12 @@ pub enum Command {
     Migrate,
     /// Print the effective configuration (secrets masked).
     Config(ConfigCmd),
+    /// Check a downloaded recording against its signed manifest, offline.
+    ///
+    /// Proves that MEDIA_FILE is, byte for byte, the recording the manifest describes: the
+    /// manifest's Ed25519 signature, every chunk's SHA-256, the hash chain and the whole SHA-256.
+    /// Exits 0 when it is, 1 with the reason (e.g. the chunk that differs) when it is not.
+    VerifyRecording(VerifyRecording),
 }
 
 #[derive(Debug, Args)]
@@ -78,4 +84,27 @@ pub struct ConfigCmd {
     /// Print the commented default configuration file instead.
     #[arg(long)]
     pub default: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("public_key").required(true).args(["key", "url"])))]
+pub struct VerifyRecording {
+    /// The signed manifest: the JSON `GET /api/v1/recordings/{id}/manifest` returns (its `jws`
+    /// is used), or the bare JWS text.
+    #[arg(long, value_name = "FILE")]
+    pub manifest: PathBuf,
+    /// The service's Ed25519 public key, obtained out of band: SPKI PEM
+    /// (`-----BEGIN PUBLIC KEY-----`) or the base64 of its 32 raw bytes.
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// Fetch the public key from this server (`BASE_URL/api/v1/recordings/signing-key`)
+    /// instead. This proves less than --key: the key comes from the service being checked.
+    #[arg(long, value_name = "BASE_URL")]
+    pub url: Option<String>,
+    /// A bearer token for --url, read from this file, if the server asks for one.
+    #[arg(long, value_name = "FILE", requires = "url")]
+    pub token_file: Option<PathBuf>,
+    /// The downloaded media (the decrypted download).
+    #[arg(value_name = "MEDIA_FILE")]
+    pub media: PathBuf,
 }

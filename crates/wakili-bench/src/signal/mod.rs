@@ -5,7 +5,7 @@ pub mod histogram;
 mod load;
 pub mod reference;
 mod report;
-mod target;
+pub mod target;
 
 use anyhow::{Context, bail};
 
@@ -151,7 +151,7 @@ async fn measure(
     pacers: usize,
     ticks_per_s: f64,
 ) -> anyhow::Result<report::ServerRun> {
-    let mut target = target::start(kind, args).await?;
+    let mut target = target::start(kind, &target::Launch::signal(args)).await?;
     eprintln!(
         "[{}] ready at {}; preparing {} consultations",
         kind.name(),

@@ -1,5 +1,6 @@
 //! The servers under test: starting them as child processes, waiting until they answer, and
-//! preparing what participants need (tokens, consultations).
+//! preparing what participants need (tokens, consultations). `wakili-bench ingest` starts its
+//! Wakili the same way.
 
 use std::{
     fs::{self, File},
@@ -39,18 +40,44 @@ pub struct Target {
     pub process: Option<ChildGuard>,
     /// Its stdout and stderr.
     pub log: Option<PathBuf>,
+    /// Its data directory, when this benchmark started it.
+    pub data_dir: Option<PathBuf>,
     /// Signs participants' tokens (Wakili); `None`: any token does (the reference).
     minter: Option<Minter>,
     /// Holds the data directory until the run ends.
     _dir: Option<tempfile::TempDir>,
 }
 
+/// How to reach Wakili: the flags every benchmark against it shares.
+#[derive(Debug, Clone, Copy)]
+pub struct Launch<'a> {
+    /// `--url`: an already running server.
+    pub url: Option<&'a str>,
+    /// `--jwt-secret-file`: the HS256 secret of the server at `url`.
+    pub jwt_secret_file: Option<&'a Path>,
+    /// `--wakili-bin`: the binary to start otherwise.
+    pub wakili_bin: Option<&'a Path>,
+    /// Name prefix of the temporary directory holding a started server's data and log.
+    pub dir_prefix: &'a str,
+}
+
+impl<'a> Launch<'a> {
+    /// The flags of `wakili-bench signal`.
+    pub fn signal(args: &'a SignalArgs) -> Self {
+        Self {
+            url: args.url.as_deref(),
+            jwt_secret_file: args.jwt_secret_file.as_deref(),
+            wakili_bin: args.wakili_bin.as_deref(),
+            dir_prefix: "wakili-bench-signal-",
+        }
+    }
+}
+
 /// Starts (or, with `--url`, reaches) `kind` and waits until it answers.
-pub async fn start(kind: SignalServer, args: &SignalArgs) -> anyhow::Result<Target> {
-    if let (SignalServer::Wakili, Some(url)) = (kind, &args.url) {
-        let secret_file = args
+pub async fn start(kind: SignalServer, launch: &Launch<'_>) -> anyhow::Result<Target> {
+    if let (SignalServer::Wakili, Some(url)) = (kind, launch.url) {
+        let secret_file = launch
             .jwt_secret_file
-            .as_deref()
             .context("--url needs --jwt-secret-file")?;
         let url = url.trim_end_matches('/').to_owned();
         let mut target = Target {
@@ -59,6 +86,7 @@ pub async fn start(kind: SignalServer, args: &SignalArgs) -> anyhow::Result<Targ
             url,
             process: None,
             log: None,
+            data_dir: None,
             minter: Some(minter_from(secret_file)?),
             _dir: None,
         };
@@ -66,13 +94,13 @@ pub async fn start(kind: SignalServer, args: &SignalArgs) -> anyhow::Result<Targ
         return Ok(target);
     }
     let dir = tempfile::Builder::new()
-        .prefix("wakili-bench-signal-")
+        .prefix(launch.dir_prefix)
         .tempdir()
         .context("cannot create a temporary directory")?;
     let port = process::free_port()?;
     let mut command = match kind {
         SignalServer::Wakili => {
-            let mut command = Command::new(servers::locate_wakili(args.wakili_bin.as_deref())?);
+            let mut command = Command::new(servers::locate_wakili(launch.wakili_bin)?);
             command
                 .arg("serve")
                 .args(["--listen", &format!("127.0.0.1:{port}")])
@@ -115,6 +143,7 @@ pub async fn start(kind: SignalServer, args: &SignalArgs) -> anyhow::Result<Targ
         description,
         process: Some(process),
         log: Some(log),
+        data_dir: (kind == SignalServer::Wakili).then(|| dir.path().join("data")),
         minter: None,
         _dir: None,
     };

@@ -219,6 +219,7 @@ pub struct RecordingCreated {
 #[utoipa::path(post, path = "/api/v1/consultations/{id}/recordings", tag = "recordings", security(("bearer" = [])),
     params(("id" = String, Path, description = "Consultation id")),
     responses(
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 201, description = "Created", body = RecordingCreated),
         (status = 200, description = "Already created for this recording", body = RecordingCreated),
         (status = 403, description = "Not the consultation's lawyer", body = ErrorBody),
@@ -294,6 +295,7 @@ pub struct ChunkStored {
         ("x-content-sha256" = String, Header, description = "SHA-256 of the body, 64 hex digits")),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses(
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 201, description = "Stored", body = ChunkStored),
         (status = 200, description = "This exact chunk was already stored", body = ChunkStored),
         (status = 400, description = "Missing hash, or the body does not match it", body = ErrorBody),
@@ -418,6 +420,7 @@ impl CompleteBody {
     params(("id" = String, Path, description = "Recording id")),
     request_body = CompleteBody,
     responses(
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 200, description = "Completed", body = RecordingView),
         (status = 400, description = "Chunks missing (listed in error.missing)", body = ErrorBody),
         (status = 403, description = "Not the uploader", body = ErrorBody),
@@ -445,6 +448,7 @@ pub async fn complete(
 #[utoipa::path(get, path = "/api/v1/consultations/{id}/recordings", tag = "recordings", security(("bearer" = [])),
     params(("id" = String, Path, description = "Consultation id")),
     responses(
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 200, description = "Recordings, oldest first", body = Vec<RecordingView>),
         (status = 404, description = "No such consultation, or not the caller's", body = ErrorBody),
     ))]
@@ -466,6 +470,7 @@ pub async fn list(
 #[utoipa::path(get, path = "/api/v1/recordings/{id}", tag = "recordings", security(("bearer" = [])),
     params(("id" = String, Path, description = "Recording id")),
     responses(
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 200, description = "The recording", body = RecordingView),
         (status = 404, description = "No such recording, or not the caller's", body = ErrorBody),
     ))]
@@ -482,6 +487,7 @@ pub async fn get(
 #[utoipa::path(delete, path = "/api/v1/recordings/{id}", tag = "recordings", security(("bearer" = [])),
     params(("id" = String, Path, description = "Recording id")),
     responses(
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 204, description = "Deleted: nothing of it can be decrypted any more"),
         (status = 403, description = "Not an admin", body = ErrorBody),
         (status = 404, description = "No such recording", body = ErrorBody),
@@ -517,6 +523,7 @@ pub struct LegalHoldBody {
     params(("id" = String, Path, description = "Recording id")),
     request_body = LegalHoldBody,
     responses(
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 200, description = "Updated", body = RecordingView),
         (status = 403, description = "Not an admin", body = ErrorBody),
         (status = 404, description = "No such recording", body = ErrorBody),
@@ -570,6 +577,7 @@ pub struct ManifestResponse {
 #[utoipa::path(get, path = "/api/v1/recordings/{id}/manifest", tag = "recordings", security(("bearer" = [])),
     params(("id" = String, Path, description = "Recording id")),
     responses(
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 200, description = "Manifest", body = ManifestResponse),
         (status = 404, description = "No such recording", body = ErrorBody),
         (status = 409, description = "Not finalized yet", body = ErrorBody),
@@ -640,6 +648,7 @@ pub struct DownloadUrl {
 #[utoipa::path(post, path = "/api/v1/recordings/{id}/download-url", tag = "recordings", security(("bearer" = [])),
     params(("id" = String, Path, description = "Recording id")),
     responses(
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 200, description = "The link", body = DownloadUrl),
         (status = 404, description = "No such recording", body = ErrorBody),
         (status = 409, description = "Not finalized yet", body = ErrorBody),
@@ -833,6 +842,7 @@ pub struct StorageUsage {
 /// Recordings and bytes per provider, replication backlog, provider health (admins).
 #[utoipa::path(get, path = "/api/v1/storage/usage", tag = "recordings", security(("bearer" = [])),
     responses(
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 200, description = "Usage", body = StorageUsage),
         (status = 403, description = "Not an admin", body = ErrorBody),
     ))]
