@@ -86,6 +86,8 @@ pub fn run(args: &IngestArgs) -> anyhow::Result<bool> {
         download: None,
         manifest: None,
         client_upload_cpu_s: None,
+        machine_busy_before_cores: machine_busy_cores(Duration::from_secs(1), ticks_per_s),
+        others_upload_cores: None,
         error: None,
     };
     if let Err(e) = references(&mut report, &media, cores, &disk_dir) {
@@ -125,6 +127,14 @@ pub fn run(args: &IngestArgs) -> anyhow::Result<bool> {
         print!("{}", report.text());
     }
     Ok(report.ok())
+}
+
+/// Cores the whole machine keeps busy over `window` (sleeping meanwhile).
+fn machine_busy_cores(window: Duration, ticks_per_s: f64) -> Option<f64> {
+    let before = process::machine_ticks().ok()?;
+    std::thread::sleep(window);
+    let after = process::machine_ticks().ok()?;
+    Some(after.busy.saturating_sub(before.busy) as f64 / ticks_per_s / window.as_secs_f64())
 }
 
 /// A seed that differs between runs, so a server cannot serve a previous run's chunks.
@@ -202,9 +212,10 @@ async fn ingest(
     let pid = target.pid();
     let server_cpu = || pid.and_then(|p| process::cpu_ticks(p).ok());
     let own_cpu = || process::cpu_ticks(std::process::id()).ok();
-    let (server_before, own_before) = (server_cpu(), own_cpu());
+    let machine_cpu = || process::machine_ticks().ok().map(|t| t.busy);
+    let (server_before, own_before, machine_before) = (server_cpu(), own_cpu(), machine_cpu());
     let upload = api.upload(&created, media, args.parallel).await;
-    let (server_after, own_after) = (server_cpu(), own_cpu());
+    let (server_after, own_after, machine_after) = (server_cpu(), own_cpu(), machine_cpu());
     target.ensure_running().context("during the upload")?;
     let upload = upload?;
     if let (Some(before), Some(after)) = (server_before, server_after) {
@@ -220,6 +231,15 @@ async fn ingest(
     report.client_upload_cpu_s = own_before
         .zip(own_after)
         .map(|(b, a)| a.saturating_sub(b) as f64 / ticks_per_s);
+    let spent = |before: Option<u64>, after: Option<u64>| {
+        Some(after?.saturating_sub(before?) as f64 / ticks_per_s)
+    };
+    report.others_upload_cores = spent(machine_before, machine_after)
+        .zip(spent(server_before, server_after))
+        .zip(report.client_upload_cpu_s)
+        .map(|((machine, server), client)| {
+            (machine - server - client).max(0.0) / upload.seconds.max(1e-9)
+        });
     report.ingest = Some(upload);
 
     eprintln!("[ingest] completing");

@@ -11,6 +11,8 @@ use crate::{cli::format_bytes, report::Machine};
 
 /// Share of the slower reference the ingest must reach.
 pub const TARGET_RATIO: f64 = 0.6;
+/// Cores busy with other processes above which the machine counts as shared.
+const SHARED_MACHINE_CORES: f64 = 0.15;
 
 /// The load.
 #[derive(Debug, Clone, Serialize)]
@@ -91,6 +93,12 @@ pub struct Report {
     pub manifest: Option<ManifestCheck>,
     /// This process's CPU-seconds during the upload (it shares the cores with the server).
     pub client_upload_cpu_s: Option<f64>,
+    /// Cores the machine kept busy over one second before the references, the server idle:
+    /// other processes competing for the cores.
+    pub machine_busy_before_cores: Option<f64>,
+    /// Cores busy during the upload charged to neither the server nor this process: other
+    /// processes, and kernel softirq work such as loopback networking.
+    pub others_upload_cores: Option<f64>,
     /// Why the run stopped early.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -286,6 +294,16 @@ impl Report {
         if let Some(e) = &self.error {
             lines.push(format!("FAILED    {e}"));
         }
+        let others = [self.machine_busy_before_cores, self.others_upload_cores];
+        if others.iter().flatten().any(|&c| c > SHARED_MACHINE_CORES) {
+            lines.push(format!(
+                "note      other work kept {} cores busy before the run and {} during the upload \
+                 (other processes; during the upload also kernel softirq, e.g. loopback \
+                 networking): the figures may be lower than on an idle machine",
+                others[0].map_or("?".into(), |c| format!("{c:.2}")),
+                others[1].map_or("?".into(), |c| format!("{c:.2}")),
+            ));
+        }
         lines.push(String::new());
         lines.push(format!(
             "MiB/s = {MIB:.0} bytes per second of media (plaintext); the ratio divides the ingest \
@@ -359,6 +377,8 @@ mod tests {
                 mismatch: None,
             }),
             client_upload_cpu_s: None,
+            machine_busy_before_cores: Some(0.01),
+            others_upload_cores: None,
             error: None,
         }
         .finish()
@@ -379,6 +399,7 @@ mod tests {
         );
         assert!(text.contains("met"));
         assert!(text.contains("integrity ok"));
+        assert!(!text.contains("other work"));
         let json: serde_json::Value = serde_json::from_str(&r.json().unwrap()).unwrap();
         assert_eq!(json["verdict"]["met"], true);
         assert_eq!(json["disk"]["mib_per_s"], 1000.0);
@@ -391,8 +412,10 @@ mod tests {
         if let Some(d) = r.download.as_mut() {
             d.intact = false;
         }
+        r.others_upload_cores = Some(1.2);
         let r = r.finish();
         assert!(!r.ok());
+        assert!(r.text().contains("1.20 during the upload"));
         let v = r.verdict.as_ref().unwrap();
         assert_eq!(v.slower_reference, "crypto");
         assert!(!r.text().contains("MISSED"));
