@@ -146,6 +146,7 @@ fn recording_store(
         settings.download_url_secret()?,
         StorageConfig {
             max_chunk_bytes: s.max_chunk_bytes,
+            upload_memory_bytes: s.upload_memory_bytes,
             abandon_after: s.abandon_after,
             download_url_ttl: s.download_url_ttl,
             replication_interval: s.replication_interval,

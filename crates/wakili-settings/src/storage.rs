@@ -60,6 +60,10 @@ pub struct StorageSettings {
     pub replicas: Option<usize>,
     /// Largest chunk a client may upload.
     pub max_chunk_bytes: u64,
+    /// Memory, across all uploads in flight, for sealed chunks waiting for a provider; a chunk
+    /// that does not fit (or has no `Content-Length`) waits in a spool file instead. 0: always
+    /// spool.
+    pub upload_memory_bytes: u64,
     /// Longest a provider may take to store one chunk before the next one takes it.
     #[serde(with = "humantime_serde")]
     pub put_timeout: Duration,
@@ -96,6 +100,7 @@ impl Default for StorageSettings {
             providers: Vec::new(),
             replicas: None,
             max_chunk_bytes: 16 * 1024 * 1024,
+            upload_memory_bytes: 64 * 1024 * 1024,
             put_timeout: Duration::from_secs(30),
             failure_threshold: 3,
             cooldown: Duration::from_secs(30),
@@ -112,6 +117,9 @@ impl Default for StorageSettings {
 
 /// Largest chunk the encryption layout allows (4,096 segments of 64 KiB).
 pub const MAX_CHUNK_BYTES_LIMIT: u64 = 256 * 1024 * 1024;
+
+/// Largest `upload_memory_bytes` accepted (16 GiB).
+pub const UPLOAD_MEMORY_LIMIT: u64 = 16 * 1024 * 1024 * 1024;
 
 impl StorageSettings {
     /// The replica count in effect for `providers` providers.
@@ -183,6 +191,11 @@ impl StorageSettings {
         if !(64 * 1024..=MAX_CHUNK_BYTES_LIMIT).contains(&self.max_chunk_bytes) {
             bad.push(format!(
                 "storage.max_chunk_bytes: must be between 65536 and {MAX_CHUNK_BYTES_LIMIT}"
+            ));
+        }
+        if self.upload_memory_bytes > UPLOAD_MEMORY_LIMIT {
+            bad.push(format!(
+                "storage.upload_memory_bytes: must be at most {UPLOAD_MEMORY_LIMIT}"
             ));
         }
         if self.put_timeout < Duration::from_secs(1) {

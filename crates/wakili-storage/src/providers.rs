@@ -11,7 +11,7 @@ use std::{
 use bytes::Bytes;
 use futures_util::TryStreamExt;
 use object_store::{
-    ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig, aws::AmazonS3Builder,
+    ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig, aws::AmazonS3Builder,
     buffered::BufWriter, local::LocalFileSystem, path::Path as ObjectPath,
 };
 use tokio::io::{AsyncRead, AsyncWriteExt};
@@ -25,6 +25,19 @@ use crate::{
 /// Objects up to this size are written with one PUT; larger ones stream as multipart parts of
 /// this size (S3's smallest part is 5 MiB), so no upload is held in memory whole.
 const PART_BYTES: usize = 5 * 1024 * 1024;
+
+/// Reads from a spool file are this large (tokio's default copy buffer is 8 KiB, and every read
+/// of a `tokio::fs::File` is a trip to the blocking pool).
+const COPY_BYTES: usize = 1024 * 1024;
+
+/// What a provider is given to store.
+#[derive(Debug)]
+pub enum Payload<'a> {
+    /// Sealed bytes held in memory, written with one request.
+    Memory(PutPayload),
+    /// A spool file, streamed.
+    File(&'a Path),
+}
 
 /// One object store.
 pub struct Provider {
@@ -137,16 +150,22 @@ impl Providers {
     /// Writes the file at `source` as object `key` to the first provider that takes it, in order,
     /// skipping those cooling down (unless all are). Returns the provider's name. The object is
     /// durable when this returns (S3 acknowledges stored objects; local files are fsynced).
-    pub async fn put_first(&self, key: &str, source: &Path) -> Result<String, StorageError> {
+    pub async fn put_first(&self, key: &str, source: &Payload<'_>) -> Result<String, StorageError> {
         let now = Instant::now();
         let (ready, cooling): (Vec<&Provider>, Vec<&Provider>) =
             self.list.iter().partition(|p| health(p).available(now));
         let mut failures = Vec::new();
         for provider in ready.into_iter().chain(cooling) {
-            let file = tokio::fs::File::open(source)
-                .await
-                .map_err(|e| StorageError::Spool(e.to_string()))?;
-            match self.put_with(provider, key, file).await {
+            let outcome = match source {
+                Payload::Memory(bytes) => self.put_bytes(provider, key, bytes.clone()).await,
+                Payload::File(path) => {
+                    let file = tokio::fs::File::open(path)
+                        .await
+                        .map_err(|e| StorageError::Spool(e.to_string()))?;
+                    self.put_with(provider, key, file).await
+                }
+            };
+            match outcome {
                 Ok(()) => return Ok(provider.name.clone()),
                 Err(e) => failures.push(format!("{}: {e}", provider.name)),
             }
@@ -165,6 +184,24 @@ impl Providers {
         self.put_with(provider, key, data).await
     }
 
+    /// Writes bytes already in memory with one request.
+    async fn put_bytes(
+        &self,
+        provider: &Provider,
+        key: &str,
+        bytes: PutPayload,
+    ) -> Result<(), StorageError> {
+        let path = ObjectPath::from(key);
+        let outcome =
+            match tokio::time::timeout(self.put_timeout, provider.store.put(&path, bytes)).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(format!("no answer within {:?}", self.put_timeout)),
+            };
+        self.settle(provider, key, outcome)
+    }
+
+    /// Streams `data` as object `key`: one request up to [`PART_BYTES`], multipart beyond.
     async fn put_with(
         &self,
         provider: &Provider,
@@ -176,7 +213,8 @@ impl Providers {
         // `shutting_down` matters for cleanup: a writer whose shutdown began cannot be aborted.
         let mut shutting_down = false;
         let write = async {
-            tokio::io::copy(&mut data, &mut writer).await?;
+            let mut reader = tokio::io::BufReader::with_capacity(COPY_BYTES, &mut data);
+            tokio::io::copy_buf(&mut reader, &mut writer).await?;
             shutting_down = true;
             writer.shutdown().await
         };
@@ -185,16 +223,26 @@ impl Providers {
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err(format!("no answer within {:?}", self.put_timeout)),
         };
+        if outcome.is_err() && !shutting_down {
+            // Best effort: a multipart upload left behind costs space, not correctness.
+            let _ = writer.abort().await;
+        }
+        self.settle(provider, key, outcome)
+    }
+
+    /// Records the outcome of a write in the provider's health.
+    fn settle(
+        &self,
+        provider: &Provider,
+        key: &str,
+        outcome: Result<(), String>,
+    ) -> Result<(), StorageError> {
         match outcome {
             Ok(()) => {
                 health(provider).succeeded();
                 Ok(())
             }
             Err(message) => {
-                // Best effort: a multipart upload left behind costs space, not correctness.
-                if !shutting_down {
-                    let _ = writer.abort().await;
-                }
                 tracing::warn!(provider = %provider.name, key, error = %message, "provider write failed");
                 health(provider).failed(Instant::now(), self.policy, message.clone());
                 Err(StorageError::Provider {

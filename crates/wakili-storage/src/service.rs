@@ -1,8 +1,9 @@
 //! The recording store as the server uses it: create, upload chunks, complete, read, delete.
 //!
 //! Every acknowledged chunk is durable (a provider holds its ciphertext and the database row
-//! says so) before the call returns. Bodies stream through a small spool file, so a provider
-//! failing mid-write is retried on the next one without asking the client again.
+//! says so) before the call returns. Bodies are sealed as they arrive into memory (bounded across
+//! all uploads) or a spool file, so a provider failing mid-write is retried on the next one
+//! without asking the client again.
 
 use std::{
     path::PathBuf,
@@ -14,9 +15,13 @@ use base64::{Engine, engine::general_purpose::STANDARD};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures_util::{Stream, StreamExt};
+use object_store::PutPayload;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use tokio::{io::AsyncWriteExt, sync::mpsc};
+use tokio::{
+    io::AsyncWriteExt,
+    sync::{OwnedSemaphorePermit, Semaphore, mpsc},
+};
 use wakili_core::recording::{Completeness, RecordingStatus};
 use wakili_db::{
     Db,
@@ -27,7 +32,7 @@ use crate::{
     ChunkEntry, ConsentEntry, Keyring, Layout, Manifest, ManifestDraft, ManifestSigner,
     ManifestStatus, RecordingCipher, StorageError, WrappedKey,
     placement::copy_targets,
-    providers::{ProviderStatus, Providers},
+    providers::{Payload, ProviderStatus, Providers},
     seal::{DataKey, NONCE_PREFIX_BYTES, random_nonce_prefix},
     url::{self, DownloadGrant},
 };
@@ -47,6 +52,9 @@ pub struct StorageConfig {
     pub replication_interval: Duration,
     /// Where request bodies are spooled while providers take them.
     pub spool_dir: PathBuf,
+    /// Memory shared by uploads in flight for sealed chunks waiting for a provider; chunks that
+    /// do not fit are spooled.
+    pub upload_memory_bytes: u64,
 }
 
 /// The recording store. Cheap to clone.
@@ -63,6 +71,8 @@ struct Inner {
     url_secret: Vec<u8>,
     config: StorageConfig,
     now: Clock,
+    /// Bytes of `config.upload_memory_bytes` not reserved by a chunk in flight.
+    upload_memory: Arc<Semaphore>,
 }
 
 /// A chunk the store acknowledged.
@@ -134,6 +144,11 @@ impl RecordingStore {
                 keyring,
                 signer,
                 url_secret,
+                upload_memory: Arc::new(Semaphore::new(
+                    usize::try_from(config.upload_memory_bytes)
+                        .unwrap_or(usize::MAX)
+                        .min(Semaphore::MAX_PERMITS),
+                )),
                 config,
                 now,
             }),
@@ -194,12 +209,14 @@ impl RecordingStore {
     }
 
     /// Stores chunk `seq` of `recording`, whose plaintext the client says hashes to `sha256`
-    /// (hex), from `body`. Returns once the ciphertext is durable on a provider.
+    /// (hex), from `body`, which the client says is `declared_len` bytes long. Returns once the
+    /// ciphertext is durable on a provider.
     pub async fn put_chunk<S, E>(
         &self,
         recording: &Recording,
         seq: u32,
         sha256: &str,
+        declared_len: Option<u64>,
         body: S,
     ) -> Result<ChunkReceipt, StorageError>
     where
@@ -237,9 +254,8 @@ impl RecordingStore {
         }
 
         let cipher = self.cipher(recording)?;
-        let spool = Spool::create(&inner.config.spool_dir, &recording.id, seq).await?;
-        let digest = match self.seal_body(&cipher, seq, body, &spool).await {
-            Ok(digest) => digest,
+        let (digest, sealed) = match self.seal_body(&cipher, seq, declared_len, body).await {
+            Ok(done) => done,
             Err(e) => {
                 if matches!(e, StorageError::HashMismatch { .. }) {
                     inner.db.release_chunk(&recording.id, seq, &sha256).await?;
@@ -256,8 +272,9 @@ impl RecordingStore {
         }
         let provider = inner
             .providers
-            .put_first(&claim.object_key, &spool.path)
+            .put_first(&claim.object_key, &sealed.payload())
             .await?;
+        drop(sealed);
         let stored = Chunk {
             size: digest.size,
             object_size: crate::ciphertext_len(digest.size),
@@ -279,44 +296,66 @@ impl RecordingStore {
         })
     }
 
+    /// Seals `body` as it arrives into memory, when `declared_len` fits what is left of the
+    /// upload memory, or else into a spool file.
     async fn seal_body<S, E>(
         &self,
         cipher: &RecordingCipher,
         seq: u32,
+        declared_len: Option<u64>,
         mut body: S,
-        spool: &Spool,
-    ) -> Result<crate::ChunkDigest, StorageError>
+    ) -> Result<(crate::ChunkDigest, Sealed), StorageError>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
         E: std::fmt::Display,
     {
         let max = self.inner.config.max_chunk_bytes;
-        let mut file = tokio::fs::File::create(&spool.path)
-            .await
-            .map_err(|e| StorageError::Spool(e.to_string()))?;
+        let reserved = declared_len
+            .filter(|n| *n <= max)
+            .and_then(|n| u32::try_from(crate::ciphertext_len(n)).ok())
+            .and_then(|n| {
+                Arc::clone(&self.inner.upload_memory)
+                    .try_acquire_many_owned(n)
+                    .ok()
+            });
+        let (mut sink, capacity) = match reserved {
+            Some(permit) => {
+                let capacity = permit.num_permits();
+                (Sink::Memory(permit), capacity)
+            }
+            None => (
+                Sink::Spool(Spool::create(&self.inner.config.spool_dir).await?),
+                SPOOL_WRITE_BYTES + crate::seal::SEALED_SEGMENT_BYTES,
+            ),
+        };
         let mut sealer = cipher.chunk_sealer(seq)?;
-        let mut sealed = Vec::with_capacity(2 * crate::seal::SEALED_SEGMENT_BYTES);
+        let mut sealed = Vec::with_capacity(capacity);
         while let Some(part) = body.next().await {
             let part = part.map_err(|e| StorageError::Body(e.to_string()))?;
             if sealer.size() + part.len() as u64 > max {
                 return Err(StorageError::BodyTooLarge { max });
             }
             sealer.push(&part, &mut sealed)?;
-            if sealed.len() >= crate::seal::SEALED_SEGMENT_BYTES {
-                file.write_all(&sealed)
-                    .await
-                    .map_err(|e| StorageError::Spool(e.to_string()))?;
+            if let Sink::Spool(spool) = &mut sink
+                && sealed.len() >= SPOOL_WRITE_BYTES
+            {
+                spool.write(&sealed).await?;
                 sealed.clear();
             }
         }
         let digest = sealer.finish(&mut sealed)?;
-        file.write_all(&sealed)
-            .await
-            .map_err(|e| StorageError::Spool(e.to_string()))?;
-        file.flush()
-            .await
-            .map_err(|e| StorageError::Spool(e.to_string()))?;
-        Ok(digest)
+        let sealed = match sink {
+            Sink::Memory(permit) => Sealed::Memory {
+                bytes: PutPayload::from(sealed),
+                _permit: permit,
+            },
+            Sink::Spool(mut spool) => {
+                spool.write(&sealed).await?;
+                spool.finish().await?;
+                Sealed::Spool(spool)
+            }
+        };
+        Ok((digest, sealed))
     }
 
     /// Completes an upload: every chunk `0..chunk_count` must be there (the missing ones are
@@ -543,13 +582,9 @@ impl RecordingStore {
             )));
         }
         if held.providers.is_empty() {
-            let spool = Spool::create(&inner.config.spool_dir, &recording.id, end).await?;
-            tokio::fs::write(&spool.path, &sealed)
-                .await
-                .map_err(|e| StorageError::Spool(e.to_string()))?;
             let provider = inner
                 .providers
-                .put_first(&row.object_key, &spool.path)
+                .put_first(&row.object_key, &Payload::Memory(PutPayload::from(sealed)))
                 .await?;
             inner
                 .db
@@ -1000,22 +1035,66 @@ fn parse_sha256(text: &str) -> Result<String, StorageError> {
     }
 }
 
+/// Spool files are written in pieces this large (each write is a trip to the blocking pool).
+const SPOOL_WRITE_BYTES: usize = 1024 * 1024;
+
+/// Where a chunk is sealed to while it arrives.
+enum Sink {
+    /// Memory, reserved from the upload memory for the whole chunk.
+    Memory(OwnedSemaphorePermit),
+    /// A spool file.
+    Spool(Spool),
+}
+
+/// A sealed chunk waiting for a provider.
+enum Sealed {
+    /// In memory; the permit returns its share of the upload memory when dropped.
+    Memory {
+        bytes: PutPayload,
+        _permit: OwnedSemaphorePermit,
+    },
+    /// In a spool file.
+    Spool(Spool),
+}
+
+impl Sealed {
+    fn payload(&self) -> Payload<'_> {
+        match self {
+            Self::Memory { bytes, .. } => Payload::Memory(bytes.clone()),
+            Self::Spool(spool) => Payload::File(&spool.path),
+        }
+    }
+}
+
 /// A spool file, removed when dropped.
 struct Spool {
     path: PathBuf,
+    file: tokio::fs::File,
 }
 
 impl Spool {
-    async fn create(
-        dir: &std::path::Path,
-        recording_id: &str,
-        seq: u32,
-    ) -> Result<Self, StorageError> {
-        let path = dir.join(format!(
-            "{recording_id}.{seq}.{}.part",
-            wakili_core::new_id()
-        ));
-        Ok(Self { path })
+    async fn create(dir: &std::path::Path) -> Result<Self, StorageError> {
+        let path = dir.join(format!("{}.part", wakili_core::new_id()));
+        let file = tokio::fs::File::create(&path)
+            .await
+            .map_err(|e| StorageError::Spool(format!("{}: {e}", path.display())))?;
+        Ok(Self { path, file })
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), StorageError> {
+        self.file
+            .write_all(bytes)
+            .await
+            .map_err(|e| StorageError::Spool(e.to_string()))
+    }
+
+    /// Waits until everything written is in the file (not fsynced: the spool only bridges a
+    /// provider failing mid-write).
+    async fn finish(&mut self) -> Result<(), StorageError> {
+        self.file
+            .flush()
+            .await
+            .map_err(|e| StorageError::Spool(e.to_string()))
     }
 }
 

@@ -331,7 +331,7 @@ pub async fn put_chunk(
     }
     let receipt = state
         .recordings
-        .put_chunk(&recording, seq, sha, body.into_data_stream())
+        .put_chunk(&recording, seq, sha, declared, body.into_data_stream())
         .await
         .map_err(|e| match e {
             StorageError::EmptyChunk => ApiError::bad_request("a chunk cannot be empty"),

@@ -22,7 +22,8 @@ pub struct TestApp {
     shutdown: Option<oneshot::Sender<()>>,
     turn_ports: (u16, u16),
     pub server: Option<tokio::task::JoinHandle<Result<(), wakili_server::ServerError>>>,
-    _data: tempfile::TempDir,
+    /// The server's data directory.
+    pub data: tempfile::TempDir,
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
@@ -40,7 +41,7 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
         shutdown: node.shutdown,
         turn_ports: node.turn_ports,
         server: node.server,
-        _data: node._data,
+        data: node._data,
     }
 }
 
