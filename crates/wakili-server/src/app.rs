@@ -40,6 +40,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "users", description = "The caller"),
         (name = "webrtc", description = "ICE servers, TURN credentials and media settings"),
         (name = "health", description = "Liveness and readiness"),
+        (name = "dev", description = "Development only (`wakili serve --dev`)"),
     ),
 )]
 struct ApiDoc;
@@ -59,7 +60,7 @@ impl Modify for BearerAuth {
 
 /// Every documented route and the OpenAPI document describing them.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    use routes::{consultations as c, health, me, recordings as r, webrtc};
+    use routes::{consultations as c, health, me, recordings as r, web, webrtc};
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
@@ -84,6 +85,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(r::media))
         .routes(routes!(r::legal_hold))
         .routes(routes!(r::usage))
+        .routes(routes!(web::dev_token))
         .split_for_parts()
 }
 
@@ -147,6 +149,7 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(DefaultBodyLimit::max(settings.max_body_bytes));
     let router = api
+        .merge(routes::web::pages(&settings.web))
         .route(
             "/api/v1/openapi.json",
             get(move || {

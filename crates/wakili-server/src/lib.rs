@@ -248,6 +248,11 @@ pub async fn launch(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    if settings.web.dev_login {
+        tracing::warn!(
+            "development login is on: /login and POST /api/v1/dev/token mint tokens for anyone; never run --dev in production"
+        );
+    }
     let state = prepare(settings, Arc::new(SystemClock)).await?;
     serve(state, listener, shutdown).await
 }

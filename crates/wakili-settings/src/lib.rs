@@ -13,14 +13,16 @@ pub mod secrets;
 mod settings;
 mod signaling;
 mod storage;
+mod web;
 
 pub use error::SettingsError;
-pub use load::{DEFAULT_CONFIG_FILE, Overrides, TurnOverride, load};
+pub use load::{DEFAULT_CONFIG_FILE, Overrides, TurnOverride, WebOverride, load};
 pub use media::{ExternalTurn, ExternalTurnAuth, IceSettings, MobileSettings, TurnSettings};
 pub use secret::Secret;
 pub use settings::{AuthSettings, DatabaseSettings, LogFormat, Settings};
 pub use signaling::{Admission, SignalingSettings};
 pub use storage::{MAX_CHUNK_BYTES_LIMIT, ProviderKind, ProviderSettings, StorageSettings};
+pub use web::WebSettings;
 
 /// The commented default configuration file, printed by `wakili config --default`.
 pub const DEFAULT_TOML: &str = include_str!("default.toml");

@@ -29,6 +29,16 @@ pub struct Overrides {
     /// `--turn-listen`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub turn: Option<TurnOverride>,
+    /// `--dev`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub web: Option<WebOverride>,
+}
+
+/// Flags under `[web]`.
+#[derive(Debug, Clone, Serialize)]
+pub struct WebOverride {
+    /// `--dev`: the login page that mints tokens.
+    pub dev_login: bool,
 }
 
 /// Flags under `[turn]`.
@@ -125,12 +135,15 @@ mod tests {
                 turn: Some(TurnOverride {
                     listen: "127.0.0.1:13478".parse().unwrap(),
                 }),
+                web: Some(WebOverride { dev_login: true }),
             };
             let s = load(None, &flags).unwrap();
             assert_eq!(s.listen.port(), 9002);
             assert_eq!(s.data_dir, PathBuf::from("/tmp/w"));
             assert_eq!(s.log_format, LogFormat::Json);
             assert_eq!(s.turn.listen.port(), 13478);
+            assert!(s.web.dev_login);
+            assert_eq!(s.web.quality_report_seconds, 5, "--dev keeps the other [web] keys");
             assert_eq!(
                 s.turn.realm, "wakili",
                 "a flag in a section keeps the section's other keys"

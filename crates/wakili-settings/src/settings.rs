@@ -10,7 +10,7 @@ use wakili_core::webrtc::MediaPolicy;
 
 use crate::{
     IceSettings, MobileSettings, ProviderKind, ProviderSettings, Secret, SettingsError,
-    SignalingSettings, StorageSettings, TurnSettings, secrets,
+    SignalingSettings, StorageSettings, TurnSettings, WebSettings, secrets,
 };
 
 /// Everything `wakili serve` can be told.
@@ -54,6 +54,8 @@ pub struct Settings {
     pub signaling: SignalingSettings,
     /// Recording storage.
     pub storage: StorageSettings,
+    /// The reference web client.
+    pub web: WebSettings,
 }
 
 /// Database pool settings.
@@ -118,6 +120,7 @@ impl Default for Settings {
             mobile: MobileSettings::default(),
             signaling: SignalingSettings::default(),
             storage: StorageSettings::default(),
+            web: WebSettings::default(),
         }
     }
 }
@@ -272,6 +275,13 @@ impl Settings {
         problems.extend(crate::media::problems(&self.ice, &self.turn, &self.mobile));
         problems.extend(self.signaling.problems());
         problems.extend(self.storage.problems());
+        problems.extend(self.web.problems());
+        if self.web.dev_login && self.auth.algorithm != Algorithm::Hs256 {
+            problems.push(
+                "web.dev_login: needs auth.algorithm = \"HS256\" (the server mints the tokens)"
+                    .into(),
+            );
+        }
         if problems.is_empty() {
             Ok(())
         } else {

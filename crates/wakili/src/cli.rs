@@ -52,6 +52,10 @@ pub struct Serve {
     /// STUN/TURN listen address, UDP and TCP (default 127.0.0.1:3478).
     #[arg(long, value_name = "ADDR")]
     pub turn_listen: Option<SocketAddr>,
+    /// Development: serve a login page at /login that mints tokens for any user (never in
+    /// production).
+    #[arg(long)]
+    pub dev: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -31,6 +31,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         overrides.turn = serve
             .turn_listen
             .map(|listen| wakili_settings::TurnOverride { listen });
+        if serve.dev {
+            overrides.web = Some(wakili_settings::WebOverride { dev_login: true });
+        }
         overrides.log_format = serve.log_format.map(|f| match f {
             LogFormatArg::Text => LogFormat::Text,
             LogFormatArg::Json => LogFormat::Json,

@@ -4,4 +4,5 @@ pub mod consultations;
 pub mod health;
 pub mod me;
 pub mod recordings;
+pub mod web;
 pub mod webrtc;

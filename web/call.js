@@ -1,0 +1,835 @@
+// The call page: /c/{consultationId}#token=JWT (the token may also come from the dev login page).
+//
+// Flow: preview (camera, microphone, device choice) → join over Socket.IO → waiting room or call.
+// One RTCPeerConnection per other participant; for each pair the participant with the smaller id
+// makes the offers, so offers never collide. A reload resumes the same participant with the
+// resume token kept in sessionStorage, then tells the others to start a fresh connection.
+
+import { Socket } from "./sio.js";
+import { applyProfile, cameraConstraints, displayConstraints, readStats } from "./media.js";
+import { RecordingUploader } from "./recorder.js";
+
+const $ = (id) => document.getElementById(id);
+const settings = JSON.parse(document.querySelector('meta[name="wakili-config"]').content);
+const consultationId = decodeURIComponent(location.pathname.split("/").pop());
+const params = new URLSearchParams(location.search);
+const forceRelay = params.get("relay") === "1";
+
+/** What the page knows; also read by the browser tests (window.wakili). */
+const state = {
+  consultationId,
+  token: null,
+  me: null,
+  config: null,
+  consultation: null,
+  socket: null,
+  participantId: null,
+  role: null,
+  joined: false,
+  waiting: false,
+  participants: new Map(),
+  peers: new Map(),
+  pendingCandidates: new Map(),
+  local: null,
+  screen: null,
+  media: { audio: true, video: true, screen: false },
+  profile: null,
+  recording: { active: false, recordingId: null },
+  uploader: null,
+  lastQuality: null,
+  recommendations: [],
+  joinStartedAt: 0,
+  firstRemoteFrameMs: null,
+  resumed: false,
+  iceRestarts: 0,
+  completedRecording: null,
+  ended: false,
+};
+window.wakili = state;
+
+// ---------------------------------------------------------------- start-up
+
+function takeToken() {
+  const fragment = new URLSearchParams(location.hash.slice(1));
+  const fromUrl = fragment.get("token");
+  if (fromUrl) {
+    sessionStorage.setItem("wakili.token", fromUrl);
+    // Out of the address bar and history: it is a credential.
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  return sessionStorage.getItem("wakili.token");
+}
+
+function resumeKey() {
+  return `wakili.resume.${consultationId}`;
+}
+
+async function api(path, init = {}) {
+  const headers = new Headers(init.headers ?? {});
+  headers.set("authorization", `Bearer ${state.token}`);
+  return fetch(path, { ...init, headers });
+}
+
+async function apiJson(path) {
+  const response = await api(path);
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    throw new Error(body?.error?.message ?? `${path}: ${response.status}`);
+  }
+  return body;
+}
+
+async function main() {
+  state.token = takeToken();
+  if (!state.token) {
+    showError("No sign-in token. Open the link the platform gave you (…#token=…), or sign in at /login in development.");
+    setStatus("Not signed in");
+    return;
+  }
+  try {
+    [state.me, state.consultation, state.config] = await Promise.all([
+      apiJson("/api/v1/me"),
+      apiJson(`/api/v1/consultations/${encodeURIComponent(consultationId)}`),
+      apiJson(`/api/v1/webrtc/config?consultationId=${encodeURIComponent(consultationId)}`),
+    ]);
+  } catch (error) {
+    showError(error.message);
+    setStatus("Cannot open this consultation");
+    return;
+  }
+  state.profile = state.config.defaultProfile;
+  $("title").textContent = state.consultation.title || "Consultation";
+  $("record").hidden = state.me.role !== "lawyer";
+  $("end").hidden = state.me.role === "client";
+  wireControls();
+  try {
+    await startCamera({});
+  } catch (error) {
+    showError(`Camera or microphone unavailable: ${error.message}`);
+  }
+  await listDevices();
+  const saved = JSON.parse(sessionStorage.getItem(resumeKey()) ?? "null");
+  if (saved?.resumeToken) {
+    // A reload mid-call: go straight back in as the same participant.
+    await join(saved.resumeToken);
+  } else {
+    show("preview");
+    setStatus("Ready to join");
+    $("join").focus();
+  }
+}
+
+// ---------------------------------------------------------------- local media
+
+async function startCamera(devices) {
+  const stream = await navigator.mediaDevices.getUserMedia(cameraConstraints(state.config, state.profile, devices));
+  const old = state.local;
+  state.local = stream;
+  stream.getAudioTracks().forEach((t) => (t.enabled = state.media.audio));
+  stream.getVideoTracks().forEach((t) => (t.enabled = state.media.video));
+  $("preview-video").srcObject = stream;
+  $("self-video").srcObject = state.screen ?? stream;
+  for (const peer of state.peers.values()) {
+    for (const sender of peer.pc.getSenders()) {
+      const track = sender.track?.kind === "audio" ? stream.getAudioTracks()[0] : null;
+      if (track) {
+        await sender.replaceTrack(track);
+      } else if (sender.track?.kind === "video" && !state.screen) {
+        await sender.replaceTrack(stream.getVideoTracks()[0]);
+      }
+    }
+  }
+  old?.getTracks().forEach((t) => t.stop());
+}
+
+async function listDevices() {
+  const devices = await navigator.mediaDevices.enumerateDevices();
+  const fill = (select, kind, current) => {
+    select.replaceChildren();
+    devices
+      .filter((d) => d.kind === kind)
+      .forEach((d, i) => {
+        const option = new Option(d.label || `${kind} ${i + 1}`, d.deviceId);
+        option.selected = d.deviceId === current;
+        select.add(option);
+      });
+  };
+  fill($("camera-select"), "videoinput", state.local?.getVideoTracks()[0]?.getSettings().deviceId);
+  fill($("microphone-select"), "audioinput", state.local?.getAudioTracks()[0]?.getSettings().deviceId);
+}
+
+// ---------------------------------------------------------------- signaling
+
+function connect() {
+  return new Promise((resolve, reject) => {
+    const socket = new Socket(location.origin, () => ({ token: state.token }));
+    state.socket = socket;
+    let first = true;
+    socket.on("connect", async () => {
+      if (first) {
+        first = false;
+        resolve();
+        return;
+      }
+      // Reconnected: take our place back.
+      if (state.joined && !state.ended) {
+        const saved = JSON.parse(sessionStorage.getItem(resumeKey()) ?? "null");
+        await join(saved?.resumeToken);
+      }
+    });
+    socket.on("connect_error", (error) => {
+      showError(`Signaling refused: ${error.message}`);
+      reject(error);
+    });
+    socket.on("disconnect", () => {
+      if (state.joined && !state.ended) {
+        showBanner("Connection lost. Reconnecting…");
+      }
+    });
+    socket.on("participant:joined", (p) => {
+      state.participants.set(p.participantId, p);
+      if (!p.waiting && !state.waiting) {
+        connectTo(p);
+      }
+      renderParticipants();
+    });
+    socket.on("participant:admitted", ({ participantId }) => {
+      const p = state.participants.get(participantId);
+      if (p) {
+        p.waiting = false;
+        if (!state.waiting) {
+          connectTo(p);
+        }
+      }
+      renderParticipants();
+    });
+    socket.on("consultation:admitted", () => {
+      state.waiting = false;
+      state.joinStartedAt = performance.now(); // time to first frame counts from admission
+      enterCall();
+      for (const p of state.participants.values()) {
+        if (!p.waiting) {
+          connectTo(p);
+        }
+      }
+    });
+    socket.on("participant:left", ({ participantId }) => {
+      state.participants.delete(participantId);
+      closePeer(participantId);
+      renderParticipants();
+    });
+    socket.on("participant:reconnecting", ({ participantId }) => {
+      const p = state.participants.get(participantId);
+      if (p) {
+        p.reconnecting = true;
+      }
+      renderParticipants();
+    });
+    socket.on("participant:resumed", ({ participantId }) => {
+      const p = state.participants.get(participantId);
+      if (p) {
+        p.reconnecting = false;
+      }
+      renderParticipants();
+    });
+    socket.on("participant:media", ({ participantId, audio, video, screen }) => {
+      const p = state.participants.get(participantId);
+      if (p) {
+        p.media = { audio, video, screen };
+      }
+      renderParticipants();
+    });
+    socket.on("signal", (message) => onSignal(message).catch((e) => console.error("signal", e)));
+    socket.on("quality:recommendation", (r) => applyRecommendation(r));
+    socket.on("quality-profile:changed", ({ profile }) => applyRecommendation({ profile, reason: "changed by the lawyer" }));
+    socket.on("recording:consent-request", ({ recordingId }) => askConsent(recordingId));
+    socket.on("recording:state", (s) => onRecordingState(s));
+    socket.on("recording:consent-refused", () => setStatus("The client declined the recording"));
+    socket.on("consultation:ended", () => finish("The consultation was ended."));
+    socket.on("session:closed", ({ reason, message }) => {
+      state.ended = true;
+      socket.close();
+      finish(reason === "replaced" ? "You joined from another tab or device." : message);
+    });
+    socket.open();
+  });
+}
+
+async function join(resumeToken) {
+  if (!state.socket) {
+    setStatus("Connecting…");
+    try {
+      await connect();
+    } catch {
+      return;
+    }
+  }
+  state.joinStartedAt = state.joinStartedAt || performance.now();
+  const answer = await state.socket.request("consultation:join", {
+    consultationId,
+    ...(resumeToken ? { resumeToken } : {}),
+  });
+  if (!answer?.ok) {
+    if (resumeToken && answer?.error?.code !== "consultation_closed") {
+      // The grace period is over: join as new.
+      sessionStorage.removeItem(resumeKey());
+      return join(undefined);
+    }
+    showError(answer?.error?.message ?? "could not join");
+    if (answer?.error?.code === "consultation_closed") {
+      sessionStorage.removeItem(resumeKey());
+      finish("This consultation is over.");
+    }
+    return;
+  }
+  const reloaded = resumeToken && state.peers.size === 0 && !state.joined;
+  state.participantId = answer.participantId;
+  state.joined = true;
+  state.resumed = Boolean(answer.resumed);
+  state.waiting = Boolean(answer.waiting);
+  sessionStorage.setItem(resumeKey(), JSON.stringify({ resumeToken: answer.resumeToken, participantId: answer.participantId }));
+  state.participants.clear();
+  for (const p of answer.participants) {
+    if (p.participantId !== state.participantId) {
+      state.participants.set(p.participantId, p);
+    } else {
+      state.role = p.role;
+    }
+  }
+  hideBanner();
+  if (answer.qualityProfile && answer.qualityProfile !== state.profile) {
+    applyRecommendation({ profile: answer.qualityProfile, reason: "the consultation's profile" });
+  }
+  onRecordingState(answer.recording ?? { active: false });
+  if (state.waiting) {
+    show("waiting");
+    setStatus("In the waiting room");
+    return;
+  }
+  enterCall();
+  for (const p of state.participants.values()) {
+    if (p.waiting) {
+      continue;
+    }
+    if (reloaded || !state.peers.has(p.participantId)) {
+      // After a reload the other side still holds the old connection: ask for a fresh one.
+      if (reloaded) {
+        state.socket.emit("signal", { to: p.participantId, type: "restart", payload: { fresh: true } });
+      }
+      connectTo(p);
+    }
+  }
+  renderParticipants();
+  sendMediaState();
+}
+
+function enterCall() {
+  show("call");
+  setStatus(state.participants.size ? "In the call" : "Waiting for the other party");
+  $("self-video").srcObject = state.screen ?? state.local;
+  startQualityReports();
+}
+
+// ---------------------------------------------------------------- peer connections
+
+function isOfferer(otherId) {
+  return state.participantId < otherId;
+}
+
+function connectTo(p) {
+  if (p.participantId === state.participantId || state.peers.has(p.participantId)) {
+    return;
+  }
+  if (isOfferer(p.participantId)) {
+    const peer = createPeer(p.participantId);
+    addLocalTracks(peer);
+  }
+  // Otherwise the other side offers; the connection is made when its offer arrives.
+}
+
+function createPeer(id) {
+  const pc = new RTCPeerConnection({
+    iceServers: state.config.iceServers,
+    iceTransportPolicy: forceRelay ? "relay" : state.config.iceTransportPolicy,
+  });
+  const peer = { id, pc, pendingCandidates: [], stream: new MediaStream(), stats: null };
+  state.peers.set(id, peer);
+  pc.onicecandidate = ({ candidate }) => {
+    if (candidate) {
+      state.socket.emit("signal", { to: id, type: "candidate", payload: candidate.toJSON() });
+    }
+  };
+  pc.ontrack = ({ track }) => {
+    peer.stream.addTrack(track);
+    renderParticipants();
+  };
+  pc.onnegotiationneeded = async () => {
+    if (!isOfferer(id)) {
+      return;
+    }
+    try {
+      await pc.setLocalDescription();
+      state.socket.emit("signal", { to: id, type: "offer", payload: pc.localDescription.toJSON() });
+    } catch (error) {
+      console.error("offer failed", error);
+    }
+  };
+  pc.onconnectionstatechange = () => {
+    if (pc.connectionState === "failed") {
+      restartIce(peer);
+    }
+    renderParticipants();
+  };
+  return peer;
+}
+
+function addLocalTracks(peer) {
+  const audio = state.local?.getAudioTracks()[0];
+  const video = state.screen?.getVideoTracks()[0] ?? state.local?.getVideoTracks()[0];
+  const stream = state.local ?? new MediaStream();
+  if (audio) {
+    peer.pc.addTrack(audio, stream);
+  }
+  if (video) {
+    peer.pc.addTrack(video, stream);
+    const sender = peer.pc.getSenders().find((s) => s.track === video);
+    const profile = state.config.qualityProfiles[state.profile];
+    if (profile && sender) {
+      applyProfile(sender, profile).catch(() => {});
+    }
+  }
+}
+
+function restartIce(peer) {
+  state.iceRestarts += 1;
+  if (isOfferer(peer.id)) {
+    peer.pc.restartIce();
+  } else {
+    state.socket.emit("signal", { to: peer.id, type: "restart", payload: { fresh: false } });
+  }
+}
+
+function closePeer(id) {
+  const peer = state.peers.get(id);
+  if (peer) {
+    peer.pc.close();
+    state.peers.delete(id);
+  }
+}
+
+async function onSignal({ from, type, payload }) {
+  if (type === "restart") {
+    if (payload?.fresh) {
+      closePeer(from);
+      const p = state.participants.get(from);
+      if (p) {
+        connectTo(p);
+      }
+    } else if (state.peers.has(from) && isOfferer(from)) {
+      state.iceRestarts += 1;
+      state.peers.get(from).pc.restartIce();
+    }
+    return;
+  }
+  let peer = state.peers.get(from);
+  if (type === "offer") {
+    const fresh = !peer;
+    peer = peer ?? createPeer(from);
+    await peer.pc.setRemoteDescription(payload);
+    if (fresh) {
+      addLocalTracks(peer);
+    }
+    await peer.pc.setLocalDescription();
+    state.socket.emit("signal", { to: from, type: "answer", payload: peer.pc.localDescription.toJSON() });
+    await flushCandidates(peer);
+  } else if (type === "answer" && peer) {
+    await peer.pc.setRemoteDescription(payload);
+    await flushCandidates(peer);
+  } else if (type === "candidate") {
+    if (!peer) {
+      // Arrived before the offer it belongs to.
+      const early = state.pendingCandidates.get(from) ?? [];
+      early.push(payload);
+      state.pendingCandidates.set(from, early);
+    } else if (!peer.pc.remoteDescription) {
+      peer.pendingCandidates.push(payload);
+    } else {
+      await peer.pc.addIceCandidate(payload).catch((e) => console.warn("candidate refused", e));
+    }
+  }
+}
+
+async function flushCandidates(peer) {
+  const early = state.pendingCandidates.get(peer.id) ?? [];
+  state.pendingCandidates.delete(peer.id);
+  for (const candidate of [...early, ...peer.pendingCandidates]) {
+    await peer.pc.addIceCandidate(candidate).catch((e) => console.warn("candidate refused", e));
+  }
+  peer.pendingCandidates = [];
+}
+
+// ---------------------------------------------------------------- rendering
+
+function renderParticipants() {
+  const container = $("remotes");
+  const seen = new Set();
+  for (const p of state.participants.values()) {
+    seen.add(p.participantId);
+    let tile = container.querySelector(`[data-participant="${CSS.escape(p.participantId)}"]`);
+    if (!tile) {
+      tile = document.createElement("figure");
+      tile.className = "tile";
+      tile.dataset.participant = p.participantId;
+      const video = document.createElement("video");
+      video.autoplay = true;
+      video.playsInline = true;
+      video.setAttribute("aria-label", `${p.name}'s video`);
+      const caption = document.createElement("figcaption");
+      tile.append(video, caption);
+      container.append(tile);
+    }
+    const video = tile.querySelector("video");
+    const peer = state.peers.get(p.participantId);
+    if (peer && video.srcObject !== peer.stream) {
+      video.srcObject = peer.stream;
+      watchFirstFrame(video);
+    }
+    const flags = [];
+    if (p.waiting) flags.push("waiting");
+    if (p.reconnecting) flags.push("reconnecting…");
+    if (p.media && !p.media.audio) flags.push("muted");
+    if (p.media && !p.media.video) flags.push("camera off");
+    if (p.media?.screen) flags.push("sharing screen");
+    tile.querySelector("figcaption").textContent = `${p.name} (${p.role})${flags.length ? " — " + flags.join(", ") : ""}`;
+    tile.dataset.audio = String(p.media?.audio ?? true);
+    tile.dataset.video = String(p.media?.video ?? true);
+    tile.dataset.screen = String(p.media?.screen ?? false);
+  }
+  for (const tile of [...container.children]) {
+    if (!seen.has(tile.dataset.participant)) {
+      tile.remove();
+    }
+  }
+  if (state.joined && !state.waiting && !state.ended) {
+    setStatus(state.participants.size ? "In the call" : "Waiting for the other party");
+  }
+}
+
+function watchFirstFrame(video) {
+  const done = () => {
+    if (state.firstRemoteFrameMs === null && video.videoWidth > 0) {
+      state.firstRemoteFrameMs = performance.now() - state.joinStartedAt;
+    }
+  };
+  if (video.requestVideoFrameCallback) {
+    video.requestVideoFrameCallback(done);
+  } else {
+    video.addEventListener("resize", done, { once: true });
+  }
+}
+
+function show(section) {
+  for (const id of ["preview", "waiting", "call", "ended"]) {
+    $(id).hidden = id !== section;
+  }
+}
+
+function setStatus(text) {
+  $("status").textContent = text;
+}
+
+function showError(text) {
+  $("error").textContent = text;
+  $("error").hidden = !text;
+}
+
+function showBanner(text) {
+  $("banner").textContent = text;
+  $("banner").hidden = false;
+}
+
+function hideBanner() {
+  $("banner").hidden = true;
+}
+
+// ---------------------------------------------------------------- controls
+
+function wireControls() {
+  $("join").addEventListener("click", async () => {
+    $("join").disabled = true;
+    state.joinStartedAt = performance.now();
+    await join(undefined);
+    $("join").disabled = false;
+  });
+  const changeDevice = async () => {
+    try {
+      await startCamera({ camera: $("camera-select").value, microphone: $("microphone-select").value });
+    } catch (error) {
+      showError(`Cannot switch device: ${error.message}`);
+    }
+  };
+  $("camera-select").addEventListener("change", changeDevice);
+  $("microphone-select").addEventListener("change", changeDevice);
+  $("mute").addEventListener("click", () => {
+    state.media.audio = !state.media.audio;
+    state.local?.getAudioTracks().forEach((t) => (t.enabled = state.media.audio));
+    $("mute").setAttribute("aria-pressed", String(!state.media.audio));
+    $("mute").textContent = state.media.audio ? "Mute" : "Unmute";
+    sendMediaState();
+  });
+  $("camera").addEventListener("click", () => {
+    state.media.video = !state.media.video;
+    state.local?.getVideoTracks().forEach((t) => (t.enabled = state.media.video));
+    $("camera").setAttribute("aria-pressed", String(!state.media.video));
+    $("camera").textContent = state.media.video ? "Camera off" : "Camera on";
+    sendMediaState();
+  });
+  $("share").addEventListener("click", () => (state.screen ? stopSharing() : startSharing()));
+  $("record").addEventListener("click", toggleRecording);
+  $("leave").addEventListener("click", () => {
+    state.socket?.emit("consultation:leave");
+    finish("You left the consultation.");
+  });
+  $("end").addEventListener("click", async () => {
+    const answer = await state.socket?.request("consultation:end");
+    if (answer && !answer.ok) {
+      showError(answer.error?.message ?? "could not end the consultation");
+    }
+  });
+  $("consent-allow").addEventListener("click", () => answerConsent(true));
+  $("consent-decline").addEventListener("click", () => answerConsent(false));
+}
+
+function sendMediaState() {
+  if (state.joined && state.socket?.connected) {
+    state.socket.emit("media:state", { ...state.media });
+  }
+}
+
+async function startSharing() {
+  let screen;
+  try {
+    screen = await navigator.mediaDevices.getDisplayMedia(displayConstraints(state.config));
+  } catch (error) {
+    showError(`Screen sharing unavailable: ${error.message}`);
+    return;
+  }
+  const track = screen.getVideoTracks()[0];
+  track.contentHint = state.config.screenShare?.contentHint ?? "detail";
+  state.screen = screen;
+  track.addEventListener("ended", stopSharing);
+  await replaceVideo(track, state.config.screenShare?.maxBitrate);
+  $("self-video").srcObject = screen;
+  state.media.screen = true;
+  $("share").setAttribute("aria-pressed", "true");
+  $("share").textContent = "Stop sharing";
+  sendMediaState();
+}
+
+async function stopSharing() {
+  if (!state.screen) {
+    return;
+  }
+  state.screen.getTracks().forEach((t) => t.stop());
+  state.screen = null;
+  const camera = state.local?.getVideoTracks()[0];
+  if (camera) {
+    await replaceVideo(camera, state.config.qualityProfiles[state.profile]?.maxBitrate);
+  }
+  $("self-video").srcObject = state.local;
+  state.media.screen = false;
+  $("share").setAttribute("aria-pressed", "false");
+  $("share").textContent = "Share screen";
+  sendMediaState();
+}
+
+// The outgoing video track is swapped in place: no renegotiation, the other side keeps its video element.
+async function replaceVideo(track, maxBitrate) {
+  for (const peer of state.peers.values()) {
+    const sender = peer.pc.getTransceivers().find((t) => t.receiver.track.kind === "video")?.sender;
+    if (sender) {
+      await sender.replaceTrack(track);
+      if (maxBitrate) {
+        const params = sender.getParameters();
+        for (const encoding of params.encodings ?? []) {
+          encoding.maxBitrate = maxBitrate;
+        }
+        await sender.setParameters(params).catch(() => {});
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------- quality
+
+let qualityTimer = null;
+
+function startQualityReports() {
+  if (qualityTimer) {
+    return;
+  }
+  qualityTimer = setInterval(reportQuality, settings.qualityReportSeconds * 1000);
+}
+
+async function reportQuality() {
+  const peer = [...state.peers.values()].find((p) => p.pc.connectionState === "connected");
+  if (!peer || !state.socket?.connected) {
+    return;
+  }
+  const stats = await readStats(peer.pc, peer.stats);
+  const first = peer.stats === null;
+  peer.stats = stats;
+  if (first) {
+    return; // rates need two readings
+  }
+  const answer = await state.socket.request("quality:report", stats.report).catch(() => null);
+  if (answer?.ok) {
+    state.lastQuality = { ...stats.report, score: answer.score, level: answer.level };
+    const indicator = $("quality");
+    indicator.hidden = false;
+    indicator.dataset.level = answer.level;
+    indicator.textContent = `Connection: ${answer.level} (${Number(answer.score).toFixed(1)}) · ${stats.report.rttMs} ms · ${stats.report.candidateType || "?"}`;
+  }
+}
+
+async function applyRecommendation({ profile, reason }) {
+  const view = state.config.qualityProfiles[profile];
+  if (!view) {
+    return;
+  }
+  state.profile = profile;
+  state.recommendations.push({ profile, reason });
+  if (!state.screen) {
+    for (const peer of state.peers.values()) {
+      const sender = peer.pc.getSenders().find((s) => s.track?.kind === "video");
+      await applyProfile(sender, view).catch((e) => console.warn("setParameters failed", e));
+    }
+  }
+  setStatus(`Video quality set to ${profile} (${reason})`);
+}
+
+// ---------------------------------------------------------------- recording
+
+async function toggleRecording() {
+  if (state.recording.active || state.recording.pending) {
+    const answer = await state.socket.request("recording:stop");
+    if (!answer?.ok) {
+      showError(answer?.error?.message ?? "could not stop recording");
+    }
+    return;
+  }
+  const answer = await state.socket.request("recording:start");
+  if (!answer?.ok) {
+    showError(answer?.error?.message ?? "could not start recording");
+    return;
+  }
+  state.recording.pending = !answer.active;
+  setStatus(answer.active ? "Recording" : "Waiting for consent to record…");
+}
+
+function askConsent(recordingId) {
+  state.consentFor = recordingId;
+  const dialog = $("consent");
+  if (!dialog.open) {
+    dialog.showModal();
+  }
+  $("consent-allow").focus();
+}
+
+function answerConsent(granted) {
+  $("consent").close();
+  state.socket.emit("recording:consent", { granted, recordingId: state.consentFor });
+}
+
+async function onRecordingState(s) {
+  const wasActive = state.recording.active;
+  state.recording = { active: Boolean(s.active), recordingId: s.recordingId ?? null, reason: s.reason };
+  $("recording-indicator").hidden = !s.active;
+  $("record").setAttribute("aria-pressed", String(Boolean(s.active)));
+  $("record").textContent = s.active ? "Stop recording" : "Record";
+  if (state.me?.role !== "lawyer") {
+    return;
+  }
+  if (s.active && !state.uploader) {
+    await startUploading();
+  } else if (s.active && state.uploader) {
+    state.uploader.resume();
+  } else if (!s.active && state.uploader && s.reason === "consent_pending") {
+    state.uploader.pause();
+  } else if (!s.active && wasActive && state.uploader) {
+    const uploader = state.uploader;
+    state.uploader = null;
+    try {
+      state.completedRecording = await uploader.stop();
+      $("recording-progress").textContent = `Recording saved: ${uploader.seq} chunks.`;
+    } catch (error) {
+      showError(`Recording upload failed: ${error.message}`);
+    }
+  }
+}
+
+async function startUploading() {
+  const stream = recordedStream();
+  state.uploader = new RecordingUploader({
+    fetch: api,
+    consultationId,
+    stream,
+    chunkSeconds: settings.recordingChunkSeconds,
+    onProgress: ({ uploaded, pending, failed }) => {
+      const note = $("recording-progress");
+      note.hidden = false;
+      note.textContent = failed ? `Upload problem: ${failed}` : `Recording: ${uploaded} chunks uploaded, ${pending} waiting.`;
+    },
+  });
+  try {
+    await state.uploader.start();
+  } catch (error) {
+    state.uploader = null;
+    showError(`Cannot record: ${error.message}`);
+  }
+}
+
+// The other party's video with both voices mixed; our own video when nobody else is there.
+function recordedStream() {
+  const remote = [...state.peers.values()].find((p) => p.stream.getVideoTracks().length);
+  const video = remote?.stream.getVideoTracks()[0] ?? state.local?.getVideoTracks()[0];
+  const context = new AudioContext();
+  const mix = context.createMediaStreamDestination();
+  for (const stream of [state.local, remote?.stream]) {
+    if (stream?.getAudioTracks().length) {
+      context.createMediaStreamSource(stream).connect(mix);
+    }
+  }
+  return new MediaStream([video, ...mix.stream.getAudioTracks()].filter(Boolean));
+}
+
+// ---------------------------------------------------------------- the end
+
+function finish(reason) {
+  if (state.ended && !$("ended").hidden) {
+    return;
+  }
+  state.ended = true;
+  clearInterval(qualityTimer);
+  if (state.uploader) {
+    const uploader = state.uploader;
+    state.uploader = null;
+    uploader.stop().then((r) => (state.completedRecording = r)).catch((e) => showError(e.message));
+  }
+  for (const id of [...state.peers.keys()]) {
+    closePeer(id);
+  }
+  state.local?.getTracks().forEach((t) => t.stop());
+  state.screen?.getTracks().forEach((t) => t.stop());
+  state.socket?.close();
+  sessionStorage.removeItem(resumeKey());
+  hideBanner();
+  $("ended-reason").textContent = reason;
+  show("ended");
+  setStatus("Ended");
+}
+
+main().catch((error) => {
+  console.error(error);
+  showError(error.message);
+});
