@@ -208,6 +208,39 @@ scenario("browser calls, direct and relayed", async () => {
     result.joinToFirstFrameMs.push(afterReload.firstRemoteFrameMs);
     await screenshot(client, "client-after-reload");
 
+    note("the signaling connection drops: a banner shows, and the same participant comes back");
+    await client.evaluate(() => window.wakili.socket.ws.close());
+    await client.locator("#banner").waitFor({ state: "visible", ...WAIT });
+    await screenshot(client, "reconnecting-banner");
+    await client.locator("#banner").waitFor({ state: "hidden", ...WAIT });
+    assert.equal(await client.evaluate(() => window.wakili.participantId), clientId);
+
+    note("an ICE restart asked for by one side renegotiates, and video keeps flowing");
+    const ufrag = (page) =>
+      page.evaluate(() => /a=ice-ufrag:(\S+)/.exec([...window.wakili.peers.values()][0].pc.remoteDescription.sdp)[1]);
+    const [asker, offerer] =
+      clientId < (await lawyer.evaluate(() => window.wakili.participantId)) ? [lawyer, client] : [client, lawyer];
+    const before2 = await ufrag(asker);
+    await asker.evaluate(() => {
+      const to = [...window.wakili.peers.keys()][0];
+      window.wakili.socket.emit("signal", { to, type: "restart", payload: { fresh: false } });
+    });
+    await asker.waitForFunction(
+      (old) => /a=ice-ufrag:(\S+)/.exec([...window.wakili.peers.values()][0].pc.remoteDescription.sdp)[1] !== old,
+      before2,
+      WAIT,
+    );
+    assert.equal(await offerer.evaluate(() => window.wakili.iceRestarts), 1);
+    const frames = await framesDecoded(asker);
+    await asker.waitForFunction(async (n) => {
+      const peer = [...window.wakili.peers.values()][0];
+      let f = 0;
+      (await peer.pc.getStats()).forEach((s) => {
+        if (s.type === "inbound-rtp" && s.kind === "video") f = s.framesDecoded;
+      });
+      return peer.pc.connectionState === "connected" && f > n + 5;
+    }, frames, WAIT);
+
     note("quality reports are scored");
     await client.waitForFunction(() => window.wakili.lastQuality !== null, null, WAIT);
     result.quality = await client.evaluate(() => window.wakili.lastQuality);
