@@ -143,7 +143,10 @@ mod tests {
             assert_eq!(s.log_format, LogFormat::Json);
             assert_eq!(s.turn.listen.port(), 13478);
             assert!(s.web.dev_login);
-            assert_eq!(s.web.quality_report_seconds, 5, "--dev keeps the other [web] keys");
+            assert_eq!(
+                s.web.quality_report_seconds, 5,
+                "--dev keeps the other [web] keys"
+            );
             assert_eq!(
                 s.turn.realm, "wakili",
                 "a flag in a section keeps the section's other keys"

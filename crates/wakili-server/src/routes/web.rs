@@ -13,6 +13,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use wakili_auth::{Minter, TokenRequest};
@@ -82,18 +83,20 @@ pub fn pages(settings: &wakili_settings::WebSettings) -> Router<AppState> {
     .to_string();
     // The configuration goes into an attribute: escape what could end it.
     let config = config.replace('&', "&amp;").replace('\'', "&#39;");
-    let call_page: &'static str =
-        Box::leak(CALL_PAGE.replace("{{CONFIG}}", &config).into_boxed_str());
+    let call_page = Bytes::from(CALL_PAGE.replace("{{CONFIG}}", &config));
     let mut router = Router::new()
-        .route("/c/{id}", get(move |id| call(id, call_page)))
+        .route("/c/{id}", get(move |id| call(id, call_page.clone())))
         .route("/web/{file}", get(asset));
     if settings.dev_login {
-        router = router.route("/login", get(|| async { page(LOGIN_PAGE) }));
+        router = router.route(
+            "/login",
+            get(|| async { page(Bytes::from_static(LOGIN_PAGE.as_bytes())) }),
+        );
     }
     router
 }
 
-async fn call(Path(id): Path<String>, body: &'static str) -> Response {
+async fn call(Path(id): Path<String>, body: Bytes) -> Response {
     if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
     {
         return ApiError::not_found("no such consultation page").into_response();
@@ -101,7 +104,7 @@ async fn call(Path(id): Path<String>, body: &'static str) -> Response {
     page(body)
 }
 
-fn page(body: &'static str) -> Response {
+fn page(body: Bytes) -> Response {
     (
         [
             (
