@@ -82,6 +82,9 @@ async fn openapi_describes_every_route() {
         "GET /api/v1/recordings/{id}/media",
         "PUT /api/v1/recordings/{id}/legal-hold",
         "GET /api/v1/storage/usage",
+        "GET /metrics",
+        "GET /api/v1/consultations/{id}/quality",
+        "GET /api/v1/performance/metrics",
     ]
     .into_iter()
     .map(String::from)

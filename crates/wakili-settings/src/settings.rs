@@ -54,6 +54,8 @@ pub struct Settings {
     pub signaling: SignalingSettings,
     /// Recording storage.
     pub storage: StorageSettings,
+    /// `/metrics` and the dashboard's load tests.
+    pub metrics: crate::MetricsSettings,
 }
 
 /// Database pool settings.
@@ -118,6 +120,7 @@ impl Default for Settings {
             mobile: MobileSettings::default(),
             signaling: SignalingSettings::default(),
             storage: StorageSettings::default(),
+            metrics: crate::MetricsSettings::default(),
         }
     }
 }

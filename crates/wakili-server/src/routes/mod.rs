@@ -3,5 +3,6 @@
 pub mod consultations;
 pub mod health;
 pub mod me;
+pub mod performance;
 pub mod recordings;
 pub mod webrtc;
