@@ -52,6 +52,7 @@ mod client;
 mod endpoint;
 mod error;
 mod frame;
+pub mod histogram;
 
 pub use client::{Client, Config, Events, Incoming, check_ok};
 pub use error::ClientError;

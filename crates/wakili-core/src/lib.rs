@@ -8,6 +8,7 @@ mod error;
 pub mod ids;
 pub mod page;
 pub mod quality;
+pub mod quality_timeline;
 pub mod recording;
 pub mod role;
 pub mod room;

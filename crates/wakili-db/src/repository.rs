@@ -12,6 +12,11 @@ use crate::{
 /// [`crate::RecordingStore`]).
 #[async_trait]
 pub trait Repository: crate::RecordingStore + Send + Sync + 'static {
+    /// Connections the pool holds open and how many of them are idle (for `/metrics`).
+    fn pool_connections(&self) -> (u32, usize) {
+        (0, 0)
+    }
+
     /// Checks the database answers (readiness).
     async fn ping(&self) -> Result<(), DbError>;
 

@@ -143,6 +143,10 @@ where
     for<'q> Option<DbTime>: Encode<'q, DB>,
     for<'a> &'a str: ColumnIndex<DB::Row>,
 {
+    fn pool_connections(&self) -> (u32, usize) {
+        (self.pool.size(), self.pool.num_idle())
+    }
+
     async fn ping(&self) -> Result<(), DbError> {
         let mut conn = self.pool.acquire().await?;
         sqlx::query("SELECT 1").execute(&mut *conn).await?;

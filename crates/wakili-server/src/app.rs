@@ -41,6 +41,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "webrtc", description = "ICE servers, TURN credentials and media settings"),
         (name = "health", description = "Liveness and readiness"),
         (name = "dev", description = "Development only (`wakili serve --dev`)"),
+        (name = "monitoring", description = "Metrics, connection quality, load tests"),
     ),
 )]
 struct ApiDoc;
@@ -60,7 +61,7 @@ impl Modify for BearerAuth {
 
 /// Every documented route and the OpenAPI document describing them.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    use routes::{consultations as c, health, me, recordings as r, web, webrtc};
+    use routes::{consultations as c, health, me, performance as p, recordings as r, web, webrtc};
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
@@ -86,6 +87,9 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(r::legal_hold))
         .routes(routes!(r::usage))
         .routes(routes!(web::dev_token))
+        .routes(routes!(p::metrics))
+        .routes(routes!(p::quality))
+        .routes(routes!(p::snapshot))
         .split_for_parts()
 }
 
@@ -157,6 +161,10 @@ pub fn router(state: AppState) -> Router {
                 async move { Json(openapi.as_ref().clone()) }
             }),
         )
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::monitoring::track_http,
+        ))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state.clone())

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod error;
 mod extract;
 pub mod ice;
+pub mod monitoring;
 pub mod routes;
 mod state;
 
@@ -85,6 +86,7 @@ pub async fn prepare(settings: Settings, clock: Arc<dyn Clock>) -> Result<AppSta
         tls_port: running.tls_addr().map(|a| a.port()),
     });
     let ice = ice::IceDirectory::new(&settings, embedded, turn_secret);
+    let monitoring = Arc::new(monitoring::Monitoring::new());
     let signaling = wakili_signal::start(wakili_signal::Deps {
         db: db.clone(),
         verifier: Verifier::new(settings.verifier_config()?)?,
@@ -94,6 +96,7 @@ pub async fn prepare(settings: Settings, clock: Arc<dyn Clock>) -> Result<AppSta
             let clock = Arc::clone(&clock);
             Arc::new(move || clock.now())
         },
+        telemetry: Arc::clone(&monitoring.telemetry),
     })
     .await?;
     let recordings = recording_store(&settings, db.clone(), &clock)?;
@@ -104,7 +107,7 @@ pub async fn prepare(settings: Settings, clock: Arc<dyn Clock>) -> Result<AppSta
         clock,
         (ice, turn),
         signaling,
-        recordings,
+        (recordings, monitoring),
     ))
 }
 
@@ -216,6 +219,7 @@ pub async fn serve(
     let background = tokio::spawn(state.recordings.clone().run_background(async move {
         let _ = background_stopped.await;
     }));
+    let upkeep = tokio::spawn(monitoring::upkeep(Arc::clone(&state.monitoring)));
     let server = axum::serve(listener, router(state)).with_graceful_shutdown(signal);
     let deadline = async move {
         if stopping_rx.await.is_ok() {
@@ -234,6 +238,7 @@ pub async fn serve(
             Ok(())
         }
     };
+    upkeep.abort();
     let _ = background_stop.send(());
     let _ = background.await;
     if let Some(running) = turn.lock().await.take() {

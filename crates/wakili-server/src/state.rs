@@ -48,6 +48,8 @@ pub struct Inner {
     pub signaling: wakili_signal::Signaling,
     /// Recording storage.
     pub recordings: wakili_storage::RecordingStore,
+    /// Metrics (`/metrics`, the dashboard) and the dashboard's load tests.
+    pub monitoring: Arc<crate::monitoring::Monitoring>,
     /// The Socket.IO service in front of the router.
     pub(crate) signal_layer: wakili_signal::SignalLayer,
     /// Users whose claims were written recently, by id.
@@ -63,7 +65,10 @@ impl AppState {
         clock: Arc<dyn Clock>,
         (ice, turn): (crate::ice::IceDirectory, Option<wakili_turn::RunningTurn>),
         (signaling, signal_layer): (wakili_signal::Signaling, wakili_signal::SignalLayer),
-        recordings: wakili_storage::RecordingStore,
+        (recordings, monitoring): (
+            wakili_storage::RecordingStore,
+            Arc<crate::monitoring::Monitoring>,
+        ),
     ) -> Self {
         Self(Arc::new(Inner {
             db,
@@ -75,6 +80,7 @@ impl AppState {
             signaling,
             signal_layer,
             recordings,
+            monitoring,
             users_seen: Mutex::new(HashMap::new()),
         }))
     }

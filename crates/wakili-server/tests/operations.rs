@@ -85,6 +85,9 @@ async fn openapi_describes_every_route() {
         "PUT /api/v1/recordings/{id}/legal-hold",
         "GET /api/v1/storage/usage",
         "POST /api/v1/dev/token",
+        "GET /metrics",
+        "GET /api/v1/consultations/{id}/quality",
+        "GET /api/v1/performance/metrics",
     ]
     .into_iter()
     .map(String::from)

@@ -8,6 +8,7 @@
 mod error;
 mod load;
 mod media;
+mod monitoring;
 mod secret;
 pub mod secrets;
 mod settings;
@@ -18,6 +19,7 @@ mod web;
 pub use error::SettingsError;
 pub use load::{DEFAULT_CONFIG_FILE, Overrides, TurnOverride, WebOverride, load};
 pub use media::{ExternalTurn, ExternalTurnAuth, IceSettings, MobileSettings, TurnSettings};
+pub use monitoring::MetricsSettings;
 pub use secret::Secret;
 pub use settings::{AuthSettings, DatabaseSettings, LogFormat, Settings};
 pub use signaling::{Admission, SignalingSettings};

@@ -56,6 +56,8 @@ pub struct Settings {
     pub storage: StorageSettings,
     /// The reference web client.
     pub web: WebSettings,
+    /// `/metrics` and the dashboard's load tests.
+    pub metrics: crate::MetricsSettings,
 }
 
 /// Database pool settings.
@@ -121,6 +123,7 @@ impl Default for Settings {
             signaling: SignalingSettings::default(),
             storage: StorageSettings::default(),
             web: WebSettings::default(),
+            metrics: crate::MetricsSettings::default(),
         }
     }
 }

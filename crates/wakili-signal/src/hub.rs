@@ -72,6 +72,8 @@ pub struct Deps {
     pub default_profile: String,
     /// Clock.
     pub now: Now,
+    /// What this node counts (connections, joins, signals, seated participants).
+    pub telemetry: Arc<crate::Telemetry>,
 }
 
 /// Shared by every connection of this node.
@@ -84,6 +86,7 @@ struct Hub {
     default_profile: String,
     hysteresis: Hysteresis,
     now: Now,
+    telemetry: Arc<crate::Telemetry>,
 }
 
 /// The running signaling service: lets the REST side tell rooms about changes.
@@ -142,6 +145,7 @@ pub async fn start(deps: Deps) -> Result<(Signaling, SignalLayer), SignalError> 
         default_profile: deps.default_profile,
         hysteresis: Hysteresis::default(),
         now: deps.now,
+        telemetry: deps.telemetry,
         settings,
     });
     let max_payload = hub.settings.max_packet_bytes;
@@ -244,6 +248,11 @@ impl Signaling {
             .await
     }
 
+    /// What this node counts.
+    pub fn telemetry(&self) -> &Arc<crate::Telemetry> {
+        &self.hub.telemetry
+    }
+
     /// Disconnects every connection on this node (shutdown): participants become
     /// "reconnecting" and may resume on another node.
     pub async fn shutdown(&self) {
@@ -307,6 +316,7 @@ enum Item<A: Adapter> {
     Event {
         text: socketioxide_core::Str,
         ack: AckSender<A>,
+        received: Instant,
     },
     Closed,
 }
@@ -319,11 +329,16 @@ async fn authenticate<A: Adapter>(
     State(hub): State<Arc<Hub>>,
     TryData(auth): TryData<Handshake>,
 ) -> Result<(), Unauthorized> {
-    let token = auth.map_err(|_| Unauthorized)?.token;
+    let Ok(Handshake { token }) = auth else {
+        hub.telemetry.refused();
+        return Err(Unauthorized);
+    };
     let claims = hub.verifier.verify(&token, (hub.now)()).map_err(|e| {
         tracing::info!(reason = %e, "socket.io handshake refused");
+        hub.telemetry.refused();
         Unauthorized
     })?;
+    hub.telemetry.connected();
     let capacity = hub.settings.rate_burst as usize + 16;
     let (queue, inbox) = mpsc::channel(capacity);
     let conn = Arc::new(Conn {
@@ -353,6 +368,7 @@ async fn authenticate<A: Adapter>(
         seat: None,
         tracker: Tracker::default(),
         last_sample: None,
+        received: Instant::now(),
     };
     tokio::spawn(worker.run(inbox));
     Ok(())
@@ -405,7 +421,12 @@ impl<A: Adapter> FromMessageParts<A> for Intake {
             let _ = ack.send(&protocol::failed(&refusal));
             return Ok(Self);
         };
-        if conn.queue.try_send(Item::Event { text, ack }).is_err() {
+        let item = Item::Event {
+            text,
+            ack,
+            received: Instant::now(),
+        };
+        if conn.queue.try_send(item).is_err() {
             close_flooder(s, &conn);
         }
         Ok(Self)
@@ -469,6 +490,8 @@ struct Worker<A: Adapter> {
     seat: Option<Seat>,
     tracker: Tracker,
     last_sample: Option<DateTime<Utc>>,
+    /// When the event being handled arrived.
+    received: Instant,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> Refusal {
@@ -492,36 +515,44 @@ impl<A: Adapter> Worker<A> {
     async fn run(mut self, mut inbox: mpsc::Receiver<Item<A>>) {
         while let Some(item) = inbox.recv().await {
             match item {
-                Item::Event { text, ack } => match self.event(&text).await {
-                    Ok(reply) => {
-                        let sent = match reply.fields {
-                            Some(fields) => ack.send(&protocol::ok(fields)),
-                            None => ack.send(&protocol::done()),
-                        };
-                        if let Err(e) = sent {
-                            tracing::debug!(error = %e, "ack not sent");
+                Item::Event {
+                    text,
+                    ack,
+                    received,
+                } => {
+                    self.received = received;
+                    match self.event(&text).await {
+                        Ok(reply) => {
+                            let sent = match reply.fields {
+                                Some(fields) => ack.send(&protocol::ok(fields)),
+                                None => ack.send(&protocol::done()),
+                            };
+                            if let Err(e) = sent {
+                                tracing::debug!(error = %e, "ack not sent");
+                            }
+                            if let Some((name, event)) = reply.direct
+                                && let Err(e) = self.socket.emit(name, &event)
+                            {
+                                tracing::debug!(event = name, error = %e, "event not sent");
+                            }
+                            if let Some(seat) = &self.seat {
+                                self.hub
+                                    .deliver(&self.io, &seat.consultation, reply.deliver)
+                                    .await;
+                            }
                         }
-                        if let Some((name, event)) = reply.direct
-                            && let Err(e) = self.socket.emit(name, &event)
-                        {
-                            tracing::debug!(event = name, error = %e, "event not sent");
-                        }
-                        if let Some(seat) = &self.seat {
-                            self.hub
-                                .deliver(&self.io, &seat.consultation, reply.deliver)
-                                .await;
+                        Err(refusal) => {
+                            let _ = ack.send(&protocol::failed(&refusal));
                         }
                     }
-                    Err(refusal) => {
-                        let _ = ack.send(&protocol::failed(&refusal));
-                    }
-                },
+                }
                 Item::Closed => {
                     self.dropped().await;
                     break;
                 }
             }
         }
+        self.hub.telemetry.disconnected();
     }
 
     fn seat(&self) -> Result<Seat, Refusal> {
@@ -535,7 +566,13 @@ impl<A: Adapter> Worker<A> {
         let data = packet.data;
         match packet.event.as_str() {
             "signal" => self.signal(data).await,
-            "consultation:join" => self.join(data).await,
+            "consultation:join" => {
+                let joined = self.join(data).await;
+                if joined.is_err() {
+                    self.hub.telemetry.join_refused();
+                }
+                joined
+            }
             "media:state" => {
                 let m: MediaRequest = protocol::decode("media:state", data)?;
                 let media = wakili_core::room::MediaState {
@@ -581,6 +618,11 @@ impl<A: Adapter> Worker<A> {
                     .await;
                 self.socket.leave(consultation_room(&seat.consultation));
                 self.socket.leave(participant_room(&seat.participant));
+                self.hub.telemetry.left(
+                    &seat.consultation,
+                    &seat.participant,
+                    &self.socket.id.to_string(),
+                );
                 // Others still hear about the leave.
                 if let Ok(reply) = reply {
                     self.hub
@@ -654,6 +696,19 @@ impl<A: Adapter> Worker<A> {
             payload: request.payload,
         };
         emit_to(&self.io, participant_room(&request.to), "signal", &out).await;
+        self.hub.telemetry.relayed(request.kind);
+        if request.kind == protocol::SignalType::Restart {
+            // Counted in the consultation's quality summary (network stability).
+            let audit = NewAuditEvent {
+                consultation_id: Some(seat.consultation.clone()),
+                actor_id: Some(self.caller.user_id.to_string()),
+                action: "participant.ice_restart",
+                detail: json!({ "participantId": seat.participant, "via": "signaling" }),
+            };
+            if let Err(e) = self.hub.db.append_audit(audit, (self.hub.now)()).await {
+                tracing::warn!(error = %e, "ICE restart not recorded");
+            }
+        }
         Ok(Reply::default())
     }
 
@@ -732,6 +787,18 @@ impl<A: Adapter> Worker<A> {
         )
         .await?;
         tracing::info!(consultation_id = %id, user_id = %self.caller.user_id, participant_id = %joined.participant_id, resumed = joined.resumed, waiting = joined.waiting, "joined");
+        hub.telemetry.joined(
+            self.received.elapsed(),
+            &id,
+            &joined.participant_id,
+            crate::telemetry::Seated {
+                user_id: self.caller.user_id.to_string(),
+                role: role.as_str().to_owned(),
+                since: now,
+                quality: None,
+                connection: self.socket.id.to_string(),
+            },
+        );
         let profile = consultation
             .quality_profile
             .unwrap_or_else(|| hub.default_profile.clone());
@@ -760,6 +827,12 @@ impl<A: Adapter> Worker<A> {
         let recommendation = self.tracker.observe(&report, self.hub.hysteresis, now);
         let score = quality::mos(&report);
         let (level, _) = quality::assess(&report);
+        self.hub.telemetry.quality(
+            &seat.consultation,
+            &seat.participant,
+            &report,
+            (score, level, now),
+        );
         let interval = chrono::Duration::from_std(self.hub.settings.quality_sample_interval)
             .unwrap_or(chrono::Duration::seconds(5));
         if recommendation.is_some() || self.last_sample.is_none_or(|at| now - at >= interval) {
@@ -857,6 +930,11 @@ impl<A: Adapter> Worker<A> {
         let Some(seat) = self.seat.take() else {
             return;
         };
+        self.hub.telemetry.left(
+            &seat.consultation,
+            &seat.participant,
+            &self.socket.id.to_string(),
+        );
         let hub = Arc::clone(&self.hub);
         let now = (hub.now)();
         let input = Input::Disconnected {

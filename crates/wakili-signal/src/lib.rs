@@ -12,6 +12,8 @@ mod hub;
 pub mod limiter;
 pub mod protocol;
 mod store;
+pub mod telemetry;
 
 pub use hub::{Deps, Now, SignalLayer, Signaling, start};
 pub use store::{RoomStore, SignalError};
+pub use telemetry::Telemetry;

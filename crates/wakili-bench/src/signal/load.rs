@@ -20,7 +20,7 @@ use serde_json::value::RawValue;
 use tokio::time::Instant;
 use wakili_client::{Client, Config};
 
-use super::histogram::Histogram;
+use wakili_client::histogram::Histogram;
 
 /// A base ICE candidate line, padded or cut to the requested payload size.
 const CANDIDATE: &str = "candidate:842163049 1 udp 1677729535 203.0.113.7 46154 typ srflx raddr \

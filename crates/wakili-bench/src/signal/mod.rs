@@ -1,7 +1,6 @@
 //! `wakili-bench signal`: the same signaling load through `wakili serve` and through a bare
 //! socketioxide relay, one after the other, each started as a child process of this benchmark.
 
-pub mod histogram;
 mod load;
 pub mod reference;
 mod report;

@@ -340,6 +340,7 @@ pub async fn put_chunk(
     let status = if receipt.duplicate {
         StatusCode::OK
     } else {
+        state.monitoring.recording_chunk(receipt.size);
         StatusCode::CREATED
     };
     Ok((

@@ -1,0 +1,411 @@
+//! Metrics: a Prometheus recorder owned by this server instance (not the process-global one, so
+//! several servers in one test process keep their own figures), the HTTP middleware that counts
+//! requests by matched route and status, and the scrape that reads every other subsystem's
+//! counters (signaling, TURN, recordings, push, database pool, process).
+
+pub mod process;
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use axum::{
+    extract::{MatchedPath, Request, State},
+    middleware::Next,
+    response::Response,
+};
+use metrics::{Counter, Gauge, Histogram, Key, Label, Level, Metadata, Recorder};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
+
+use crate::AppState;
+
+static METADATA: Metadata<'static> = Metadata::new("wakili", Level::INFO, Some(module_path!()));
+
+/// Latency buckets, seconds: 0.5 ms to 10 s.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Every metric: name, kind and help text (promtool wants a HELP line for each).
+const DESCRIPTIONS: &[(&str, Kind, &str)] = &[
+    (
+        "wakili_http_requests_total",
+        Kind::Counter,
+        "HTTP requests answered, by method, matched route and status",
+    ),
+    (
+        "wakili_http_request_duration_seconds",
+        Kind::Histogram,
+        "HTTP request latency, by method, matched route and status",
+    ),
+    (
+        "wakili_socketio_connections",
+        Kind::Gauge,
+        "Socket.IO connections open on this node",
+    ),
+    (
+        "wakili_socketio_connections_total",
+        Kind::Counter,
+        "Socket.IO connections accepted since start",
+    ),
+    (
+        "wakili_socketio_handshakes_refused_total",
+        Kind::Counter,
+        "Socket.IO handshakes refused (missing or invalid token)",
+    ),
+    (
+        "wakili_active_consultations",
+        Kind::Gauge,
+        "Consultations with participants connected to this node",
+    ),
+    (
+        "wakili_active_participants",
+        Kind::Gauge,
+        "Participants connected to this node",
+    ),
+    (
+        "wakili_signals_relayed_total",
+        Kind::Counter,
+        "WebRTC signals relayed, by type",
+    ),
+    (
+        "wakili_joins_total",
+        Kind::Counter,
+        "consultation:join events acknowledged",
+    ),
+    (
+        "wakili_join_refusals_total",
+        Kind::Counter,
+        "consultation:join events refused",
+    ),
+    (
+        "wakili_join_duration_seconds",
+        Kind::Histogram,
+        "consultation:join arrival to acknowledgement",
+    ),
+    (
+        "wakili_quality_reports_total",
+        Kind::Counter,
+        "quality:report events received",
+    ),
+    (
+        "wakili_turn_allocations",
+        Kind::Gauge,
+        "TURN allocations open on the embedded relay",
+    ),
+    (
+        "wakili_turn_allocations_total",
+        Kind::Counter,
+        "TURN allocations created since start",
+    ),
+    (
+        "wakili_turn_relayed_bytes_total",
+        Kind::Counter,
+        "Bytes the embedded TURN relay forwarded, by direction",
+    ),
+    (
+        "wakili_recording_ingested_bytes_total",
+        Kind::Counter,
+        "Recording chunk bytes acknowledged to uploaders",
+    ),
+    (
+        "wakili_recording_chunks_total",
+        Kind::Counter,
+        "Recording chunks acknowledged to uploaders",
+    ),
+    (
+        "wakili_recording_replication_backlog",
+        Kind::Gauge,
+        "Recording chunk copies still to be replicated",
+    ),
+    (
+        "wakili_push_sent_total",
+        Kind::Counter,
+        "Push notifications accepted by the provider",
+    ),
+    (
+        "wakili_push_failed_total",
+        Kind::Counter,
+        "Push notifications that failed for good",
+    ),
+    (
+        "wakili_push_queued",
+        Kind::Gauge,
+        "Push notifications waiting to be sent",
+    ),
+    (
+        "wakili_db_pool_connections",
+        Kind::Gauge,
+        "Database connections the pool holds open",
+    ),
+    (
+        "wakili_db_pool_idle_connections",
+        Kind::Gauge,
+        "Idle database connections in the pool",
+    ),
+];
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// Push outcomes, counted by whoever sends push notifications (see [`Monitoring::push`]).
+#[derive(Debug, Default)]
+pub struct PushCounters {
+    sent: AtomicU64,
+    failed: AtomicU64,
+    queued: AtomicU64,
+}
+
+impl PushCounters {
+    /// One notification was accepted by the provider.
+    pub fn sent(&self) {
+        self.sent.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One notification failed for good.
+    pub fn failed(&self) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Notifications waiting now.
+    pub fn set_queued(&self, n: u64) {
+        self.queued.store(n, Ordering::Relaxed);
+    }
+
+    /// (sent, failed, queued).
+    pub fn get(&self) -> (u64, u64, u64) {
+        (
+            self.sent.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+            self.queued.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// This server's metrics.
+pub struct Monitoring {
+    recorder: PrometheusRecorder,
+    handle: PrometheusHandle,
+    /// Signaling's counters on this node.
+    pub telemetry: Arc<wakili_signal::Telemetry>,
+    /// Push outcomes.
+    pub push: PushCounters,
+    recording_bytes: AtomicU64,
+    recording_chunks: AtomicU64,
+}
+
+impl std::fmt::Debug for Monitoring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Monitoring").finish_non_exhaustive()
+    }
+}
+
+impl Default for Monitoring {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Monitoring {
+    /// A recorder with every metric described and the push and recording metrics at zero.
+    pub fn new() -> Self {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+            .unwrap_or_else(|_| PrometheusBuilder::new())
+            .build_recorder();
+        let handle = recorder.handle();
+        for (name, kind, help) in DESCRIPTIONS {
+            let name = metrics::KeyName::from_const_str(name);
+            let help = metrics::SharedString::const_str(help);
+            match kind {
+                Kind::Counter => recorder.describe_counter(name, None, help),
+                Kind::Gauge => recorder.describe_gauge(name, None, help),
+                Kind::Histogram => recorder.describe_histogram(name, None, help),
+            }
+        }
+        let join_latency = recorder.register_histogram(
+            &Key::from_static_name("wakili_join_duration_seconds"),
+            &METADATA,
+        );
+        let monitoring = Self {
+            recorder,
+            handle,
+            telemetry: Arc::new(wakili_signal::Telemetry::new(join_latency)),
+            push: PushCounters::default(),
+            recording_bytes: AtomicU64::new(0),
+            recording_chunks: AtomicU64::new(0),
+        };
+        // Present from the first scrape, at zero.
+        monitoring.refresh_counters();
+        monitoring
+    }
+
+    fn counter(&self, name: &'static str, labels: Vec<Label>) -> Counter {
+        self.recorder
+            .register_counter(&Key::from_parts(name, labels), &METADATA)
+    }
+
+    fn gauge(&self, name: &'static str) -> Gauge {
+        self.recorder
+            .register_gauge(&Key::from_static_name(name), &METADATA)
+    }
+
+    fn histogram(&self, name: &'static str, labels: Vec<Label>) -> Histogram {
+        self.recorder
+            .register_histogram(&Key::from_parts(name, labels), &METADATA)
+    }
+
+    /// Counts one answered HTTP request.
+    pub fn http(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        let labels = || {
+            vec![
+                Label::new("method", method.to_owned()),
+                Label::new("route", route.to_owned()),
+                Label::new("status", status.to_string()),
+            ]
+        };
+        self.counter("wakili_http_requests_total", labels())
+            .increment(1);
+        self.histogram("wakili_http_request_duration_seconds", labels())
+            .record(elapsed.as_secs_f64());
+    }
+
+    /// Counts an acknowledged recording chunk of `bytes`.
+    pub fn recording_chunk(&self, bytes: u64) {
+        self.recording_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.recording_chunks.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// (bytes, chunks) of recordings acknowledged since start.
+    pub fn recording_ingest(&self) -> (u64, u64) {
+        (
+            self.recording_bytes.load(Ordering::Relaxed),
+            self.recording_chunks.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Copies the counters that need no I/O into the recorder.
+    fn refresh_counters(&self) {
+        let c = self.telemetry.counters();
+        self.gauge("wakili_socketio_connections")
+            .set(c.connections_open as f64);
+        self.counter("wakili_socketio_connections_total", vec![])
+            .absolute(c.connections_total);
+        self.counter("wakili_socketio_handshakes_refused_total", vec![])
+            .absolute(c.connections_refused);
+        self.gauge("wakili_active_consultations")
+            .set(c.active_consultations as f64);
+        self.gauge("wakili_active_participants")
+            .set(c.active_participants as f64);
+        for (kind, n) in [
+            ("offer", c.signals_offer),
+            ("answer", c.signals_answer),
+            ("candidate", c.signals_candidate),
+            ("restart", c.signals_restart),
+        ] {
+            self.counter(
+                "wakili_signals_relayed_total",
+                vec![Label::new("type", kind)],
+            )
+            .absolute(n);
+        }
+        self.counter("wakili_joins_total", vec![]).absolute(c.joins);
+        self.counter("wakili_join_refusals_total", vec![])
+            .absolute(c.join_refusals);
+        self.counter("wakili_quality_reports_total", vec![])
+            .absolute(c.quality_reports);
+        let (bytes, chunks) = self.recording_ingest();
+        self.counter("wakili_recording_ingested_bytes_total", vec![])
+            .absolute(bytes);
+        self.counter("wakili_recording_chunks_total", vec![])
+            .absolute(chunks);
+        let (sent, failed, queued) = self.push.get();
+        self.counter("wakili_push_sent_total", vec![])
+            .absolute(sent);
+        self.counter("wakili_push_failed_total", vec![])
+            .absolute(failed);
+        self.gauge("wakili_push_queued").set(queued as f64);
+    }
+
+    /// Reads every subsystem and renders the Prometheus text exposition.
+    pub async fn render(&self, state: &AppState) -> String {
+        self.refresh_counters();
+        let (size, idle) = state.db.pool_connections();
+        self.gauge("wakili_db_pool_connections")
+            .set(f64::from(size));
+        self.gauge("wakili_db_pool_idle_connections")
+            .set(idle as f64);
+        if let Some(turn) = state.turn.lock().await.as_ref() {
+            let s = turn.stats();
+            self.gauge("wakili_turn_allocations")
+                .set(s.allocations_active as f64);
+            self.counter("wakili_turn_allocations_total", vec![])
+                .absolute(s.allocations_created);
+            for (direction, n) in [
+                ("to_peers", s.relayed_bytes_to_peers),
+                ("from_peers", s.relayed_bytes_from_peers),
+            ] {
+                self.counter(
+                    "wakili_turn_relayed_bytes_total",
+                    vec![Label::new("direction", direction)],
+                )
+                .absolute(n);
+            }
+        }
+        match state.recordings.usage().await {
+            Ok(usage) => self
+                .gauge("wakili_recording_replication_backlog")
+                .set(usage.replication_backlog as f64),
+            Err(e) => tracing::warn!(error = %e, "replication backlog not read for /metrics"),
+        }
+        let mut text = self.handle.render();
+        if let Some(p) = process::read() {
+            text.push_str(&p.exposition());
+        }
+        text
+    }
+
+    /// Drains histogram samples into their buckets; run every few seconds so memory stays
+    /// bounded when nobody scrapes.
+    pub fn upkeep(&self) {
+        self.handle.run_upkeep();
+    }
+}
+
+/// Runs [`Monitoring::upkeep`] every 5 s until aborted.
+pub async fn upkeep(monitoring: Arc<Monitoring>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        monitoring.upkeep();
+    }
+}
+
+/// Middleware: counts every request by method, matched route (not the raw path: ids would make
+/// unbounded label values) and status, with its latency.
+pub async fn track_http(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    state.monitoring.http(
+        &method,
+        &route,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
