@@ -9,9 +9,9 @@ use crate::{
 };
 
 /// Everything Wakili stores, independent of the database behind it (recordings through
-/// [`crate::RecordingStore`]).
+/// [`crate::RecordingStore`], push through [`crate::PushStore`]).
 #[async_trait]
-pub trait Repository: crate::RecordingStore + Send + Sync + 'static {
+pub trait Repository: crate::RecordingStore + crate::PushStore + Send + Sync + 'static {
     /// Checks the database answers (readiness).
     async fn ping(&self) -> Result<(), DbError>;
 

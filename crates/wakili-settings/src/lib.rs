@@ -8,6 +8,7 @@
 mod error;
 mod load;
 mod media;
+mod push;
 mod secret;
 pub mod secrets;
 mod settings;
@@ -17,6 +18,7 @@ mod storage;
 pub use error::SettingsError;
 pub use load::{DEFAULT_CONFIG_FILE, Overrides, TurnOverride, load};
 pub use media::{ExternalTurn, ExternalTurnAuth, IceSettings, MobileSettings, TurnSettings};
+pub use push::PushSettings;
 pub use secret::Secret;
 pub use settings::{AuthSettings, DatabaseSettings, LogFormat, Settings};
 pub use signaling::{Admission, SignalingSettings};

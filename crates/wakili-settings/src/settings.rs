@@ -54,6 +54,8 @@ pub struct Settings {
     pub signaling: SignalingSettings,
     /// Recording storage.
     pub storage: StorageSettings,
+    /// Mobile push (FCM).
+    pub push: crate::PushSettings,
 }
 
 /// Database pool settings.
@@ -118,6 +120,7 @@ impl Default for Settings {
             mobile: MobileSettings::default(),
             signaling: SignalingSettings::default(),
             storage: StorageSettings::default(),
+            push: crate::PushSettings::default(),
         }
     }
 }
@@ -272,6 +275,7 @@ impl Settings {
         problems.extend(crate::media::problems(&self.ice, &self.turn, &self.mobile));
         problems.extend(self.signaling.problems());
         problems.extend(self.storage.problems());
+        problems.extend(self.push.problems());
         if problems.is_empty() {
             Ok(())
         } else {
