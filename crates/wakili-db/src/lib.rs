@@ -7,9 +7,11 @@
 
 mod error;
 pub mod models;
+mod push;
 mod recordings;
 mod repository;
 mod sql;
+mod sql_push;
 mod sql_recordings;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -23,6 +25,10 @@ use sqlx::{
 };
 
 pub use error::DbError;
+pub use push::{
+    CallState, Delivery, DeliveryFilter, DeliveryStatus, DeviceRegistration, DueReminder,
+    NewDevice, NewNotification, OutboxNotification, PushStore,
+};
 pub use recordings::RecordingStore;
 pub use repository::Repository;
 pub use sql::SqlStore;

@@ -9,9 +9,9 @@ use crate::{
 };
 
 /// Everything Wakili stores, independent of the database behind it (recordings through
-/// [`crate::RecordingStore`]).
+/// [`crate::RecordingStore`], push through [`crate::PushStore`]).
 #[async_trait]
-pub trait Repository: crate::RecordingStore + Send + Sync + 'static {
+pub trait Repository: crate::RecordingStore + crate::PushStore + Send + Sync + 'static {
     /// Connections the pool holds open and how many of them are idle (for `/metrics`).
     fn pool_connections(&self) -> (u32, usize) {
         (0, 0)

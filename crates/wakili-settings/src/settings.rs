@@ -58,6 +58,8 @@ pub struct Settings {
     pub web: WebSettings,
     /// `/metrics` and the dashboard's load tests.
     pub metrics: crate::MetricsSettings,
+    /// Mobile push (FCM).
+    pub push: crate::PushSettings,
 }
 
 /// Database pool settings.
@@ -124,6 +126,7 @@ impl Default for Settings {
             storage: StorageSettings::default(),
             web: WebSettings::default(),
             metrics: crate::MetricsSettings::default(),
+            push: crate::PushSettings::default(),
         }
     }
 }
@@ -285,6 +288,7 @@ impl Settings {
                     .into(),
             );
         }
+        problems.extend(self.push.problems());
         if problems.is_empty() {
             Ok(())
         } else {

@@ -1,0 +1,574 @@
+//! [`PushStore`] for [`SqlStore`]: the same portable-SQL approach as `sql.rs`.
+//!
+//! Leases are claimed with one `UPDATE … WHERE id IN (SELECT … LIMIT n) AND <still free>
+//! RETURNING`: on PostgreSQL a concurrent claimer that waited for the row lock re-checks the
+//! outer condition on the new row version and skips rows another node just leased; SQLite runs
+//! writers one at a time.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row, Type};
+
+use crate::{
+    DbError, SqlStore,
+    push::{
+        CallState, Delivery, DeliveryFilter, DeliveryStatus, DeviceRegistration, DueReminder,
+        NewDevice, NewNotification, OutboxNotification, PushStore,
+    },
+    sql::{decode_enum, opt_time, time},
+    time::DbTime,
+};
+
+const DEVICE_COLUMNS: &str = "id, user_id, token, platform, app_version, locale, is_active, \
+     deactivated_reason, last_seen_at, created_at, updated_at";
+
+const OUTBOX_COLUMNS: &str = "id, user_id, device_token, platform, kind, consultation_id, \
+     payload, status, attempts, next_attempt_at, expires_at, last_error, message_name, \
+     created_at, updated_at, sent_at";
+
+const REMINDER_COLUMNS: &str = "id, consultation_id, offset_seconds, due_at";
+
+fn device_from_row<R>(row: &R) -> Result<DeviceRegistration, DbError>
+where
+    R: Row,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> bool: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> DbTime: Decode<'r, R::Database> + Type<R::Database>,
+    for<'a> &'a str: ColumnIndex<R>,
+{
+    Ok(DeviceRegistration {
+        id: row.try_get("id")?,
+        user_id: row.try_get("user_id")?,
+        token: row.try_get("token")?,
+        platform: row.try_get("platform")?,
+        app_version: row.try_get("app_version")?,
+        locale: row.try_get("locale")?,
+        is_active: row.try_get("is_active")?,
+        deactivated_reason: row.try_get("deactivated_reason")?,
+        last_seen_at: time(row, "last_seen_at")?,
+        created_at: time(row, "created_at")?,
+        updated_at: time(row, "updated_at")?,
+    })
+}
+
+fn outbox_from_row<R>(row: &R) -> Result<OutboxNotification, DbError>
+where
+    R: Row,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> DbTime: Decode<'r, R::Database> + Type<R::Database>,
+    for<'a> &'a str: ColumnIndex<R>,
+{
+    let attempts: i64 = row.try_get("attempts")?;
+    Ok(OutboxNotification {
+        id: row.try_get("id")?,
+        user_id: row.try_get("user_id")?,
+        device_token: row.try_get("device_token")?,
+        platform: row.try_get("platform")?,
+        kind: row.try_get("kind")?,
+        consultation_id: row.try_get("consultation_id")?,
+        payload: row.try_get("payload")?,
+        status: decode_enum::<DeliveryStatus>(row.try_get("status")?, "delivery status")?,
+        attempts: u32::try_from(attempts)
+            .map_err(|_| DbError::Corrupt(format!("attempts {attempts}")))?,
+        next_attempt_at: time(row, "next_attempt_at")?,
+        expires_at: opt_time(row, "expires_at")?,
+        last_error: row.try_get("last_error")?,
+        message_name: row.try_get("message_name")?,
+        created_at: time(row, "created_at")?,
+        updated_at: time(row, "updated_at")?,
+        sent_at: opt_time(row, "sent_at")?,
+    })
+}
+
+fn reminder_from_row<R>(row: &R) -> Result<DueReminder, DbError>
+where
+    R: Row,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> DbTime: Decode<'r, R::Database> + Type<R::Database>,
+    for<'a> &'a str: ColumnIndex<R>,
+{
+    Ok(DueReminder {
+        id: row.try_get("id")?,
+        consultation_id: row.try_get("consultation_id")?,
+        offset_seconds: row.try_get("offset_seconds")?,
+        due_at: time(row, "due_at")?,
+    })
+}
+
+async fn insert_notifications<DB>(
+    conn: &mut DB::Connection,
+    notifications: &[NewNotification],
+    now: DateTime<Utc>,
+) -> Result<(), DbError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> DbTime: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB>,
+    for<'q> Option<DbTime>: Encode<'q, DB>,
+{
+    for n in notifications {
+        sqlx::query(
+            "INSERT INTO push_notifications (id, user_id, device_token, platform, kind, \
+             consultation_id, payload, status, attempts, next_attempt_at, expires_at, \
+             created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, $8, $9, $10, $10)",
+        )
+        .bind(n.id.clone())
+        .bind(n.user_id.clone())
+        .bind(n.device_token.clone())
+        .bind(n.platform.clone())
+        .bind(n.kind.clone())
+        .bind(n.consultation_id.clone())
+        .bind(n.payload.clone())
+        .bind(DbTime(n.due_at))
+        .bind(n.expires_at.map(DbTime))
+        .bind(DbTime(now))
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl<DB> PushStore for SqlStore<DB>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> f64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> DbTime: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB>,
+    for<'q> Option<f64>: Encode<'q, DB>,
+    for<'q> Option<DbTime>: Encode<'q, DB>,
+    for<'a> &'a str: ColumnIndex<DB::Row>,
+{
+    async fn upsert_device(
+        &self,
+        new: &NewDevice,
+        now: DateTime<Utc>,
+    ) -> Result<DeviceRegistration, DbError> {
+        let mut conn = self.pool().acquire().await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO device_registrations (id, user_id, token, platform, app_version, locale, \
+             is_active, last_seen_at, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $8) \
+             ON CONFLICT (token) DO UPDATE SET user_id = excluded.user_id, \
+             platform = excluded.platform, app_version = excluded.app_version, \
+             locale = excluded.locale, is_active = excluded.is_active, \
+             deactivated_reason = NULL, last_seen_at = excluded.last_seen_at, \
+             updated_at = excluded.updated_at RETURNING {DEVICE_COLUMNS}"
+        )))
+        .bind(new.id.clone())
+        .bind(new.user_id.clone())
+        .bind(new.token.clone())
+        .bind(new.platform.clone())
+        .bind(new.app_version.clone())
+        .bind(new.locale.clone())
+        .bind(true)
+        .bind(DbTime(now))
+        .fetch_one(&mut *conn)
+        .await?;
+        device_from_row(&row)
+    }
+
+    async fn devices_of(&self, user_id: &str) -> Result<Vec<DeviceRegistration>, DbError> {
+        let mut conn = self.pool().acquire().await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {DEVICE_COLUMNS} FROM device_registrations WHERE user_id = $1 \
+             ORDER BY created_at, id"
+        )))
+        .bind(user_id.to_owned())
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.iter().map(device_from_row).collect()
+    }
+
+    async fn active_devices(
+        &self,
+        user_ids: &[String],
+    ) -> Result<Vec<DeviceRegistration>, DbError> {
+        if user_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list = (2..2 + user_ids.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT {DEVICE_COLUMNS} FROM device_registrations \
+             WHERE is_active = $1 AND user_id IN ({list}) ORDER BY created_at, id"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(true);
+        for user in user_ids {
+            query = query.bind(user.clone());
+        }
+        let mut conn = self.pool().acquire().await?;
+        let rows = query.fetch_all(&mut *conn).await?;
+        rows.iter().map(device_from_row).collect()
+    }
+
+    async fn delete_device(&self, user_id: &str, token: &str) -> Result<bool, DbError> {
+        let mut conn = self.pool().acquire().await?;
+        let done = sqlx::query(
+            "DELETE FROM device_registrations WHERE user_id = $1 AND token = $2 RETURNING id",
+        )
+        .bind(user_id.to_owned())
+        .bind(token.to_owned())
+        .fetch_optional(&mut *conn)
+        .await?;
+        Ok(done.is_some())
+    }
+
+    async fn touch_device(
+        &self,
+        user_id: &str,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DeviceRegistration>, DbError> {
+        let mut conn = self.pool().acquire().await?;
+        // Silence is cured by a heartbeat; a token FCM refused is not (the app registers anew).
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE device_registrations SET last_seen_at = $3, updated_at = $3, \
+             is_active = CASE WHEN deactivated_reason = 'silent' THEN $4 ELSE is_active END, \
+             deactivated_reason = CASE WHEN deactivated_reason = 'silent' THEN NULL \
+             ELSE deactivated_reason END \
+             WHERE user_id = $1 AND token = $2 RETURNING {DEVICE_COLUMNS}"
+        )))
+        .bind(user_id.to_owned())
+        .bind(token.to_owned())
+        .bind(DbTime(now))
+        .bind(true)
+        .fetch_optional(&mut *conn)
+        .await?;
+        row.as_ref().map(device_from_row).transpose()
+    }
+
+    async fn deactivate_device(
+        &self,
+        token: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, DbError> {
+        let mut conn = self.pool().acquire().await?;
+        let done = sqlx::query(
+            "UPDATE device_registrations SET is_active = $2, deactivated_reason = $3, \
+             updated_at = $4 WHERE token = $1 AND is_active = $5 RETURNING id",
+        )
+        .bind(token.to_owned())
+        .bind(false)
+        .bind(reason.to_owned())
+        .bind(DbTime(now))
+        .bind(true)
+        .fetch_optional(&mut *conn)
+        .await?;
+        Ok(done.is_some())
+    }
+
+    async fn deactivate_silent(
+        &self,
+        before: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, DbError> {
+        let mut conn = self.pool().acquire().await?;
+        let done = sqlx::query(
+            "UPDATE device_registrations SET is_active = $2, deactivated_reason = 'silent', \
+             updated_at = $3 WHERE is_active = $4 AND last_seen_at < $1 RETURNING id",
+        )
+        .bind(DbTime(before))
+        .bind(false)
+        .bind(DbTime(now))
+        .bind(true)
+        .fetch_all(&mut *conn)
+        .await?;
+        Ok(done.len() as u64)
+    }
+
+    async fn enqueue(
+        &self,
+        notifications: &[NewNotification],
+        now: DateTime<Utc>,
+    ) -> Result<(), DbError> {
+        if notifications.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool().begin().await?;
+        insert_notifications(&mut *tx, notifications, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn claim_notifications(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<OutboxNotification>, DbError> {
+        let mut conn = self.pool().acquire().await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE push_notifications SET lease_owner = $1, lease_until = $2 \
+             WHERE id IN (SELECT id FROM push_notifications WHERE status = 'pending' \
+             AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until < $3) \
+             ORDER BY next_attempt_at, id LIMIT $4) \
+             AND status = 'pending' AND (lease_until IS NULL OR lease_until < $3) \
+             RETURNING {OUTBOX_COLUMNS}"
+        )))
+        .bind(owner.to_owned())
+        .bind(DbTime(until))
+        .bind(DbTime(now))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut claimed = rows
+            .iter()
+            .map(outbox_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        claimed.sort_by(|a, b| (a.next_attempt_at, &a.id).cmp(&(b.next_attempt_at, &b.id)));
+        Ok(claimed)
+    }
+
+    async fn finish_notifications(
+        &self,
+        owner: &str,
+        outcomes: &[(String, Delivery)],
+        now: DateTime<Utc>,
+    ) -> Result<u64, DbError> {
+        if outcomes.is_empty() {
+            return Ok(0);
+        }
+        let held = "WHERE id = $1 AND lease_owner = $2 AND status = 'pending' RETURNING id";
+        let mut tx = self.pool().begin().await?;
+        let mut updated = 0;
+        for (id, outcome) in outcomes {
+            let query = match outcome {
+                Delivery::Sent { message_name } => sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "UPDATE push_notifications SET status = 'sent', attempts = attempts + 1, \
+                     message_name = $3, sent_at = $4, updated_at = $4, lease_owner = NULL, \
+                     lease_until = NULL {held}"
+                )))
+                .bind(id.clone())
+                .bind(owner.to_owned())
+                .bind(message_name.clone())
+                .bind(DbTime(now)),
+                Delivery::Failed { error } => sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "UPDATE push_notifications SET status = 'failed', attempts = attempts + 1, \
+                     last_error = $3, updated_at = $4, lease_owner = NULL, lease_until = NULL \
+                     {held}"
+                )))
+                .bind(id.clone())
+                .bind(owner.to_owned())
+                .bind(error.clone())
+                .bind(DbTime(now)),
+                Delivery::Expired => sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "UPDATE push_notifications SET status = 'expired', updated_at = $3, \
+                     lease_owner = NULL, lease_until = NULL {held}"
+                )))
+                .bind(id.clone())
+                .bind(owner.to_owned())
+                .bind(DbTime(now)),
+                Delivery::Retry {
+                    at,
+                    error,
+                    attempted,
+                } => sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "UPDATE push_notifications SET attempts = attempts + $3, \
+                     next_attempt_at = $4, last_error = COALESCE($5, last_error), \
+                     updated_at = $6, lease_owner = NULL, lease_until = NULL {held}"
+                )))
+                .bind(id.clone())
+                .bind(owner.to_owned())
+                .bind(i64::from(*attempted))
+                .bind(DbTime(*at))
+                .bind(error.clone())
+                .bind(DbTime(now)),
+            };
+            updated += u64::from(query.fetch_optional(&mut *tx).await?.is_some());
+        }
+        tx.commit().await?;
+        Ok(updated)
+    }
+
+    async fn release_notifications(&self, owner: &str) -> Result<(), DbError> {
+        let mut conn = self.pool().acquire().await?;
+        sqlx::query(
+            "UPDATE push_notifications SET lease_owner = NULL, lease_until = NULL \
+             WHERE lease_owner = $1 AND status = 'pending'",
+        )
+        .bind(owner.to_owned())
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn deliveries(
+        &self,
+        filter: &DeliveryFilter,
+    ) -> Result<Vec<OutboxNotification>, DbError> {
+        let mut conditions = Vec::new();
+        let mut values = Vec::new();
+        let mut add = |condition: &str, value: String| {
+            values.push(value);
+            conditions.push(format!("{condition} ${}", values.len()));
+        };
+        if let Some(status) = filter.status {
+            add("status =", status.as_str().to_owned());
+        }
+        if let Some(c) = &filter.consultation_id {
+            add("consultation_id =", c.clone());
+        }
+        if let Some(u) = &filter.user_id {
+            add("user_id =", u.clone());
+        }
+        if let Some(before) = &filter.before {
+            add("id <", before.clone());
+        }
+        let mut sql = format!("SELECT {OUTBOX_COLUMNS} FROM push_notifications");
+        if !conditions.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&conditions.join(" AND "));
+        }
+        sql.push_str(&format!(" ORDER BY id DESC LIMIT ${}", values.len() + 1));
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for value in values {
+            query = query.bind(value);
+        }
+        let mut conn = self.pool().acquire().await?;
+        let rows = query
+            .bind(i64::from(filter.limit))
+            .fetch_all(&mut *conn)
+            .await?;
+        rows.iter().map(outbox_from_row).collect()
+    }
+
+    async fn latest_call(&self, consultation_id: &str) -> Result<Option<CallState>, DbError> {
+        let mut conn = self.pool().acquire().await?;
+        let row = sqlx::query(
+            "SELECT kind, user_id, expires_at FROM push_notifications \
+             WHERE consultation_id = $1 AND kind IN ('incoming_call', 'call_cancelled') \
+             ORDER BY id DESC LIMIT 1",
+        )
+        .bind(consultation_id.to_owned())
+        .fetch_optional(&mut *conn)
+        .await?;
+        row.map(|row| {
+            Ok(CallState {
+                kind: row.try_get("kind")?,
+                user_id: row.try_get("user_id")?,
+                expires_at: opt_time(&row, "expires_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn replace_reminders(
+        &self,
+        consultation_id: &str,
+        reminders: &[(i64, DateTime<Utc>)],
+        now: DateTime<Utc>,
+    ) -> Result<(), DbError> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("DELETE FROM push_reminders WHERE consultation_id = $1 AND status = 'pending'")
+            .bind(consultation_id.to_owned())
+            .execute(&mut *tx)
+            .await?;
+        for (offset, due) in reminders {
+            sqlx::query(
+                "INSERT INTO push_reminders (id, consultation_id, offset_seconds, due_at, status, \
+                 created_at) VALUES ($1, $2, $3, $4, 'pending', $5) \
+                 ON CONFLICT (consultation_id, offset_seconds) DO UPDATE SET \
+                 due_at = excluded.due_at, status = 'pending', lease_owner = NULL, \
+                 lease_until = NULL, done_at = NULL",
+            )
+            .bind(wakili_core::new_id())
+            .bind(consultation_id.to_owned())
+            .bind(*offset)
+            .bind(DbTime(*due))
+            .bind(DbTime(now))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn delete_reminders(&self, consultation_id: &str) -> Result<(), DbError> {
+        let mut conn = self.pool().acquire().await?;
+        sqlx::query("DELETE FROM push_reminders WHERE consultation_id = $1 AND status = 'pending'")
+            .bind(consultation_id.to_owned())
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn pending_reminders(&self, consultation_id: &str) -> Result<Vec<DueReminder>, DbError> {
+        let mut conn = self.pool().acquire().await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {REMINDER_COLUMNS} FROM push_reminders \
+             WHERE consultation_id = $1 AND status = 'pending' ORDER BY due_at"
+        )))
+        .bind(consultation_id.to_owned())
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.iter().map(reminder_from_row).collect()
+    }
+
+    async fn claim_reminders(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<DueReminder>, DbError> {
+        let mut conn = self.pool().acquire().await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE push_reminders SET lease_owner = $1, lease_until = $2 \
+             WHERE id IN (SELECT id FROM push_reminders WHERE status = 'pending' \
+             AND due_at <= $3 AND (lease_until IS NULL OR lease_until < $3) \
+             ORDER BY due_at LIMIT $4) \
+             AND status = 'pending' AND (lease_until IS NULL OR lease_until < $3) \
+             RETURNING {REMINDER_COLUMNS}"
+        )))
+        .bind(owner.to_owned())
+        .bind(DbTime(until))
+        .bind(DbTime(now))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.iter().map(reminder_from_row).collect()
+    }
+
+    async fn complete_reminder(
+        &self,
+        reminder: &DueReminder,
+        owner: &str,
+        notifications: &[NewNotification],
+        now: DateTime<Utc>,
+    ) -> Result<bool, DbError> {
+        let mut tx = self.pool().begin().await?;
+        let done = sqlx::query(
+            "UPDATE push_reminders SET status = 'done', done_at = $3, lease_owner = NULL, \
+             lease_until = NULL WHERE id = $1 AND lease_owner = $2 AND status = 'pending' \
+             AND due_at = $4 RETURNING id",
+        )
+        .bind(reminder.id.clone())
+        .bind(owner.to_owned())
+        .bind(DbTime(now))
+        .bind(DbTime(reminder.due_at))
+        .fetch_optional(&mut *tx)
+        .await?;
+        if done.is_none() {
+            return Ok(false);
+        }
+        insert_notifications(&mut *tx, notifications, now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}

@@ -1,0 +1,426 @@
+//! Notifications and the FCM HTTP v1 messages they become (sans-IO).
+//!
+//! A [`Notification`] is what the outbox stores: what to say, independent of the device. At send
+//! time [`fcm_message`] turns it into the `{"message": …}` body of `messages:send` for one
+//! device, with the `android`, `apns` and `webpush` blocks its kind needs.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::PushError;
+
+/// FCM's limit on a message's payload (notification and data), in bytes.
+pub const MAX_PAYLOAD_BYTES: usize = 4096;
+
+/// Where a device runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Platform {
+    /// Apple (APNs through FCM).
+    Ios,
+    /// Android.
+    Android,
+    /// A browser (Web Push through FCM).
+    Web,
+}
+
+impl Platform {
+    /// The stored and API form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ios => "ios",
+            Self::Android => "android",
+            Self::Web => "web",
+        }
+    }
+
+    /// Reads the stored form.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "ios" => Some(Self::Ios),
+            "android" => Some(Self::Android),
+            "web" => Some(Self::Web),
+            _ => None,
+        }
+    }
+}
+
+/// What a notification is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// Someone is calling: ring (short TTL, collapsed per consultation, accept/decline).
+    IncomingCall,
+    /// Stop ringing (the caller left or the callee answered elsewhere).
+    CallCancelled,
+    /// A consultation is coming up.
+    Reminder,
+    /// A consultation was called off.
+    ConsultationCancelled,
+    /// A consultation moved.
+    ConsultationRescheduled,
+}
+
+impl Kind {
+    /// The stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::IncomingCall => "incoming_call",
+            Self::CallCancelled => "call_cancelled",
+            Self::Reminder => "reminder",
+            Self::ConsultationCancelled => "consultation_cancelled",
+            Self::ConsultationRescheduled => "consultation_rescheduled",
+        }
+    }
+}
+
+/// A notification as the outbox keeps it (its `payload` column, as JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Notification {
+    /// What it is.
+    pub kind: Kind,
+    /// Visible title; `None` for a data-only message (`call_cancelled`).
+    pub title: Option<String>,
+    /// Visible text.
+    pub body: Option<String>,
+    /// Data for the app: string values only, as FCM requires.
+    pub data: BTreeMap<String, String>,
+    /// Time to live on FCM's side.
+    pub ttl_seconds: u32,
+    /// Later messages with the same key replace earlier ones on the device.
+    pub collapse_key: Option<String>,
+}
+
+/// How a message is shaped for one kind.
+struct Shape {
+    urgent: bool,
+    apns_category: Option<&'static str>,
+    call_actions: bool,
+}
+
+fn shape(kind: Kind) -> Shape {
+    match kind {
+        Kind::IncomingCall => Shape {
+            urgent: true,
+            apns_category: Some("INCOMING_CALL"),
+            call_actions: true,
+        },
+        Kind::CallCancelled => Shape {
+            urgent: true,
+            apns_category: None,
+            call_actions: false,
+        },
+        Kind::Reminder => Shape {
+            urgent: true,
+            apns_category: Some("CONSULTATION_REMINDER"),
+            call_actions: false,
+        },
+        Kind::ConsultationCancelled | Kind::ConsultationRescheduled => Shape {
+            urgent: false,
+            apns_category: Some("CONSULTATION_UPDATE"),
+            call_actions: false,
+        },
+    }
+}
+
+/// Device-independent settings of the messages.
+#[derive(Debug, Clone)]
+pub struct MessageOptions {
+    /// Android notification channel.
+    pub android_channel: String,
+}
+
+impl Notification {
+    /// Checks the content FCM would refuse: non-empty title when visible and a payload within
+    /// [`MAX_PAYLOAD_BYTES`] (measured as FCM counts it, notification plus data, with room for
+    /// the `notificationId` added at send time).
+    pub fn check(&self) -> Result<(), PushError> {
+        if self.title.as_deref().is_some_and(str::is_empty) {
+            return Err(PushError::Invalid("empty title".into()));
+        }
+        if self.data.keys().any(|k| reserved_key(k)) {
+            return Err(PushError::Invalid(
+                "a data key is reserved by FCM (from, gcm.*, google.*, message_type, collapse_key)"
+                    .into(),
+            ));
+        }
+        let size = self.payload_bytes()
+            + r#","notificationId":"00000000-0000-0000-0000-000000000000""#.len();
+        if size > MAX_PAYLOAD_BYTES {
+            return Err(PushError::Invalid(format!(
+                "payload is {size} bytes; FCM accepts at most {MAX_PAYLOAD_BYTES}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Bytes of the notification and data parts as JSON.
+    pub fn payload_bytes(&self) -> usize {
+        let notification = match (&self.title, &self.body) {
+            (None, None) => Value::Null,
+            (title, body) => json!({ "title": title, "body": body }),
+        };
+        serde_json::to_vec(&json!({ "notification": notification, "data": self.data }))
+            .map_or(usize::MAX, |v| v.len())
+    }
+}
+
+fn reserved_key(key: &str) -> bool {
+    key == "from"
+        || key == "message_type"
+        || key == "collapse_key"
+        || key.starts_with("google.")
+        || key.starts_with("gcm.")
+}
+
+/// The `messages:send` body for `notification` to the device with `token` on `platform`.
+/// `id` (the outbox row) travels as data `notificationId` so the app can deduplicate; `now`
+/// dates the APNs expiration.
+pub fn fcm_message(
+    notification: &Notification,
+    id: &str,
+    token: &str,
+    platform: Platform,
+    options: &MessageOptions,
+    now: DateTime<Utc>,
+) -> Value {
+    let shape = shape(notification.kind);
+    let mut data = notification.data.clone();
+    data.insert("notificationId".into(), id.to_owned());
+    data.insert("kind".into(), notification.kind.as_str().into());
+    let visible = notification.title.is_some();
+    let ttl = notification.ttl_seconds;
+    let mut message = json!({ "token": token, "data": data });
+    if visible {
+        message["notification"] = json!({
+            "title": notification.title,
+            "body": notification.body,
+        });
+    }
+    match platform {
+        Platform::Android => {
+            let mut android = json!({
+                "priority": if shape.urgent { "HIGH" } else { "NORMAL" },
+                "ttl": format!("{ttl}s"),
+            });
+            if let Some(key) = &notification.collapse_key {
+                android["collapse_key"] = key.as_str().into();
+            }
+            if visible {
+                let mut n = json!({
+                    "channel_id": options.android_channel,
+                    "click_action": click_action(notification.kind),
+                });
+                if let Some(key) = &notification.collapse_key {
+                    n["tag"] = key.as_str().into();
+                }
+                android["notification"] = n;
+            }
+            message["android"] = android;
+        }
+        Platform::Ios => {
+            let expiration = now.timestamp() + i64::from(ttl);
+            let mut headers = json!({
+                // Apple allows priority 10 only for alerts; a background push must be 5.
+                "apns-priority": if visible && shape.urgent { "10" } else { "5" },
+                "apns-push-type": if visible { "alert" } else { "background" },
+                "apns-expiration": expiration.to_string(),
+            });
+            if let Some(key) = &notification.collapse_key {
+                headers["apns-collapse-id"] = key.as_str().into();
+            }
+            let aps = if visible {
+                let mut aps = json!({ "mutable-content": 1, "sound": "default" });
+                if let Some(category) = shape.apns_category {
+                    aps["category"] = category.into();
+                }
+                aps
+            } else {
+                json!({ "content-available": 1 })
+            };
+            message["apns"] = json!({ "headers": headers, "payload": { "aps": aps } });
+        }
+        Platform::Web => {
+            let mut headers = json!({
+                "Urgency": if shape.urgent { "high" } else { "normal" },
+                "TTL": ttl.to_string(),
+            });
+            if let Some(key) = &notification.collapse_key {
+                headers["Topic"] = web_topic(key).into();
+            }
+            let mut webpush = json!({ "headers": headers });
+            if visible {
+                let mut n = json!({
+                    "title": notification.title,
+                    "body": notification.body,
+                    "requireInteraction": shape.call_actions,
+                });
+                if let Some(key) = &notification.collapse_key {
+                    n["tag"] = key.as_str().into();
+                }
+                if shape.call_actions {
+                    n["actions"] = json!([
+                        { "action": "accept", "title": "Accept" },
+                        { "action": "decline", "title": "Decline" },
+                    ]);
+                }
+                webpush["notification"] = n;
+            }
+            message["webpush"] = webpush;
+        }
+    }
+    json!({ "message": message })
+}
+
+fn click_action(kind: Kind) -> &'static str {
+    match kind {
+        Kind::IncomingCall => "INCOMING_CALL",
+        Kind::CallCancelled => "CALL_CANCELLED",
+        Kind::Reminder => "CONSULTATION_REMINDER",
+        Kind::ConsultationCancelled | Kind::ConsultationRescheduled => "CONSULTATION_UPDATE",
+    }
+}
+
+/// A Web Push `Topic` is at most 32 URL-safe base64 characters.
+fn web_topic(key: &str) -> String {
+    key.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .take(32)
+        .collect()
+}
+
+/// `text` cut to `max` characters (names and titles going into notifications).
+pub fn clip(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn call() -> Notification {
+        Notification {
+            kind: Kind::IncomingCall,
+            title: Some("Incoming video consultation".into()),
+            body: Some("Amina is calling you".into()),
+            data: BTreeMap::from([
+                ("action".into(), "join_call".into()),
+                ("consultationId".into(), "c1".into()),
+                ("callerName".into(), "Amina".into()),
+                ("callType".into(), "video".into()),
+            ]),
+            ttl_seconds: 30,
+            collapse_key: Some("call-c1".into()),
+        }
+    }
+
+    fn options() -> MessageOptions {
+        MessageOptions {
+            android_channel: "consultations".into(),
+        }
+    }
+
+    fn at() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-25T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn a_call_on_android_rings_with_high_priority_and_a_short_ttl() {
+        let m = fcm_message(&call(), "n1", "tok", Platform::Android, &options(), at());
+        let a = &m["message"]["android"];
+        assert_eq!(a["priority"], "HIGH");
+        assert_eq!(a["ttl"], "30s");
+        assert_eq!(a["collapse_key"], "call-c1");
+        assert_eq!(a["notification"]["channel_id"], "consultations");
+        assert_eq!(a["notification"]["click_action"], "INCOMING_CALL");
+        assert_eq!(m["message"]["token"], "tok");
+        assert_eq!(m["message"]["data"]["notificationId"], "n1");
+        assert_eq!(m["message"]["data"]["action"], "join_call");
+        assert!(m["message"].get("apns").is_none());
+    }
+
+    #[test]
+    fn a_call_on_ios_is_an_alert_with_accept_decline_category() {
+        let m = fcm_message(&call(), "n1", "tok", Platform::Ios, &options(), at());
+        let apns = &m["message"]["apns"];
+        assert_eq!(apns["headers"]["apns-priority"], "10");
+        assert_eq!(apns["headers"]["apns-push-type"], "alert");
+        assert_eq!(
+            apns["headers"]["apns-expiration"],
+            (at().timestamp() + 30).to_string()
+        );
+        assert_eq!(apns["headers"]["apns-collapse-id"], "call-c1");
+        assert_eq!(apns["payload"]["aps"]["category"], "INCOMING_CALL");
+        assert_eq!(apns["payload"]["aps"]["mutable-content"], 1);
+    }
+
+    #[test]
+    fn a_call_on_the_web_has_actions_and_urgency() {
+        let m = fcm_message(&call(), "n1", "tok", Platform::Web, &options(), at());
+        let w = &m["message"]["webpush"];
+        assert_eq!(w["headers"]["Urgency"], "high");
+        assert_eq!(w["headers"]["TTL"], "30");
+        assert_eq!(w["notification"]["actions"][1]["action"], "decline");
+    }
+
+    #[test]
+    fn a_cancellation_is_data_only_and_background_on_ios() {
+        let n = Notification {
+            kind: Kind::CallCancelled,
+            title: None,
+            body: None,
+            ..call()
+        };
+        let m = fcm_message(&n, "n2", "tok", Platform::Ios, &options(), at());
+        assert!(m["message"].get("notification").is_none());
+        assert_eq!(
+            m["message"]["apns"]["headers"]["apns-push-type"],
+            "background"
+        );
+        assert_eq!(m["message"]["apns"]["headers"]["apns-priority"], "5");
+        assert_eq!(
+            m["message"]["apns"]["payload"]["aps"]["content-available"],
+            1
+        );
+        assert_eq!(m["message"]["data"]["kind"], "call_cancelled");
+    }
+
+    #[test]
+    fn data_values_are_strings() {
+        for platform in [Platform::Android, Platform::Ios, Platform::Web] {
+            let m = fcm_message(&call(), "n1", "tok", platform, &options(), at());
+            for (_, v) in m["message"]["data"].as_object().unwrap() {
+                assert!(v.is_string(), "{v}");
+            }
+        }
+    }
+
+    #[test]
+    fn payloads_over_4_kib_are_refused() {
+        let mut n = call();
+        assert!(n.check().is_ok());
+        n.data.insert("blob".into(), "x".repeat(4000));
+        let e = n.check().unwrap_err().to_string();
+        assert!(e.contains("4096"), "{e}");
+        let mut n = call();
+        n.data.insert("google.x".into(), "1".into());
+        assert!(n.check().is_err());
+    }
+
+    #[test]
+    fn clipping_keeps_short_text() {
+        assert_eq!(clip("Amina", 10), "Amina");
+        assert_eq!(clip("abcdef", 3), "abc…");
+    }
+}
