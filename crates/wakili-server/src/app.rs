@@ -88,6 +88,10 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(p::metrics))
         .routes(routes!(p::quality))
         .routes(routes!(p::snapshot))
+        .routes(routes!(
+            routes::load_tests::start_load_test,
+            routes::load_tests::load_test
+        ))
         .split_for_parts()
 }
 
@@ -158,6 +162,7 @@ pub fn router(state: AppState) -> Router {
                 async move { Json(openapi.as_ref().clone()) }
             }),
         )
+        .merge(crate::routes::dashboard::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::monitoring::track_http,
