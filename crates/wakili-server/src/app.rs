@@ -163,12 +163,13 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .merge(crate::routes::dashboard::routes())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        // After the fallbacks, so unmatched requests are counted too.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::monitoring::track_http,
         ))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state.clone())
         .layer(middleware);
     // Outermost, so long-lived Socket.IO connections skip the request timeout.

@@ -168,6 +168,8 @@ async fn metrics_pass_promtool_and_move_with_traffic() {
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 
+    let missing = app.http.get(app.url("/no/such/page")).send().await.unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
     let during = scrape(&app).await;
     promtool(&during);
     let s1 = samples(&during);
@@ -199,6 +201,13 @@ async fn metrics_pass_promtool_and_move_with_traffic() {
         value(
             &s1,
             "wakili_http_request_duration_seconds_count{method=\"GET\",route=\"/api/v1/me\",status=\"401\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &s1,
+            "wakili_http_requests_total{method=\"GET\",route=\"unmatched\",status=\"404\"}"
         ),
         1.0
     );
