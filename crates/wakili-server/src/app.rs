@@ -90,6 +90,10 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(p::metrics))
         .routes(routes!(p::quality))
         .routes(routes!(p::snapshot))
+        .routes(routes!(
+            routes::load_tests::start_load_test,
+            routes::load_tests::load_test
+        ))
         .split_for_parts()
 }
 
@@ -161,12 +165,14 @@ pub fn router(state: AppState) -> Router {
                 async move { Json(openapi.as_ref().clone()) }
             }),
         )
+        .merge(crate::routes::dashboard::routes())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        // After the fallbacks, so unmatched requests are counted too.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::monitoring::track_http,
         ))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state.clone())
         .layer(middleware);
     // Outermost, so long-lived Socket.IO connections skip the request timeout.

@@ -219,6 +219,9 @@ pub async fn serve(
     let background = tokio::spawn(state.recordings.clone().run_background(async move {
         let _ = background_stopped.await;
     }));
+    if let Ok(addr) = listener.local_addr() {
+        state.load_tests.set_listen_addr(addr);
+    }
     let upkeep = tokio::spawn(monitoring::upkeep(Arc::clone(&state.monitoring)));
     let server = axum::serve(listener, router(state)).with_graceful_shutdown(signal);
     let deadline = async move {

@@ -50,6 +50,8 @@ pub struct Inner {
     pub recordings: wakili_storage::RecordingStore,
     /// Metrics (`/metrics`, the dashboard) and the dashboard's load tests.
     pub monitoring: Arc<crate::monitoring::Monitoring>,
+    /// The load test started from the dashboard, if any.
+    pub(crate) load_tests: crate::routes::load_tests::LoadTests,
     /// The Socket.IO service in front of the router.
     pub(crate) signal_layer: wakili_signal::SignalLayer,
     /// Users whose claims were written recently, by id.
@@ -81,6 +83,7 @@ impl AppState {
             signal_layer,
             recordings,
             monitoring,
+            load_tests: Default::default(),
             users_seen: Mutex::new(HashMap::new()),
         }))
     }

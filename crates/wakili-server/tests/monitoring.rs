@@ -168,6 +168,8 @@ async fn metrics_pass_promtool_and_move_with_traffic() {
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 
+    let missing = app.http.get(app.url("/no/such/page")).send().await.unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
     let during = scrape(&app).await;
     promtool(&during);
     let s1 = samples(&during);
@@ -199,6 +201,13 @@ async fn metrics_pass_promtool_and_move_with_traffic() {
         value(
             &s1,
             "wakili_http_request_duration_seconds_count{method=\"GET\",route=\"/api/v1/me\",status=\"401\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &s1,
+            "wakili_http_requests_total{method=\"GET\",route=\"unmatched\",status=\"404\"}"
         ),
         1.0
     );
@@ -392,4 +401,133 @@ async fn the_performance_snapshot_is_for_admins() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_tests_from_the_api_are_bounded_and_one_at_a_time() {
+    let app = spawn_app_with(Backend::Sqlite, |s| s.metrics.load_tests = true).await;
+    let admin = token("lt-admin", Role::Admin);
+    let path = "/api/v1/performance/load-tests";
+    let (status, _) = app.call(Method::GET, path, &admin, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "none yet");
+    let small = json!({
+        "participants": 4, "roomSize": 2, "rampUp": "200ms", "duration": "2s",
+        "messageInterval": "200ms", "joinInterval": "50ms"
+    });
+    for (body, field) in [
+        (
+            json!({"participants": 100_000, "rampUp": "1s", "duration": "1s", "messageInterval": "1s", "joinInterval": "1s"}),
+            "participants",
+        ),
+        (
+            json!({"participants": 10, "rampUp": "1s", "duration": "2h", "messageInterval": "1s", "joinInterval": "1s"}),
+            "duration",
+        ),
+        (
+            json!({"participants": 10, "rampUp": "1s", "duration": "1s", "messageInterval": "1ms", "joinInterval": "1s"}),
+            "messageInterval",
+        ),
+        (
+            json!({"participants": 10, "roomSize": 50, "rampUp": "1s", "duration": "1s", "messageInterval": "1s", "joinInterval": "1s"}),
+            "roomSize",
+        ),
+    ] {
+        let (status, err) = app.call(Method::POST, path, &admin, Some(body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+        assert!(
+            err["error"]["message"].as_str().unwrap().contains(field),
+            "{err}"
+        );
+    }
+    let (status, err) = app
+        .call(
+            Method::POST,
+            path,
+            &admin,
+            Some(json!({"participants": "many"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+    let (status, _) = app
+        .call(
+            Method::POST,
+            path,
+            &token("lt-lawyer", Role::Lawyer),
+            Some(small.clone()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let (status, started) = app
+        .call(Method::POST, path, &admin, Some(small.clone()))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    assert_eq!(started["state"], "running");
+    let (status, err) = app
+        .call(Method::POST, path, &admin, Some(small.clone()))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{err}");
+
+    let mut last = Value::Null;
+    for _ in 0..200 {
+        let (status, body) = app.call(Method::GET, path, &admin, None).await;
+        assert_eq!(status, StatusCode::OK);
+        last = body;
+        if last["state"] == "finished" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(last["state"], "finished", "{last}");
+    let report = &last["report"];
+    assert_eq!(report["errorCount"], 0, "{report}");
+    assert_eq!(report["joined"], 4, "{report}");
+    assert!(report["signalsReceived"].as_u64().unwrap() > 4, "{report}");
+    assert_eq!(report["signalsReceived"], report["signalsSent"]);
+    assert!(report["qualityReports"].as_u64().unwrap() >= 4, "{report}");
+    // The test went through the real server: its counters moved.
+    let (_, snap) = app
+        .call(Method::GET, "/api/v1/performance/metrics", &admin, None)
+        .await;
+    assert_eq!(snap["signaling"]["joins"], 4, "{snap}");
+    // Finished: another may start.
+    let (status, _) = app.call(Method::POST, path, &admin, Some(small)).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+
+    let off = spawn_app(Backend::Sqlite).await;
+    let (status, err) = off
+        .call(
+            Method::POST,
+            path,
+            &admin,
+            Some(json!({"participants": 2, "rampUp": "0s", "duration": "1s", "messageInterval": "1s", "joinInterval": "0s"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{err}");
+}
+
+#[tokio::test]
+async fn the_dashboard_is_served_with_a_strict_policy() {
+    let app = spawn_app(Backend::Sqlite).await;
+    for (path, kind, needle) in [
+        ("/dashboard", "text/html", "Admin token"),
+        (
+            "/dashboard/app.js",
+            "text/javascript",
+            "/api/v1/performance/metrics",
+        ),
+        ("/dashboard/app.css", "text/css", "canvas"),
+    ] {
+        let response = app.http.get(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let headers = response.headers().clone();
+        assert!(headers["content-type"].to_str().unwrap().starts_with(kind));
+        assert!(
+            headers["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .contains("script-src 'self'")
+        );
+        assert!(response.text().await.unwrap().contains(needle), "{path}");
+    }
 }

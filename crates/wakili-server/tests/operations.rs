@@ -88,6 +88,8 @@ async fn openapi_describes_every_route() {
         "GET /metrics",
         "GET /api/v1/consultations/{id}/quality",
         "GET /api/v1/performance/metrics",
+        "POST /api/v1/performance/load-tests",
+        "GET /api/v1/performance/load-tests",
     ]
     .into_iter()
     .map(String::from)

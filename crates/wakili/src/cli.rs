@@ -39,6 +39,54 @@ pub enum Command {
     /// manifest's Ed25519 signature, every chunk's SHA-256, the hash chain and the whole SHA-256.
     /// Exits 0 when it is, 1 with the reason (e.g. the chunk that differs) when it is not.
     VerifyRecording(VerifyRecording),
+    /// Load-test a running server: book consultations over the API, join a lawyer and a client
+    /// per room over Socket.IO (waiting room included), exchange offer/answer/candidates and
+    /// quality reports, leave; print progress and a table (or --json). Exits 1 when anything
+    /// failed.
+    ///
+    /// With --token-secret(-file) the load comes from this process; with --admin-token the
+    /// server runs the test against itself (`[metrics] load_tests = true`) and this command
+    /// watches it.
+    Loadtest(Loadtest),
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("credentials").required(true).args(["token_secret", "token_secret_file", "admin_token"])))]
+pub struct Loadtest {
+    /// The server's base URL, e.g. http://127.0.0.1:8080.
+    #[arg(long, value_name = "URL")]
+    pub url: String,
+    /// Simulated participants in all.
+    #[arg(long, default_value_t = 100)]
+    pub participants: u32,
+    /// Rooms start evenly over this time.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub ramp_up: std::time::Duration,
+    /// Messaging time after the ramp-up.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub duration: std::time::Duration,
+    /// Each participant sends a candidate to every other member and a quality report this often.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub message_interval: std::time::Duration,
+    /// Pause between two members of a room joining (the client waits in the waiting room).
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub join_interval: std::time::Duration,
+    /// Participants per room: lawyer, client, then admins.
+    #[arg(long, default_value_t = 2)]
+    pub room_size: u32,
+    /// The server's HS256 secret (auth.secret), to sign the participants' tokens. Visible to
+    /// other users of this machine in the process list: prefer --token-secret-file.
+    #[arg(long, value_name = "SECRET")]
+    pub token_secret: Option<String>,
+    /// A file holding the server's HS256 secret (e.g. <data_dir>/secrets/jwt-hs256.key).
+    #[arg(long, value_name = "FILE")]
+    pub token_secret_file: Option<PathBuf>,
+    /// An admin token: the server runs the test itself and this command watches it.
+    #[arg(long, value_name = "TOKEN")]
+    pub admin_token: Option<String>,
+    /// Print the report as JSON on stdout (progress still goes to stderr).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -16,6 +16,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     // configuration there.
     let command = match cli.command {
         Command::VerifyRecording(flags) => return verify_recording(flags).await,
+        Command::Loadtest(flags) => return crate::loadtest::run(flags).await,
         Command::Config(ConfigCmd { default: true }) => {
             print!("{}", wakili_settings::DEFAULT_TOML);
             return Ok(());
@@ -48,7 +49,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", settings.to_masked_toml());
             Ok(())
         }
-        Command::VerifyRecording(_) => unreachable!("verify-recording needs no settings"),
+        Command::VerifyRecording(_) | Command::Loadtest(_) => {
+            unreachable!("verify-recording and loadtest need no settings")
+        }
     }
 }
 

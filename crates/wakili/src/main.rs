@@ -2,6 +2,7 @@
 
 mod cli;
 mod commands;
+mod loadtest;
 mod logging;
 
 use clap::Parser;

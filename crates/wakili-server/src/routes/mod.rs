@@ -1,7 +1,9 @@
 //! HTTP handlers, one module per resource.
 
 pub mod consultations;
+pub mod dashboard;
 pub mod health;
+pub mod load_tests;
 pub mod me;
 pub mod performance;
 pub mod recordings;
