@@ -40,6 +40,8 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "users", description = "The caller"),
         (name = "webrtc", description = "ICE servers, TURN credentials and media settings"),
         (name = "health", description = "Liveness and readiness"),
+        (name = "devices", description = "Phones and browsers receiving push notifications"),
+        (name = "notifications", description = "Call answers and the push delivery log"),
     ),
 )]
 struct ApiDoc;
@@ -84,6 +86,11 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(r::media))
         .routes(routes!(r::legal_hold))
         .routes(routes!(r::usage))
+        .routes(routes!(routes::devices::list, routes::devices::register))
+        .routes(routes!(routes::devices::delete))
+        .routes(routes!(routes::devices::heartbeat))
+        .routes(routes!(routes::notifications::call_response))
+        .routes(routes!(routes::notifications::deliveries))
         .split_for_parts()
 }
 

@@ -48,6 +48,8 @@ pub struct Inner {
     pub signaling: wakili_signal::Signaling,
     /// Recording storage.
     pub recordings: wakili_storage::RecordingStore,
+    /// Mobile push (devices, outbox, reminders).
+    pub push: wakili_push::PushService,
     /// The Socket.IO service in front of the router.
     pub(crate) signal_layer: wakili_signal::SignalLayer,
     /// Users whose claims were written recently, by id.
@@ -63,7 +65,7 @@ impl AppState {
         clock: Arc<dyn Clock>,
         (ice, turn): (crate::ice::IceDirectory, Option<wakili_turn::RunningTurn>),
         (signaling, signal_layer): (wakili_signal::Signaling, wakili_signal::SignalLayer),
-        recordings: wakili_storage::RecordingStore,
+        (recordings, push): (wakili_storage::RecordingStore, wakili_push::PushService),
     ) -> Self {
         Self(Arc::new(Inner {
             db,
@@ -75,6 +77,7 @@ impl AppState {
             signaling,
             signal_layer,
             recordings,
+            push,
             users_seen: Mutex::new(HashMap::new()),
         }))
     }

@@ -63,7 +63,7 @@ impl Default for PushSettings {
             call_ttl: Duration::from_secs(30),
             deactivate_after: Duration::from_secs(60 * 24 * 3600),
             poll_interval: Duration::from_secs(1),
-            max_attempts: 12,
+            max_attempts: 50,
             initial_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(300),
             per_device_per_minute: 30,

@@ -13,5 +13,5 @@ pub mod limiter;
 pub mod protocol;
 mod store;
 
-pub use hub::{Deps, Now, SignalLayer, Signaling, start};
+pub use hub::{Deps, Now, PresenceChange, PresenceObserver, SignalLayer, Signaling, start};
 pub use store::{RoomStore, SignalError};
