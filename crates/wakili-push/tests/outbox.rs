@@ -207,6 +207,8 @@ both_backends!(
     quota_exceeded_waits_for_retry_after,
     unavailable_backs_off_and_an_outage_loses_nothing,
     two_nodes_restarting_mid_queue_send_each_message_once,
+    leases_are_exclusive_and_a_lost_lease_changes_nothing,
+    a_reminder_moved_while_leased_is_not_sent_for_its_old_time,
 );
 
 async fn delivers_to_every_platform_and_renews_tokens(backend: Backend) {
@@ -470,4 +472,205 @@ async fn two_nodes_restarting_mid_queue_send_each_message_once(backend: Backend)
     for id in &ids {
         assert_eq!(status(&s.db, id).await.0, DeliveryStatus::Sent);
     }
+}
+
+async fn leases_are_exclusive_and_a_lost_lease_changes_nothing(backend: Backend) {
+    let s = setup(backend).await;
+    let now = s.clock.now();
+    for i in 0..10 {
+        queue(
+            &s.db,
+            &reminder(),
+            &format!("tok-{i}"),
+            "android",
+            now,
+            None,
+        )
+        .await;
+    }
+    let until = now + chrono::Duration::seconds(60);
+    let (a, b) = tokio::join!(
+        s.db.claim_notifications("node-a", now, until, 6),
+        s.db.claim_notifications("node-b", now, until, 6),
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert!(
+        a.iter().all(|r| !b.iter().any(|x| x.id == r.id)),
+        "disjoint leases"
+    );
+    assert!(a.len() + b.len() <= 10);
+    // Nothing is left for a third node while the leases last, beyond what A and B did not take.
+    let c =
+        s.db.claim_notifications("node-c", now, until, 10)
+            .await
+            .unwrap();
+    assert_eq!(a.len() + b.len() + c.len(), 10);
+    // A's lease expires; D takes its rows over; A's late outcome is ignored.
+    let later = until + chrono::Duration::seconds(1);
+    let d =
+        s.db.claim_notifications("node-d", later, later + chrono::Duration::seconds(60), 10)
+            .await
+            .unwrap();
+    assert_eq!(d.len(), 10, "every expired lease is taken over");
+    let outcomes: Vec<_> = a
+        .iter()
+        .map(|r| {
+            (
+                r.id.clone(),
+                wakili_db::Delivery::Sent {
+                    message_name: "late".into(),
+                },
+            )
+        })
+        .collect();
+    assert_eq!(
+        s.db.finish_notifications("node-a", &outcomes, later)
+            .await
+            .unwrap(),
+        0
+    );
+    let outcomes: Vec<_> = d
+        .iter()
+        .map(|r| {
+            (
+                r.id.clone(),
+                wakili_db::Delivery::Sent {
+                    message_name: "on time".into(),
+                },
+            )
+        })
+        .collect();
+    assert_eq!(
+        s.db.finish_notifications("node-d", &outcomes, later)
+            .await
+            .unwrap(),
+        10
+    );
+    // Finished rows are never leased again.
+    assert!(
+        s.db.claim_notifications(
+            "node-e",
+            later + chrono::Duration::days(1),
+            later + chrono::Duration::days(2),
+            10
+        )
+        .await
+        .unwrap()
+        .is_empty()
+    );
+}
+
+async fn a_reminder_moved_while_leased_is_not_sent_for_its_old_time(backend: Backend) {
+    use wakili_core::{Role, UserId, consultation::NewConsultation};
+    use wakili_db::models::{ConsultationInsert, UserClaims};
+    let s = setup(backend).await;
+    let now = s.clock.now();
+    for (id, role) in [("l1", Role::Lawyer), ("c1", Role::Client)] {
+        s.db.upsert_user(
+            &UserClaims {
+                id: id.into(),
+                role,
+                name: id.into(),
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    }
+    let at = now + chrono::Duration::days(2);
+    let c =
+        s.db.create_consultation(ConsultationInsert {
+            booking: NewConsultation {
+                lawyer_id: UserId::parse("l1").unwrap(),
+                client_id: UserId::parse("c1").unwrap(),
+                scheduled_at: at,
+                duration_minutes: 30,
+                title: None,
+                notes: None,
+            },
+            created_by: "l1".into(),
+            now,
+        })
+        .await
+        .unwrap();
+    let due = at - chrono::Duration::days(1);
+    s.db.replace_reminders(&c.id, &[(86_400, due)], now)
+        .await
+        .unwrap();
+    let until = due + chrono::Duration::seconds(60);
+    // Not due yet.
+    assert!(
+        s.db.claim_reminders("a", now, until, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let leased = s.db.claim_reminders("a", due, until, 10).await.unwrap();
+    assert_eq!(leased.len(), 1);
+    assert!(
+        s.db.claim_reminders("b", due, until, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "one holder"
+    );
+    // Rescheduled while node A holds it: A's completion queues nothing.
+    s.db.replace_reminders(&c.id, &[(86_400, due + chrono::Duration::hours(3))], due)
+        .await
+        .unwrap();
+    let row = NewNotification {
+        id: wakili_core::new_id(),
+        user_id: "c1".into(),
+        device_token: "tok".into(),
+        platform: "ios".into(),
+        kind: "reminder".into(),
+        consultation_id: Some(c.id.clone()),
+        payload: serde_json::to_string(&reminder()).unwrap(),
+        due_at: due,
+        expires_at: None,
+    };
+    assert!(
+        !s.db
+            .complete_reminder(&leased[0], "a", std::slice::from_ref(&row), due)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.db.deliveries(&DeliveryFilter {
+            limit: 10,
+            ..DeliveryFilter::default()
+        })
+        .await
+        .unwrap()
+        .is_empty()
+    );
+    // At its new time it is due once, and done once.
+    let later = due + chrono::Duration::hours(3);
+    let leased =
+        s.db.claim_reminders("b", later, later + chrono::Duration::seconds(60), 10)
+            .await
+            .unwrap();
+    assert_eq!(leased.len(), 1);
+    assert!(
+        s.db.complete_reminder(&leased[0], "b", std::slice::from_ref(&row), later)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.db
+            .complete_reminder(&leased[0], "b", std::slice::from_ref(&row), later)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.db.deliveries(&DeliveryFilter {
+            limit: 10,
+            ..DeliveryFilter::default()
+        })
+        .await
+        .unwrap()
+        .len(),
+        1
+    );
+    assert!(s.db.pending_reminders(&c.id).await.unwrap().is_empty());
 }
