@@ -433,6 +433,13 @@ async fn device_and_notification_endpoints_validate_and_authorize() {
         }
     };
 
+    // Apps learn that push is on.
+    let (status, config) = app
+        .call(Method::GET, "/api/v1/mobile/config", &client, None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{config}");
+    assert_eq!(config["push"]["enabled"], true);
+
     // Registration: 201, then 200 for the same token (an upsert).
     let device = json!({ "token": "fcm-token-1", "platform": "android", "appVersion": "2.1.0" });
     let (status, body) = post(client.clone(), device.clone()).await;

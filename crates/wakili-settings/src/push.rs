@@ -160,3 +160,32 @@ mod durations {
             .collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_is_off_without_credentials_and_checks_its_values() {
+        let mut s = PushSettings::default();
+        assert!(!s.enabled());
+        assert!(s.problems().is_empty());
+        s.credentials_json = Some(Secret::new(r#"{"private_key":"PEM-SECRET"}"#));
+        assert!(s.enabled());
+        s.credentials_file = Some("/etc/key.json".into());
+        s.fcm_base_url = "fcm.googleapis.com".into();
+        s.reminders = vec![Duration::from_secs(1)];
+        s.call_ttl = Duration::from_secs(3600);
+        let problems = s.problems().join("\n");
+        for field in [
+            "credentials_file and push.credentials_json",
+            "fcm_base_url",
+            "reminders",
+            "call_ttl",
+        ] {
+            assert!(problems.contains(field), "{field} in {problems}");
+        }
+        // The key never prints.
+        assert!(!format!("{s:?}").contains("PEM-SECRET"));
+    }
+}
