@@ -17,7 +17,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use wakili_push::{
     FcmSender, Kind, MessageOptions, Notification, Platform,
-    message::fcm_message,
+    message::fcm_body,
     oauth::{ServiceAccount, TokenSource},
     testing::{FakeFcm, TestAccount},
     verdict::Verdict,
@@ -264,8 +264,8 @@ async fn wakili(sender: &FcmSender, messages: u64, concurrency: usize, rate: Opt
                 let (n, platform) = notification(i);
                 let id = format!("0190c6e2-7a3b-7000-9000-{i:012}");
                 let token = format!("bench-device-{}", i % DEVICES);
-                let message = fcm_message(&n, &id, &token, platform, &options, chrono::Utc::now());
-                let Ok(body) = serde_json::to_vec(&message) else {
+                let Ok(body) = fcm_body(&n, &id, &token, platform, &options, chrono::Utc::now())
+                else {
                     continue;
                 };
                 if let Verdict::Delivered(_) = sender.send(Bytes::from(body)).await {
@@ -298,7 +298,7 @@ async fn reference(
         (0..DEVICES)
             .map(|i| {
                 let (n, platform) = notification(i);
-                let message = fcm_message(
+                let body = fcm_body(
                     &n,
                     &format!("0190c6e2-7a3b-7000-9000-{i:012}"),
                     &format!("bench-device-{i}"),
@@ -306,7 +306,7 @@ async fn reference(
                     &options,
                     now,
                 );
-                Bytes::from(serde_json::to_vec(&message).unwrap_or_default())
+                Bytes::from(body.unwrap_or_default())
             })
             .collect(),
     );

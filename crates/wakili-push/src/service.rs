@@ -29,7 +29,7 @@ use wakili_settings::PushSettings;
 
 use crate::{
     FcmSender, PushError,
-    message::{Kind, MessageOptions, Notification, Platform, clip, fcm_message},
+    message::{Kind, MessageOptions, Notification, Platform, clip, fcm_body},
     oauth::{ServiceAccount, TokenSource},
     retry::{Backoff, DeviceLimiter},
     schedule,
@@ -535,15 +535,14 @@ impl PushService {
                 None,
             );
         };
-        let message = fcm_message(
+        let body = match fcm_body(
             &notification,
             &row.id,
             &row.device_token,
             platform,
             &config.options,
             now,
-        );
-        let body = match serde_json::to_vec(&message) {
+        ) {
             Ok(body) => body,
             Err(e) => return (row.id, failed(e.to_string()), None),
         };
