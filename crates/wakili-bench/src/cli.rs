@@ -64,6 +64,10 @@ pub struct PushArgs {
     /// 10,000/s), to read its CPU at that load; 0 skips the paced run.
     #[arg(long, default_value_t = 10_000)]
     pub rate: u64,
+    /// Also push this many queued notifications through the whole outbox (an SQLite database in
+    /// a temporary directory: lease, send, record), as the server's worker does; 0 skips it.
+    #[arg(long, default_value_t = 50_000)]
+    pub outbox: u64,
     /// Print one JSON document instead of a table.
     #[arg(long)]
     pub json: bool,

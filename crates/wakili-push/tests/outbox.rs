@@ -250,8 +250,24 @@ async fn delivers_to_every_platform_and_renews_tokens(backend: Backend) {
         let (st, attempts, _) = status(&s.db, id).await;
         assert_eq!((st, attempts), (DeliveryStatus::Sent, 1));
     }
-    // One token for all of that.
+    // One token for all of that; FCM's name for each message is kept.
     assert_eq!(s.fcm.grants(), 1);
+    let rows =
+        s.db.deliveries(&DeliveryFilter {
+            limit: 10,
+            ..DeliveryFilter::default()
+        })
+        .await
+        .unwrap();
+    let mut names: Vec<_> = rows.iter().filter_map(|r| r.message_name.clone()).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert!(
+        names
+            .iter()
+            .all(|n| n.starts_with("projects/wakili-test/messages/"))
+    );
 
     // Short-lived tokens are renewed before they expire: no request is refused.
     s.fcm.set_token_lifetime(Duration::from_secs(2));
