@@ -39,6 +39,46 @@ pub enum Command {
     /// The reference relay of `wakili-bench signal`, run as its child process.
     #[command(hide = true)]
     SignalReferenceServer(ReferenceServerArgs),
+    /// Push: FCM HTTP v1 messages/s over HTTP/2 from Wakili's sender (messages built per
+    /// notification, OAuth2 token source) to the local FCM, beside a bare reqwest HTTP/2 loop
+    /// posting prebuilt bodies to the same server (the floor any sender pays).
+    ///
+    /// The local FCM (`wakili_push::testing`) runs as a child process, so the sender's CPU (this
+    /// process) and the server's are measured apart.
+    Push(PushArgs),
+    /// The local FCM of `wakili-bench push`, run as its child process.
+    #[command(hide = true)]
+    PushFakeFcm(PushFakeArgs),
+}
+
+/// Flags of `wakili-bench push`.
+#[derive(Debug, Clone, Args)]
+pub struct PushArgs {
+    /// Messages per run.
+    #[arg(long, default_value_t = 100_000)]
+    pub messages: u64,
+    /// Requests in flight at once (HTTP/2 streams on one connection).
+    #[arg(long, default_value_t = 256)]
+    pub concurrency: usize,
+    /// Also run Wakili's sender paced at this many messages/s (FCM's per-project quota is
+    /// 10,000/s), to read its CPU at that load; 0 skips the paced run.
+    #[arg(long, default_value_t = 10_000)]
+    pub rate: u64,
+    /// Also push this many queued notifications through the whole outbox (an SQLite database in
+    /// a temporary directory: lease, send, record), as the server's worker does; 0 skips it.
+    #[arg(long, default_value_t = 50_000)]
+    pub outbox: u64,
+    /// Print one JSON document instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Flags of the hidden local-FCM child.
+#[derive(Debug, Clone, Args)]
+pub struct PushFakeArgs {
+    /// The test service account (JSON written by the parent).
+    #[arg(long)]
+    pub account: PathBuf,
 }
 
 /// Flags of `wakili-bench turn`.

@@ -3,6 +3,7 @@
 mod cli;
 mod ingest;
 mod process;
+mod push;
 mod report;
 mod servers;
 mod signal;
@@ -20,6 +21,8 @@ fn main() -> ExitCode {
         cli::Command::Signal(args) => signal::run(args),
         cli::Command::Ingest(args) => ingest::run(args),
         cli::Command::SignalReferenceServer(args) => signal::reference::serve(args),
+        cli::Command::Push(args) => push::run(args),
+        cli::Command::PushFakeFcm(args) => push::serve_fake(args),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,

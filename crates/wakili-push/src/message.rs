@@ -177,9 +177,8 @@ fn reserved_key(key: &str) -> bool {
         || key.starts_with("gcm.")
 }
 
-/// The `messages:send` body for `notification` to the device with `token` on `platform`.
-/// `id` (the outbox row) travels as data `notificationId` so the app can deduplicate; `now`
-/// dates the APNs expiration.
+/// The `messages:send` body for `notification` to the device with `token` on `platform`, as a
+/// JSON value (see [`fcm_body`] for the bytes the sender posts).
 pub fn fcm_message(
     notification: &Notification,
     id: &str,
@@ -188,92 +187,258 @@ pub fn fcm_message(
     options: &MessageOptions,
     now: DateTime<Utc>,
 ) -> Value {
-    let shape = shape(notification.kind);
-    let mut data = notification.data.clone();
-    data.insert("notificationId".into(), id.to_owned());
-    data.insert("kind".into(), notification.kind.as_str().into());
-    let visible = notification.title.is_some();
-    let ttl = notification.ttl_seconds;
-    let mut message = json!({ "token": token, "data": data });
-    if visible {
-        message["notification"] = json!({
-            "title": notification.title,
-            "body": notification.body,
-        });
-    }
+    serde_json::to_value(body(notification, id, token, platform, options, now))
+        .unwrap_or(Value::Null)
+}
+
+/// The `messages:send` body for `notification` to the device with `token` on `platform`,
+/// serialized. `id` (the outbox row) travels as data `notificationId` so the app can
+/// deduplicate; `now` dates the APNs expiration. Written straight from typed parts (no
+/// intermediate JSON tree): this runs once per message.
+pub fn fcm_body(
+    notification: &Notification,
+    id: &str,
+    token: &str,
+    platform: Platform,
+    options: &MessageOptions,
+    now: DateTime<Utc>,
+) -> Result<Vec<u8>, PushError> {
+    serde_json::to_vec(&body(notification, id, token, platform, options, now))
+        .map_err(|e| PushError::Invalid(e.to_string()))
+}
+
+fn body<'a>(
+    n: &'a Notification,
+    id: &'a str,
+    token: &'a str,
+    platform: Platform,
+    options: &'a MessageOptions,
+    now: DateTime<Utc>,
+) -> Body<'a> {
+    let shape = shape(n.kind);
+    let visible = n.title.is_some();
+    let ttl = n.ttl_seconds;
+    let collapse = n.collapse_key.as_deref();
+    let mut message = Message {
+        token,
+        data: Data {
+            base: &n.data,
+            id,
+            kind: n.kind.as_str(),
+        },
+        notification: visible.then_some(Visible {
+            title: n.title.as_deref(),
+            body: n.body.as_deref(),
+        }),
+        android: None,
+        apns: None,
+        webpush: None,
+    };
     match platform {
         Platform::Android => {
-            let mut android = json!({
-                "priority": if shape.urgent { "HIGH" } else { "NORMAL" },
-                "ttl": format!("{ttl}s"),
+            message.android = Some(Android {
+                priority: if shape.urgent { "HIGH" } else { "NORMAL" },
+                ttl: format!("{ttl}s"),
+                collapse_key: collapse,
+                notification: visible.then_some(AndroidNotification {
+                    channel_id: &options.android_channel,
+                    click_action: click_action(n.kind),
+                    tag: collapse,
+                }),
             });
-            if let Some(key) = &notification.collapse_key {
-                android["collapse_key"] = key.as_str().into();
-            }
-            if visible {
-                let mut n = json!({
-                    "channel_id": options.android_channel,
-                    "click_action": click_action(notification.kind),
-                });
-                if let Some(key) = &notification.collapse_key {
-                    n["tag"] = key.as_str().into();
-                }
-                android["notification"] = n;
-            }
-            message["android"] = android;
         }
         Platform::Ios => {
-            let expiration = now.timestamp() + i64::from(ttl);
-            let mut headers = json!({
-                // Apple allows priority 10 only for alerts; a background push must be 5.
-                "apns-priority": if visible && shape.urgent { "10" } else { "5" },
-                "apns-push-type": if visible { "alert" } else { "background" },
-                "apns-expiration": expiration.to_string(),
+            message.apns = Some(Apns {
+                headers: ApnsHeaders {
+                    // Apple allows priority 10 only for alerts; a background push must be 5.
+                    priority: if visible && shape.urgent { "10" } else { "5" },
+                    push_type: if visible { "alert" } else { "background" },
+                    expiration: (now.timestamp() + i64::from(ttl)).to_string(),
+                    collapse_id: collapse,
+                },
+                payload: ApnsPayload {
+                    aps: if visible {
+                        Aps {
+                            mutable_content: Some(1),
+                            sound: Some("default"),
+                            category: shape.apns_category,
+                            content_available: None,
+                        }
+                    } else {
+                        Aps {
+                            mutable_content: None,
+                            sound: None,
+                            category: None,
+                            content_available: Some(1),
+                        }
+                    },
+                },
             });
-            if let Some(key) = &notification.collapse_key {
-                headers["apns-collapse-id"] = key.as_str().into();
-            }
-            let aps = if visible {
-                let mut aps = json!({ "mutable-content": 1, "sound": "default" });
-                if let Some(category) = shape.apns_category {
-                    aps["category"] = category.into();
-                }
-                aps
-            } else {
-                json!({ "content-available": 1 })
-            };
-            message["apns"] = json!({ "headers": headers, "payload": { "aps": aps } });
         }
         Platform::Web => {
-            let mut headers = json!({
-                "Urgency": if shape.urgent { "high" } else { "normal" },
-                "TTL": ttl.to_string(),
+            message.webpush = Some(Webpush {
+                headers: WebHeaders {
+                    urgency: if shape.urgent { "high" } else { "normal" },
+                    ttl: ttl.to_string(),
+                    topic: collapse.map(web_topic),
+                },
+                notification: visible.then_some(WebNotification {
+                    title: n.title.as_deref(),
+                    body: n.body.as_deref(),
+                    require_interaction: shape.call_actions,
+                    tag: collapse,
+                    actions: shape.call_actions.then_some([
+                        WebAction {
+                            action: "accept",
+                            title: "Accept",
+                        },
+                        WebAction {
+                            action: "decline",
+                            title: "Decline",
+                        },
+                    ]),
+                }),
             });
-            if let Some(key) = &notification.collapse_key {
-                headers["Topic"] = web_topic(key).into();
-            }
-            let mut webpush = json!({ "headers": headers });
-            if visible {
-                let mut n = json!({
-                    "title": notification.title,
-                    "body": notification.body,
-                    "requireInteraction": shape.call_actions,
-                });
-                if let Some(key) = &notification.collapse_key {
-                    n["tag"] = key.as_str().into();
-                }
-                if shape.call_actions {
-                    n["actions"] = json!([
-                        { "action": "accept", "title": "Accept" },
-                        { "action": "decline", "title": "Decline" },
-                    ]);
-                }
-                webpush["notification"] = n;
-            }
-            message["webpush"] = webpush;
         }
     }
-    json!({ "message": message })
+    Body { message }
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    message: Message<'a>,
+}
+
+#[derive(Serialize)]
+struct Message<'a> {
+    token: &'a str,
+    data: Data<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notification: Option<Visible<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    android: Option<Android<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    apns: Option<Apns<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    webpush: Option<Webpush<'a>>,
+}
+
+/// The notification's data plus `notificationId` and `kind`, all strings.
+struct Data<'a> {
+    base: &'a BTreeMap<String, String>,
+    id: &'a str,
+    kind: &'static str,
+}
+
+impl Serialize for Data<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(None)?;
+        for (k, v) in self.base {
+            if k != "notificationId" && k != "kind" {
+                map.serialize_entry(k, v)?;
+            }
+        }
+        map.serialize_entry("notificationId", self.id)?;
+        map.serialize_entry("kind", self.kind)?;
+        map.end()
+    }
+}
+
+#[derive(Serialize)]
+struct Visible<'a> {
+    title: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Android<'a> {
+    priority: &'static str,
+    ttl: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    collapse_key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notification: Option<AndroidNotification<'a>>,
+}
+
+#[derive(Serialize)]
+struct AndroidNotification<'a> {
+    channel_id: &'a str,
+    click_action: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tag: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Apns<'a> {
+    headers: ApnsHeaders<'a>,
+    payload: ApnsPayload,
+}
+
+#[derive(Serialize)]
+struct ApnsHeaders<'a> {
+    #[serde(rename = "apns-priority")]
+    priority: &'static str,
+    #[serde(rename = "apns-push-type")]
+    push_type: &'static str,
+    #[serde(rename = "apns-expiration")]
+    expiration: String,
+    #[serde(rename = "apns-collapse-id", skip_serializing_if = "Option::is_none")]
+    collapse_id: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct ApnsPayload {
+    aps: Aps,
+}
+
+#[derive(Serialize)]
+struct Aps {
+    #[serde(rename = "mutable-content", skip_serializing_if = "Option::is_none")]
+    mutable_content: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sound: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    category: Option<&'static str>,
+    #[serde(rename = "content-available", skip_serializing_if = "Option::is_none")]
+    content_available: Option<u8>,
+}
+
+#[derive(Serialize)]
+struct Webpush<'a> {
+    headers: WebHeaders,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notification: Option<WebNotification<'a>>,
+}
+
+#[derive(Serialize)]
+struct WebHeaders {
+    #[serde(rename = "Urgency")]
+    urgency: &'static str,
+    #[serde(rename = "TTL")]
+    ttl: String,
+    #[serde(rename = "Topic", skip_serializing_if = "Option::is_none")]
+    topic: Option<String>,
+}
+
+#[derive(Serialize)]
+struct WebNotification<'a> {
+    title: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body: Option<&'a str>,
+    #[serde(rename = "requireInteraction")]
+    require_interaction: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tag: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    actions: Option<[WebAction; 2]>,
+}
+
+#[derive(Serialize)]
+struct WebAction {
+    action: &'static str,
+    title: &'static str,
 }
 
 fn click_action(kind: Kind) -> &'static str {
@@ -416,6 +581,19 @@ mod tests {
         let mut n = call();
         n.data.insert("google.x".into(), "1".into());
         assert!(n.check().is_err());
+    }
+
+    #[test]
+    fn the_posted_bytes_are_the_message() {
+        for platform in [Platform::Android, Platform::Ios, Platform::Web] {
+            let bytes = fcm_body(&call(), "n1", "tok", platform, &options(), at()).unwrap();
+            let parsed: Value = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(
+                parsed,
+                fcm_message(&call(), "n1", "tok", platform, &options(), at())
+            );
+            assert_eq!(parsed["message"]["data"]["kind"], "incoming_call");
+        }
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::{
 #[derive(Clone)]
 pub struct FcmSender {
     http: reqwest::Client,
-    endpoint: Arc<str>,
+    endpoint: reqwest::Url,
     tokens: Arc<TokenSource>,
 }
 
@@ -46,20 +46,22 @@ impl FcmSender {
         if base_url.starts_with("http://") {
             builder = builder.http2_prior_knowledge();
         }
+        let endpoint = format!(
+            "{}/v1/projects/{project}/messages:send",
+            base_url.trim_end_matches('/')
+        );
         Ok(Self {
             http: builder.build()?,
-            endpoint: format!(
-                "{}/v1/projects/{project}/messages:send",
-                base_url.trim_end_matches('/')
-            )
-            .into(),
+            // Parsed once, not per request.
+            endpoint: reqwest::Url::parse(&endpoint)
+                .map_err(|e| PushError::Credentials(format!("push.fcm_base_url: {e}")))?,
             tokens,
         })
     }
 
     /// The `messages:send` URL.
     pub fn endpoint(&self) -> &str {
-        &self.endpoint
+        self.endpoint.as_str()
     }
 
     /// Sends one message body (`{"message": …}` JSON) and says what its answer means. Network
@@ -95,7 +97,7 @@ impl FcmSender {
     async fn attempt(&self, token: &str, body: Bytes) -> Result<Verdict, PushError> {
         let response = self
             .http
-            .post(&*self.endpoint)
+            .post(self.endpoint.clone())
             .bearer_auth(token)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body)

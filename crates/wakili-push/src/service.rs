@@ -29,7 +29,7 @@ use wakili_settings::PushSettings;
 
 use crate::{
     FcmSender, PushError,
-    message::{Kind, MessageOptions, Notification, Platform, clip, fcm_message},
+    message::{Kind, MessageOptions, Notification, Platform, clip, fcm_body},
     oauth::{ServiceAccount, TokenSource},
     retry::{Backoff, DeviceLimiter},
     schedule,
@@ -41,6 +41,8 @@ pub type Now = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
 /// FCM keeps a message at most this long.
 const MAX_TTL_SECONDS: i64 = 28 * 24 * 3600;
+/// Outcomes recorded per transaction.
+const RECORD_CHUNK: usize = 256;
 /// How often silent devices are looked for.
 const SWEEP_EVERY: Duration = Duration::from_secs(3600);
 
@@ -468,20 +470,45 @@ impl PushService {
         if rows.is_empty() {
             return Ok(pass);
         }
-        let results: Vec<Outcome> = stream::iter(rows)
+        // Outcomes are recorded in chunks while later rows are still being sent, so the database
+        // and FCM work overlap; every write is awaited before the pass ends.
+        let mut results = stream::iter(rows)
             .map(|row| self.deliver_one(&sender, row))
             .buffer_unordered(config.concurrency.max(1))
-            .collect()
-            .await;
-        let now = self.now();
-        let mut outcomes = Vec::with_capacity(results.len());
-        for (id, delivery, drop) in results {
-            match &delivery {
-                Delivery::Sent { .. } => pass.sent += 1,
-                Delivery::Failed { .. } => pass.failed += 1,
-                Delivery::Expired => pass.expired += 1,
-                Delivery::Retry { .. } => pass.retried += 1,
+            .chunks(RECORD_CHUNK);
+        let mut writes = Vec::new();
+        while let Some(chunk) = results.next().await {
+            for (_, delivery, _) in &chunk {
+                match delivery {
+                    Delivery::Sent { .. } => pass.sent += 1,
+                    Delivery::Failed { .. } => pass.failed += 1,
+                    Delivery::Expired => pass.expired += 1,
+                    Delivery::Retry { .. } => pass.retried += 1,
+                }
             }
+            let this = self.clone();
+            writes.push(tokio::spawn(async move { this.record(chunk).await }));
+        }
+        let mut failure = None;
+        for write in writes {
+            match write.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => failure = Some(e),
+                Err(e) => tracing::error!(error = %e, "recording outcomes panicked"),
+            }
+        }
+        match failure {
+            // The rows keep their lease until it expires, then are sent again.
+            Some(e) => Err(e),
+            None => Ok(pass),
+        }
+    }
+
+    /// Records the outcomes of some leased rows and deactivates the devices FCM dropped.
+    async fn record(&self, chunk: Vec<Outcome>) -> Result<(), PushError> {
+        let now = self.now();
+        let mut outcomes = Vec::with_capacity(chunk.len());
+        for (id, delivery, drop) in chunk {
             if let Some((token, reason)) = drop
                 && self.inner.db.deactivate_device(&token, reason, now).await?
             {
@@ -493,7 +520,7 @@ impl PushService {
             .db
             .finish_notifications(&self.inner.owner, &outcomes, now)
             .await?;
-        Ok(pass)
+        Ok(())
     }
 
     async fn deliver_one(&self, sender: &FcmSender, row: OutboxNotification) -> Outcome {
@@ -535,15 +562,14 @@ impl PushService {
                 None,
             );
         };
-        let message = fcm_message(
+        let body = match fcm_body(
             &notification,
             &row.id,
             &row.device_token,
             platform,
             &config.options,
             now,
-        );
-        let body = match serde_json::to_vec(&message) {
+        ) {
             Ok(body) => body,
             Err(e) => return (row.id, failed(e.to_string()), None),
         };

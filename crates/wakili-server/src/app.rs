@@ -42,6 +42,8 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "health", description = "Liveness and readiness"),
         (name = "dev", description = "Development only (`wakili serve --dev`)"),
         (name = "monitoring", description = "Metrics, connection quality, load tests"),
+        (name = "devices", description = "Phones and browsers receiving push notifications"),
+        (name = "notifications", description = "Call answers and the push delivery log"),
     ),
 )]
 struct ApiDoc;
@@ -94,6 +96,11 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             routes::load_tests::start_load_test,
             routes::load_tests::load_test
         ))
+        .routes(routes!(routes::devices::list, routes::devices::register))
+        .routes(routes!(routes::devices::delete))
+        .routes(routes!(routes::devices::heartbeat))
+        .routes(routes!(routes::notifications::call_response))
+        .routes(routes!(routes::notifications::deliveries))
         .split_for_parts()
 }
 

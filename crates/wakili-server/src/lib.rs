@@ -45,6 +45,9 @@ pub enum ServerError {
     /// Recording storage could not be set up (providers, keys).
     #[error("recording storage: {0}")]
     Storage(#[from] wakili_storage::StorageError),
+    /// Push could not be set up (FCM credentials).
+    #[error("push: {0}")]
+    Push(#[from] wakili_push::PushError),
     /// The data directory or the listener failed.
     #[error("{context}: {source}")]
     Io {
@@ -100,6 +103,7 @@ pub async fn prepare(settings: Settings, clock: Arc<dyn Clock>) -> Result<AppSta
     })
     .await?;
     let recordings = recording_store(&settings, db.clone(), &clock)?;
+    let push = push_service(&settings, db.clone(), &clock, &signaling.0)?;
     Ok(AppState::new(
         db,
         verifier,
@@ -107,8 +111,66 @@ pub async fn prepare(settings: Settings, clock: Arc<dyn Clock>) -> Result<AppSta
         clock,
         (ice, turn),
         signaling,
-        (recordings, monitoring),
+        (recordings, monitoring, push),
     ))
+}
+
+/// The push service from `[push]`, told about presence changes by signaling (in order, on one
+/// task) so it can ring and stop ringing phones.
+fn push_service(
+    settings: &Settings,
+    db: wakili_db::Db,
+    clock: &Arc<dyn Clock>,
+    signaling: &wakili_signal::Signaling,
+) -> Result<wakili_push::PushService, ServerError> {
+    let sender = wakili_push::sender_from_settings(&settings.push)?;
+    match &sender {
+        Some(sender) => tracing::info!(endpoint = sender.endpoint(), "push is on (FCM HTTP v1)"),
+        None => tracing::info!(
+            "push is off: no FCM credentials (push.credentials_file or push.credentials_json)"
+        ),
+    }
+    let clock = Arc::clone(clock);
+    let push = wakili_push::PushService::new(
+        db,
+        sender,
+        wakili_push::PushConfig::from_settings(&settings.push),
+        Arc::new(move || clock.now()),
+    );
+    if push.enabled() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        signaling.observe(Arc::new(Presence(tx)));
+        let push = push.clone();
+        tokio::spawn(async move {
+            while let Some(change) = rx.recv().await {
+                let wakili_signal::PresenceChange {
+                    consultation_id: c,
+                    user_id: u,
+                    name,
+                    joined,
+                    connected,
+                } = change;
+                let done = if joined {
+                    push.participant_joined(&c, &u, &name, &connected).await
+                } else {
+                    push.participant_left(&c, &u, &connected).await
+                };
+                if let Err(e) = done {
+                    tracing::warn!(error = %e, consultation_id = %c, "call notification not queued");
+                }
+            }
+        });
+    }
+    Ok(push)
+}
+
+/// Forwards presence changes to the push task.
+struct Presence(tokio::sync::mpsc::UnboundedSender<wakili_signal::PresenceChange>);
+
+impl wakili_signal::PresenceObserver for Presence {
+    fn changed(&self, change: wakili_signal::PresenceChange) {
+        let _ = self.0.send(change);
+    }
 }
 
 /// The recording store from the settings: providers, keys, download-URL secret.
@@ -223,6 +285,11 @@ pub async fn serve(
         state.load_tests.set_listen_addr(addr);
     }
     let upkeep = tokio::spawn(monitoring::upkeep(Arc::clone(&state.monitoring)));
+    // The push outbox, reminders and device upkeep too.
+    let (push_stop, push_stopped) = tokio::sync::oneshot::channel::<()>();
+    let push = tokio::spawn(state.push.clone().run_background(async move {
+        let _ = push_stopped.await;
+    }));
     let server = axum::serve(listener, router(state)).with_graceful_shutdown(signal);
     let deadline = async move {
         if stopping_rx.await.is_ok() {
@@ -243,7 +310,9 @@ pub async fn serve(
     };
     upkeep.abort();
     let _ = background_stop.send(());
+    let _ = push_stop.send(());
     let _ = background.await;
+    let _ = push.await;
     if let Some(running) = turn.lock().await.take() {
         running.stop().await;
     }

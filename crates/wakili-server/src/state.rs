@@ -52,6 +52,8 @@ pub struct Inner {
     pub monitoring: Arc<crate::monitoring::Monitoring>,
     /// The load test started from the dashboard, if any.
     pub(crate) load_tests: crate::routes::load_tests::LoadTests,
+    /// Mobile push (devices, outbox, reminders).
+    pub push: wakili_push::PushService,
     /// The Socket.IO service in front of the router.
     pub(crate) signal_layer: wakili_signal::SignalLayer,
     /// Users whose claims were written recently, by id.
@@ -67,9 +69,10 @@ impl AppState {
         clock: Arc<dyn Clock>,
         (ice, turn): (crate::ice::IceDirectory, Option<wakili_turn::RunningTurn>),
         (signaling, signal_layer): (wakili_signal::Signaling, wakili_signal::SignalLayer),
-        (recordings, monitoring): (
+        (recordings, monitoring, push): (
             wakili_storage::RecordingStore,
             Arc<crate::monitoring::Monitoring>,
+            wakili_push::PushService,
         ),
     ) -> Self {
         Self(Arc::new(Inner {
@@ -84,6 +87,7 @@ impl AppState {
             recordings,
             monitoring,
             load_tests: Default::default(),
+            push,
             users_seen: Mutex::new(HashMap::new()),
         }))
     }

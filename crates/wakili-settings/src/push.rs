@@ -63,7 +63,7 @@ impl Default for PushSettings {
             call_ttl: Duration::from_secs(30),
             deactivate_after: Duration::from_secs(60 * 24 * 3600),
             poll_interval: Duration::from_secs(1),
-            max_attempts: 12,
+            max_attempts: 50,
             initial_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(300),
             per_device_per_minute: 30,
@@ -158,5 +158,34 @@ mod durations {
             .into_iter()
             .map(Serde::into_inner)
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_is_off_without_credentials_and_checks_its_values() {
+        let mut s = PushSettings::default();
+        assert!(!s.enabled());
+        assert!(s.problems().is_empty());
+        s.credentials_json = Some(Secret::new(r#"{"private_key":"PEM-SECRET"}"#));
+        assert!(s.enabled());
+        s.credentials_file = Some("/etc/key.json".into());
+        s.fcm_base_url = "fcm.googleapis.com".into();
+        s.reminders = vec![Duration::from_secs(1)];
+        s.call_ttl = Duration::from_secs(3600);
+        let problems = s.problems().join("\n");
+        for field in [
+            "credentials_file and push.credentials_json",
+            "fcm_base_url",
+            "reminders",
+            "call_ttl",
+        ] {
+            assert!(problems.contains(field), "{field} in {problems}");
+        }
+        // The key never prints.
+        assert!(!format!("{s:?}").contains("PEM-SECRET"));
     }
 }

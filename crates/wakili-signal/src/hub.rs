@@ -76,8 +76,31 @@ pub struct Deps {
     pub telemetry: Arc<crate::Telemetry>,
 }
 
+/// Someone joined or left a consultation's call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresenceChange {
+    /// The consultation.
+    pub consultation_id: String,
+    /// Who.
+    pub user_id: String,
+    /// Their display name.
+    pub name: String,
+    /// Joined (`true`) or left / lost the connection (`false`).
+    pub joined: bool,
+    /// The users connected to the call after the change (in the room or its waiting room).
+    pub connected: Vec<String>,
+}
+
+/// Told about every [`PresenceChange`] (push rings the other party's phone). Called in order per
+/// connection; it must not block.
+pub trait PresenceObserver: Send + Sync + 'static {
+    /// One change.
+    fn changed(&self, change: PresenceChange);
+}
+
 /// Shared by every connection of this node.
 struct Hub {
+    observer: std::sync::OnceLock<Arc<dyn PresenceObserver>>,
     store: RoomStore,
     db: Db,
     verifier: Verifier,
@@ -133,6 +156,7 @@ pub async fn start(deps: Deps) -> Result<(Signaling, SignalLayer), SignalError> 
         None => RoomStore::memory(),
     };
     let hub = Arc::new(Hub {
+        observer: std::sync::OnceLock::new(),
         store,
         db: deps.db,
         verifier: deps.verifier,
@@ -187,6 +211,26 @@ pub async fn start(deps: Deps) -> Result<(Signaling, SignalLayer), SignalError> 
 }
 
 impl Signaling {
+    /// Registers the one presence observer (a second call is ignored).
+    pub fn observe(&self, observer: Arc<dyn PresenceObserver>) {
+        let _ = self.hub.observer.set(observer);
+    }
+
+    /// Tells the consultation's call that `by` answered a call notification: `call:accepted`
+    /// or `call:declined`, so a caller waiting alone learns of a decline.
+    pub async fn call_response(&self, consultation: &str, by: &str, name: &str, accepted: bool) {
+        let event = json!({ "consultationId": consultation, "by": by, "name": name });
+        let kind = if accepted {
+            "call:accepted"
+        } else {
+            "call:declined"
+        };
+        match &self.io {
+            Io::Local(io) => emit_to(io, consultation_room(consultation), kind, &event).await,
+            Io::Redis(io) => emit_to(io, consultation_room(consultation), kind, &event).await,
+        }
+    }
+
     /// Tells everyone in the consultation that the lawyer changed its quality profile.
     pub async fn profile_changed(&self, consultation: &str, profile: &str, by: &str) {
         let event = json!({ "profile": profile, "by": by });
@@ -623,6 +667,14 @@ impl<A: Adapter> Worker<A> {
                     &seat.participant,
                     &self.socket.id.to_string(),
                 );
+                self.hub
+                    .presence(
+                        &seat.consultation,
+                        self.caller.user_id.as_str(),
+                        &self.name,
+                        false,
+                    )
+                    .await;
                 // Others still hear about the leave.
                 if let Ok(reply) = reply {
                     self.hub
@@ -799,6 +851,8 @@ impl<A: Adapter> Worker<A> {
                 connection: self.socket.id.to_string(),
             },
         );
+        hub.presence(&id, self.caller.user_id.as_str(), &self.name, true)
+            .await;
         let profile = consultation
             .quality_profile
             .unwrap_or_else(|| hub.default_profile.clone());
@@ -970,6 +1024,13 @@ impl<A: Adapter> Worker<A> {
         }
         hub.deliver(&self.io, &seat.consultation, outcome.outbound)
             .await;
+        hub.presence(
+            &seat.consultation,
+            self.caller.user_id.as_str(),
+            &self.name,
+            false,
+        )
+        .await;
         if reconnecting {
             let io = self.io.clone();
             let grace = hub.settings.resume_grace;
@@ -989,6 +1050,42 @@ fn truncate(text: &str) -> &str {
 }
 
 impl Hub {
+    /// Tells the presence observer, if any, who is connected to the call now.
+    async fn presence(&self, consultation: &str, user: &str, name: &str, joined: bool) {
+        let Some(observer) = self.observer.get() else {
+            return;
+        };
+        let connected = self
+            .store
+            .read(consultation, |room| {
+                room.map(|room| {
+                    room.members
+                        .values()
+                        .filter(|m| {
+                            matches!(
+                                m.presence,
+                                wakili_core::room::Presence::Waiting
+                                    | wakili_core::room::Presence::Present
+                            )
+                        })
+                        .map(|m| m.user_id.clone())
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+            })
+            .await;
+        match connected {
+            Ok(connected) => observer.changed(PresenceChange {
+                consultation_id: consultation.to_owned(),
+                user_id: user.to_owned(),
+                name: name.to_owned(),
+                joined,
+                connected,
+            }),
+            Err(e) => tracing::warn!(error = %e, "presence not reported"),
+        }
+    }
+
     /// Delivers room events.
     async fn deliver<A: Adapter>(
         &self,

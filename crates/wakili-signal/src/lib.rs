@@ -14,6 +14,6 @@ pub mod protocol;
 mod store;
 pub mod telemetry;
 
-pub use hub::{Deps, Now, SignalLayer, Signaling, start};
+pub use hub::{Deps, Now, PresenceChange, PresenceObserver, SignalLayer, Signaling, start};
 pub use store::{RoomStore, SignalError};
 pub use telemetry::Telemetry;

@@ -211,6 +211,9 @@ pub async fn create(
         .await?;
     tracing::Span::current().record("consultation_id", created.id.as_str());
     tracing::info!(consultation_id = %created.id, "consultation booked");
+    if let Err(e) = state.push.consultation_booked(&created).await {
+        tracing::error!(error = %e, consultation_id = %created.id, "reminders not stored");
+    }
     let location = format!("/api/v1/consultations/{}", created.id);
     let access = Access::of(&auth.caller, &created.lawyer_id, &created.client_id);
     Ok((
@@ -302,6 +305,7 @@ pub async fn update(
     Json(body): Json<ConsultationPatch>,
 ) -> Result<JsonResponse<VideoConsultation>, ApiError> {
     let valid = body.validate(state.now())?;
+    let rescheduled = valid.action() == Action::Reschedule;
     let patch = valid.changes();
     let detail = serde_json::json!({
         "scheduledAt": patch.scheduled_at,
@@ -331,6 +335,14 @@ pub async fn update(
         detail,
     )
     .await?;
+    if rescheduled
+        && let Err(e) = state
+            .push
+            .consultation_rescheduled(&saved, auth.caller.user_id.as_str())
+            .await
+    {
+        tracing::error!(error = %e, consultation_id = %saved.id, "reminders not moved");
+    }
     Ok(JsonResponse(saved))
 }
 
@@ -378,6 +390,13 @@ pub async fn cancel(
         .signaling
         .closed(&saved.id, auth.caller.user_id.as_str())
         .await;
+    if let Err(e) = state
+        .push
+        .consultation_cancelled(&saved, auth.caller.user_id.as_str())
+        .await
+    {
+        tracing::error!(error = %e, consultation_id = %saved.id, "reminders not removed");
+    }
     Ok(JsonResponse(saved))
 }
 

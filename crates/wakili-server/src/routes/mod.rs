@@ -2,9 +2,11 @@
 
 pub mod consultations;
 pub mod dashboard;
+pub mod devices;
 pub mod health;
 pub mod load_tests;
 pub mod me;
+pub mod notifications;
 pub mod performance;
 pub mod recordings;
 pub mod web;

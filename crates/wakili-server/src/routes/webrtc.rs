@@ -148,7 +148,7 @@ pub async fn mobile(
         min_versions: settings.mobile.min_versions.clone(),
         features: settings.mobile.features.clone(),
         push: PushInfo {
-            enabled: false,
+            enabled: state.push.enabled(),
             provider: "fcm",
         },
         webrtc,

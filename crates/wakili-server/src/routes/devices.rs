@@ -1,0 +1,181 @@
+//! `/api/v1/devices`: the caller's phones and browsers that receive push notifications.
+
+use axum::{Json as JsonResponse, extract::State, http::StatusCode, response::IntoResponse};
+use serde::Deserialize;
+use utoipa::ToSchema;
+use wakili_db::{DeviceRegistration, NewDevice};
+use wakili_push::Platform;
+
+use crate::{
+    ApiError, AppState,
+    auth::Auth,
+    error::ErrorBody,
+    extract::{Json, Path},
+};
+
+/// Longest FCM registration token accepted (real ones are ~160–250 characters).
+const MAX_TOKEN_LEN: usize = 4096;
+
+/// Body of `POST /api/v1/devices`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RegisterDevice {
+    /// The FCM registration token.
+    pub token: String,
+    /// `ios`, `android` or `web`.
+    #[schema(value_type = String, example = "android")]
+    pub platform: Platform,
+    /// The app's version (up to 64 characters).
+    pub app_version: String,
+    /// Preferred locale, BCP 47 (`sw-KE`), up to 35 characters.
+    pub locale: Option<String>,
+}
+
+fn invalid(message: impl Into<String>) -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+        message,
+    )
+}
+
+/// A plausible FCM token: visible ASCII without spaces or slashes.
+fn check_token(token: &str) -> Result<(), ApiError> {
+    if token.is_empty() || token.len() > MAX_TOKEN_LEN {
+        return Err(invalid(format!("token: 1 to {MAX_TOKEN_LEN} characters")));
+    }
+    if !token
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && b != b'/' && b != b'?' && b != b'#')
+    {
+        return Err(invalid(
+            "token: visible ASCII characters only, without '/', '?' or '#'",
+        ));
+    }
+    Ok(())
+}
+
+impl RegisterDevice {
+    fn validate(self, user_id: &str, id: String) -> Result<NewDevice, ApiError> {
+        check_token(&self.token)?;
+        let version = self.app_version.trim();
+        if version.is_empty()
+            || version.chars().count() > 64
+            || version.chars().any(char::is_control)
+        {
+            return Err(invalid("appVersion: 1 to 64 printable characters"));
+        }
+        let locale = match self.locale.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(l)
+                if l.len() <= 35
+                    && l.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') =>
+            {
+                Some(l.to_owned())
+            }
+            Some(_) => return Err(invalid("locale: a BCP 47 tag such as sw-KE")),
+        };
+        Ok(NewDevice {
+            id,
+            user_id: user_id.to_owned(),
+            token: self.token,
+            platform: self.platform.as_str().into(),
+            app_version: version.to_owned(),
+            locale,
+        })
+    }
+}
+
+/// Register this device for push notifications, or refresh its registration (by token; a token
+/// registered by another user moves to the caller).
+#[utoipa::path(post, path = "/api/v1/devices", tag = "devices", security(("bearer" = [])),
+    request_body = RegisterDevice,
+    responses(
+        (status = 201, description = "Registered", body = DeviceRegistration),
+        (status = 200, description = "Registration refreshed", body = DeviceRegistration),
+        (status = 400, description = "Malformed body", body = ErrorBody),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 422, description = "A field breaks a rule", body = ErrorBody),
+    ))]
+pub async fn register(
+    State(state): State<AppState>,
+    auth: Auth,
+    Json(body): Json<RegisterDevice>,
+) -> Result<impl IntoResponse, ApiError> {
+    let id = wakili_core::new_id();
+    let new = body.validate(auth.caller.user_id.as_str(), id.clone())?;
+    let device = state.db.upsert_device(&new, state.now()).await?;
+    let status = if device.id == id {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    tracing::info!(device_id = %device.id, platform = %device.platform, "device registered");
+    Ok((status, JsonResponse(device)))
+}
+
+/// The caller's devices, oldest first.
+#[utoipa::path(get, path = "/api/v1/devices", tag = "devices", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's devices", body = Vec<DeviceRegistration>),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+    ))]
+pub async fn list(
+    State(state): State<AppState>,
+    auth: Auth,
+) -> Result<JsonResponse<Vec<DeviceRegistration>>, ApiError> {
+    Ok(JsonResponse(
+        state.db.devices_of(auth.caller.user_id.as_str()).await?,
+    ))
+}
+
+/// Unregister one of the caller's devices (sign-out).
+#[utoipa::path(delete, path = "/api/v1/devices/{token}", tag = "devices", security(("bearer" = [])),
+    params(("token" = String, Path, description = "The device's FCM token")),
+    responses(
+        (status = 204, description = "Unregistered"),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 404, description = "The caller has no such device", body = ErrorBody),
+        (status = 422, description = "Not a token", body = ErrorBody),
+    ))]
+pub async fn delete(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(token): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    check_token(&token)?;
+    if state
+        .db
+        .delete_device(auth.caller.user_id.as_str(), &token)
+        .await?
+    {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("you have no device with this token"))
+    }
+}
+
+/// The app is alive on this device: updates `lastSeenAt` (a device silent for
+/// `push.deactivate_after` stops receiving notifications until it is seen again).
+#[utoipa::path(post, path = "/api/v1/devices/{token}/heartbeat", tag = "devices", security(("bearer" = [])),
+    params(("token" = String, Path, description = "The device's FCM token")),
+    responses(
+        (status = 200, description = "Seen", body = DeviceRegistration),
+        (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
+        (status = 404, description = "The caller has no such device", body = ErrorBody),
+        (status = 422, description = "Not a token", body = ErrorBody),
+    ))]
+pub async fn heartbeat(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(token): Path<String>,
+) -> Result<JsonResponse<DeviceRegistration>, ApiError> {
+    check_token(&token)?;
+    state
+        .db
+        .touch_device(auth.caller.user_id.as_str(), &token, state.now())
+        .await?
+        .map(JsonResponse)
+        .ok_or_else(|| ApiError::not_found("you have no device with this token"))
+}
