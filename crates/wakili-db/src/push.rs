@@ -298,6 +298,9 @@ pub trait PushStore: Send + Sync {
     /// Releases `owner`'s leases without an outcome (shutdown).
     async fn release_notifications(&self, owner: &str) -> Result<(), DbError>;
 
+    /// Notifications waiting to be sent (status `pending`), for `/metrics`.
+    async fn pending_notifications(&self) -> Result<u64, DbError>;
+
     /// One page of deliveries, newest first.
     async fn deliveries(&self, filter: &DeliveryFilter)
     -> Result<Vec<OutboxNotification>, DbError>;

@@ -432,6 +432,16 @@ where
         Ok(())
     }
 
+    async fn pending_notifications(&self) -> Result<u64, DbError> {
+        let mut conn = self.pool().acquire().await?;
+        let row =
+            sqlx::query("SELECT COUNT(*) AS n FROM push_notifications WHERE status = 'pending'")
+                .fetch_one(&mut *conn)
+                .await?;
+        let n: i64 = row.try_get("n")?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     async fn deliveries(
         &self,
         filter: &DeliveryFilter,

@@ -28,4 +28,4 @@ pub mod verdict;
 pub use error::PushError;
 pub use message::{Kind, MessageOptions, Notification, Platform};
 pub use sender::FcmSender;
-pub use service::{Now, Pass, PushConfig, PushService, sender_from_settings};
+pub use service::{Now, Outcomes, Pass, PushConfig, PushService, sender_from_settings};

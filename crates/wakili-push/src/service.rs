@@ -13,7 +13,10 @@
 use std::{
     collections::BTreeMap,
     future::Future,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -138,10 +141,37 @@ struct Inner {
     owner: String,
     wake: Notify,
     limiter: Mutex<DeviceLimiter>,
+    outcomes: Arc<Outcomes>,
 }
 
 /// A row's id, what became of it, and the token to deactivate (with why) if FCM dropped it.
 type Outcome = (String, Delivery, Option<(String, &'static str)>);
+
+/// Outcomes since the service started, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Outcomes {
+    sent: AtomicU64,
+    failed: AtomicU64,
+    expired: AtomicU64,
+}
+
+impl Outcomes {
+    /// (accepted by FCM, given up, dropped as too late).
+    pub fn get(&self) -> (u64, u64, u64) {
+        (
+            self.sent.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+            self.expired.load(Ordering::Relaxed),
+        )
+    }
+
+    fn add(&self, pass: &Pass) {
+        self.sent.fetch_add(pass.sent as u64, Ordering::Relaxed);
+        self.failed.fetch_add(pass.failed as u64, Ordering::Relaxed);
+        self.expired
+            .fetch_add(pass.expired as u64, Ordering::Relaxed);
+    }
+}
 
 /// Counts of one outbox pass.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -172,8 +202,19 @@ impl PushService {
                 owner: format!("node-{}", new_id()),
                 wake: Notify::new(),
                 limiter,
+                outcomes: Arc::default(),
             }),
         }
+    }
+
+    /// Counts of what the outbox sent, failed and dropped since start.
+    pub fn outcomes(&self) -> Arc<Outcomes> {
+        Arc::clone(&self.inner.outcomes)
+    }
+
+    /// Notifications waiting to be sent.
+    pub async fn pending(&self) -> Result<u64, PushError> {
+        Ok(self.inner.db.pending_notifications().await?)
     }
 
     /// Whether FCM is configured.
@@ -497,6 +538,7 @@ impl PushService {
                 Err(e) => tracing::error!(error = %e, "recording outcomes panicked"),
             }
         }
+        self.inner.outcomes.add(&pass);
         match failure {
             // The rows keep their lease until it expires, then are sent again.
             Some(e) => Err(e),

@@ -284,7 +284,11 @@ pub async fn serve(
     if let Ok(addr) = listener.local_addr() {
         state.load_tests.set_listen_addr(addr);
     }
-    let upkeep = tokio::spawn(monitoring::upkeep(Arc::clone(&state.monitoring)));
+    state.monitoring.push.attach(state.push.outcomes());
+    let upkeep = tokio::spawn(monitoring::upkeep(
+        Arc::clone(&state.monitoring),
+        state.push.clone(),
+    ));
     // The push outbox, reminders and device upkeep too.
     let (push_stop, push_stopped) = tokio::sync::oneshot::channel::<()>();
     let push = tokio::spawn(state.push.clone().run_background(async move {

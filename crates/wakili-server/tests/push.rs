@@ -340,6 +340,28 @@ async fn a_call_rings_the_absent_party_and_stops_when_answered_or_abandoned(back
         assert_eq!(data["callerName"], "lawyer-1 name");
         assert_eq!(data["callType"], "video");
     }
+    // /metrics counts what the outbox sent.
+    let mut sent = 0.0;
+    for _ in 0..100 {
+        let text = app
+            .http
+            .get(format!("{}/metrics", app.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        sent = text
+            .lines()
+            .find_map(|l| l.strip_prefix("wakili_push_sent_total "))
+            .map_or(0.0, |v| v.trim().parse().unwrap());
+        if sent >= 2.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(sent >= 2.0, "wakili_push_sent_total {sent}");
     let ring = app.fcm.received()[0].message.clone();
     let collapse = format!("call-{id}");
     assert!(

@@ -158,12 +158,13 @@ enum Kind {
     Histogram,
 }
 
-/// Push outcomes, counted by whoever sends push notifications (see [`Monitoring::push`]).
+/// Push outcomes: the push outbox's counts once attached, plus any counted here.
 #[derive(Debug, Default)]
 pub struct PushCounters {
     sent: AtomicU64,
     failed: AtomicU64,
     queued: AtomicU64,
+    outbox: std::sync::OnceLock<Arc<wakili_push::Outcomes>>,
 }
 
 impl PushCounters {
@@ -182,11 +183,17 @@ impl PushCounters {
         self.queued.store(n, Ordering::Relaxed);
     }
 
+    /// Reads the push outbox's own counts from now on (dropped-as-late counts as failed).
+    pub fn attach(&self, outbox: Arc<wakili_push::Outcomes>) {
+        let _ = self.outbox.set(outbox);
+    }
+
     /// (sent, failed, queued).
     pub fn get(&self) -> (u64, u64, u64) {
+        let (sent, failed, expired) = self.outbox.get().map_or((0, 0, 0), |o| o.get());
         (
-            self.sent.load(Ordering::Relaxed),
-            self.failed.load(Ordering::Relaxed),
+            self.sent.load(Ordering::Relaxed) + sent,
+            self.failed.load(Ordering::Relaxed) + failed + expired,
             self.queued.load(Ordering::Relaxed),
         )
     }
@@ -382,12 +389,16 @@ impl Monitoring {
     }
 }
 
-/// Runs [`Monitoring::upkeep`] every 5 s until aborted.
-pub async fn upkeep(monitoring: Arc<Monitoring>) {
+/// Runs [`Monitoring::upkeep`] every 5 s until aborted, and counts the queued push notifications.
+pub async fn upkeep(monitoring: Arc<Monitoring>, push: wakili_push::PushService) {
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     loop {
         tick.tick().await;
         monitoring.upkeep();
+        match push.pending().await {
+            Ok(n) => monitoring.push.set_queued(n),
+            Err(e) => tracing::debug!(error = %e, "cannot count queued push notifications"),
+        }
     }
 }
 
