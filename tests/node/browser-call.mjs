@@ -76,15 +76,25 @@ async function remoteVideoFlowing(page) {
   });
 }
 
+/** Video frames the page decoded from its (first) peer connection; 0 while it has none. */
 async function framesDecoded(page) {
   return page.evaluate(async () => {
     const peer = [...window.wakili.peers.values()][0];
     let frames = 0;
-    (await peer.pc.getStats()).forEach((s) => {
+    (await peer?.pc.getStats())?.forEach((s) => {
       if (s.type === "inbound-rtp" && s.kind === "video") frames = s.framesDecoded;
     });
     return frames;
   });
+}
+
+/** Waits until the page has decoded more than `n` frames. */
+async function framesBeyond(page, n) {
+  const deadline = Date.now() + WAIT.timeout;
+  while ((await framesDecoded(page)) <= n) {
+    assert.ok(Date.now() < deadline, `no more than ${n} video frames decoded`);
+    await page.waitForTimeout(100);
+  }
 }
 
 async function api(method, path, token, body) {
@@ -160,15 +170,7 @@ scenario("browser calls, direct and relayed", async () => {
       return w.screen && sender.track === w.screen.getVideoTracks()[0];
     }, null, WAIT);
     await lawyer.locator('#remotes [data-screen="true"]').waitFor(WAIT);
-    const before = await framesDecoded(lawyer);
-    await lawyer.waitForFunction(async (n) => {
-      const peer = [...window.wakili.peers.values()][0];
-      let frames = 0;
-      (await peer.pc.getStats()).forEach((s) => {
-        if (s.type === "inbound-rtp" && s.kind === "video") frames = s.framesDecoded;
-      });
-      return frames > n + 5;
-    }, before, WAIT);
+    await framesBeyond(lawyer, (await framesDecoded(lawyer)) + 5);
     await screenshot(lawyer, "client-sharing-screen");
     await client.locator("#share").click();
     await lawyer.locator('#remotes [data-screen="false"]').waitFor(WAIT);
@@ -192,19 +194,19 @@ scenario("browser calls, direct and relayed", async () => {
 
     note("a reload mid-call resumes the same participant and the video comes back");
     const clientId = clientSees.participantId;
+    await lawyer.evaluate(() => {
+      [...window.wakili.peers.values()][0].pc.beforeReload = true;
+    });
     await client.reload();
     await client.waitForFunction(() => window.wakili.joined && window.wakili.resumed, null, WAIT);
     const afterReload = await remoteVideoFlowing(client);
     assert.equal(afterReload.participantId, clientId, "same participant after reload");
-    await lawyer.waitForFunction(async (n) => {
+    // The lawyer's connection to the reloaded page is a new one, counting from 0.
+    await lawyer.waitForFunction(() => {
       const peer = [...window.wakili.peers.values()][0];
-      if (!peer || peer.pc.connectionState !== "connected") return false;
-      let frames = 0;
-      (await peer.pc.getStats()).forEach((s) => {
-        if (s.type === "inbound-rtp" && s.kind === "video") frames = s.framesDecoded;
-      });
-      return frames > 5;
-    }, 0, WAIT);
+      return peer && !peer.pc.beforeReload;
+    }, null, WAIT);
+    await framesBeyond(lawyer, 5);
     result.joinToFirstFrameMs.push(afterReload.firstRemoteFrameMs);
     await screenshot(client, "client-after-reload");
 
@@ -231,15 +233,8 @@ scenario("browser calls, direct and relayed", async () => {
       WAIT,
     );
     assert.equal(await offerer.evaluate(() => window.wakili.iceRestarts), 1);
-    const frames = await framesDecoded(asker);
-    await asker.waitForFunction(async (n) => {
-      const peer = [...window.wakili.peers.values()][0];
-      let f = 0;
-      (await peer.pc.getStats()).forEach((s) => {
-        if (s.type === "inbound-rtp" && s.kind === "video") f = s.framesDecoded;
-      });
-      return peer.pc.connectionState === "connected" && f > n + 5;
-    }, frames, WAIT);
+    await framesBeyond(asker, (await framesDecoded(asker)) + 5);
+    assert.equal(await asker.evaluate(() => [...window.wakili.peers.values()][0].pc.connectionState), "connected");
 
     note("quality reports are scored");
     await client.waitForFunction(() => window.wakili.lastQuality !== null, null, WAIT);

@@ -11,7 +11,6 @@ mod common;
 
 use std::{
     path::{Path, PathBuf},
-    process::Stdio,
     time::Duration,
 };
 
@@ -25,50 +24,25 @@ const SCRIPT_TIMEOUT: Duration = Duration::from_secs(200);
 const LAWYER: &str = "lawyer-1";
 const CLIENT: &str = "client-1";
 
-fn node_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/node")
-}
-
 fn artifacts() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("test-artifacts/browser")
 }
 
 /// Runs the browser script and returns its `RESULT` line.
 async fn run_browser(input: &Value) -> Value {
-    let dir = node_dir();
-    assert!(
-        dir.join("node_modules/playwright-core").is_dir(),
-        "playwright-core is not installed in {}: run scripts/install-test-tools",
-        dir.display()
-    );
     assert!(
         Path::new("/usr/bin/chromium").exists(),
         "Debian's chromium is needed (scripts/install-test-tools installs it)"
     );
-    let inputs = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(inputs.path(), input.to_string()).unwrap();
-    let mut command = tokio::process::Command::new("node");
-    command
-        .arg("browser-call.mjs")
-        .current_dir(&dir)
-        .env("WAKILI_TEST_FILE", inputs.path())
-        .env("WAKILI_TEST_VERBOSE", "1")
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    let output = match tokio::time::timeout(SCRIPT_TIMEOUT, command.output()).await {
-        Err(_) => panic!("node browser-call.mjs did not finish within {SCRIPT_TIMEOUT:?}"),
-        Ok(Err(e)) => panic!("cannot run node (Node.js 18+ must be on PATH): {e}"),
-        Ok(Ok(output)) => output,
-    };
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "browser-call.mjs failed ({})\n--- stdout\n{stdout}\n--- stderr\n{stderr}\nscreenshots: {}",
-        output.status,
-        artifacts().display()
-    );
-    eprint!("{stdout}");
+    eprintln!("screenshots: {}", artifacts().display());
+    let stdout = run_node(
+        "browser-call.mjs",
+        input,
+        "playwright-core",
+        &[("WAKILI_TEST_VERBOSE", "1")],
+        SCRIPT_TIMEOUT,
+    )
+    .await;
     let line = stdout
         .lines()
         .find_map(|l| l.strip_prefix("RESULT "))

@@ -8,11 +8,7 @@
 
 mod common;
 
-use std::{
-    path::{Path, PathBuf},
-    process::Stdio,
-    time::Duration,
-};
+use std::time::Duration;
 
 use common::*;
 use serde_json::{Value, json};
@@ -27,42 +23,9 @@ const SCRIPT_TIMEOUT: Duration = Duration::from_secs(150);
 const LAWYER: &str = "lawyer-1";
 const CLIENT: &str = "client-1";
 
-fn node_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/node")
-}
-
-/// Runs `tests/node/<script>` with `input` in the file `WAKILI_TEST_FILE` names; panics with its output unless it
-/// exits 0.
+/// Runs `tests/node/<script>`; panics with its output unless it exits 0.
 async fn run_script(script: &str, input: &Value) {
-    let dir = node_dir();
-    assert!(
-        dir.join("node_modules/socket.io-client").is_dir(),
-        "socket.io-client is not installed in {}: run scripts/install-test-tools (npm ci there)",
-        dir.display()
-    );
-    // In a file: a storm's tokens exceed what one environment variable may hold.
-    let inputs = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(inputs.path(), input.to_string()).unwrap();
-    let mut command = tokio::process::Command::new("node");
-    command
-        .arg(script)
-        .current_dir(&dir)
-        .env("WAKILI_TEST_FILE", inputs.path())
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    let output = match tokio::time::timeout(SCRIPT_TIMEOUT, command.output()).await {
-        Err(_) => panic!("node {script} did not finish within {SCRIPT_TIMEOUT:?} (killed)"),
-        Ok(Err(e)) => panic!("cannot run `node {script}` (Node.js 18+ must be on PATH): {e}"),
-        Ok(Ok(output)) => output,
-    };
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "node {script} failed ({})\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
-        output.status
-    );
-    eprint!("{stdout}");
+    run_node(script, input, "socket.io-client", &[], SCRIPT_TIMEOUT).await;
 }
 
 /// A token for `sub` signed with a key the server does not trust.

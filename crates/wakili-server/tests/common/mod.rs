@@ -233,3 +233,51 @@ impl TestNode {
             .unwrap()
     }
 }
+
+/// `tests/node`, where the scenario scripts and their npm packages live.
+pub fn node_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/node")
+}
+
+/// Runs `tests/node/<script>` with `input` in the file `WAKILI_TEST_FILE` names (and `env`);
+/// panics with its output unless it exits 0 within `timeout`; returns its stdout. `package` is
+/// the npm package the script needs, checked first for a clear message.
+pub async fn run_node(
+    script: &str,
+    input: &Value,
+    package: &str,
+    env: &[(&str, &str)],
+    timeout: Duration,
+) -> String {
+    let dir = node_dir();
+    assert!(
+        dir.join("node_modules").join(package).is_dir(),
+        "{package} is not installed in {}: run scripts/install-test-tools (npm ci there)",
+        dir.display()
+    );
+    // In a file: a storm's tokens exceed what one environment variable may hold.
+    let inputs = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(inputs.path(), input.to_string()).unwrap();
+    let mut command = tokio::process::Command::new("node");
+    command
+        .arg(script)
+        .current_dir(&dir)
+        .env("WAKILI_TEST_FILE", inputs.path())
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let output = match tokio::time::timeout(timeout, command.output()).await {
+        Err(_) => panic!("node {script} did not finish within {timeout:?} (killed)"),
+        Ok(Err(e)) => panic!("cannot run `node {script}` (Node.js 18+ must be on PATH): {e}"),
+        Ok(Ok(output)) => output,
+    };
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "node {script} failed ({})\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        output.status
+    );
+    eprint!("{stdout}");
+    stdout
+}
