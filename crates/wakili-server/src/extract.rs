@@ -30,6 +30,35 @@ where
     }
 }
 
+/// A JSON body that is read with the request but judged later: the handler first checks who the
+/// caller is and what they may do, then calls [`DeferredJson::parse`]. So a caller without the right
+/// gets 403 whatever they sent, and only an entitled caller learns what was wrong with the body
+/// (400, 413, 415).
+pub struct DeferredJson<T>(Result<T, ApiError>);
+
+impl<T> DeferredJson<T> {
+    /// The parsed body, or the error its rejection maps to.
+    pub fn parse(self) -> Result<T, ApiError> {
+        self.0
+    }
+}
+
+impl<S, T> FromRequest<S> for DeferredJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            Json::<T>::from_request(req, state)
+                .await
+                .map(|Json(value)| value),
+        ))
+    }
+}
+
 fn json_rejection(rejection: JsonRejection) -> ApiError {
     match rejection {
         JsonRejection::JsonDataError(e) => ApiError::new(

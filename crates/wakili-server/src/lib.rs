@@ -245,7 +245,7 @@ fn turn_config(
         tcp: t.listen,
         realm: t.realm.clone(),
         secret,
-        leeway: settings.auth.leeway,
+        leeway: t.credential_leeway,
         external_ip: t.external_ip,
         policy: wakili_turn::PeerPolicy {
             allow_loopback: t.allow_loopback_peers,

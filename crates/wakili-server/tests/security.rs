@@ -335,6 +335,85 @@ async fn garbage_gets_json_4xx() {
     assert_eq!(after["updatedAt"], booked["updatedAt"]);
 }
 
+/// Issue 15: who the caller is was checked after the body, so a client sending a bad body to a
+/// lawyers-only route learned "400: here is what is wrong" instead of "403: not yours". Every
+/// route whose right depends on the caller (not on the body) now answers 403 first, whatever
+/// the body (malformed, wrong type, wrong content type); the entitled caller still gets the 4xx
+/// that names the problem.
+#[tokio::test]
+async fn callers_without_the_right_get_403_whatever_the_body() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let lawyer = token("lawyer-1", Role::Lawyer);
+    let client = token("client-1", Role::Client);
+    let admin = token("admin-1", Role::Admin);
+    let booked = app.book(&lawyer, "client-1", &day(5, 9)).await;
+    let one = format!("/api/v1/consultations/{}", booked["id"].as_str().unwrap());
+    let routes = [
+        (
+            Method::POST,
+            "/api/v1/consultations".to_owned(),
+            &client,
+            &lawyer,
+        ),
+        (Method::PATCH, one.clone(), &client, &lawyer),
+        (
+            Method::PUT,
+            format!("{one}/quality-profile"),
+            &client,
+            &lawyer,
+        ),
+        (
+            Method::POST,
+            "/api/v1/performance/load-tests".to_owned(),
+            &lawyer,
+            &admin,
+        ),
+    ];
+    let bodies = [
+        ("truncated", "application/json", r#"{"clientId": "c"#),
+        (
+            "wrong type",
+            "application/json",
+            r#"{"durationMinutes": "thirty", "profile": 7}"#,
+        ),
+        ("not JSON", "text/plain", "hello"),
+    ];
+    for (method, path, refused, entitled) in &routes {
+        for (what, content_type, body) in bodies {
+            let response = app
+                .request(method.clone(), path, refused)
+                .header("content-type", content_type)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let (status, error) = read(response).await;
+            assert_eq!(
+                status,
+                StatusCode::FORBIDDEN,
+                "{method} {path}, {what}: {error}"
+            );
+            assert_eq!(error_code(&error), "forbidden", "{method} {path}, {what}");
+        }
+        // The entitled caller is told what is wrong with the body.
+        let response = app
+            .request(method.clone(), path, entitled)
+            .header("content-type", "application/json")
+            .body(r#"{"tit"#)
+            .send()
+            .await
+            .unwrap();
+        let (status, error) = read(response).await;
+        if path.ends_with("load-tests") {
+            // Load tests are off by default: refused before the body for admins too.
+            assert_eq!(status, StatusCode::FORBIDDEN, "{error}");
+        } else {
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {path}: {error}");
+            assert_eq!(error_code(&error), "malformed_json", "{method} {path}: {error}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn platform_eddsa_tokens_with_issuer_and_audience() {
     use ed25519_dalek::pkcs8::{EncodePrivateKey, EncodePublicKey, spki::der::pem::LineEnding};

@@ -438,3 +438,39 @@ async fn handed_out_credentials_work_on_the_embedded_relay() {
         "the forged attempt: {stats}"
     );
 }
+
+/// Issue 15: TURN accepted credentials up to 29 s after they expired, because it borrowed the
+/// JWT leeway. Expired is expired now (`turn.credential_leeway` defaults to 0), whatever
+/// `auth.leeway` says.
+#[tokio::test]
+async fn turn_credentials_are_refused_right_after_they_expire() {
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.turn.allow_loopback_peers = true;
+        s.auth.leeway = std::time::Duration::from_secs(30);
+    })
+    .await;
+    let (udp, _) = app.turn_ports();
+    let user = wakili_core::UserId::parse("client-1").unwrap();
+    let mint = |issued: chrono::DateTime<chrono::Utc>, ttl: u64| {
+        wakili_core::turn::mint(
+            TURN_SECRET.as_bytes(),
+            &user,
+            issued,
+            std::time::Duration::from_secs(ttl),
+        )
+        .unwrap()
+    };
+    let now = chrono::Utc::now();
+    let lapsed = mint(now - chrono::Duration::seconds(65), 60);
+    let output = relay_with(&lapsed.username, &lapsed.credential, udp, &[]).await;
+    assert!(
+        output.contains("Cannot complete Allocation"),
+        "expired 5 s ago: {output}"
+    );
+    let valid = mint(now, 600);
+    let output = relay_with(&valid.username, &valid.credential, udp, &[]).await;
+    assert!(
+        output.contains("Total lost packets 0 (0.000000%)"),
+        "{output}"
+    );
+}

@@ -78,6 +78,11 @@ pub struct TurnSettings {
     pub allow_private_peers: bool,
     /// Most simultaneous allocations one user may hold.
     pub max_allocations_per_user: u32,
+    /// How long after its expiry a TURN credential is still accepted. Zero by default: the
+    /// embedded relay checks credentials on the same clock that minted them. Raise it only when
+    /// nodes minting and checking credentials disagree about the time.
+    #[serde(with = "humantime_serde")]
+    pub credential_leeway: Duration,
 }
 
 /// What mobile apps learn at start-up (`[mobile]`).
@@ -116,6 +121,7 @@ impl Default for TurnSettings {
             allow_loopback_peers: false,
             allow_private_peers: false,
             max_allocations_per_user: 10,
+            credential_leeway: Duration::ZERO,
         }
     }
 }
@@ -146,6 +152,11 @@ pub(crate) fn problems(
     if !(Duration::from_secs(60)..=Duration::from_secs(7 * 24 * 3600)).contains(&ice.credential_ttl)
     {
         problems.push("ice.credential_ttl: between 1m and 7d, e.g. \"1h\"".into());
+    }
+    if turn.credential_leeway > Duration::from_secs(300) {
+        problems.push(
+            "turn.credential_leeway: at most 5m; it only covers clock skew between nodes".into(),
+        );
     }
     for url in &ice.stun_urls {
         if !url.starts_with("stun:") && !url.starts_with("stuns:") {

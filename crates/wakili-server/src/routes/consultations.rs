@@ -26,7 +26,7 @@ use crate::{
     ApiError, AppState,
     auth::Auth,
     error::ErrorBody,
-    extract::{Json, Path, Query},
+    extract::{DeferredJson, Path, Query},
 };
 
 /// The consultation as `access` may see it: the client never sees the lawyer's notes.
@@ -99,6 +99,19 @@ pub(crate) async fn visible(
         Ok((consultation, access))
     } else {
         Err(hidden())
+    }
+}
+
+/// 404 unless the caller sees the consultation, 403 unless they may edit it: checked before the
+/// body is looked at. [`change`] checks again on the row it changes.
+async fn may_edit(state: &AppState, auth: &Auth, id: &str) -> Result<(), ApiError> {
+    let (_, access) = visible(state, auth, id).await?;
+    if access.allows(Action::Edit) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "only the consultation's lawyer or an admin can edit it",
+        ))
     }
 }
 
@@ -180,13 +193,14 @@ async fn change(
 pub async fn create(
     State(state): State<AppState>,
     auth: Auth,
-    Json(body): Json<ConsultationRequest>,
+    body: DeferredJson<ConsultationRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     if !may_book(auth.caller.role) {
         return Err(ApiError::forbidden(
             "only lawyers and admins can book consultations",
         ));
     }
+    let body = body.parse()?;
     let now = state.now();
     let booking = body.validate(&auth.caller, now)?;
     if let Some(client) = state.db.user(booking.client_id.as_str()).await?
@@ -302,9 +316,10 @@ pub async fn update(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
-    Json(body): Json<ConsultationPatch>,
+    body: DeferredJson<ConsultationPatch>,
 ) -> Result<JsonResponse<VideoConsultation>, ApiError> {
-    let valid = body.validate(state.now())?;
+    may_edit(&state, &auth, &id).await?;
+    let valid = body.parse()?.validate(state.now())?;
     let rescheduled = valid.action() == Action::Reschedule;
     let patch = valid.changes();
     let detail = serde_json::json!({
@@ -507,8 +522,10 @@ pub async fn set_quality_profile(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
-    Json(body): Json<SetQualityProfile>,
+    body: DeferredJson<SetQualityProfile>,
 ) -> Result<JsonResponse<VideoConsultation>, ApiError> {
+    may_edit(&state, &auth, &id).await?;
+    let body = body.parse()?;
     let profiles = &state.settings.media.profiles;
     if !profiles.contains_key(&body.profile) {
         return Err(ApiError::new(

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use wakili_auth::Algorithm;
 use wakili_loadtest::{Identity, Limits, Live, Params, Progress, Report};
 
-use crate::{ApiError, AppState, auth::Auth, error::ErrorBody, extract::Json};
+use crate::{ApiError, AppState, auth::Auth, error::ErrorBody, extract::DeferredJson};
 
 use super::performance::require_admin;
 
@@ -96,7 +96,7 @@ fn status_of(current: &Current) -> LoadTestStatus {
 pub async fn start_load_test(
     State(state): State<AppState>,
     auth: Auth,
-    Json(params): Json<Params>,
+    params: DeferredJson<Params>,
 ) -> Result<impl IntoResponse, ApiError> {
     require_admin(&auth)?;
     if !state.settings.metrics.load_tests {
@@ -104,6 +104,7 @@ pub async fn start_load_test(
             "load tests are disabled on this server ([metrics] load_tests = false)",
         ));
     }
+    let params = params.parse()?;
     let problems = params.problems(&Limits::SERVER);
     if !problems.is_empty() {
         return Err(ApiError::new(

@@ -19,7 +19,7 @@ use crate::{
     ApiError, AppState,
     auth::Auth,
     error::ErrorBody,
-    extract::{Json, Path},
+    extract::{DeferredJson, Path},
     routes::consultations::visible,
 };
 
@@ -432,11 +432,11 @@ pub async fn complete(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
-    Json(body): Json<CompleteBody>,
+    body: DeferredJson<CompleteBody>,
 ) -> Result<JsonResponse<RecordingView>, ApiError> {
     let (recording, _) = load(&state, &auth, &id).await?;
     uploader_only(&recording, &auth)?;
-    let request = body.validate()?;
+    let request = body.parse()?.validate()?;
     let done = state
         .recordings
         .complete(&recording, request, auth.caller.user_id.as_str())
@@ -533,9 +533,10 @@ pub async fn legal_hold(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
-    Json(body): Json<LegalHoldBody>,
+    body: DeferredJson<LegalHoldBody>,
 ) -> Result<JsonResponse<RecordingView>, ApiError> {
     admin_only(&auth)?;
+    let body = body.parse()?;
     if body
         .reason
         .as_ref()
