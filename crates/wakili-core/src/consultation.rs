@@ -178,14 +178,14 @@ fn check_text(
     max: usize,
 ) -> Result<Option<String>, CoreError> {
     let Some(value) = value else { return Ok(None) };
-    let trimmed = value.trim();
-    if trimmed.chars().count() > max {
+    // Judged as sent (the OpenAPI schema states the same rules), then stored trimmed.
+    if value.chars().count() > max {
         return Err(CoreError::invalid(
             field,
             format!("must be at most {max} characters"),
         ));
     }
-    if trimmed
+    if value
         .chars()
         .any(|c| c.is_control() && c != '\n' && c != '\t')
     {
@@ -194,6 +194,7 @@ fn check_text(
             "must not contain control characters",
         ));
     }
+    let trimmed = value.trim();
     Ok((!trimmed.is_empty()).then(|| trimmed.to_owned()))
 }
 
@@ -230,16 +231,35 @@ fn check_schedule(at: DateTime<Utc>, now: DateTime<Utc>) -> Result<DateTime<Utc>
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ConsultationRequest {
     /// The lawyer: required when an admin books; lawyers book for themselves and may omit it.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9._@:|-]{1,128}$"))]
     pub lawyer_id: Option<String>,
     /// The client's user id on the platform.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9._@:|-]{1,128}$"))]
     pub client_id: String,
     /// When the call is due (RFC 3339).
     pub scheduled_at: DateTime<Utc>,
     /// Planned length, 5–480 minutes.
+    #[serde(deserialize_with = "crate::json::whole_u32")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 5, maximum = 480))]
     pub duration_minutes: u32,
-    /// Optional title shown to both parties, up to 200 characters.
+    /// Optional title shown to both parties, up to 200 characters (no control characters but
+    /// tab and newline).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 200,
+            pattern = "^[^\\u0000-\\u0008\\u000B-\\u001F\\u007F-\\u009F]*$"
+        )
+    )]
     pub title: Option<String>,
     /// Optional notes, up to 10,000 characters; never shown to the client.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 10000,
+            pattern = "^[^\\u0000-\\u0008\\u000B-\\u001F\\u007F-\\u009F]*$"
+        )
+    )]
     pub notes: Option<String>,
 }
 
@@ -323,20 +343,22 @@ where
 /// A partial update, as received (the body of `PATCH /api/v1/consultations/{id}`): absent fields
 /// stay as they are; `null` clears `title` or `notes`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = UpdateConsultation))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = UpdateConsultation, min_properties = 1))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ConsultationPatch {
     /// New due time (only while scheduled).
     pub scheduled_at: Option<DateTime<Utc>>,
-    /// New planned length (only while scheduled).
+    /// New planned length, 5–480 minutes (only while scheduled).
+    #[serde(default, deserialize_with = "crate::json::opt_whole_u32")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 5, maximum = 480))]
     pub duration_minutes: Option<u32>,
     /// New title, or `null` to clear it.
     #[serde(default, deserialize_with = "double_option")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, max_length = 200, pattern = "^[^\\u0000-\\u0008\\u000B-\\u001F\\u007F-\\u009F]*$"))]
     pub title: Option<Option<String>>,
     /// New notes, or `null` to clear them.
     #[serde(default, deserialize_with = "double_option")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, max_length = 10000, pattern = "^[^\\u0000-\\u0008\\u000B-\\u001F\\u007F-\\u009F]*$"))]
     pub notes: Option<Option<String>>,
 }
 

@@ -6,6 +6,7 @@
 pub mod consultation;
 mod error;
 pub mod ids;
+pub mod json;
 pub mod page;
 pub mod quality;
 pub mod quality_timeline;

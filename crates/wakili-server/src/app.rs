@@ -64,7 +64,7 @@ impl Modify for BearerAuth {
 /// Every documented route and the OpenAPI document describing them.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     use routes::{consultations as c, health, me, performance as p, recordings as r, web, webrtc};
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .routes(routes!(me::me))
@@ -101,7 +101,87 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::devices::heartbeat))
         .routes(routes!(routes::notifications::call_response))
         .routes(routes!(routes::notifications::deliveries))
-        .split_for_parts()
+        .split_for_parts();
+    (router, document_common_responses(openapi))
+}
+
+/// Adds the answers every operation of a kind can give, so no route's annotation can forget
+/// them: 401 wherever a token is required, and 400 / 413 / 415 wherever a JSON body is read (the
+/// extractors in `extract.rs` give them before the handler runs).
+fn document_common_responses(mut openapi: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let error = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build()
+    };
+    for item in openapi.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            let responses = &mut operation.responses.responses;
+            let mut add = |status: &str, description: &str| {
+                responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| error(description).into());
+            };
+            if operation.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                add("401", "Missing, invalid or expired token");
+            }
+            let json_body = operation
+                .request_body
+                .as_ref()
+                .is_some_and(|body| match body {
+                    utoipa::openapi::RefOr::T(body) => {
+                        body.content.contains_key("application/json")
+                    }
+                    utoipa::openapi::RefOr::Ref(_) => false,
+                });
+            if json_body {
+                add(
+                    "400",
+                    "Malformed JSON, or a body that does not match the schema",
+                );
+                add(
+                    "413",
+                    "Body larger than the server accepts (max_body_bytes)",
+                );
+                add(
+                    "415",
+                    "Body not sent as JSON (Content-Type: application/json)",
+                );
+            }
+        }
+    }
+    openapi
+}
+
+/// The document as this server serves it: rules that come from its configuration are stated
+/// too (the quality profiles a consultation may be set to).
+fn with_settings(
+    openapi: &utoipa::openapi::OpenApi,
+    settings: &wakili_settings::Settings,
+) -> serde_json::Value {
+    let mut doc = serde_json::to_value(openapi).unwrap_or_default();
+    let names: Vec<&String> = settings.media.profiles.keys().collect();
+    if let Some(profile) = doc
+        .pointer_mut("/components/schemas/SetQualityProfile/properties/profile")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        profile.insert("enum".into(), serde_json::json!(names));
+    }
+    doc
 }
 
 async fn not_found() -> ApiError {
@@ -141,7 +221,7 @@ fn request_span(request: &Request) -> tracing::Span {
 pub fn router(state: AppState) -> Router {
     let settings = &state.settings;
     let (api, openapi) = api();
-    let openapi = Arc::new(openapi);
+    let openapi = Arc::new(with_settings(&openapi, settings));
     let middleware = ServiceBuilder::new()
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,

@@ -75,6 +75,24 @@ impl FromRequestParts<AppState> for Auth {
     }
 }
 
+/// An authenticated admin. As an extractor it runs before the query and body extractors that
+/// follow it, so anyone else gets 403 whatever they sent.
+#[derive(Debug, Clone)]
+pub struct Admin(pub Auth);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let auth = Auth::from_request_parts(parts, state).await?;
+        if auth.caller.is_admin() {
+            Ok(Self(auth))
+        } else {
+            Err(ApiError::forbidden("only admins may do this"))
+        }
+    }
+}
+
 /// Upserts the user from claims unless the same claims were stored moments ago.
 async fn remember_user(
     state: &AppState,

@@ -30,10 +30,28 @@ async fn openapi_describes_every_route() {
         doc["openapi"]
     );
     let mut operations = BTreeSet::new();
+    let mut operation_ids = BTreeSet::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
             operations.insert(format!("{} {path}", method.to_uppercase()));
+            // Links and generated clients address operations by id.
+            let id = op["operationId"].as_str().unwrap();
+            assert!(
+                operation_ids.insert(id.to_owned()),
+                "operationId {id} is unique"
+            );
             let responses = op["responses"].as_object().unwrap();
+            if op["requestBody"]["content"]
+                .get("application/json")
+                .is_some()
+            {
+                for status in ["400", "413", "415"] {
+                    assert!(
+                        responses.contains_key(status),
+                        "{method} {path} reads JSON, so documents {status}"
+                    );
+                }
+            }
             assert!(
                 responses.keys().any(|s| s.starts_with('2')),
                 "{method} {path} has a success response"

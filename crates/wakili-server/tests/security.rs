@@ -378,6 +378,25 @@ async fn callers_without_the_right_get_403_whatever_the_body() {
         ),
         ("not JSON", "text/plain", "hello"),
     ];
+    // Query strings too: the delivery log is for admins, whatever the filter says.
+    let (status, _) = app
+        .call(
+            Method::GET,
+            "/api/v1/notifications/deliveries?limit=many&colour=red",
+            &lawyer,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = app
+        .call(
+            Method::GET,
+            "/api/v1/notifications/deliveries?limit=many",
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
     for (method, path, refused, entitled) in &routes {
         for (what, content_type, body) in bodies {
             let response = app
@@ -409,7 +428,11 @@ async fn callers_without_the_right_get_403_whatever_the_body() {
             assert_eq!(status, StatusCode::FORBIDDEN, "{error}");
         } else {
             assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {path}: {error}");
-            assert_eq!(error_code(&error), "malformed_json", "{method} {path}: {error}");
+            assert_eq!(
+                error_code(&error),
+                "malformed_json",
+                "{method} {path}: {error}"
+            );
         }
     }
 }

@@ -41,7 +41,12 @@ fn view(mut consultation: VideoConsultation, access: Access) -> VideoConsultatio
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelConsultation {
-    /// Why, shown to the other party (up to 1,000 characters).
+    /// Why, shown to the other party (up to 1,000 characters, no control characters but tab
+    /// and newline).
+    #[schema(
+        max_length = 1000,
+        pattern = "^[^\\u0000-\\u0008\\u000B-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub reason: Option<String>,
 }
 
@@ -56,9 +61,10 @@ pub struct ListQuery {
     pub from: Option<DateTime<Utc>>,
     /// Scheduled before (RFC 3339).
     pub to: Option<DateTime<Utc>>,
-    /// `nextCursor` of the previous page.
+    /// `nextCursor` of the previous page (opaque; only cursors this server issued work).
     pub cursor: Option<String>,
     /// Page size, 1–200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
 }
 
@@ -179,7 +185,7 @@ async fn change(
 }
 
 /// Book a consultation (lawyers for themselves, admins for any lawyer).
-#[utoipa::path(post, path = "/api/v1/consultations", tag = "consultations", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/consultations", operation_id = "bookConsultation", tag = "consultations", security(("bearer" = [])),
     request_body = ConsultationRequest,
     responses(
         (status = 201, description = "Booked", body = VideoConsultation,
@@ -238,7 +244,7 @@ pub async fn create(
 }
 
 /// List one's own consultations (admins: all), in schedule order, a page at a time.
-#[utoipa::path(get, path = "/api/v1/consultations", tag = "consultations", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/consultations", operation_id = "listConsultations", tag = "consultations", security(("bearer" = [])),
     params(ListQuery),
     responses(
         (status = 200, description = "A page", body = ConsultationPage),
@@ -283,7 +289,7 @@ pub async fn list(
 }
 
 /// One consultation (its lawyer, its client, admins; anyone else gets 404).
-#[utoipa::path(get, path = "/api/v1/consultations/{id}", tag = "consultations", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/consultations/{id}", operation_id = "getConsultation", tag = "consultations", security(("bearer" = [])),
     params(("id" = String, Path, description = "Consultation id")),
     responses(
         (status = 200, description = "The consultation", body = VideoConsultation),
@@ -379,16 +385,19 @@ pub async fn cancel(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<JsonResponse<VideoConsultation>, ApiError> {
+    // No body, or `null`: no reason given.
     let body: CancelConsultation = if body.iter().all(u8::is_ascii_whitespace) {
         CancelConsultation::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_body",
-                format!("request body does not match the schema: {e}"),
-            )
-        })?
+        serde_json::from_slice::<Option<CancelConsultation>>(&body)
+            .map(Option::unwrap_or_default)
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_body",
+                    format!("request body does not match the schema: {e}"),
+                )
+            })?
     };
     let reason = check_reason(body.reason)?;
     let detail = serde_json::json!({ "reason": reason });

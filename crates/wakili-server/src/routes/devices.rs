@@ -20,14 +20,18 @@ const MAX_TOKEN_LEN: usize = 4096;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RegisterDevice {
-    /// The FCM registration token.
+    /// The FCM registration token: 1–4096 visible ASCII characters, without `/`, `?` or `#`.
+    #[schema(pattern = "^[!\"$-.0->@-~]{1,4096}$")]
     pub token: String,
     /// `ios`, `android` or `web`.
-    #[schema(value_type = String, example = "android")]
+    #[schema(value_type = String, pattern = "^(ios|android|web)$", example = "android")]
     pub platform: Platform,
-    /// The app's version (up to 64 characters).
+    /// The app's version: 1–64 printable ASCII characters, not starting with a space.
+    #[schema(pattern = "^[!-~][ -~]{0,63}$", example = "2.4.1")]
     pub app_version: String,
-    /// Preferred locale, BCP 47 (`sw-KE`), up to 35 characters.
+    /// Preferred locale, BCP 47 (`sw-KE`), up to 35 letters, digits, `-` and `_`; empty or
+    /// `null` for none.
+    #[schema(pattern = "^[A-Za-z0-9_-]{0,35}$", example = "sw-KE")]
     pub locale: Option<String>,
 }
 
@@ -58,14 +62,18 @@ fn check_token(token: &str) -> Result<(), ApiError> {
 impl RegisterDevice {
     fn validate(self, user_id: &str, id: String) -> Result<NewDevice, ApiError> {
         check_token(&self.token)?;
-        let version = self.app_version.trim();
-        if version.is_empty()
-            || version.chars().count() > 64
-            || version.chars().any(char::is_control)
+        // Exactly the rules the OpenAPI schema states.
+        let version = self.app_version.as_str();
+        let printable = |b: u8| (b' '..=b'~').contains(&b);
+        if !(1..=64).contains(&version.len())
+            || version.starts_with(' ')
+            || !version.bytes().all(printable)
         {
-            return Err(invalid("appVersion: 1 to 64 printable characters"));
+            return Err(invalid(
+                "appVersion: 1 to 64 printable ASCII characters, not starting with a space",
+            ));
         }
-        let locale = match self.locale.as_deref().map(str::trim) {
+        let locale = match self.locale.as_deref() {
             None | Some("") => None,
             Some(l)
                 if l.len() <= 35
@@ -81,7 +89,7 @@ impl RegisterDevice {
             user_id: user_id.to_owned(),
             token: self.token,
             platform: self.platform.as_str().into(),
-            app_version: version.to_owned(),
+            app_version: version.trim_end().to_owned(),
             locale,
         })
     }
@@ -116,7 +124,7 @@ pub async fn register(
 }
 
 /// The caller's devices, oldest first.
-#[utoipa::path(get, path = "/api/v1/devices", tag = "devices", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/devices", operation_id = "listDevices", tag = "devices", security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller's devices", body = Vec<DeviceRegistration>),
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
@@ -131,8 +139,8 @@ pub async fn list(
 }
 
 /// Unregister one of the caller's devices (sign-out).
-#[utoipa::path(delete, path = "/api/v1/devices/{token}", tag = "devices", security(("bearer" = [])),
-    params(("token" = String, Path, description = "The device's FCM token")),
+#[utoipa::path(delete, path = "/api/v1/devices/{token}", operation_id = "deleteDevice", tag = "devices", security(("bearer" = [])),
+    params(("token" = String, Path, description = "The device's FCM token", pattern = "^[!\"$-.0->@-~]{1,4096}$")),
     responses(
         (status = 204, description = "Unregistered"),
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
@@ -159,7 +167,7 @@ pub async fn delete(
 /// The app is alive on this device: updates `lastSeenAt` (a device silent for
 /// `push.deactivate_after` stops receiving notifications until it is seen again).
 #[utoipa::path(post, path = "/api/v1/devices/{token}/heartbeat", tag = "devices", security(("bearer" = [])),
-    params(("token" = String, Path, description = "The device's FCM token")),
+    params(("token" = String, Path, description = "The device's FCM token", pattern = "^[!\"$-.0->@-~]{1,4096}$")),
     responses(
         (status = 200, description = "Seen", body = DeviceRegistration),
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),

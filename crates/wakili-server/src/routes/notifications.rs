@@ -3,12 +3,12 @@
 use axum::{Json as JsonResponse, extract::State, http::StatusCode};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use wakili_core::{Role, consultation::Access};
+use wakili_core::consultation::Access;
 use wakili_db::{DeliveryFilter, DeliveryStatus, OutboxNotification};
 
 use crate::{
     ApiError, AppState,
-    auth::Auth,
+    auth::{Admin, Auth},
     error::ErrorBody,
     extract::{Json, Query},
     routes::consultations::visible,
@@ -87,15 +87,19 @@ pub async fn call_response(
 #[into_params(parameter_in = Query)]
 pub struct DeliveryQuery {
     /// Only this status (`pending`, `sent`, `failed`, `expired`).
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, pattern = "^(pending|sent|failed|expired)$")]
     pub status: Option<DeliveryStatus>,
     /// Only about this consultation.
+    #[param(min_length = 1, max_length = 128)]
     pub consultation_id: Option<String>,
     /// Only to this user.
+    #[param(min_length = 1, max_length = 128)]
     pub user_id: Option<String>,
     /// `nextCursor` of the previous page.
+    #[param(min_length = 1, max_length = 128)]
     pub cursor: Option<String>,
     /// Page size, 1–500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
 }
 
@@ -112,7 +116,7 @@ pub struct DeliveryPage {
 
 fn short(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
     match value {
-        Some(v) if v.is_empty() || v.len() > 128 => Err(ApiError::new(
+        Some(v) if v.is_empty() || v.chars().count() > 128 => Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "validation_failed",
             format!("{field}: 1 to 128 characters"),
@@ -133,12 +137,9 @@ fn short(field: &str, value: Option<String>) -> Result<Option<String>, ApiError>
     ))]
 pub async fn deliveries(
     State(state): State<AppState>,
-    auth: Auth,
+    _: Admin,
     Query(query): Query<DeliveryQuery>,
 ) -> Result<JsonResponse<DeliveryPage>, ApiError> {
-    if auth.caller.role != Role::Admin {
-        return Err(ApiError::forbidden("only admins can read the delivery log"));
-    }
     let limit = query.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::new(

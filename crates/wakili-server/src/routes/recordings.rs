@@ -216,7 +216,7 @@ pub struct RecordingCreated {
 
 /// Start storing the consultation's active recording (the lawyer, once every participant
 /// consented over signaling).
-#[utoipa::path(post, path = "/api/v1/consultations/{id}/recordings", tag = "recordings", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/consultations/{id}/recordings", operation_id = "startRecording", tag = "recordings", security(("bearer" = [])),
     params(("id" = String, Path, description = "Consultation id")),
     responses(
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
@@ -446,7 +446,7 @@ pub async fn complete(
 }
 
 /// A consultation's recordings (its participants, admins).
-#[utoipa::path(get, path = "/api/v1/consultations/{id}/recordings", tag = "recordings", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/consultations/{id}/recordings", operation_id = "listRecordings", tag = "recordings", security(("bearer" = [])),
     params(("id" = String, Path, description = "Consultation id")),
     responses(
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
@@ -468,7 +468,7 @@ pub async fn list(
 }
 
 /// One recording (its consultation's participants, admins).
-#[utoipa::path(get, path = "/api/v1/recordings/{id}", tag = "recordings", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/recordings/{id}", operation_id = "getRecording", tag = "recordings", security(("bearer" = [])),
     params(("id" = String, Path, description = "Recording id")),
     responses(
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
@@ -485,7 +485,7 @@ pub async fn get(
 }
 
 /// Crypto-shred a recording (admins): its data key is destroyed first, then its objects.
-#[utoipa::path(delete, path = "/api/v1/recordings/{id}", tag = "recordings", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/api/v1/recordings/{id}", operation_id = "deleteRecording", tag = "recordings", security(("bearer" = [])),
     params(("id" = String, Path, description = "Recording id")),
     responses(
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),

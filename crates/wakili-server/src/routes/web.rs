@@ -161,11 +161,14 @@ async fn asset(Path(file): Path<String>) -> Response {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct DevTokenRequest {
-    /// User id: letters, digits, `-`, `_`, `.`, `@`.
+    /// User id: 1–128 letters, digits, `-`, `_`, `.`, `@`, `:`, `|`.
+    #[schema(pattern = "^[A-Za-z0-9._@:|-]{1,128}$")]
     pub user_id: String,
     /// `client`, `lawyer` or `admin`.
+    #[schema(pattern = "^(client|lawyer|admin)$")]
     pub role: String,
-    /// Display name, up to 100 characters.
+    /// Display name, 1 to 100 characters (default: the user id).
+    #[schema(min_length = 1, max_length = 100)]
     pub name: Option<String>,
 }
 
@@ -215,7 +218,7 @@ pub async fn dev_token(
         )
     })?;
     let name = request.name.unwrap_or_else(|| user_id.to_string());
-    if name.trim().is_empty() || name.chars().count() > 100 {
+    if name.is_empty() || name.chars().count() > 100 {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "validation_failed",
