@@ -833,15 +833,16 @@ async fn a_frozen_primary_costs_no_client_errors_and_complete_succeeds_during_th
     let acknowledged = std::sync::atomic::AtomicUsize::new(0);
     let started = std::time::Instant::now();
     let mut frozen_at = None;
-    let statuses: Vec<(usize, StatusCode, Value)> = {
+    let statuses: Vec<(usize, StatusCode, Value, Duration)> = {
         use futures_util::StreamExt;
         let mut uploads = futures_util::stream::iter(0..CHUNKS)
             .map(|seq| {
                 let (app, call, chunks, acknowledged) = (&app, &call, &chunks, &acknowledged);
                 async move {
+                    let sent = std::time::Instant::now();
                     let (status, body) = put_chunk(app, call, seq, &chunks[seq]).await;
                     acknowledged.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    (seq, status, body)
+                    (seq, status, body, sent.elapsed())
                 }
             })
             .buffer_unordered(8);
@@ -859,18 +860,26 @@ async fn a_frozen_primary_costs_no_client_errors_and_complete_succeeds_during_th
     let upload_time = started.elapsed();
     let failed: Vec<_> = statuses
         .iter()
-        .filter(|(_, status, _)| *status != StatusCode::CREATED)
+        .filter(|(_, status, _, _)| *status != StatusCode::CREATED)
         .collect();
     assert!(
         failed.is_empty(),
         "client errors during the freeze: {failed:?}"
+    );
+    // No upload waited for the frozen provider's timeout (put_timeout, 8 s): the slow attempt
+    // was hedged to the next provider, then the provider was avoided.
+    let slowest = statuses.iter().map(|(_, _, _, took)| *took).max().unwrap();
+    let put_timeout = wakili_settings::StorageSettings::default().put_timeout;
+    assert!(
+        slowest < put_timeout / 2,
+        "the slowest upload took {slowest:?}: it waited for the frozen provider"
     );
     assert!(
         upload_time < Duration::from_secs(25),
         "{CHUNKS} chunks took {upload_time:?} with the primary frozen"
     );
     eprintln!(
-        "{CHUNKS} chunks, primary frozen after {FREEZE_AT}: {upload_time:?} in all, {:?} since the freeze",
+        "{CHUNKS} chunks, primary frozen after {FREEZE_AT}: {upload_time:?} in all, {:?} since the freeze, slowest upload {slowest:?}",
         frozen_at.unwrap().elapsed()
     );
 
