@@ -28,13 +28,13 @@ pub trait RecordingStore: Send + Sync {
     /// caller compares hashes before encrypting anything.
     async fn claim_chunk(&self, chunk: &Chunk, now: DateTime<Utc>) -> Result<Chunk, DbError>;
 
-    /// Records that `provider` holds a claimed chunk (`chunk.seq`, its sizes), which becomes
+    /// Records that `providers` hold a claimed chunk (`chunk.seq`, its sizes), which becomes
     /// `stored`, and marks upload activity, in one transaction. Returns `false` (and changes
     /// nothing) when the recording no longer accepts chunks.
     async fn chunk_stored(
         &self,
         chunk: &Chunk,
-        provider: &str,
+        providers: &[String],
         now: DateTime<Utc>,
     ) -> Result<bool, DbError>;
 
@@ -74,16 +74,47 @@ pub trait RecordingStore: Send + Sync {
     /// How many stored chunks and terminators of live recordings some provider in `wanted` lacks.
     async fn replication_backlog(&self, wanted: &[String]) -> Result<u64, DbError>;
 
-    /// Moves an uploading recording to `finalizing` (stops chunk uploads). Returns `false` when it
-    /// was not uploading.
-    async fn begin_finalizing(&self, id: &str, now: DateTime<Utc>) -> Result<bool, DbError>;
+    /// Moves an uploading recording to `finalizing` (stops chunk uploads), keeping the
+    /// uploader's `request` (JSON) so the server can retry finalization, which nobody else may
+    /// attempt before `lease_until`. Returns `false` when it was not uploading.
+    async fn begin_finalizing(
+        &self,
+        id: &str,
+        request: &str,
+        lease_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, DbError>;
 
-    /// Moves a finalizing recording back to `uploading` (`complete` found chunks missing).
+    /// Moves a finalizing recording back to `uploading` (`complete` found chunks missing) and
+    /// forgets its request.
     async fn reopen_recording(&self, id: &str, now: DateTime<Utc>) -> Result<(), DbError>;
 
+    /// Claims the next finalization attempt of recording `id` (finalizing with a kept request,
+    /// its next attempt due at `now`) until `lease_until`. Returns the kept request, or `None`
+    /// when an attempt is running or not yet due.
+    async fn claim_finalization(
+        &self,
+        id: &str,
+        lease_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, DbError>;
+
+    /// Claims up to `limit` finalizations due at `now` (see [`Self::claim_finalization`]):
+    /// `(id, request, attempts so far including this one)`.
+    async fn claim_finalizations(
+        &self,
+        lease_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<(String, String, u32)>, DbError>;
+
+    /// A finalization attempt failed: the next may start at `retry_at`.
+    async fn finalization_failed(&self, id: &str, retry_at: DateTime<Utc>) -> Result<(), DbError>;
+
     /// Claims up to `limit` recordings whose upload went silent before `before` (or whose
-    /// finalization stalled), marking them `finalizing` now. Every node may sweep; each
-    /// recording is claimed by one.
+    /// sweep-started finalization stalled), marking them `finalizing` now. Recordings with a
+    /// kept `complete` request are retried instead ([`Self::claim_finalizations`]). Every node
+    /// may sweep; each recording is claimed by one.
     async fn claim_abandoned(
         &self,
         before: DateTime<Utc>,
@@ -107,8 +138,54 @@ pub trait RecordingStore: Send + Sync {
         audit: NewAuditEvent,
     ) -> Result<bool, DbError>;
 
-    /// Forgets a shredded recording's chunk rows once their objects are deleted.
-    async fn forget_chunks(&self, id: &str) -> Result<(), DbError>;
+    /// Queues the deletion of every object of shredded recording `id` on every one of
+    /// `providers`, and forgets its chunk rows, in one transaction.
+    async fn queue_object_deletes(
+        &self,
+        id: &str,
+        providers: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<(), DbError>;
+
+    /// Shredded recordings whose chunk rows were not yet turned into queued deletes (the
+    /// server stopped in between), up to `limit`.
+    async fn shredded_with_chunks(&self, limit: u32) -> Result<Vec<String>, DbError>;
+
+    /// Up to `limit` queued deletes `(provider, object_key)`, least tried first.
+    async fn pending_deletes(&self, limit: u32) -> Result<Vec<(String, String)>, DbError>;
+
+    /// A queued delete succeeded (`true`) and is forgotten, or failed once more (`false`).
+    async fn delete_attempted(
+        &self,
+        provider: &str,
+        object_key: &str,
+        done: bool,
+    ) -> Result<(), DbError>;
+
+    /// How many object deletes are still queued.
+    async fn pending_delete_count(&self) -> Result<u64, DbError>;
+
+    /// Up to `limit` live recordings whose data key is wrapped by another master key than
+    /// `current_key_id`: `(id, wrapped_key, key_id)`.
+    async fn keys_to_rewrap(
+        &self,
+        current_key_id: &str,
+        limit: u32,
+    ) -> Result<Vec<(String, String, String)>, DbError>;
+
+    /// How many live recordings have a data key wrapped by another master key than
+    /// `current_key_id`.
+    async fn keys_to_rewrap_count(&self, current_key_id: &str) -> Result<u64, DbError>;
+
+    /// Replaces recording `id`'s wrapped data key, if it is still `old_wrapped_key` (a shred or
+    /// another node's re-wrap in between wins). Returns whether it was replaced.
+    async fn rewrap_key(
+        &self,
+        id: &str,
+        old_wrapped_key: &str,
+        wrapped_key: &str,
+        key_id: &str,
+    ) -> Result<bool, DbError>;
 
     /// Sets or clears the legal hold, with its audit entry. `None` for an unknown or deleted
     /// recording.

@@ -214,7 +214,7 @@ where
     async fn chunk_stored(
         &self,
         chunk: &Chunk,
-        provider: &str,
+        providers: &[String],
         now: DateTime<Utc>,
     ) -> Result<bool, DbError> {
         let (recording_id, seq) = (chunk.recording_id.as_str(), chunk.seq);
@@ -244,7 +244,9 @@ where
         .bind(to_i64(chunk.object_size))
         .execute(&mut *tx)
         .await?;
-        insert_copy(&mut *tx, recording_id, seq, provider, now).await?;
+        for provider in providers {
+            insert_copy(&mut *tx, recording_id, seq, provider, now).await?;
+        }
         tx.commit().await?;
         Ok(true)
     }
@@ -374,14 +376,23 @@ where
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
-    async fn begin_finalizing(&self, id: &str, now: DateTime<Utc>) -> Result<bool, DbError> {
+    async fn begin_finalizing(
+        &self,
+        id: &str,
+        request: &str,
+        lease_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, DbError> {
         let mut conn = self.pool().acquire().await?;
         let changed = sqlx::query(
-            "UPDATE consultation_recordings SET status = 'finalizing', last_activity_at = $2 \
+            "UPDATE consultation_recordings SET status = 'finalizing', last_activity_at = $2, \
+             finalize_request = $3, finalize_after = $4, finalize_attempts = 1 \
              WHERE id = $1 AND status = 'uploading' RETURNING id",
         )
         .bind(id.to_owned())
         .bind(DbTime(now))
+        .bind(request.to_owned())
+        .bind(DbTime(lease_until))
         .fetch_optional(&mut *conn)
         .await?;
         Ok(changed.is_some())
@@ -390,11 +401,80 @@ where
     async fn reopen_recording(&self, id: &str, now: DateTime<Utc>) -> Result<(), DbError> {
         let mut conn = self.pool().acquire().await?;
         sqlx::query(
-            "UPDATE consultation_recordings SET status = 'uploading', last_activity_at = $2 \
+            "UPDATE consultation_recordings SET status = 'uploading', last_activity_at = $2, \
+             finalize_request = NULL, finalize_after = NULL, finalize_attempts = 0 \
              WHERE id = $1 AND status = 'finalizing'",
         )
         .bind(id.to_owned())
         .bind(DbTime(now))
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    async fn claim_finalization(
+        &self,
+        id: &str,
+        lease_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, DbError> {
+        let mut conn = self.pool().acquire().await?;
+        let row = sqlx::query(
+            "UPDATE consultation_recordings SET finalize_after = $2, \
+             finalize_attempts = finalize_attempts + 1 \
+             WHERE id = $1 AND status = 'finalizing' AND finalize_request IS NOT NULL \
+             AND finalize_after <= $3 RETURNING finalize_request",
+        )
+        .bind(id.to_owned())
+        .bind(DbTime(lease_until))
+        .bind(DbTime(now))
+        .fetch_optional(&mut *conn)
+        .await?;
+        row.map(|row| Ok(row.try_get::<String, _>("finalize_request")?))
+            .transpose()
+    }
+
+    async fn claim_finalizations(
+        &self,
+        lease_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<(String, String, u32)>, DbError> {
+        let mut conn = self.pool().acquire().await?;
+        let rows = sqlx::query(
+            "UPDATE consultation_recordings SET finalize_after = $1, \
+             finalize_attempts = finalize_attempts + 1 \
+             WHERE id IN (SELECT id FROM consultation_recordings WHERE status = 'finalizing' \
+             AND finalize_request IS NOT NULL AND finalize_after <= $2 \
+             ORDER BY finalize_after LIMIT $3) \
+             AND status = 'finalizing' AND finalize_request IS NOT NULL AND finalize_after <= $2 \
+             RETURNING id, finalize_request, finalize_attempts",
+        )
+        .bind(DbTime(lease_until))
+        .bind(DbTime(now))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let attempts: i64 = row.try_get("finalize_attempts")?;
+                Ok((
+                    row.try_get::<String, _>("id")?,
+                    row.try_get::<String, _>("finalize_request")?,
+                    u32::try_from(attempts).unwrap_or(u32::MAX),
+                ))
+            })
+            .collect()
+    }
+
+    async fn finalization_failed(&self, id: &str, retry_at: DateTime<Utc>) -> Result<(), DbError> {
+        let mut conn = self.pool().acquire().await?;
+        sqlx::query(
+            "UPDATE consultation_recordings SET finalize_after = $2 \
+             WHERE id = $1 AND status = 'finalizing'",
+        )
+        .bind(id.to_owned())
+        .bind(DbTime(retry_at))
         .execute(&mut *conn)
         .await?;
         Ok(())
@@ -411,8 +491,9 @@ where
             "UPDATE consultation_recordings SET status = 'finalizing', last_activity_at = $2 \
              WHERE id IN (SELECT id FROM consultation_recordings \
              WHERE status IN ('uploading', 'finalizing') AND last_activity_at < $1 \
-             ORDER BY last_activity_at LIMIT $3) \
-             AND status IN ('uploading', 'finalizing') AND last_activity_at < $1 RETURNING id",
+             AND finalize_request IS NULL ORDER BY last_activity_at LIMIT $3) \
+             AND status IN ('uploading', 'finalizing') AND last_activity_at < $1 \
+             AND finalize_request IS NULL RETURNING id",
         )
         .bind(DbTime(before))
         .bind(DbTime(now))
@@ -433,7 +514,8 @@ where
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE consultation_recordings SET status = $2, format = $3, codec = $4, \
              resolution = $5, duration_seconds = $6, file_size_bytes = $7, chunk_count = $8, \
-             sha256 = $9, manifest = $10, completed_at = $11, last_activity_at = $11 \
+             sha256 = $9, manifest = $10, completed_at = $11, last_activity_at = $11, \
+             finalize_request = NULL, finalize_after = NULL \
              WHERE id = $1 RETURNING {RECORDING_COLUMNS}"
         )))
         .bind(done.id.clone())
@@ -478,8 +560,25 @@ where
         Ok(true)
     }
 
-    async fn forget_chunks(&self, id: &str) -> Result<(), DbError> {
+    async fn queue_object_deletes(
+        &self,
+        id: &str,
+        providers: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<(), DbError> {
         let mut tx = self.pool().begin().await?;
+        for provider in providers {
+            sqlx::query(
+                "INSERT INTO recording_object_deletes (provider, object_key, recording_id, \
+                 queued_at) SELECT $1, object_key, recording_id, $3 FROM recording_chunks \
+                 WHERE recording_id = $2 ON CONFLICT (provider, object_key) DO NOTHING",
+            )
+            .bind(provider.clone())
+            .bind(id.to_owned())
+            .bind(DbTime(now))
+            .execute(&mut *tx)
+            .await?;
+        }
         for table in ["recording_chunk_copies", "recording_chunks"] {
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "DELETE FROM {table} WHERE recording_id = $1"
@@ -490,6 +589,130 @@ where
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn shredded_with_chunks(&self, limit: u32) -> Result<Vec<String>, DbError> {
+        let mut conn = self.pool().acquire().await?;
+        let rows = sqlx::query(
+            "SELECT r.id FROM consultation_recordings r WHERE r.status = 'deleted' \
+             AND EXISTS (SELECT 1 FROM recording_chunks c WHERE c.recording_id = r.id) \
+             ORDER BY r.id LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.iter()
+            .map(|row| Ok(row.try_get::<String, _>("id")?))
+            .collect()
+    }
+
+    async fn pending_deletes(&self, limit: u32) -> Result<Vec<(String, String)>, DbError> {
+        let mut conn = self.pool().acquire().await?;
+        let rows = sqlx::query(
+            "SELECT provider, object_key FROM recording_object_deletes \
+             ORDER BY attempts, queued_at, provider, object_key LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get::<String, _>("provider")?,
+                    row.try_get::<String, _>("object_key")?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn delete_attempted(
+        &self,
+        provider: &str,
+        object_key: &str,
+        done: bool,
+    ) -> Result<(), DbError> {
+        let mut conn = self.pool().acquire().await?;
+        let sql = if done {
+            "DELETE FROM recording_object_deletes WHERE provider = $1 AND object_key = $2"
+        } else {
+            "UPDATE recording_object_deletes SET attempts = attempts + 1 \
+             WHERE provider = $1 AND object_key = $2"
+        };
+        sqlx::query(sql)
+            .bind(provider.to_owned())
+            .bind(object_key.to_owned())
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn pending_delete_count(&self) -> Result<u64, DbError> {
+        let mut conn = self.pool().acquire().await?;
+        let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM recording_object_deletes")
+            .fetch_one(&mut *conn)
+            .await?
+            .try_get("n")?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn keys_to_rewrap(
+        &self,
+        current_key_id: &str,
+        limit: u32,
+    ) -> Result<Vec<(String, String, String)>, DbError> {
+        let mut conn = self.pool().acquire().await?;
+        let rows = sqlx::query(
+            "SELECT id, wrapped_key, key_id FROM consultation_recordings \
+             WHERE wrapped_key IS NOT NULL AND key_id IS NOT NULL AND key_id <> $1 \
+             ORDER BY id LIMIT $2",
+        )
+        .bind(current_key_id.to_owned())
+        .bind(i64::from(limit))
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get::<String, _>("id")?,
+                    row.try_get::<String, _>("wrapped_key")?,
+                    row.try_get::<String, _>("key_id")?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn keys_to_rewrap_count(&self, current_key_id: &str) -> Result<u64, DbError> {
+        let mut conn = self.pool().acquire().await?;
+        let n: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM consultation_recordings \
+             WHERE wrapped_key IS NOT NULL AND key_id IS NOT NULL AND key_id <> $1",
+        )
+        .bind(current_key_id.to_owned())
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get("n")?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn rewrap_key(
+        &self,
+        id: &str,
+        old_wrapped_key: &str,
+        wrapped_key: &str,
+        key_id: &str,
+    ) -> Result<bool, DbError> {
+        let mut conn = self.pool().acquire().await?;
+        let changed = sqlx::query(
+            "UPDATE consultation_recordings SET wrapped_key = $3, key_id = $4 \
+             WHERE id = $1 AND wrapped_key = $2 RETURNING id",
+        )
+        .bind(id.to_owned())
+        .bind(old_wrapped_key.to_owned())
+        .bind(wrapped_key.to_owned())
+        .bind(key_id.to_owned())
+        .fetch_optional(&mut *conn)
+        .await?;
+        Ok(changed.is_some())
     }
 
     async fn set_legal_hold(

@@ -87,6 +87,33 @@ async fn story(backend: Backend) {
         vec![recording.clone()]
     );
 
+    // Key rotation: a data key wrapped by another master key is found and re-wrapped once.
+    assert_eq!(
+        db.keys_to_rewrap("k2", 10).await.unwrap(),
+        vec![("r1".to_owned(), "d3JhcHBlZA==".to_owned(), "k1".to_owned())]
+    );
+    assert_eq!(db.keys_to_rewrap_count("k1").await.unwrap(), 0);
+    assert!(
+        db.rewrap_key("r1", "d3JhcHBlZA==", "bmV3", "k2")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !db.rewrap_key("r1", "d3JhcHBlZA==", "b3RoZXI=", "k3")
+            .await
+            .unwrap(),
+        "stale"
+    );
+    assert_eq!(db.keys_to_rewrap_count("k2").await.unwrap(), 0);
+    let rewrapped = db.recording("r1").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            rewrapped.wrapped_key.as_deref(),
+            rewrapped.key_id.as_deref()
+        ),
+        (Some("bmV3"), Some("k2"))
+    );
+
     // A position is claimed with its hash; a second claim sees the first.
     let claimed = db.claim_chunk(&chunk("r1", 1, "aa"), t0).await.unwrap();
     assert_eq!(claimed.state, ChunkState::Pending);
@@ -111,13 +138,13 @@ async fn story(backend: Backend) {
     );
     let t1 = t0 + Duration::seconds(5);
     assert!(
-        db.chunk_stored(&chunk("r1", 1, "aa"), "s3", t1)
+        db.chunk_stored(&chunk("r1", 1, "aa"), &["s3".to_owned()], t1)
             .await
             .unwrap()
     );
     db.claim_chunk(&chunk("r1", 0, "cc"), t1).await.unwrap();
     assert!(
-        db.chunk_stored(&chunk("r1", 0, "cc"), "r2", t1)
+        db.chunk_stored(&chunk("r1", 0, "cc"), &["r2".to_owned()], t1)
             .await
             .unwrap()
     );
@@ -170,17 +197,57 @@ async fn story(backend: Backend) {
     );
 
     // Finalizing stops uploads: a chunk stored after that is refused.
-    assert!(db.begin_finalizing("r1", t1).await.unwrap());
-    assert!(!db.begin_finalizing("r1", t1).await.unwrap());
+    let lease = t1 + Duration::seconds(60);
+    assert!(
+        db.begin_finalizing("r1", "{\"n\":2}", lease, t1)
+            .await
+            .unwrap()
+    );
+    assert!(!db.begin_finalizing("r1", "{}", lease, t1).await.unwrap());
+    // The kept request is retried by one claimer at a time, after the lease or backoff.
+    assert_eq!(db.claim_finalization("r1", lease, t1).await.unwrap(), None);
+    assert!(
+        db.claim_finalizations(lease, t1, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    db.finalization_failed("r1", t1 + Duration::seconds(2))
+        .await
+        .unwrap();
+    let t1b = t1 + Duration::seconds(3);
+    assert_eq!(
+        db.claim_finalizations(lease, t1b, 10).await.unwrap(),
+        vec![("r1".to_owned(), "{\"n\":2}".to_owned(), 2)]
+    );
+    assert_eq!(
+        db.claim_finalization("r1", lease, t1b).await.unwrap(),
+        None,
+        "leased"
+    );
+    assert_eq!(
+        db.claim_finalization("r1", lease, lease)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("{\"n\":2}")
+    );
+    // A sweep leaves recordings with a kept request to the retries.
+    assert!(
+        db.claim_abandoned(t1 + Duration::days(1), t1, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     db.claim_chunk(&chunk("r1", 2, "dd"), t1).await.unwrap();
     assert!(
-        !db.chunk_stored(&chunk("r1", 2, "dd"), "s3", t1)
+        !db.chunk_stored(&chunk("r1", 2, "dd"), &["s3".to_owned()], t1)
             .await
             .unwrap()
     );
     db.reopen_recording("r1", t1).await.unwrap();
     assert!(
-        db.chunk_stored(&chunk("r1", 2, "dd"), "s3", t1)
+        db.chunk_stored(&chunk("r1", 2, "dd"), &["s3".to_owned()], t1)
             .await
             .unwrap()
     );
@@ -257,8 +324,27 @@ async fn story(backend: Backend) {
             .unwrap()
             .is_empty()
     );
-    db.forget_chunks("r1").await.unwrap();
+    // Its objects are queued for deletion everywhere, and the deletes retried until done.
+    assert_eq!(
+        db.shredded_with_chunks(10).await.unwrap(),
+        vec!["r1".to_owned()]
+    );
+    db.queue_object_deletes("r1", &wanted, t2).await.unwrap();
+    db.queue_object_deletes("r1", &wanted, t2).await.unwrap(); // idempotent
     assert!(db.chunks("r1").await.unwrap().is_empty());
+    assert!(db.shredded_with_chunks(10).await.unwrap().is_empty());
+    assert_eq!(db.pending_delete_count().await.unwrap(), 6);
+    let queued = db.pending_deletes(100).await.unwrap();
+    assert_eq!(queued.len(), 6);
+    let (provider, key) = queued[0].clone();
+    db.delete_attempted(&provider, &key, false).await.unwrap();
+    assert_ne!(
+        db.pending_deletes(1).await.unwrap()[0],
+        (provider.clone(), key.clone()),
+        "least tried first"
+    );
+    db.delete_attempted(&provider, &key, true).await.unwrap();
+    assert_eq!(db.pending_delete_count().await.unwrap(), 5);
     assert!(
         db.set_legal_hold("r1", true, None, audit("x"), t2)
             .await

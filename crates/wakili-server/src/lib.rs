@@ -199,7 +199,10 @@ fn recording_store(
             failure_threshold: s.failure_threshold,
             cooldown: s.cooldown,
         },
-        s.put_timeout,
+        wakili_storage::providers::Timeouts {
+            put: s.put_timeout,
+            read: s.read_timeout,
+        },
         s.replicas_for(configured.len()),
     )?;
     let clock = Arc::clone(clock);
@@ -216,6 +219,8 @@ fn recording_store(
             download_url_ttl: s.download_url_ttl,
             replication_interval: s.replication_interval,
             spool_dir: settings.data_dir.join("spool"),
+            ack_copies: s.ack_copies,
+            spool_max_age: settings.request_timeout * 2,
         },
         Arc::new(move || clock.now()),
     )?)

@@ -107,6 +107,15 @@ impl S3 {
     fn dir(&self) -> PathBuf {
         self.root.path().join(BUCKET)
     }
+
+    /// Sends the server SIGSTOP (`true`: frozen, accepting connections but answering nothing)
+    /// or SIGCONT (`false`).
+    fn freeze(&self, frozen: bool) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let signal = if frozen { "-STOP" } else { "-CONT" };
+        let status = Command::new("kill").args([signal, &pid]).status().unwrap();
+        assert!(status.success(), "kill {signal} {pid}");
+    }
 }
 
 impl Drop for S3 {
@@ -629,22 +638,50 @@ async fn recordings_survive_a_provider_outage_and_come_back_intact() {
         StatusCode::FORBIDDEN
     );
 
-    // A flipped ciphertext byte on the copy read first is detected: the download breaks off
-    // instead of delivering altered media.
+    // A flipped ciphertext byte on the copy read first fails authentication: the download
+    // reads another copy and is still byte-identical, and the corrupt copy is repaired.
     let target = chunk_files(&s3.dir(), &call.recording)
         .into_iter()
         .next()
         .expect("s3 holds the first chunk");
-    let mut bytes = std::fs::read(&target).unwrap();
+    let good = std::fs::read(&target).unwrap();
+    let mut bytes = good.clone();
     bytes[100] ^= 0x01;
     std::fs::write(&target, &bytes).unwrap();
-    let (_, body, _) = download(&app, &call, None).await;
-    assert_ne!(
+    let (status, body, _) = download(&app, &call, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
         hex_sha(&body),
         hex_sha(&media),
+        "a corrupt copy must not stop the download"
+    );
+    let mut repaired = false;
+    for _ in 0..100 {
+        if std::fs::read(&target).unwrap() == good {
+            repaired = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(repaired, "the corrupt copy on s3 was not repaired");
+    wait_for_backlog_zero(&app).await;
+    // With every copy of a chunk corrupt, the download breaks off instead of delivering
+    // altered media.
+    let mut corrupted = Vec::new();
+    for dir in [s3.dir(), r2.dir(), disk.path().to_path_buf()] {
+        if let Some(file) = chunk_files(&dir, &call.recording).into_iter().next() {
+            let mut bytes = std::fs::read(&file).unwrap();
+            bytes[100] ^= 0x01;
+            std::fs::write(&file, &bytes).unwrap();
+            corrupted.push(file);
+        }
+    }
+    assert!(corrupted.len() >= 2, "{corrupted:?}");
+    let (_, body, _) = download(&app, &call, None).await;
+    assert!(
+        body.len() < media.len(),
         "altered media must not be served whole"
     );
-    assert!(body.len() < media.len());
 
     // Deletion: refused under legal hold; then the key is shredded and nothing is readable.
     let admin = token("admin-1", Role::Admin);
@@ -728,4 +765,422 @@ async fn recordings_survive_a_provider_outage_and_come_back_intact() {
     ] {
         assert!(actions.contains(&action), "{action} in {actions:?}");
     }
+}
+
+fn local_provider(name: &str, dir: &Path) -> ProviderSettings {
+    ProviderSettings {
+        name: name.into(),
+        kind: ProviderKind::Local,
+        bucket: None,
+        region: None,
+        endpoint: None,
+        access_key_id: None,
+        secret_access_key: None,
+        allow_http: false,
+        path: Some(dir.to_path_buf()),
+    }
+}
+
+async fn complete(app: &TestApp, call: &Call, chunks: usize) -> (StatusCode, Value) {
+    app.call(
+        Method::POST,
+        &format!("/api/v1/recordings/{}/complete", call.recording),
+        &call.lawyer,
+        Some(json!({"chunkCount": chunks, "durationSeconds": 4.0, "format": "webm"})),
+    )
+    .await
+}
+
+async fn recording(app: &TestApp, call: &Call) -> Value {
+    let (status, body) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/recordings/{}", call.recording),
+            &call.lawyer,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+/// The probe's finding: with the primary frozen (SIGSTOP, so connections hang instead of
+/// failing), 24 of 600 chunk PUTs got 408 after 30 s and `complete` returned 408. Now the frozen
+/// provider is hedged to the next one at its recent p99, then skipped: no client error, the
+/// upload takes seconds, and `complete` and downloads work from the other copies.
+#[tokio::test]
+async fn a_frozen_primary_costs_no_client_errors_and_complete_succeeds_during_the_freeze() {
+    let s3 = S3::start();
+    let r2 = S3::start();
+    let disk = tempfile::tempdir().unwrap();
+    let providers = vec![
+        s3.provider("s3", ProviderKind::S3),
+        r2.provider("r2", ProviderKind::R2),
+        local_provider("disk", disk.path()),
+    ];
+    let app = spawn_app_with(Backend::Sqlite, move |s| {
+        s.storage.providers = providers;
+        // Two copies before the acknowledgement: no chunk depends on the frozen provider alone.
+        s.storage.ack_copies = 2;
+        s.storage.replication_interval = Duration::from_millis(200);
+        // Timeouts are the defaults (well below the 30 s request timeout).
+    })
+    .await;
+    let call = consented_recording(&app).await;
+    const CHUNKS: usize = 240;
+    const FREEZE_AT: usize = 60;
+    let chunks: Vec<Vec<u8>> = (0..CHUNKS).map(|i| chunk_body(i, 20_000)).collect();
+    let acknowledged = std::sync::atomic::AtomicUsize::new(0);
+    let started = std::time::Instant::now();
+    let mut frozen_at = None;
+    let statuses: Vec<(usize, StatusCode, Value, Duration)> = {
+        use futures_util::StreamExt;
+        let mut uploads = futures_util::stream::iter(0..CHUNKS)
+            .map(|seq| {
+                let (app, call, chunks, acknowledged) = (&app, &call, &chunks, &acknowledged);
+                async move {
+                    let sent = std::time::Instant::now();
+                    let (status, body) = put_chunk(app, call, seq, &chunks[seq]).await;
+                    acknowledged.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    (seq, status, body, sent.elapsed())
+                }
+            })
+            .buffer_unordered(8);
+        let mut out = Vec::new();
+        while let Some(result) = uploads.next().await {
+            out.push(result);
+            if frozen_at.is_none() && out.len() == FREEZE_AT {
+                // Frozen with uploads in flight.
+                s3.freeze(true);
+                frozen_at = Some(std::time::Instant::now());
+            }
+        }
+        out
+    };
+    let upload_time = started.elapsed();
+    let failed: Vec<_> = statuses
+        .iter()
+        .filter(|(_, status, _, _)| *status != StatusCode::CREATED)
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "client errors during the freeze: {failed:?}"
+    );
+    // No upload waited for the frozen provider's timeout (put_timeout, 8 s): the slow attempt
+    // was hedged to the next provider, then the provider was avoided.
+    let slowest = statuses.iter().map(|(_, _, _, took)| *took).max().unwrap();
+    let put_timeout = wakili_settings::StorageSettings::default().put_timeout;
+    assert!(
+        slowest < put_timeout / 2,
+        "the slowest upload took {slowest:?}: it waited for the frozen provider"
+    );
+    assert!(
+        upload_time < Duration::from_secs(25),
+        "{CHUNKS} chunks took {upload_time:?} with the primary frozen"
+    );
+    eprintln!(
+        "{CHUNKS} chunks, primary frozen after {FREEZE_AT}: {upload_time:?} in all, {:?} since the freeze, slowest upload {slowest:?}",
+        frozen_at.unwrap().elapsed()
+    );
+
+    // Complete reads every chunk back while s3 is still frozen.
+    let started = std::time::Instant::now();
+    let (status, done) = complete(&app, &call, CHUNKS).await;
+    let complete_time = started.elapsed();
+    assert_eq!(status, StatusCode::OK, "complete during the freeze: {done}");
+    assert_eq!(done["status"], "completed");
+    assert!(
+        complete_time < Duration::from_secs(15),
+        "complete took {complete_time:?}"
+    );
+    let media: Vec<u8> = chunks.concat();
+    assert_eq!(done["sha256"], hex_sha(&media));
+    let (status, body, _) = download(&app, &call, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        hex_sha(&body),
+        hex_sha(&media),
+        "download during the freeze"
+    );
+    // The frozen provider is reported unhealthy, and its timeouts count as failures.
+    let u = usage(&app).await;
+    assert_eq!(u["providers"][0]["healthy"], false, "{u}");
+    let mut counted = Value::Null;
+    for _ in 0..150 {
+        let u = usage(&app).await;
+        if u["providers"][0]["consecutiveFailures"].as_u64().unwrap() >= 1 {
+            counted = u;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        counted["providers"][0]["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains("no answer within")),
+        "a timeout is a failure: {counted}"
+    );
+    s3.freeze(false);
+}
+
+/// `storage.ack_copies = 2`: a chunk is acknowledged only once two providers hold it, so it
+/// never has a single copy (here the replicator does not run between the upload and the check).
+#[tokio::test]
+async fn with_ack_copies_two_an_acknowledged_chunk_is_on_two_providers() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let providers = vec![local_provider("a", a.path()), local_provider("b", b.path())];
+    let app = spawn_app_with(Backend::Sqlite, move |s| {
+        s.storage.providers = providers;
+        s.storage.ack_copies = 2;
+        s.storage.replication_interval = Duration::from_secs(3600);
+    })
+    .await;
+    let call = consented_recording(&app).await;
+    // Let the replicator's first pass (at start) go by, so only the upload can make copies.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for seq in 0..3 {
+        let body = chunk_body(seq, 100_000);
+        let (status, stored) = put_chunk(&app, &call, seq, &body).await;
+        assert_eq!(status, StatusCode::CREATED, "{stored}");
+        assert_eq!(chunk_files(a.path(), &call.recording).len(), seq + 1);
+        assert_eq!(chunk_files(b.path(), &call.recording).len(), seq + 1);
+    }
+    let view = recording(&app, &call).await;
+    assert_eq!(view["providers"], json!(["a", "b"]), "{view}");
+    assert_eq!(usage(&app).await["replicationBacklog"], 0);
+}
+
+/// A failed `complete` leaves the recording `finalizing`; the server retries it with backoff
+/// and it becomes `completed` once the provider is back, without the uploader asking again.
+#[tokio::test]
+async fn a_failed_complete_is_retried_by_the_server_until_the_recording_is_ready() {
+    let mut s3 = S3::start();
+    let provider = s3.provider("s3", ProviderKind::S3);
+    let app = spawn_app_with(Backend::Postgres, move |s| {
+        s.storage.providers = vec![provider];
+        s.storage.replication_interval = Duration::from_millis(200);
+        s.storage.cooldown = Duration::from_secs(1);
+    })
+    .await;
+    let call = consented_recording(&app).await;
+    let chunks: Vec<Vec<u8>> = (0..3).map(|i| chunk_body(i, 90_000)).collect();
+    for (seq, chunk) in chunks.iter().enumerate() {
+        assert_eq!(
+            put_chunk(&app, &call, seq, chunk).await.0,
+            StatusCode::CREATED
+        );
+    }
+    s3.stop();
+    let (status, pending) = complete(&app, &call, 3).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{pending}");
+    assert_eq!(pending["status"], "finalizing");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(recording(&app, &call).await["status"], "finalizing");
+    s3.resume();
+    let mut ready = Value::Null;
+    for _ in 0..200 {
+        let view = recording(&app, &call).await;
+        if view["status"] == "completed" {
+            ready = view;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let media: Vec<u8> = chunks.concat();
+    assert_eq!(ready["sha256"], hex_sha(&media), "not completed: {ready}");
+    let (status, body, _) = download(&app, &call, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, media);
+    // Asking again returns the completed recording.
+    let (status, again) = complete(&app, &call, 3).await;
+    assert_eq!(
+        (status, &again["status"]),
+        (StatusCode::OK, &json!("completed"))
+    );
+}
+
+/// Shredding with a provider down: its deletes are queued and retried until the provider is
+/// back and holds nothing of the recording.
+#[tokio::test]
+async fn object_deletes_that_failed_after_shredding_are_retried() {
+    let mut s3 = S3::start();
+    let disk = tempfile::tempdir().unwrap();
+    let providers = vec![
+        s3.provider("s3", ProviderKind::S3),
+        local_provider("disk", disk.path()),
+    ];
+    let app = spawn_app_with(Backend::Sqlite, move |s| {
+        s.storage.providers = providers;
+        s.storage.replication_interval = Duration::from_millis(200);
+        s.storage.cooldown = Duration::from_secs(1);
+    })
+    .await;
+    let call = consented_recording(&app).await;
+    for seq in 0..3 {
+        let (status, _) = put_chunk(&app, &call, seq, &chunk_body(seq, 80_000)).await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    assert_eq!(complete(&app, &call, 3).await.0, StatusCode::OK);
+    wait_for_backlog_zero(&app).await;
+    assert_eq!(chunk_files(&s3.dir(), &call.recording).len(), 3);
+
+    s3.stop();
+    let admin = token("admin-1", Role::Admin);
+    let response = app
+        .request(
+            Method::DELETE,
+            &format!("/api/v1/recordings/{}", call.recording),
+            &admin,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert!(chunk_files(disk.path(), &call.recording).is_empty());
+    assert_eq!(chunk_files(&s3.dir(), &call.recording).len(), 3);
+    assert!(usage(&app).await["pendingDeletes"].as_u64().unwrap() >= 3);
+
+    s3.resume();
+    let mut clean = false;
+    for _ in 0..150 {
+        if files(&s3.dir())
+            .iter()
+            .all(|f| !f.to_string_lossy().contains(&call.recording))
+            && usage(&app).await["pendingDeletes"] == 0
+        {
+            clean = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        clean,
+        "s3 still holds shredded objects: {:?}",
+        files(&s3.dir())
+    );
+}
+
+/// Spool files a crash left behind are removed at start; a fresh one (it could belong to an
+/// upload in flight on a node sharing the directory) is left alone.
+#[tokio::test]
+async fn spool_files_left_by_a_crash_are_removed_at_start() {
+    let spool = std::sync::Arc::new(std::sync::Mutex::new(PathBuf::new()));
+    let dir = std::sync::Arc::clone(&spool);
+    let app = spawn_app_with(Backend::Sqlite, move |s| {
+        let path = s.data_dir.join("spool");
+        std::fs::create_dir_all(&path).unwrap();
+        let stale = std::fs::File::create(path.join("left-by-a-crash.part")).unwrap();
+        stale.set_len(1024 * 1024).unwrap();
+        stale
+            .set_modified(std::time::SystemTime::now() - Duration::from_secs(3600))
+            .unwrap();
+        std::fs::write(path.join("in-flight.part"), b"sealed bytes").unwrap();
+        *dir.lock().unwrap() = path;
+    })
+    .await;
+    let path = spool.lock().unwrap().clone();
+    assert!(
+        !path.join("left-by-a-crash.part").exists(),
+        "stale spool file kept"
+    );
+    assert!(path.join("in-flight.part").exists());
+    drop(app);
+}
+
+/// After a key rotation the background job re-wraps every data key under the new master key;
+/// then the retired key can be removed and the recording still downloads.
+#[tokio::test]
+async fn data_keys_are_rewrapped_after_a_key_rotation_so_the_retired_key_can_go() {
+    let keys = tempfile::tempdir().unwrap();
+    let old_key = keys.path().join("old.key");
+    let new_key = keys.path().join("new.key");
+    std::fs::write(&old_key, "11".repeat(32)).unwrap();
+    std::fs::write(&new_key, "22".repeat(32)).unwrap();
+    let disk = tempfile::tempdir().unwrap();
+    let provider = local_provider("disk", disk.path());
+    let (p1, k1) = (provider.clone(), old_key.clone());
+    let app = spawn_app_with(Backend::Sqlite, move |s| {
+        s.storage.providers = vec![p1];
+        s.storage.master_key_file = Some(k1);
+    })
+    .await;
+    let call = consented_recording(&app).await;
+    let media = chunk_body(0, 120_000);
+    assert_eq!(
+        put_chunk(&app, &call, 0, &media).await.0,
+        StatusCode::CREATED
+    );
+    assert_eq!(complete(&app, &call, 1).await.0, StatusCode::OK);
+    let old_id = wakili_storage::MasterKey::from_file_text(&"11".repeat(32))
+        .unwrap()
+        .id()
+        .to_owned();
+    let key_id = |db: &wakili_db::Db, id: String| {
+        let db = db.clone();
+        async move { db.recording(&id).await.unwrap().unwrap().key_id.unwrap() }
+    };
+    let db = wakili_db::connect(&app.db.url, &wakili_db::PoolOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(key_id(&db, call.recording.clone()).await, old_id);
+
+    // Rotated: the new key is current, the old one retired.
+    let (p2, k2, r2) = (provider.clone(), new_key.clone(), old_key.clone());
+    let rotated = common::spawn_node_with(&app.db.url, move |s| {
+        s.storage.providers = vec![p2];
+        s.storage.master_key_file = Some(k2);
+        s.storage.retired_master_key_files = vec![r2];
+    })
+    .await;
+    let admin = token("admin-1", Role::Admin);
+    let mut left = Value::Null;
+    for _ in 0..100 {
+        let response = app
+            .http
+            .get(rotated.url("/api/v1/storage/usage"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
+        left = read(response).await.1["keysUnderRetiredMasterKeys"].clone();
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(left, 0);
+    assert_ne!(key_id(&db, call.recording.clone()).await, old_id);
+    rotated.stop().await.unwrap();
+
+    // The retired key is gone from the configuration: the recording still downloads.
+    let (p3, k3) = (provider, new_key);
+    let node = common::spawn_node_with(&app.db.url, move |s| {
+        s.storage.providers = vec![p3];
+        s.storage.master_key_file = Some(k3);
+    })
+    .await;
+    let response = app
+        .http
+        .post(node.url(&format!(
+            "/api/v1/recordings/{}/download-url",
+            call.recording
+        )))
+        .bearer_auth(&call.client)
+        .send()
+        .await
+        .unwrap();
+    let (status, link) = read(response).await;
+    assert_eq!(status, StatusCode::OK, "{link}");
+    let url = link["url"].as_str().unwrap();
+    let body = app
+        .http
+        .get(node.url(&url[url.find("/api/v1/").unwrap()..]))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(hex_sha(&body), hex_sha(&media));
+    node.stop().await.unwrap();
 }

@@ -281,6 +281,7 @@ impl Settings {
         problems.extend(crate::media::problems(&self.ice, &self.turn, &self.mobile));
         problems.extend(self.signaling.problems());
         problems.extend(self.storage.problems());
+        problems.extend(self.storage.timeout_problems(self.request_timeout));
         problems.extend(self.web.problems());
         if self.web.dev_login && self.auth.algorithm != Algorithm::Hs256 {
             problems.push(
@@ -459,5 +460,103 @@ mod tests {
                 .to_string()
                 .contains("openssl rand")
         );
+    }
+
+    #[test]
+    fn provider_timeouts_must_be_well_below_the_request_timeout() {
+        let mut s = Settings::default();
+        // The probe's configuration: a provider timeout equal to the request timeout means a
+        // frozen provider answers clients with 408 before failover can happen.
+        s.storage.put_timeout = s.request_timeout;
+        s.storage.read_timeout = s.request_timeout / 2;
+        let err = s.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("storage.put_timeout: must be well below request_timeout"),
+            "{err}"
+        );
+        assert!(
+            err.contains("storage.read_timeout: must be well below request_timeout"),
+            "{err}"
+        );
+        s.storage.put_timeout = s.request_timeout / 4;
+        s.storage.read_timeout = s.request_timeout / 6;
+        s.validate().unwrap();
+        let defaults = StorageSettings::default();
+        assert!(defaults.put_timeout * 3 <= s.request_timeout);
+        assert!(defaults.read_timeout * 3 <= s.request_timeout);
+    }
+
+    #[test]
+    fn ack_copies_is_between_one_and_the_replica_count() {
+        let mut s = Settings::default();
+        s.storage.ack_copies = 2;
+        let err = s.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("storage.ack_copies: must be between 1 and storage.replicas (1)"),
+            "{err}"
+        );
+        s.storage.providers = vec![local("a"), local("b")];
+        s.validate().unwrap();
+        s.storage.ack_copies = 0;
+        assert!(s.validate().is_err());
+    }
+
+    fn local(name: &str) -> ProviderSettings {
+        ProviderSettings {
+            name: name.into(),
+            kind: ProviderKind::Local,
+            bucket: None,
+            region: None,
+            endpoint: None,
+            access_key_id: None,
+            secret_access_key: None,
+            allow_http: false,
+            path: Some(format!("/srv/{name}").into()),
+        }
+    }
+
+    #[test]
+    fn the_banner_lists_the_configured_providers_without_secrets() {
+        let mut s = Settings::default();
+        assert_eq!(
+            StorageSettings::describe_providers(&s.recording_providers()),
+            vec![format!("local (local) {}", s.recordings_dir().display())]
+        );
+        s.storage.providers = vec![
+            ProviderSettings {
+                name: "s3".into(),
+                kind: ProviderKind::S3,
+                bucket: Some("wakili-rec".into()),
+                region: Some("eu-west-1".into()),
+                endpoint: None,
+                access_key_id: Some("AKIAEXAMPLE".into()),
+                secret_access_key: Some(Secret::new("very-secret-key")),
+                allow_http: false,
+                path: None,
+            },
+            ProviderSettings {
+                name: "r2".into(),
+                kind: ProviderKind::R2,
+                bucket: Some("rec".into()),
+                region: None,
+                endpoint: Some("https://user:pw@acct.r2.cloudflarestorage.com".into()),
+                access_key_id: Some("AKIAEXAMPLE".into()),
+                secret_access_key: Some(Secret::new("very-secret-key")),
+                allow_http: false,
+                path: None,
+            },
+            local("disk"),
+        ];
+        let lines = StorageSettings::describe_providers(&s.recording_providers());
+        assert_eq!(
+            lines,
+            vec![
+                "s3 (s3) bucket wakili-rec in eu-west-1".to_owned(),
+                "r2 (r2) bucket rec at https://acct.r2.cloudflarestorage.com".to_owned(),
+                "disk (local) /srv/disk".to_owned(),
+            ]
+        );
+        let text = lines.join(" ");
+        assert!(!text.contains("secret") && !text.contains("AKIA") && !text.contains("pw"));
     }
 }

@@ -64,9 +64,19 @@ pub struct StorageSettings {
     /// that does not fit (or has no `Content-Length`) waits in a spool file instead. 0: always
     /// spool.
     pub upload_memory_bytes: u64,
-    /// Longest a provider may take to store one chunk before the next one takes it.
+    /// Longest a provider may take to store one chunk before it counts as failed (a slow
+    /// provider is hedged to the next one much earlier, at its recent p99). Must be well below
+    /// `request_timeout` (at most a third of it), so failover happens within the request.
     #[serde(with = "humantime_serde")]
     pub put_timeout: Duration,
+    /// Longest a provider may take to answer a read, an existence check or a delete before it
+    /// counts as failed and the next copy is read. At most a third of `request_timeout`.
+    #[serde(with = "humantime_serde")]
+    pub read_timeout: Duration,
+    /// Providers that must hold a chunk before its upload is acknowledged (1 up to `replicas`).
+    /// More copies cost upload latency (the slowest of them); with 1 an acknowledged chunk has
+    /// one copy until the replicator's next pass.
+    pub ack_copies: usize,
     /// Consecutive failures after which a provider is skipped…
     pub failure_threshold: u32,
     /// …for this long, then tried again.
@@ -101,7 +111,9 @@ impl Default for StorageSettings {
             replicas: None,
             max_chunk_bytes: 16 * 1024 * 1024,
             upload_memory_bytes: 64 * 1024 * 1024,
-            put_timeout: Duration::from_secs(30),
+            put_timeout: Duration::from_secs(8),
+            read_timeout: Duration::from_secs(5),
+            ack_copies: 1,
             failure_threshold: 3,
             cooldown: Duration::from_secs(30),
             replication_interval: Duration::from_secs(2),
@@ -112,6 +124,21 @@ impl Default for StorageSettings {
             retired_master_key_files: Vec::new(),
             signing_key_file: None,
         }
+    }
+}
+
+/// An endpoint URL without any `user:password@` part.
+fn strip_userinfo(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let host_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(host_end);
+    let authority = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    if scheme.is_empty() {
+        format!("{authority}{path}")
+    } else {
+        format!("{scheme}://{authority}{path}")
     }
 }
 
@@ -127,6 +154,55 @@ impl StorageSettings {
         self.replicas
             .unwrap_or(if providers >= 2 { 2 } else { 1 })
             .clamp(1, providers.max(1))
+    }
+
+    /// Problems with the provider timeouts against the HTTP `request_timeout`: a provider must
+    /// time out well before the request does, or a frozen provider reaches clients as 408s.
+    pub(crate) fn timeout_problems(&self, request_timeout: Duration) -> Vec<String> {
+        let limit = request_timeout / 3;
+        let mut bad = Vec::new();
+        for (name, value) in [
+            ("put_timeout", self.put_timeout),
+            ("read_timeout", self.read_timeout),
+        ] {
+            if value > limit {
+                bad.push(format!(
+                    "storage.{name}: must be well below request_timeout ({request_timeout:?}): at most a third of it ({limit:?}), so the next provider is tried within the request"
+                ));
+            }
+        }
+        bad
+    }
+
+    /// Where recordings are kept, one line per provider for the start banner: name, kind and
+    /// bucket (with endpoint) or directory. Never credentials.
+    pub fn describe_providers(providers: &[ProviderSettings]) -> Vec<String> {
+        providers
+            .iter()
+            .map(|p| match p.kind {
+                ProviderKind::Local => format!(
+                    "{} (local) {}",
+                    p.name,
+                    p.path
+                        .as_ref()
+                        .map_or_else(String::new, |d| d.display().to_string())
+                ),
+                kind => {
+                    let kind = if kind == ProviderKind::R2 { "r2" } else { "s3" };
+                    let mut line = format!(
+                        "{} ({kind}) bucket {}",
+                        p.name,
+                        p.bucket.as_deref().unwrap_or("")
+                    );
+                    if let Some(endpoint) = &p.endpoint {
+                        line.push_str(&format!(" at {}", strip_userinfo(endpoint)));
+                    } else if let Some(region) = &p.region {
+                        line.push_str(&format!(" in {region}"));
+                    }
+                    line
+                }
+            })
+            .collect()
     }
 
     /// Problems, each naming the setting.
@@ -200,6 +276,15 @@ impl StorageSettings {
         }
         if self.put_timeout < Duration::from_secs(1) {
             bad.push("storage.put_timeout: at least 1s".into());
+        }
+        if self.read_timeout < Duration::from_millis(500) {
+            bad.push("storage.read_timeout: at least 500ms".into());
+        }
+        let replicas = self.replicas_for(count);
+        if self.ack_copies == 0 || self.ack_copies > replicas {
+            bad.push(format!(
+                "storage.ack_copies: must be between 1 and storage.replicas ({replicas})"
+            ));
         }
         if self.failure_threshold == 0 {
             bad.push("storage.failure_threshold: at least 1".into());

@@ -12,6 +12,7 @@
 
 pub mod error;
 pub mod health;
+pub mod latency;
 pub mod manifest;
 pub mod placement;
 pub mod providers;
@@ -34,7 +35,8 @@ pub use seal::{
     ciphertext_len, random_nonce_prefix,
 };
 pub use service::{
-    ChunkReceipt, Clock, CompleteRequest, Media, RecordingStore, StorageConfig, Usage,
+    ChunkReceipt, Clock, CompleteRequest, Completion, Media, RecordingStore, StorageConfig, Usage,
+    finalize_backoff,
 };
 pub use url::DownloadGrant;
 pub use verify::{Verified, verify_recording};

@@ -1,25 +1,30 @@
-//! The configured object stores, in order, with their health: writes go to the first healthy
-//! one, reads try the holders in order, and failures start a cool-down.
+//! The configured object stores, in order, with their health and latency: writes go to the
+//! first healthy one, reads try the holders in order, a provider slower than its recent p99 is
+//! hedged to the next one, and failures (timeouts included) start a cool-down.
 
 use std::{
     ops::Range,
-    path::Path,
+    path::PathBuf,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
 use bytes::Bytes;
-use futures_util::TryStreamExt;
+use futures_util::{TryStreamExt, future::BoxFuture};
 use object_store::{
     ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig, aws::AmazonS3Builder,
     buffered::BufWriter, local::LocalFileSystem, path::Path as ObjectPath,
 };
-use tokio::io::{AsyncRead, AsyncWriteExt};
+use tokio::{
+    io::{AsyncRead, AsyncWriteExt},
+    sync::mpsc,
+};
 use wakili_settings::{ProviderKind, ProviderSettings};
 
 use crate::{
     StorageError,
     health::{Health, HealthPolicy},
+    latency::{LatencyTracker, OpId},
 };
 
 /// Objects up to this size are written with one PUT; larger ones stream as multipart parts of
@@ -31,20 +36,124 @@ const PART_BYTES: usize = 5 * 1024 * 1024;
 const COPY_BYTES: usize = 1024 * 1024;
 
 /// What a provider is given to store.
-#[derive(Debug)]
-pub enum Payload<'a> {
+#[derive(Debug, Clone)]
+pub enum Payload {
     /// Sealed bytes held in memory, written with one request.
     Memory(PutPayload),
-    /// A spool file, streamed.
-    File(&'a Path),
+    /// A spool file, streamed (each attempt opens it).
+    File(PathBuf),
+}
+
+/// How long one provider operation may take before it counts as a failure.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// Storing one object.
+    pub put: Duration,
+    /// Reading (or starting to read), checking or deleting one object.
+    pub read: Duration,
+}
+
+/// The kind of operation, for latency tracking and timeouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Put,
+    Read,
 }
 
 /// One object store.
-pub struct Provider {
+struct Provider {
     name: String,
     kind: ProviderKind,
     store: Arc<dyn ObjectStore>,
-    health: Mutex<Health>,
+    state: Mutex<State>,
+}
+
+/// A provider's health and recent latencies.
+#[derive(Default)]
+struct State {
+    health: Health,
+    puts: LatencyTracker,
+    reads: LatencyTracker,
+}
+
+impl State {
+    fn tracker(&mut self, kind: Kind) -> &mut LatencyTracker {
+        match kind {
+            Kind::Put => &mut self.puts,
+            Kind::Read => &mut self.reads,
+        }
+    }
+}
+
+impl Provider {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding this lock cannot leave the record inconsistent: use it anyway.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records how an operation ended: answers are latency samples and clear the failure
+    /// count; errors and timeouts count towards a cool-down.
+    fn settle<T>(
+        &self,
+        kind: Kind,
+        op: OpId,
+        outcome: &Attempt<T>,
+        policy: HealthPolicy,
+        key: &str,
+    ) {
+        let now = Instant::now();
+        let mut state = self.state();
+        match outcome {
+            Attempt::Done(_) | Attempt::Missing => {
+                state.tracker(kind).end(op, now, true);
+                state.health.succeeded();
+            }
+            Attempt::Failed(message) => {
+                state.tracker(kind).end(op, now, false);
+                state.health.failed(now, policy, message.clone());
+                drop(state);
+                tracing::warn!(provider = %self.name, key, error = %message, "provider operation failed");
+            }
+            Attempt::Local(_) => state.tracker(kind).end(op, now, false),
+        }
+    }
+
+    /// How eagerly to use this provider now: 0 ready, 1 stuck on an earlier operation, 2
+    /// cooling down.
+    fn tier(&self, kind: Kind, timeout: Duration, now: Instant) -> u8 {
+        let mut state = self.state();
+        if !state.health.available(now) {
+            2
+        } else if state.tracker(kind).stalled(now, timeout) {
+            1
+        } else {
+            0
+        }
+    }
+}
+
+/// How one attempt on one provider ended.
+enum Attempt<T> {
+    /// It answered with the result.
+    Done(T),
+    /// It answered that the object does not exist.
+    Missing,
+    /// It failed or did not answer in time (counts against its health).
+    Failed(String),
+    /// Something on our side failed (the spool file); says nothing about the provider.
+    Local(String),
+}
+
+/// What a race over several providers produced.
+struct Race<T> {
+    /// Providers that delivered, in the order they did.
+    wins: Vec<(String, T)>,
+    /// Providers that answered "no such object".
+    missing: Vec<String>,
+    /// `name: error` of those that failed.
+    failures: Vec<String>,
 }
 
 /// How a provider is doing, for `GET /api/v1/storage/usage`.
@@ -54,21 +163,35 @@ pub struct ProviderStatus {
     pub name: String,
     /// `s3`, `r2` or `local`.
     pub kind: ProviderKind,
-    /// Whether writes go to it now.
+    /// Whether it is answering: not cooling down, no failure since its last success, and no
+    /// operation overdue (past its recent p99).
     pub healthy: bool,
-    /// Failures since its last success.
+    /// Failures (errors and timeouts) since its last success.
     pub consecutive_failures: u32,
     /// Time left before it is tried again, when cooling down.
     pub cooldown_left: Option<Duration>,
     /// Its last error, until a success.
     pub last_error: Option<String>,
+    /// Recent p99 latency of its writes, once enough are known.
+    pub put_p99: Option<Duration>,
+}
+
+/// A read that succeeded.
+#[derive(Debug)]
+pub struct Read {
+    /// The bytes.
+    pub bytes: Bytes,
+    /// The provider that served them.
+    pub provider: String,
+    /// Holders that turned out not to have the object.
+    pub gone: Vec<String>,
 }
 
 /// The providers in order of preference.
 pub struct Providers {
-    list: Vec<Provider>,
+    list: Vec<Arc<Provider>>,
     policy: HealthPolicy,
-    put_timeout: Duration,
+    timeouts: Timeouts,
     replicas: usize,
 }
 
@@ -77,18 +200,18 @@ impl Providers {
     pub fn open(
         settings: &[ProviderSettings],
         policy: HealthPolicy,
-        put_timeout: Duration,
+        timeouts: Timeouts,
         replicas: usize,
     ) -> Result<Self, StorageError> {
         let list = settings
             .iter()
             .map(|p| {
-                Ok(Provider {
+                Ok(Arc::new(Provider {
                     name: p.name.clone(),
                     kind: p.kind,
-                    store: open_store(p, put_timeout)?,
-                    health: Mutex::new(Health::default()),
-                })
+                    store: open_store(p, timeouts)?,
+                    state: Mutex::new(State::default()),
+                }))
             })
             .collect::<Result<Vec<_>, StorageError>>()?;
         if list.is_empty() {
@@ -100,7 +223,7 @@ impl Providers {
         Ok(Self {
             list,
             policy,
-            put_timeout,
+            timeouts,
             replicas,
         })
     }
@@ -126,7 +249,8 @@ impl Providers {
 
     /// Whether `name` is configured and may be tried at `now`.
     pub fn available(&self, name: &str, now: Instant) -> bool {
-        self.find(name).is_some_and(|p| health(p).available(now))
+        self.find(name)
+            .is_some_and(|p| p.state().health.available(now))
     }
 
     /// Health of every provider at `now`.
@@ -134,46 +258,174 @@ impl Providers {
         self.list
             .iter()
             .map(|p| {
-                let h = health(p);
+                let state = p.state();
+                let h = &state.health;
+                let stuck = state.puts.stalled(now, self.timeouts.put)
+                    || state.reads.stalled(now, self.timeouts.read);
                 ProviderStatus {
                     name: p.name.clone(),
                     kind: p.kind,
-                    healthy: h.available(now) && h.consecutive_failures() == 0,
+                    healthy: h.available(now) && h.consecutive_failures() == 0 && !stuck,
                     consecutive_failures: h.consecutive_failures(),
                     cooldown_left: h.cooldown_left(now),
                     last_error: h.last_error().map(str::to_owned),
+                    put_p99: state.puts.p99(),
                 }
             })
             .collect()
     }
 
-    /// Writes the file at `source` as object `key` to the first provider that takes it, in order,
-    /// skipping those cooling down (unless all are). Returns the provider's name. The object is
-    /// durable when this returns (S3 acknowledges stored objects; local files are fsynced).
-    pub async fn put_first(&self, key: &str, source: &Payload<'_>) -> Result<String, StorageError> {
+    /// Providers in the order to try them for `kind`: those in `first` before the rest, and
+    /// within each group ready ones, then stuck ones, then cooling ones (configuration order
+    /// otherwise). Providers in `skip` are left out.
+    fn ordered(&self, kind: Kind, first: &[String], skip: &[String]) -> Vec<Arc<Provider>> {
         let now = Instant::now();
-        let (ready, cooling): (Vec<&Provider>, Vec<&Provider>) =
-            self.list.iter().partition(|p| health(p).available(now));
-        let mut failures = Vec::new();
-        for provider in ready.into_iter().chain(cooling) {
-            let outcome = match source {
-                Payload::Memory(bytes) => self.put_bytes(provider, key, bytes.clone()).await,
-                Payload::File(path) => {
-                    let file = tokio::fs::File::open(path)
-                        .await
-                        .map_err(|e| StorageError::Spool(e.to_string()))?;
-                    self.put_with(provider, key, file).await
-                }
-            };
-            match outcome {
-                Ok(()) => return Ok(provider.name.clone()),
-                Err(e) => failures.push(format!("{}: {e}", provider.name)),
-            }
-        }
-        Err(StorageError::NoProvider(failures.join("; ")))
+        let timeout = self.timeout(kind);
+        let mut list: Vec<(bool, u8, Arc<Provider>)> = self
+            .list
+            .iter()
+            .filter(|p| !skip.contains(&p.name))
+            .map(|p| {
+                (
+                    !first.contains(&p.name),
+                    p.tier(kind, timeout, now),
+                    Arc::clone(p),
+                )
+            })
+            .collect();
+        list.sort_by_key(|(later, tier, _)| (*later, *tier));
+        list.into_iter().map(|(_, _, p)| p).collect()
     }
 
-    /// Writes `data` as object `key` to the provider `name`.
+    fn timeout(&self, kind: Kind) -> Duration {
+        match kind {
+            Kind::Put => self.timeouts.put,
+            Kind::Read => self.timeouts.read,
+        }
+    }
+
+    /// Runs `launch` on the `candidates` in order until `needed` of them delivered: `needed`
+    /// start at once; a failure starts the next candidate; and whenever the newest attempt has
+    /// taken longer than its provider's recent p99, the next candidate starts alongside it
+    /// (hedging). Attempts run as their own tasks: one that loses the race still ends (or
+    /// times out) and is counted in its provider's health, so a frozen provider is found out.
+    async fn race<T: Send + 'static>(
+        &self,
+        kind: Kind,
+        key: &str,
+        candidates: &[Arc<Provider>],
+        needed: usize,
+        launch: impl Fn(&Provider) -> BoxFuture<'static, Attempt<T>>,
+    ) -> Race<T> {
+        let timeout = self.timeout(kind);
+        let policy = self.policy;
+        let (tx, mut rx) = mpsc::unbounded_channel::<(usize, Attempt<T>)>();
+        let start = |i: usize| -> tokio::time::Instant {
+            let provider = Arc::clone(&candidates[i]);
+            let work = launch(&provider);
+            let hedge = provider.state().tracker(kind).hedge_after(timeout);
+            let tx = tx.clone();
+            let key = key.to_owned();
+            tokio::spawn(async move {
+                let op = provider.state().tracker(kind).begin(Instant::now());
+                let outcome = match tokio::time::timeout(timeout, work).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => Attempt::Failed(format!("no answer within {timeout:?}")),
+                };
+                provider.settle(kind, op, &outcome, policy, &key);
+                let _ = tx.send((i, outcome));
+            });
+            tokio::time::Instant::now() + hedge
+        };
+        let mut race = Race {
+            wins: Vec::new(),
+            missing: Vec::new(),
+            failures: Vec::new(),
+        };
+        let mut next = 0;
+        let mut running = 0;
+        let mut hedge_at = tokio::time::Instant::now();
+        while next < candidates.len() && next < needed {
+            hedge_at = start(next);
+            next += 1;
+            running += 1;
+        }
+        while race.wins.len() < needed && running > 0 {
+            tokio::select! {
+                Some((i, outcome)) = rx.recv() => {
+                    running -= 1;
+                    let name = candidates[i].name.clone();
+                    match outcome {
+                        Attempt::Done(value) => race.wins.push((name, value)),
+                        Attempt::Missing => race.missing.push(name),
+                        Attempt::Failed(m) | Attempt::Local(m) => {
+                            race.failures.push(format!("{name}: {m}"));
+                        }
+                    }
+                    if race.wins.len() + running < needed && next < candidates.len() {
+                        hedge_at = start(next);
+                        next += 1;
+                        running += 1;
+                    }
+                }
+                () = tokio::time::sleep_until(hedge_at), if next < candidates.len() => {
+                    tracing::debug!(key, slow = %candidates[next - 1].name, next = %candidates[next].name, "hedging a slow provider");
+                    hedge_at = start(next);
+                    next += 1;
+                    running += 1;
+                }
+            }
+        }
+        race
+    }
+
+    /// Writes `payload` as object `key` until `copies` providers hold it (fewer if fewer are
+    /// configured), preferring them in order and skipping stuck or cooling ones; a slow
+    /// provider is hedged to the next one. Returns the holders. Each object is durable when
+    /// this returns (S3 acknowledges stored objects; local files are fsynced).
+    pub async fn put_copies(
+        &self,
+        key: &str,
+        payload: &Payload,
+        copies: usize,
+    ) -> Result<Vec<String>, StorageError> {
+        let candidates = self.ordered(Kind::Put, &[], &[]);
+        let needed = copies.max(1).min(candidates.len().max(1));
+        let timeout = self.timeouts.put;
+        let race = self
+            .race(Kind::Put, key, &candidates, needed, |provider| {
+                let store = Arc::clone(&provider.store);
+                let path = ObjectPath::from(key);
+                let payload = payload.clone();
+                Box::pin(async move {
+                    match payload {
+                        Payload::Memory(bytes) => match store.put(&path, bytes).await {
+                            Ok(_) => Attempt::Done(()),
+                            Err(e) => Attempt::Failed(e.to_string()),
+                        },
+                        Payload::File(file) => match tokio::fs::File::open(&file).await {
+                            Ok(file) => stream_put(store, path, file, timeout).await,
+                            Err(e) => Attempt::Local(format!("spool file: {e}")),
+                        },
+                    }
+                })
+            })
+            .await;
+        if race.wins.len() >= needed {
+            return Ok(race.wins.into_iter().map(|(name, ())| name).collect());
+        }
+        let mut message = race.failures.join("; ");
+        if !race.wins.is_empty() {
+            message = format!(
+                "only {} of {needed} copies stored; {message}",
+                race.wins.len()
+            );
+        }
+        Err(StorageError::NoProvider(message))
+    }
+
+    /// Writes `data` as object `key` to the provider `name` (replication), within the put
+    /// timeout.
     pub async fn put_to(
         &self,
         name: &str,
@@ -181,181 +433,176 @@ impl Providers {
         data: impl AsyncRead + Unpin + Send,
     ) -> Result<(), StorageError> {
         let provider = self.get_provider(name)?;
-        self.put_with(provider, key, data).await
+        let op = provider.state().puts.begin(Instant::now());
+        let outcome = stream_put(
+            Arc::clone(&provider.store),
+            ObjectPath::from(key),
+            data,
+            self.timeouts.put,
+        )
+        .await;
+        provider.settle(Kind::Put, op, &outcome, self.policy, key);
+        into_result(name, key, outcome)
     }
 
-    /// Writes bytes already in memory with one request.
-    async fn put_bytes(
-        &self,
-        provider: &Provider,
-        key: &str,
-        bytes: PutPayload,
-    ) -> Result<(), StorageError> {
-        let path = ObjectPath::from(key);
-        let outcome =
-            match tokio::time::timeout(self.put_timeout, provider.store.put(&path, bytes)).await {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(_) => Err(format!("no answer within {:?}", self.put_timeout)),
-            };
-        self.settle(provider, key, outcome)
-    }
-
-    /// Streams `data` as object `key`: one request up to [`PART_BYTES`], multipart beyond.
-    async fn put_with(
-        &self,
-        provider: &Provider,
-        key: &str,
-        mut data: impl AsyncRead + Unpin + Send,
-    ) -> Result<(), StorageError> {
-        let path = ObjectPath::from(key);
-        let mut writer = BufWriter::with_capacity(Arc::clone(&provider.store), path, PART_BYTES);
-        // `shutting_down` matters for cleanup: a writer whose shutdown began cannot be aborted.
-        let mut shutting_down = false;
-        let write = async {
-            let mut reader = tokio::io::BufReader::with_capacity(COPY_BYTES, &mut data);
-            tokio::io::copy_buf(&mut reader, &mut writer).await?;
-            shutting_down = true;
-            writer.shutdown().await
-        };
-        let outcome = match tokio::time::timeout(self.put_timeout, write).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!("no answer within {:?}", self.put_timeout)),
-        };
-        if outcome.is_err() && !shutting_down {
-            // Best effort: a multipart upload left behind costs space, not correctness.
-            let _ = writer.abort().await;
-        }
-        self.settle(provider, key, outcome)
-    }
-
-    /// Records the outcome of a write in the provider's health.
-    fn settle(
-        &self,
-        provider: &Provider,
-        key: &str,
-        outcome: Result<(), String>,
-    ) -> Result<(), StorageError> {
-        match outcome {
-            Ok(()) => {
-                health(provider).succeeded();
-                Ok(())
-            }
-            Err(message) => {
-                tracing::warn!(provider = %provider.name, key, error = %message, "provider write failed");
-                health(provider).failed(Instant::now(), self.policy, message.clone());
-                Err(StorageError::Provider {
-                    provider: provider.name.clone(),
-                    message,
-                })
-            }
-        }
-    }
-
-    /// Reads object `key` (or `range` of it), trying `holders` in configuration order, then the
-    /// other providers (a copy may exist that the database does not know of). Returns the bytes and
-    /// the names of holders that turned out not to have it.
+    /// Reads object `key` (or `range` of it), trying `holders` first, then the other providers
+    /// (a copy may exist that the database does not know of), never those in `skip` (copies
+    /// found corrupt). Each attempt has the read timeout, and a holder slower than its recent
+    /// p99 is hedged to the next one. Returns the bytes, who served them, and the holders that
+    /// turned out not to have it.
     pub async fn read(
         &self,
         key: &str,
         range: Option<Range<u64>>,
         holders: &[String],
-    ) -> Result<(Bytes, Vec<String>), StorageError> {
-        let path = ObjectPath::from(key);
-        let (known, others): (Vec<&Provider>, Vec<&Provider>) =
-            self.list.iter().partition(|p| holders.contains(&p.name));
-        let mut gone = Vec::new();
-        let mut failures = Vec::new();
-        for provider in known.into_iter().chain(others) {
-            let result = match &range {
-                Some(range) => provider.store.get_range(&path, range.clone()).await,
-                None => match provider.store.get(&path).await {
-                    Ok(found) => found.bytes().await,
-                    Err(e) => Err(e),
-                },
-            };
-            match result {
-                Ok(bytes) => {
-                    health(provider).succeeded();
-                    return Ok((bytes, gone));
-                }
-                Err(object_store::Error::NotFound { .. }) => {
-                    if holders.contains(&provider.name) {
-                        gone.push(provider.name.clone());
+        skip: &[String],
+    ) -> Result<Read, StorageError> {
+        let candidates = self.ordered(Kind::Read, holders, skip);
+        let race = self
+            .race(Kind::Read, key, &candidates, 1, |provider| {
+                let store = Arc::clone(&provider.store);
+                let path = ObjectPath::from(key);
+                let range = range.clone();
+                Box::pin(async move {
+                    let result = match range {
+                        Some(range) => store.get_range(&path, range).await,
+                        None => match store.get(&path).await {
+                            Ok(found) => found.bytes().await,
+                            Err(e) => Err(e),
+                        },
+                    };
+                    match result {
+                        Ok(bytes) => Attempt::Done(bytes),
+                        Err(object_store::Error::NotFound { .. }) => Attempt::Missing,
+                        Err(e) => Attempt::Failed(e.to_string()),
                     }
-                }
-                Err(e) => {
-                    health(provider).failed(Instant::now(), self.policy, e.to_string());
-                    failures.push(format!("{}: {e}", provider.name));
-                }
-            }
-        }
-        if failures.is_empty() {
-            Err(StorageError::ObjectMissing(key.to_owned()))
-        } else {
-            Err(StorageError::NoProvider(failures.join("; ")))
+                })
+            })
+            .await;
+        let gone = race
+            .missing
+            .into_iter()
+            .filter(|name| holders.contains(name))
+            .collect();
+        match race.wins.into_iter().next() {
+            Some((provider, bytes)) => Ok(Read {
+                bytes,
+                provider,
+                gone,
+            }),
+            None if race.failures.is_empty() => Err(StorageError::ObjectMissing(key.to_owned())),
+            None => Err(StorageError::NoProvider(race.failures.join("; "))),
         }
     }
 
-    /// Streams object `key` from provider `name` into a reader (for replication).
+    /// Streams object `key` from provider `name` into a reader (for replication); the read
+    /// timeout applies to the provider's first answer.
     pub async fn open_from(
         &self,
         name: &str,
         key: &str,
     ) -> Result<impl AsyncRead + Unpin + Send + use<>, StorageError> {
         let provider = self.get_provider(name)?;
-        match provider.store.get(&ObjectPath::from(key)).await {
-            Ok(found) => {
-                let stream = found.into_stream().map_err(std::io::Error::other);
-                Ok(tokio_util::io::StreamReader::new(stream))
-            }
-            Err(object_store::Error::NotFound { .. }) => {
-                Err(StorageError::ObjectMissing(key.to_owned()))
-            }
-            Err(e) => {
-                health(provider).failed(Instant::now(), self.policy, e.to_string());
-                Err(StorageError::Provider {
-                    provider: name.to_owned(),
-                    message: e.to_string(),
-                })
-            }
-        }
+        let op = provider.state().reads.begin(Instant::now());
+        let timeout = self.timeouts.read;
+        let found =
+            match tokio::time::timeout(timeout, provider.store.get(&ObjectPath::from(key))).await {
+                Ok(Ok(found)) => Attempt::Done(found),
+                Ok(Err(object_store::Error::NotFound { .. })) => Attempt::Missing,
+                Ok(Err(e)) => Attempt::Failed(e.to_string()),
+                Err(_) => Attempt::Failed(format!("no answer within {timeout:?}")),
+            };
+        provider.settle(Kind::Read, op, &found, self.policy, key);
+        let found = into_result(name, key, found)?;
+        let stream = found.into_stream().map_err(std::io::Error::other);
+        Ok(tokio_util::io::StreamReader::new(stream))
     }
 
-    /// Deletes object `key` from provider `name` (a missing object counts as deleted).
+    /// Deletes object `key` from provider `name` (a missing object counts as deleted), within
+    /// the read timeout. A provider cooling down is not asked.
     pub async fn delete(&self, name: &str, key: &str) -> Result<(), StorageError> {
         let provider = self.get_provider(name)?;
-        match provider.store.delete(&ObjectPath::from(key)).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(StorageError::Provider {
+        if !provider.state().health.available(Instant::now()) {
+            return Err(StorageError::Provider {
                 provider: name.to_owned(),
-                message: e.to_string(),
-            }),
+                message: "cooling down after failures".into(),
+            });
+        }
+        let op = provider.state().reads.begin(Instant::now());
+        let timeout = self.timeouts.read;
+        let outcome = match tokio::time::timeout(
+            timeout,
+            provider.store.delete(&ObjectPath::from(key)),
+        )
+        .await
+        {
+            Ok(Ok(())) => Attempt::Done(()),
+            Ok(Err(object_store::Error::NotFound { .. })) => Attempt::Missing,
+            Ok(Err(e)) => Attempt::Failed(e.to_string()),
+            Err(_) => Attempt::Failed(format!("no answer within {timeout:?}")),
+        };
+        provider.settle(Kind::Read, op, &outcome, self.policy, key);
+        match outcome {
+            Attempt::Missing => Ok(()),
+            other => into_result(name, key, other),
         }
     }
 
-    fn find(&self, name: &str) -> Option<&Provider> {
+    fn find(&self, name: &str) -> Option<&Arc<Provider>> {
         self.list.iter().find(|p| p.name == name)
     }
 
-    fn get_provider(&self, name: &str) -> Result<&Provider, StorageError> {
+    fn get_provider(&self, name: &str) -> Result<&Arc<Provider>, StorageError> {
         self.find(name)
             .ok_or_else(|| StorageError::Config(format!("unknown provider {name:?}")))
     }
 }
 
-fn health(provider: &Provider) -> std::sync::MutexGuard<'_, Health> {
-    // A panic while holding this lock cannot leave the record inconsistent: use it anyway.
-    provider
-        .health
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+/// One provider's outcome as a result.
+fn into_result<T>(name: &str, key: &str, outcome: Attempt<T>) -> Result<T, StorageError> {
+    match outcome {
+        Attempt::Done(value) => Ok(value),
+        Attempt::Missing => Err(StorageError::ObjectMissing(key.to_owned())),
+        Attempt::Failed(message) | Attempt::Local(message) => Err(StorageError::Provider {
+            provider: name.to_owned(),
+            message,
+        }),
+    }
+}
+
+/// Streams `data` as object `path`: one request up to [`PART_BYTES`], multipart beyond; an
+/// unfinished multipart upload is aborted when it fails or runs out of `timeout`.
+async fn stream_put(
+    store: Arc<dyn ObjectStore>,
+    path: ObjectPath,
+    mut data: impl AsyncRead + Unpin + Send,
+    timeout: Duration,
+) -> Attempt<()> {
+    let mut writer = BufWriter::with_capacity(store, path, PART_BYTES);
+    // `shutting_down` matters for cleanup: a writer whose shutdown began cannot be aborted.
+    let mut shutting_down = false;
+    let write = async {
+        let mut reader = tokio::io::BufReader::with_capacity(COPY_BYTES, &mut data);
+        tokio::io::copy_buf(&mut reader, &mut writer).await?;
+        shutting_down = true;
+        writer.shutdown().await
+    };
+    // A little less than the attempt's own limit, so the abort below still runs.
+    let outcome = match tokio::time::timeout(timeout.mul_f64(0.95), write).await {
+        Ok(Ok(())) => Attempt::Done(()),
+        Ok(Err(e)) => Attempt::Failed(e.to_string()),
+        Err(_) => Attempt::Failed(format!("no answer within {timeout:?}")),
+    };
+    if !matches!(outcome, Attempt::Done(())) && !shutting_down {
+        // Best effort: a multipart upload left behind costs space, not correctness.
+        let _ = tokio::time::timeout(timeout / 20, writer.abort()).await;
+    }
+    outcome
 }
 
 fn open_store(
     p: &ProviderSettings,
-    put_timeout: Duration,
+    timeouts: Timeouts,
 ) -> Result<Arc<dyn ObjectStore>, StorageError> {
     let invalid =
         |e: object_store::Error| StorageError::Config(format!("provider {:?}: {e}", p.name));
@@ -388,7 +635,8 @@ fn open_store(
             let options = ClientOptions::new()
                 .with_allow_http(p.allow_http)
                 .with_connect_timeout(Duration::from_secs(3))
-                .with_timeout(put_timeout);
+                // A backstop: our own per-operation timeouts (shorter) decide.
+                .with_timeout(timeouts.put.max(timeouts.read) + Duration::from_secs(5));
             let mut builder = AmazonS3Builder::new()
                 .with_bucket_name(p.bucket.clone().unwrap_or_default())
                 .with_retry(retry)

@@ -55,6 +55,31 @@ pub struct StorageConfig {
     /// Memory shared by uploads in flight for sealed chunks waiting for a provider; chunks that
     /// do not fit are spooled.
     pub upload_memory_bytes: u64,
+    /// Providers that must hold a chunk before it is acknowledged.
+    pub ack_copies: usize,
+    /// No upload lives longer than this (the HTTP request timeout): older spool files were left
+    /// by a crash and are removed.
+    pub spool_max_age: Duration,
+}
+
+/// How long a finalization attempt may run before another node may start one.
+const FINALIZE_LEASE: Duration = Duration::from_secs(120);
+
+/// Pause before finalization attempt `attempts + 1` after `attempts` failed: 1 s, doubling,
+/// at most 5 minutes.
+pub fn finalize_backoff(attempts: u32) -> Duration {
+    let doubling = attempts.saturating_sub(1).min(16);
+    Duration::from_secs(1u64 << doubling).min(Duration::from_secs(300))
+}
+
+/// How `complete` ended.
+#[derive(Debug)]
+pub enum Completion {
+    /// Finalized: the manifest is signed.
+    Done(Recording),
+    /// Every chunk is there, but finalizing failed for now (a provider or database outage):
+    /// the recording stays `finalizing` and the server retries in the background.
+    Retrying(Recording),
 }
 
 /// The recording store. Cheap to clone.
@@ -88,8 +113,9 @@ pub struct ChunkReceipt {
     pub duplicate: bool,
 }
 
-/// What the uploader reports on completion.
-#[derive(Debug, Clone, Default)]
+/// What the uploader reports on completion (kept while finalization is retried).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct CompleteRequest {
     /// Chunks uploaded (`0..chunk_count`).
     pub chunk_count: u32,
@@ -122,6 +148,11 @@ pub struct Usage {
     pub replication_backlog: u64,
     /// Copies kept of each chunk.
     pub replicas: usize,
+    /// Object deletes of shredded recordings still to be done (retried in the background).
+    pub pending_deletes: u64,
+    /// Recordings whose data key is still wrapped by a retired master key (re-wrapped in the
+    /// background; at 0 the retired keys can be removed).
+    pub keys_under_retired_master_keys: u64,
 }
 
 impl RecordingStore {
@@ -137,6 +168,10 @@ impl RecordingStore {
     ) -> Result<Self, StorageError> {
         std::fs::create_dir_all(&config.spool_dir)
             .map_err(|e| StorageError::Spool(format!("{}: {e}", config.spool_dir.display())))?;
+        let removed = clean_spool(&config.spool_dir, config.spool_max_age);
+        if removed > 0 {
+            tracing::info!(removed, dir = %config.spool_dir.display(), "removed spool files left by an earlier run");
+        }
         Ok(Self {
             inner: Arc::new(Inner {
                 db,
@@ -270,9 +305,13 @@ impl RecordingStore {
                 actual: digest.sha256_hex(),
             });
         }
-        let provider = inner
+        let holders = inner
             .providers
-            .put_first(&claim.object_key, &sealed.payload())
+            .put_copies(
+                &claim.object_key,
+                &sealed.payload(),
+                inner.config.ack_copies,
+            )
             .await?;
         drop(sealed);
         let stored = Chunk {
@@ -282,7 +321,7 @@ impl RecordingStore {
         };
         if !inner
             .db
-            .chunk_stored(&stored, &provider, (inner.now)())
+            .chunk_stored(&stored, &holders, (inner.now)())
             .await?
         {
             // Finalization began while this chunk was in flight: not acknowledged.
@@ -360,52 +399,123 @@ impl RecordingStore {
 
     /// Completes an upload: every chunk `0..chunk_count` must be there (the missing ones are
     /// listed otherwise); then the manifest is written and signed. Completing again returns the
-    /// completed recording.
+    /// completed recording. When finalizing fails for now (providers or database down), the
+    /// request is kept and the server retries it with backoff: [`Completion::Retrying`].
     pub async fn complete(
         &self,
         recording: &Recording,
         request: CompleteRequest,
         by: &str,
-    ) -> Result<Recording, StorageError> {
+    ) -> Result<Completion, StorageError> {
         let inner = &self.inner;
-        match recording.status {
+        let now = (inner.now)();
+        let lease_until = now + chrono_duration(FINALIZE_LEASE);
+        let request = match recording.status {
             RecordingStatus::Completed
                 if recording.chunk_count == i64::from(request.chunk_count) =>
             {
-                return Ok(recording.clone());
+                return Ok(Completion::Done(recording.clone()));
             }
             RecordingStatus::Uploading => {
+                let kept = serde_json::to_string(&request)
+                    .map_err(|e| StorageError::Integrity(e.to_string()))?;
                 if !inner
                     .db
-                    .begin_finalizing(&recording.id, (inner.now)())
+                    .begin_finalizing(&recording.id, &kept, lease_until, now)
                     .await?
                 {
                     return Err(StorageError::NotAccepting(RecordingStatus::Finalizing));
                 }
+                let chunks = inner.db.chunks(&recording.id).await?;
+                let present: Vec<u32> = chunks
+                    .iter()
+                    .filter(|c| c.state == ChunkState::Stored)
+                    .map(|c| c.seq)
+                    .collect();
+                let check = Completeness::of(request.chunk_count, &present);
+                if !check.is_complete() {
+                    inner.db.reopen_recording(&recording.id, now).await?;
+                    return Err(StorageError::Missing {
+                        missing: check.missing,
+                        unexpected: check.unexpected,
+                    });
+                }
+                request
             }
-            // A completion that stopped half way (crash, provider outage) may be retried.
-            RecordingStatus::Finalizing => {}
+            // A completion that failed is retried by the server; the uploader asking again
+            // starts the next attempt now unless one is running.
+            RecordingStatus::Finalizing => {
+                match inner
+                    .db
+                    .claim_finalization(&recording.id, lease_until, now)
+                    .await?
+                {
+                    Some(kept) => serde_json::from_str(&kept).unwrap_or(request),
+                    None => return Ok(Completion::Retrying(recording.clone())),
+                }
+            }
             other => return Err(StorageError::NotAccepting(other)),
-        }
-        let chunks = inner.db.chunks(&recording.id).await?;
-        let present: Vec<u32> = chunks
-            .iter()
-            .filter(|c| c.state == ChunkState::Stored)
-            .map(|c| c.seq)
-            .collect();
-        let check = Completeness::of(request.chunk_count, &present);
-        if !check.is_complete() {
-            inner
-                .db
-                .reopen_recording(&recording.id, (inner.now)())
-                .await?;
-            return Err(StorageError::Missing {
-                missing: check.missing,
-                unexpected: check.unexpected,
-            });
-        }
-        self.finalize(recording, ManifestStatus::Completed, request, by)
+        };
+        match self
+            .finalize(recording, ManifestStatus::Completed, request, by)
             .await
+        {
+            Ok(done) => Ok(Completion::Done(done)),
+            Err(e) => {
+                let retry_at = now + chrono_duration(finalize_backoff(1));
+                tracing::warn!(recording_id = %recording.id, error = %e, "finalizing failed; the server retries it");
+                inner
+                    .db
+                    .finalization_failed(&recording.id, retry_at)
+                    .await?;
+                if transient(&e) {
+                    Ok(Completion::Retrying(self.recording(&recording.id).await?))
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    /// Retries finalizations that failed (`complete` kept the request), each after its backoff.
+    /// Returns how many succeeded.
+    pub async fn retry_finalizations(&self) -> Result<usize, StorageError> {
+        let inner = &self.inner;
+        let now = (inner.now)();
+        let claimed = inner
+            .db
+            .claim_finalizations(now + chrono_duration(FINALIZE_LEASE), now, 16)
+            .await?;
+        let mut done = 0;
+        for (id, kept, attempts) in claimed {
+            let recording = self.recording(&id).await?;
+            let request: CompleteRequest = match serde_json::from_str(&kept) {
+                Ok(request) => request,
+                Err(e) => {
+                    tracing::error!(recording_id = %id, error = %e, "kept completion request is unreadable");
+                    continue;
+                }
+            };
+            let by = recording.started_by.clone();
+            match self
+                .finalize(&recording, ManifestStatus::Completed, request, &by)
+                .await
+            {
+                Ok(_) => {
+                    tracing::info!(recording_id = %id, attempts, "finalized on retry");
+                    done += 1;
+                }
+                Err(e) => {
+                    let wait = finalize_backoff(attempts);
+                    tracing::warn!(recording_id = %id, attempts, error = %e, retry_in = ?wait, "finalizing failed again");
+                    inner
+                        .db
+                        .finalization_failed(&id, (inner.now)() + chrono_duration(wait))
+                        .await?;
+                }
+            }
+        }
+        Ok(done)
     }
 
     /// Finalizes recordings whose uploader vanished, with what arrived, flagged incomplete.
@@ -462,14 +572,19 @@ impl RecordingStore {
         let mut whole = Sha256::new();
         let mut entries = Vec::with_capacity(chunks.len());
         for chunk in &chunks {
-            let plaintext = self.read_chunk(&cipher, chunk).await?;
-            let sha: [u8; 32] = Sha256::digest(&plaintext).into();
-            if hex::encode(sha) != chunk.sha256 {
-                return Err(StorageError::Integrity(format!(
-                    "chunk {} does not match the hash it was stored with",
-                    chunk.seq
-                )));
-            }
+            let (plaintext, sha) = self
+                .read_verified(chunk, None, |bytes| {
+                    let plaintext = cipher.open_chunk(chunk.seq, bytes)?;
+                    let sha: [u8; 32] = Sha256::digest(&plaintext).into();
+                    if hex::encode(sha) != chunk.sha256 {
+                        return Err(StorageError::Integrity(format!(
+                            "chunk {} does not match the hash it was stored with",
+                            chunk.seq
+                        )));
+                    }
+                    Ok((plaintext, sha))
+                })
+                .await?;
             whole.update(&plaintext);
             entries.push(ChunkEntry {
                 seq: chunk.seq,
@@ -582,31 +697,76 @@ impl RecordingStore {
             )));
         }
         if held.providers.is_empty() {
-            let provider = inner
+            let holders = inner
                 .providers
-                .put_first(&row.object_key, &Payload::Memory(PutPayload::from(sealed)))
+                .put_copies(
+                    &row.object_key,
+                    &Payload::Memory(PutPayload::from(sealed)),
+                    inner.config.ack_copies,
+                )
                 .await?;
-            inner
-                .db
-                .add_copy(&recording.id, end, &provider, (inner.now)())
-                .await?;
+            for provider in holders {
+                inner
+                    .db
+                    .add_copy(&recording.id, end, &provider, (inner.now)())
+                    .await?;
+            }
         }
         Ok(())
     }
 
-    /// Reads and decrypts one whole chunk, forgetting copies that turn out to be gone.
-    async fn read_chunk(
+    /// Reads `range` of a chunk's object (all of it with `None`) and opens it with `open`,
+    /// forgetting copies that turn out to be gone. A copy that fails authentication (or its
+    /// hash) is flagged for repair and the next copy is read, so one corrupt copy does not
+    /// stop a download or a completion.
+    async fn read_verified<T>(
         &self,
-        cipher: &RecordingCipher,
         chunk: &Chunk,
-    ) -> Result<Vec<u8>, StorageError> {
-        let (bytes, gone) = self
+        range: Option<std::ops::Range<u64>>,
+        open: impl Fn(&Bytes) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        let mut corrupt: Vec<String> = Vec::new();
+        loop {
+            let read = match self
+                .inner
+                .providers
+                .read(&chunk.object_key, range.clone(), &chunk.providers, &corrupt)
+                .await
+            {
+                Ok(read) => read,
+                Err(e) if corrupt.is_empty() => return Err(e),
+                Err(e) => {
+                    return Err(StorageError::Integrity(format!(
+                        "chunk {}: every readable copy is corrupt ({}): {e}",
+                        chunk.seq,
+                        corrupt.join(", ")
+                    )));
+                }
+            };
+            self.forget_gone(chunk, &read.gone).await;
+            match open(&read.bytes) {
+                Ok(value) => return Ok(value),
+                Err(e @ (StorageError::Tampered { .. } | StorageError::Integrity(_))) => {
+                    tracing::error!(recording_id = %chunk.recording_id, seq = chunk.seq, provider = %read.provider, error = %e,
+                        "corrupt copy: reading another one; the replicator will repair it");
+                    self.flag_corrupt(chunk, &read.provider).await;
+                    corrupt.push(read.provider);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Forgets a corrupt copy, so the replicator writes a good one over it.
+    async fn flag_corrupt(&self, chunk: &Chunk, provider: &str) {
+        if let Err(e) = self
             .inner
-            .providers
-            .read(&chunk.object_key, None, &chunk.providers)
-            .await?;
-        self.forget_gone(chunk, &gone).await;
-        cipher.open_chunk(chunk.seq, &bytes)
+            .db
+            .drop_copy(&chunk.recording_id, chunk.seq, provider)
+            .await
+        {
+            tracing::error!(error = %e, "flagging a corrupt copy failed");
+        }
     }
 
     async fn forget_gone(&self, chunk: &Chunk, gone: &[String]) {
@@ -670,38 +830,35 @@ impl RecordingStore {
                     return;
                 };
                 let span = plan[i].object_range.start..plan[j].object_range.end;
+                let segments = &plan[i..=j];
                 let read = store
-                    .inner
-                    .providers
-                    .read(&chunk.object_key, Some(span.clone()), &chunk.providers)
+                    .read_verified(chunk, Some(span.clone()), |bytes| {
+                        let mut pieces = Vec::with_capacity(segments.len());
+                        for segment in segments {
+                            let from = (segment.object_range.start - span.start) as usize;
+                            let to = (segment.object_range.end - span.start) as usize;
+                            let Some(sealed) = bytes.get(from..to) else {
+                                return Err(StorageError::Integrity(format!(
+                                    "chunk {seq} is shorter than recorded"
+                                )));
+                            };
+                            let mut buf = sealed.to_vec();
+                            cipher.open_segment(seq, segment.segment, &mut buf)?;
+                            pieces.push(
+                                Bytes::from(buf).slice(segment.skip..segment.skip + segment.take),
+                            );
+                        }
+                        Ok(pieces)
+                    })
                     .await;
-                let bytes = match read {
-                    Ok((bytes, gone)) => {
-                        store.forget_gone(chunk, &gone).await;
-                        bytes
-                    }
+                let pieces = match read {
+                    Ok(pieces) => pieces,
                     Err(e) => {
                         let _ = tx.send(Err(e)).await;
                         return;
                     }
                 };
-                for segment in &plan[i..=j] {
-                    let from = (segment.object_range.start - span.start) as usize;
-                    let to = (segment.object_range.end - span.start) as usize;
-                    let Some(sealed) = bytes.get(from..to) else {
-                        let _ = tx
-                            .send(Err(StorageError::Integrity(format!(
-                                "chunk {seq} is shorter than recorded"
-                            ))))
-                            .await;
-                        return;
-                    };
-                    let mut buf = sealed.to_vec();
-                    if let Err(e) = cipher.open_segment(seq, segment.segment, &mut buf) {
-                        let _ = tx.send(Err(e)).await;
-                        return;
-                    }
-                    let piece = Bytes::from(buf).slice(segment.skip..segment.skip + segment.take);
+                for piece in pieces {
                     if tx.send(Ok(piece)).await.is_err() {
                         return; // the client went away
                     }
@@ -840,25 +997,128 @@ impl RecordingStore {
         Ok(())
     }
 
-    /// Deletes a shredded recording's objects from every provider; what fails stays for the
-    /// next attempt (it is unreadable ciphertext meanwhile).
+    /// Queues the deletion of a shredded recording's objects on every provider and tries them
+    /// now; what fails stays queued and is retried in the background (it is unreadable
+    /// ciphertext meanwhile).
     async fn purge(&self, id: &str) {
         let inner = &self.inner;
-        let Ok(chunks) = inner.db.chunks(id).await else {
+        if let Err(e) = inner
+            .db
+            .queue_object_deletes(id, &inner.providers.names(), (inner.now)())
+            .await
+        {
+            tracing::warn!(recording_id = id, error = %e, "queueing shredded objects for deletion failed; the background pass will");
             return;
-        };
-        let mut clean = true;
-        for chunk in &chunks {
-            for provider in inner.providers.names() {
-                if let Err(e) = inner.providers.delete(&provider, &chunk.object_key).await {
-                    tracing::warn!(recording_id = id, provider, error = %e, "deleting a shredded object failed");
-                    clean = false;
+        }
+        if let Err(e) = self.process_deletes().await {
+            tracing::warn!(recording_id = id, error = %e, "deleting shredded objects failed; will retry");
+        }
+    }
+
+    /// One pass over the queued object deletes: shredded recordings whose objects were not
+    /// queued yet are queued, then each provider deletes its queued objects until one fails
+    /// (providers in parallel; one cooling down is skipped). Returns deletes done.
+    pub async fn process_deletes(&self) -> Result<usize, StorageError> {
+        let inner = &self.inner;
+        let names = inner.providers.names();
+        for id in inner.db.shredded_with_chunks(16).await? {
+            inner
+                .db
+                .queue_object_deletes(&id, &names, (inner.now)())
+                .await?;
+        }
+        let queued = inner.db.pending_deletes(512).await?;
+        if queued.is_empty() {
+            return Ok(0);
+        }
+        let now = Instant::now();
+        let per_provider = names.iter().map(|name| {
+            let keys: Vec<&String> = queued
+                .iter()
+                .filter(|(provider, _)| provider == name)
+                .map(|(_, key)| key)
+                .collect();
+            async move {
+                let mut done = 0;
+                if keys.is_empty() || !inner.providers.available(name, now) {
+                    return Ok::<usize, StorageError>(0);
+                }
+                for key in keys {
+                    match inner.providers.delete(name, key).await {
+                        Ok(()) => {
+                            inner.db.delete_attempted(name, key, true).await?;
+                            done += 1;
+                        }
+                        Err(e) => {
+                            tracing::warn!(provider = %name, key = %key, error = %e, "deleting a shredded object failed; will retry");
+                            inner.db.delete_attempted(name, key, false).await?;
+                            break;
+                        }
+                    }
+                }
+                Ok(done)
+            }
+        });
+        let mut done = 0;
+        for outcome in futures_util::future::join_all(per_provider).await {
+            done += outcome?;
+        }
+        // Objects of providers no longer configured can never be deleted from here.
+        for (provider, key) in queued.iter().filter(|(p, _)| !names.contains(p)) {
+            tracing::warn!(provider = %provider, key = %key, "queued delete for a provider that is no longer configured: dropped");
+            inner.db.delete_attempted(provider, key, true).await?;
+        }
+        Ok(done)
+    }
+
+    /// Re-wraps every data key not wrapped by the current master key (after a rotation), so
+    /// the retired keys can be removed once [`Usage::keys_under_retired_master_keys`] is 0.
+    /// A key whose master key is not configured is left alone (and logged). Returns how many
+    /// were re-wrapped.
+    pub async fn rewrap_keys(&self) -> Result<usize, StorageError> {
+        let inner = &self.inner;
+        let current = inner.keyring.current().id().to_owned();
+        let mut done = 0;
+        loop {
+            let batch = inner.db.keys_to_rewrap(&current, 64).await?;
+            let mut progressed = false;
+            for (id, text, key_id) in batch {
+                let Ok(bytes) = STANDARD.decode(&text) else {
+                    tracing::error!(recording_id = %id, "stored data key does not decode");
+                    continue;
+                };
+                let wrapped = WrappedKey { key_id, bytes };
+                let key = match inner.keyring.unwrap(&wrapped, &id) {
+                    Ok(key) => key,
+                    Err(e) => {
+                        tracing::warn!(recording_id = %id, master_key = %wrapped.key_id, error = %e, "data key cannot be re-wrapped");
+                        continue;
+                    }
+                };
+                let rewrapped = inner.keyring.wrap(&key, &id)?;
+                if inner
+                    .db
+                    .rewrap_key(
+                        &id,
+                        &text,
+                        &STANDARD.encode(&rewrapped.bytes),
+                        &rewrapped.key_id,
+                    )
+                    .await?
+                {
+                    done += 1;
+                    progressed = true;
                 }
             }
+            if !progressed {
+                break;
+            }
         }
-        if clean && let Err(e) = inner.db.forget_chunks(id).await {
-            tracing::warn!(recording_id = id, error = %e, "forgetting shredded chunks failed");
+        if done > 0 {
+            let left = inner.db.keys_to_rewrap_count(&current).await?;
+            tracing::info!(rewrapped = done, left, master_key = %current, "data keys re-wrapped under the current master key");
         }
+        Ok(done)
     }
 
     /// Provider health and holdings, and the replication backlog.
@@ -890,6 +1150,11 @@ impl RecordingStore {
                 .replication_backlog(&inner.providers.wanted())
                 .await?,
             replicas: inner.providers.replicas(),
+            pending_deletes: inner.db.pending_delete_count().await?,
+            keys_under_retired_master_keys: inner
+                .db
+                .keys_to_rewrap_count(inner.keyring.current().id())
+                .await?,
         })
     }
 
@@ -952,16 +1217,31 @@ impl RecordingStore {
         Err(last)
     }
 
-    /// Runs replication and the abandoned-upload sweep until `shutdown` resolves.
+    /// Runs until `shutdown` resolves: replication, finalization retries and queued deletes
+    /// every pass; the abandoned-upload sweep, key re-wrapping and spool cleanup at start and
+    /// every quarter of `abandon_after`.
     pub async fn run_background(self, shutdown: impl std::future::Future<Output = ()> + Send) {
         let interval = self.inner.config.replication_interval;
         let sweep_every = (self.inner.config.abandon_after / 4).max(Duration::from_secs(1));
         let work = async {
             let mut last_sweep = Instant::now();
+            let mut first = true;
             loop {
-                match self.replicate_once().await {
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "replication pass failed"),
+                if let Err(e) = self.replicate_once().await {
+                    tracing::warn!(error = %e, "replication pass failed");
+                }
+                if let Err(e) = self.retry_finalizations().await {
+                    tracing::warn!(error = %e, "finalization retry pass failed");
+                }
+                if let Err(e) = self.process_deletes().await {
+                    tracing::warn!(error = %e, "deleting shredded objects failed");
+                }
+                if first || last_sweep.elapsed() >= sweep_every {
+                    if let Err(e) = self.rewrap_keys().await {
+                        tracing::warn!(error = %e, "re-wrapping data keys failed");
+                    }
+                    let config = &self.inner.config;
+                    clean_spool(&config.spool_dir, config.spool_max_age);
                 }
                 if last_sweep.elapsed() >= sweep_every {
                     last_sweep = Instant::now();
@@ -969,6 +1249,7 @@ impl RecordingStore {
                         tracing::warn!(error = %e, "abandoned-upload sweep failed");
                     }
                 }
+                first = false;
                 tokio::time::sleep(interval).await;
             }
         };
@@ -995,6 +1276,46 @@ impl RecordingStore {
             .ok_or_else(corrupt)?;
         Ok(RecordingCipher::new(&key, prefix, &recording.id))
     }
+}
+
+/// Whether a failed finalization is worth retrying as is: providers or the database were
+/// unavailable.
+fn transient(e: &StorageError) -> bool {
+    matches!(
+        e,
+        StorageError::NoProvider(_)
+            | StorageError::Provider { .. }
+            | StorageError::ObjectMissing(_)
+            | StorageError::Db(_)
+    )
+}
+
+fn chrono_duration(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+/// Removes the spool files in `dir` not modified for `max_age`: no upload lives that long, so
+/// they were left by a crash. Returns how many were removed.
+fn clean_spool(dir: &std::path::Path, max_age: Duration) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let now = std::time::SystemTime::now();
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "part") {
+            continue;
+        }
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|at| now.duration_since(at).is_ok_and(|age| age > max_age));
+        if stale && std::fs::remove_file(&path).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
 }
 
 /// Whether `recording` can be downloaded: finalized, not shredded.
@@ -1058,10 +1379,10 @@ enum Sealed {
 }
 
 impl Sealed {
-    fn payload(&self) -> Payload<'_> {
+    fn payload(&self) -> Payload {
         match self {
             Self::Memory { bytes, .. } => Payload::Memory(bytes.clone()),
-            Self::Spool(spool) => Payload::File(&spool.path),
+            Self::Spool(spool) => Payload::File(spool.path.clone()),
         }
     }
 }
@@ -1101,5 +1422,42 @@ impl Spool {
 impl Drop for Spool {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn finalization_retries_back_off_from_one_second_to_five_minutes() {
+        let waits: Vec<u64> = (1..=12).map(|n| finalize_backoff(n).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300, 300]);
+        assert_eq!(finalize_backoff(0), Duration::from_secs(1));
+        assert_eq!(finalize_backoff(u32::MAX), Duration::from_secs(300));
+    }
+
+    #[test]
+    fn only_stale_spool_files_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let stale = dir.path().join("a.part");
+        let fresh = dir.path().join("b.part");
+        let other = dir.path().join("notes.txt");
+        for path in [&stale, &fresh, &other] {
+            std::fs::write(path, b"x").unwrap();
+        }
+        let old = std::time::SystemTime::now() - Duration::from_secs(600);
+        for path in [&stale, &other] {
+            std::fs::File::options()
+                .write(true)
+                .open(path)
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+        }
+        assert_eq!(clean_spool(dir.path(), Duration::from_secs(60)), 1);
+        assert!(!stale.exists());
+        assert!(fresh.exists() && other.exists());
     }
 }

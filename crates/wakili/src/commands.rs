@@ -130,7 +130,8 @@ fn print_summary(state: &wakili_server::AppState, local: std::net::SocketAddr) {
             None => "embedded server off (external TURN configured)".into(),
         },
         data = settings.data_dir.display(),
-        rec = settings.recordings_dir().display(),
+        rec = wakili_settings::StorageSettings::describe_providers(&settings.recording_providers())
+            .join("\n              "),
         format = match settings.log_format {
             LogFormat::Text => "text",
             LogFormat::Json => "json",

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use wakili_core::{Role, consultation::Access, recording::RecordingStatus};
 use wakili_db::models::{ChunkState, Recording};
-use wakili_storage::{CompleteRequest, StorageError, parse_range};
+use wakili_storage::{CompleteRequest, Completion, StorageError, parse_range};
 
 use crate::{
     ApiError, AppState,
@@ -423,6 +423,7 @@ impl CompleteBody {
     responses(
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 200, description = "Completed", body = RecordingView),
+        (status = 202, description = "Every chunk is there but finalizing failed for now (a provider outage): the recording stays `finalizing` and the server retries until it is `completed`", body = RecordingView),
         (status = 400, description = "Chunks missing (listed in error.missing)", body = ErrorBody),
         (status = 403, description = "Not the uploader", body = ErrorBody),
         (status = 404, description = "No such recording", body = ErrorBody),
@@ -433,16 +434,20 @@ pub async fn complete(
     auth: Auth,
     Path(id): Path<String>,
     body: DeferredJson<CompleteBody>,
-) -> Result<JsonResponse<RecordingView>, ApiError> {
+) -> Result<(StatusCode, JsonResponse<RecordingView>), ApiError> {
     let (recording, _) = load(&state, &auth, &id).await?;
     uploader_only(&recording, &auth)?;
     let request = body.parse()?.validate()?;
-    let done = state
+    let outcome = state
         .recordings
         .complete(&recording, request, auth.caller.user_id.as_str())
         .await
         .map_err(storage_error)?;
-    Ok(JsonResponse(view(&state, done).await?))
+    let (status, recording) = match outcome {
+        Completion::Done(done) => (StatusCode::OK, done),
+        Completion::Retrying(pending) => (StatusCode::ACCEPTED, pending),
+    };
+    Ok((status, JsonResponse(view(&state, recording).await?)))
 }
 
 /// A consultation's recordings (its participants, admins).
@@ -821,6 +826,9 @@ pub struct ProviderUsageView {
     pub cooldown_seconds: Option<u64>,
     /// Its last error.
     pub last_error: Option<String>,
+    /// Recent p99 latency of its writes in milliseconds (once enough are known); a write
+    /// slower than this is hedged to the next provider.
+    pub put_p99_ms: Option<u64>,
     /// Recordings with objects there.
     pub recordings: u64,
     /// Objects held.
@@ -839,6 +847,11 @@ pub struct StorageUsage {
     pub replication_backlog: u64,
     /// Copies kept of each chunk.
     pub replicas: usize,
+    /// Object deletes of shredded recordings still to be done (retried in the background).
+    pub pending_deletes: u64,
+    /// Recordings whose data key is still wrapped by a retired master key; at 0 the retired
+    /// keys can be removed from `storage.retired_master_key_files`.
+    pub keys_under_retired_master_keys: u64,
 }
 
 /// Recordings and bytes per provider, replication backlog, provider health (admins).
@@ -868,6 +881,9 @@ pub async fn usage(
                 consecutive_failures: status.consecutive_failures,
                 cooldown_seconds: status.cooldown_left.map(|d| d.as_secs().max(1)),
                 last_error: status.last_error,
+                put_p99_ms: status
+                    .put_p99
+                    .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
                 recordings: held.recordings,
                 objects: held.objects,
                 bytes: held.bytes,
@@ -875,5 +891,7 @@ pub async fn usage(
             .collect(),
         replication_backlog: usage.replication_backlog,
         replicas: usage.replicas,
+        pending_deletes: usage.pending_deletes,
+        keys_under_retired_master_keys: usage.keys_under_retired_master_keys,
     }))
 }
