@@ -93,10 +93,12 @@ impl TokenLife {
         }
     }
 
-    /// A refreshed token takes over: a new expiry, and a new warning before it.
-    pub fn renew(&mut self, expires_at: DateTime<Utc>) {
+    /// A refreshed token takes over at `now`: a new expiry, and a new warning before it (none
+    /// when the new token is already within the warning period, so that a client given short
+    /// tokens is not asked again at once, over and over).
+    pub fn renew(&mut self, expires_at: DateTime<Utc>, now: DateTime<Utc>) {
         self.expires_at = expires_at;
-        self.warned = self.warning.is_zero();
+        self.warned = self.warning.is_zero() || now >= expires_at - self.warning;
     }
 }
 
@@ -153,9 +155,12 @@ mod tests {
     fn a_refresh_moves_both_deadlines() {
         let mut life = TokenLife::new(at(100), Duration::ZERO, Duration::from_secs(10));
         life.warn(at(95));
-        life.renew(at(1000));
+        life.renew(at(1000), at(95));
         assert!(!life.expired(at(500)));
         assert_eq!(life.next(at(500)), (Due::Warn, Duration::from_secs(490)));
+        // A new token that is itself about to expire is not warned about again.
+        life.renew(at(1005), at(1000));
+        assert_eq!(life.next(at(1000)), (Due::Expire, Duration::from_secs(6)));
     }
 
     #[test]

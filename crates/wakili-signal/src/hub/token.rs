@@ -57,7 +57,7 @@ impl<A: Adapter> Worker<A> {
         let now = (self.hub.now)();
         let expires_at =
             expiry::check_refresh(&self.hub.verifier, &request.token, now, &self.caller)?;
-        self.life.renew(expires_at);
+        self.life.renew(expires_at, now);
         self.token_renewed = true;
         tracing::debug!(user_id = %self.caller.user_id, %expires_at, "token refreshed");
         Ok(Reply::fields(json!({ "expiresAt": expires_at })))
