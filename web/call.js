@@ -44,6 +44,7 @@ const state = {
   iceRestarts: 0,
   completedRecording: null,
   ended: false,
+  tokenRefreshes: 0,
 };
 window.wakili = state;
 
@@ -246,6 +247,7 @@ function connect() {
     socket.on("recording:state", (s) => onRecordingState(s));
     socket.on("recording:consent-refused", () => setStatus("The client declined the recording"));
     socket.on("consultation:ended", () => finish("The consultation was ended."));
+    socket.on("auth:expiring", () => renewToken().catch((e) => console.error("auth:refresh", e)));
     socket.on("session:closed", ({ reason, message }) => {
       state.ended = true;
       socket.close();
@@ -253,6 +255,87 @@ function connect() {
     });
     socket.open();
   });
+}
+
+// ---------------------------------------------------------------- token renewal
+//
+// The server closes a connection whose token expires, and warns it first with `auth:expiring`
+// (docs/signaling.md). The page then gets a new token and hands it over with `auth:refresh`, so
+// the call goes on. Where new tokens come from:
+// - the platform page that opened this one: the page posts `{type: "wakili:token-request",
+//   consultationId}` to `window.opener`, which answers `{type: "wakili:token", token}`. The
+//   platform may also send `wakili:token` unasked at any time. Only messages from the opener are
+//   read, and the server accepts only a token for the same user and role;
+// - in development (`wakili serve --dev`), the development token endpoint.
+
+/** Waits for a token sent by the opener (the platform), for up to `timeoutMs`. */
+function tokenFromOpener(timeoutMs = 10000) {
+  if (!window.opener) {
+    return Promise.resolve(null);
+  }
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(null), timeoutMs);
+    pendingTokenRequests.push((token) => {
+      clearTimeout(timer);
+      resolve(token);
+    });
+    window.opener.postMessage({ type: "wakili:token-request", consultationId }, "*");
+  });
+}
+
+const pendingTokenRequests = [];
+
+window.addEventListener("message", (event) => {
+  if (!window.opener || event.source !== window.opener) {
+    return;
+  }
+  const { type, token } = event.data ?? {};
+  if (type !== "wakili:token" || typeof token !== "string" || !token) {
+    return;
+  }
+  const waiting = pendingTokenRequests.splice(0);
+  if (waiting.length) {
+    waiting.forEach((done) => done(token));
+  } else {
+    // Sent unasked: use it now.
+    useToken(token).catch((e) => console.error("auth:refresh", e));
+  }
+});
+
+async function devToken() {
+  if (!settings.devLogin || !state.me) {
+    return null;
+  }
+  const response = await fetch("/api/v1/dev/token", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ userId: state.me.id, role: state.me.role, name: state.me.name }),
+  });
+  return response.ok ? (await response.json()).token : null;
+}
+
+/** Gets a new token and gives it to the connection; tells the user when none comes. */
+async function renewToken() {
+  const token = (await tokenFromOpener()) ?? (await devToken());
+  if (!token) {
+    showBanner("Your sign-in expires soon. Reopen the consultation from the platform to stay in the call.");
+    return;
+  }
+  await useToken(token);
+}
+
+async function useToken(token) {
+  if (state.socket?.connected) {
+    const answer = await state.socket.request("auth:refresh", { token });
+    if (!answer?.ok) {
+      showError(`Could not renew the sign-in: ${answer?.error?.message ?? "no answer"}`);
+      return;
+    }
+    state.tokenRefreshes += 1;
+  }
+  // Also for the API and the next reconnection.
+  state.token = token;
+  sessionStorage.setItem("wakili.token", token);
 }
 
 async function join(resumeToken) {

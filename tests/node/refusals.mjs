@@ -84,6 +84,7 @@ scenario("refusals", async () => {
   await lawyer.fails("signal", "bad_request", "offer");
   await lawyer.fails("signal", "bad_request");
   await lawyer.fails("signal", "not_found", { to: "no-such-participant", type: "offer", payload: {} });
+  await lawyer.fails("signal", "bad_request", { to: lj.participantId, type: "offer", payload: {} }); // to oneself
   await lawyer.fails("media:state", "bad_request", { audio: "yes", video: true, screen: false });
   await lawyer.fails("media:state", "bad_request", 1);
   await lawyer.fails("quality:report", "bad_request", { rttMs: "fast" });

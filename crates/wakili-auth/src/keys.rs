@@ -165,6 +165,11 @@ impl Verifier {
         })
     }
 
+    /// The tolerated clock skew: a token is valid until `exp` plus this (whole seconds).
+    pub fn leeway(&self) -> Duration {
+        Duration::from_secs(u64::try_from(self.leeway).unwrap_or(u64::MAX))
+    }
+
     /// Verifies `token` at time `now`.
     pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<Claims, AuthError> {
         let data = jsonwebtoken::decode::<Wire>(token.trim(), &self.key, &self.validation)

@@ -1,7 +1,10 @@
 //! The connection: connect, emit, call with acknowledgement, incoming events, close.
 
 use std::{
+    fmt,
+    future::Future,
     net::{IpAddr, SocketAddr},
+    pin::Pin,
     sync::{
         Arc, Mutex, MutexGuard,
         atomic::{AtomicU64, Ordering},
@@ -57,6 +60,11 @@ pub struct Config {
     /// connect scans for a port and stalls. Spreading connections over loopback addresses
     /// (127.0.0.2, 127.0.0.3, …) gives each its own port range.
     pub local_address: Option<IpAddr>,
+    /// Where to get a new token when the server warns that the connection's token expires
+    /// soon (`auth:expiring`): the client then sends `auth:refresh` with it by itself, so the
+    /// connection (and the call) outlives the token. `None`: the connection is closed when its
+    /// token expires (`session:closed {reason: "token_expired"}`).
+    pub token_source: Option<TokenSource>,
 }
 
 impl Default for Config {
@@ -65,7 +73,36 @@ impl Default for Config {
             ack_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(10),
             local_address: None,
+            token_source: None,
         }
+    }
+}
+
+type TokenFuture = Pin<Box<dyn Future<Output = Option<String>> + Send>>;
+
+/// Supplies fresh tokens for [`Config::token_source`] (e.g. from the platform's token endpoint).
+/// `None` means no new token now; the connection then ends when its token expires.
+#[derive(Clone)]
+pub struct TokenSource(Arc<dyn Fn() -> TokenFuture + Send + Sync>);
+
+impl TokenSource {
+    /// A source that calls `fetch` for each new token.
+    pub fn new<F, Fut>(fetch: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Option<String>> + Send + 'static,
+    {
+        Self(Arc::new(move || Box::pin(fetch()) as TokenFuture))
+    }
+
+    fn fetch(&self) -> TokenFuture {
+        (self.0)()
+    }
+}
+
+impl fmt::Debug for TokenSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TokenSource")
     }
 }
 
@@ -169,6 +206,52 @@ impl Shared {
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Sends `event` and waits at most `after` for its acknowledgement.
+    async fn call_raw<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        data: &T,
+        after: Duration,
+    ) -> Result<Box<RawValue>, ClientError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let text = frame::event(event, Some(id), data)?;
+        // Registered before sending: the answer may come back before `send` returns.
+        let answer = self.register(id)?;
+        if let Err(e) = self.send(text.into()).await {
+            self.take(id);
+            return Err(e);
+        }
+        match tokio::time::timeout(after, answer).await {
+            Ok(Ok(data)) => Ok(data),
+            Ok(Err(_)) => Err(ClientError::Closed),
+            Err(_) => {
+                self.take(id);
+                Err(ClientError::Timeout {
+                    event: event.to_owned(),
+                    after,
+                })
+            }
+        }
+    }
+
+    /// `auth:refresh` with a token from `source`; the answer must be `{ok: true}`.
+    async fn refresh(&self, source: &TokenSource, after: Duration) -> Result<(), ClientError> {
+        let Some(token) = source.fetch().await else {
+            return Err(ClientError::Rejected {
+                code: "no_token".into(),
+                message: "the token source had no new token".into(),
+            });
+        };
+        let answer = self
+            .call_raw(
+                "auth:refresh",
+                &serde_json::json!({ "token": token }),
+                after,
+            )
+            .await?;
+        check_ok(serde_json::from_str(answer.get())?).map(drop)
+    }
+
     async fn send(&self, text: Utf8Bytes) -> Result<(), ClientError> {
         let mut sink = self.sink.lock().await;
         let Some(sink) = sink.as_mut() else {
@@ -254,7 +337,17 @@ impl Client {
             pending: Mutex::default(),
             next_id: AtomicU64::new(0),
         });
-        let reader = tokio::spawn(read(stream, Arc::clone(&shared), handshake, handler));
+        let refresh = config
+            .token_source
+            .clone()
+            .map(|source| (source, config.ack_timeout));
+        let reader = tokio::spawn(read(
+            stream,
+            Arc::clone(&shared),
+            handshake,
+            refresh,
+            handler,
+        ));
         Ok(Client {
             inner: Arc::new(Inner {
                 shared,
@@ -302,27 +395,17 @@ impl Client {
         event: &str,
         data: &T,
     ) -> Result<Box<RawValue>, ClientError> {
-        let shared = &self.inner.shared;
-        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-        let text = frame::event(event, Some(id), data)?;
-        // Registered before sending: the answer may come back before `send` returns.
-        let answer = shared.register(id)?;
-        if let Err(e) = shared.send(text.into()).await {
-            shared.take(id);
-            return Err(e);
-        }
-        let after = self.inner.ack_timeout;
-        match tokio::time::timeout(after, answer).await {
-            Ok(Ok(data)) => Ok(data),
-            Ok(Err(_)) => Err(ClientError::Closed),
-            Err(_) => {
-                shared.take(id);
-                Err(ClientError::Timeout {
-                    event: event.to_owned(),
-                    after,
-                })
-            }
-        }
+        self.inner
+            .shared
+            .call_raw(event, data, self.inner.ack_timeout)
+            .await
+    }
+
+    /// Replaces the connection's token (`auth:refresh`): `token` must be valid and for the same
+    /// user and role. [`Config::token_source`] does this by itself on `auth:expiring`.
+    pub async fn refresh_token(&self, token: &str) -> Result<serde_json::Value, ClientError> {
+        self.call_ok("auth:refresh", &serde_json::json!({ "token": token }))
+            .await
     }
 
     /// Whether the connection has ended (closed by either side or lost).
@@ -477,11 +560,12 @@ async fn next_text(ws: &mut Ws) -> Result<Utf8Bytes, ClientError> {
 }
 
 /// The reader task: pongs, acknowledgements, events, until the connection ends or no ping came
-/// for the server's interval + timeout.
+/// for the server's interval + timeout. With a token source, `auth:expiring` starts a refresh.
 async fn read<F>(
     mut stream: SplitStream<Ws>,
     shared: Arc<Shared>,
     handshake: Handshake,
+    refresh: Option<(TokenSource, Duration)>,
     mut handler: F,
 ) where
     F: FnMut(&str, &RawValue),
@@ -502,6 +586,17 @@ async fn read<F>(
         };
         match frame::parse(&text) {
             Ok(Packet::Event { name, data, .. }) => {
+                if name == "auth:expiring"
+                    && let Some((source, after)) = &refresh
+                {
+                    // Off the reader task: the answer comes through this task.
+                    let (shared, source, after) = (Arc::clone(&shared), source.clone(), *after);
+                    tokio::spawn(async move {
+                        // A failed refresh leaves the connection to end at expiry, with
+                        // `session:closed {reason: "token_expired"}` telling the caller why.
+                        let _ = shared.refresh(&source, after).await;
+                    });
+                }
                 // Wakili never asks a client for an acknowledgement; such a request is ignored.
                 handler(&name, data.unwrap_or(RawValue::NULL));
             }

@@ -21,6 +21,12 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Tokens that expire during a call
+//!
+//! The server closes a connection when its token expires, after warning it with
+//! `auth:expiring`. Give [`Config::token_source`] and the client answers the warning with
+//! `auth:refresh` and a new token by itself; [`Client::refresh_token`] does it by hand.
+//!
 //! # Why the framing is written here
 //!
 //! The protocol subset a Wakili client needs is small (open, ping/pong, CONNECT, EVENT, ACK,
@@ -54,6 +60,6 @@ mod error;
 mod frame;
 pub mod histogram;
 
-pub use client::{Client, Config, Events, Incoming, check_ok};
+pub use client::{Client, Config, Events, Incoming, TokenSource, check_ok};
 pub use error::ClientError;
 pub use serde_json::value::RawValue;

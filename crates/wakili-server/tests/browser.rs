@@ -180,3 +180,35 @@ async fn two_browsers_hold_a_consultation_direct_and_through_the_relay_and_recor
     );
     app.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_client_renews_an_expiring_token_from_its_opener_and_stays_in_the_call() {
+    // A lawyer token of 15 s, warned 12 s before it expires.
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.signaling.expiry_warning = Duration::from_secs(12);
+    })
+    .await;
+    let booked = app
+        .book(&token(LAWYER, Role::Lawyer), CLIENT, &day(1, 10))
+        .await;
+    let now = chrono::Utc::now();
+    let ttl = Duration::from_secs(15);
+    let input = json!({
+        "url": app.url(""),
+        "consultationId": booked["id"],
+        "tokens": {
+            "shortLawyer": token_at(LAWYER, Role::Lawyer, now, ttl),
+            "longLawyer": token(LAWYER, Role::Lawyer),
+        },
+        "shortExpiresAtMs": (now.timestamp() + 15) * 1000,
+    });
+    run_node(
+        "browser-token.mjs",
+        &input,
+        "playwright-core",
+        &[("WAKILI_TEST_VERBOSE", "1")],
+        SCRIPT_TIMEOUT,
+    )
+    .await;
+    app.stop().await.unwrap();
+}

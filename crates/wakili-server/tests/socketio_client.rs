@@ -193,7 +193,11 @@ async fn two_nodes_sharing_postgres_and_redis_run_one_call_and_resume_across_nod
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_connections_per_second_joining_at_once_lose_no_join() {
     const PAIRS: usize = 750;
-    let app = spawn_app_with(Backend::Sqlite, |_| {}).await;
+    // One lawyer holds all 750 lawyer connections.
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.signaling.max_sockets_per_user = 1000;
+    })
+    .await;
     let lawyer = token(LAWYER, Role::Lawyer);
     let mut pairs = Vec::with_capacity(PAIRS);
     for i in 0..PAIRS {
@@ -207,5 +211,22 @@ async fn a_thousand_connections_per_second_joining_at_once_lose_no_join() {
     }
     let input = json!({ "url": app.url(""), "ratePerSecond": 1000, "pairs": pairs });
     run_script("join-storm.mjs", &input).await;
+    app.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_refreshes_its_expiring_token_stays_in_the_call() {
+    // Client tokens of 8 s, warned 6 s before they expire.
+    let (app, mut input) = single_node(Backend::Sqlite, |s| {
+        s.signaling.expiry_warning = Duration::from_secs(6);
+    })
+    .await;
+    let now = chrono::Utc::now();
+    let short = Duration::from_secs(8);
+    input["tokens"]["shortClient"] = json!(token_at(CLIENT, Role::Client, now, short));
+    input["tokens"]["shortClientAgain"] = json!(token_at(CLIENT, Role::Client, now, short));
+    input["tokens"]["longClient"] = json!(token(CLIENT, Role::Client));
+    input["tokens"]["shortLawyerOtherUser"] = json!(token("lawyer-2", Role::Lawyer));
+    run_script("token-refresh.mjs", &input).await;
     app.stop().await.unwrap();
 }

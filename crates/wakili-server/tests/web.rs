@@ -35,7 +35,9 @@ async fn the_call_page_and_its_files_are_served_with_a_strict_policy() {
     assert_eq!(page.headers()[header::REFERRER_POLICY], "no-referrer");
     let html = page.text().await.unwrap();
     assert!(
-        html.contains(r#"content='{"qualityReportSeconds":5,"recordingChunkSeconds":2}'"#),
+        html.contains(
+            r#"content='{"devLogin":false,"qualityReportSeconds":5,"recordingChunkSeconds":2}'"#
+        ),
         "{html}"
     );
     assert!(html.contains(r#"<script type="module" src="/web/call.js">"#));

@@ -27,6 +27,12 @@ pub struct SignalingSettings {
     /// Least time between two stored quality samples of one participant.
     #[serde(with = "humantime_serde")]
     pub quality_sample_interval: Duration,
+    /// Connections one user may hold open on this node at once; one more is refused at connect.
+    pub max_sockets_per_user: u32,
+    /// How long before its token expires a connection is sent `auth:expiring`, so that the
+    /// client can send `auth:refresh` with a new token in time.
+    #[serde(with = "humantime_serde")]
+    pub expiry_warning: Duration,
 }
 
 impl Default for SignalingSettings {
@@ -40,6 +46,8 @@ impl Default for SignalingSettings {
             rate_burst: 200,
             max_packet_bytes: 128 * 1024,
             quality_sample_interval: Duration::from_secs(5),
+            max_sockets_per_user: 10,
+            expiry_warning: Duration::from_secs(60),
         }
     }
 }
@@ -70,6 +78,12 @@ impl SignalingSettings {
             bad.push(
                 "signaling.max_packet_bytes: must be between 71680 (a 64 KiB signal fits) and 16777216".into(),
             );
+        }
+        if !(1..=100_000).contains(&self.max_sockets_per_user) {
+            bad.push("signaling.max_sockets_per_user: must be between 1 and 100000".into());
+        }
+        if self.expiry_warning > Duration::from_secs(3600) {
+            bad.push("signaling.expiry_warning: must be at most 1h".into());
         }
         bad
     }

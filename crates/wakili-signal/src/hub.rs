@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, value::RawValue};
 use socketioxide::{
-    SocketIo,
+    ParserConfig, SocketIo,
     adapter::{Adapter, Emitter, LocalAdapter},
     extract::{AckSender, Extension, SocketRef, State, TryData},
     handler::{ConnectHandler, FromMessageParts},
@@ -48,9 +48,13 @@ use wakili_db::{
 };
 use wakili_settings::SignalingSettings;
 
+mod token;
+
 use crate::{
     RoomStore, SignalError,
+    expiry::{self, TokenLife},
     limiter::{Limiter, Verdict},
+    limits::{SocketPermit, TooManySockets, UserSockets},
     protocol::{
         self, AdmitRequest, ConsentRequest, JoinRequest, MediaRequest, Refusal, SignalOut,
         SignalRequest,
@@ -110,6 +114,8 @@ struct Hub {
     hysteresis: Hysteresis,
     now: Now,
     telemetry: Arc<crate::Telemetry>,
+    /// Connections per user on this node.
+    sockets: Arc<UserSockets>,
 }
 
 /// The running signaling service: lets the REST side tell rooms about changes.
@@ -147,6 +153,9 @@ impl SignalLayer {
     }
 }
 
+/// How long a new Engine.IO session may take to join the namespace (see `start`).
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Starts signaling: rooms in Redis and Socket.IO over the Redis adapter when
 /// `settings.redis_url` is set, in memory otherwise.
 pub async fn start(deps: Deps) -> Result<(Signaling, SignalLayer), SignalError> {
@@ -170,10 +179,24 @@ pub async fn start(deps: Deps) -> Result<(Signaling, SignalLayer), SignalError> 
         hysteresis: Hysteresis::default(),
         now: deps.now,
         telemetry: deps.telemetry,
+        sockets: UserSockets::new(settings.max_sockets_per_user),
         settings,
     });
     let max_payload = hub.settings.max_packet_bytes;
     let builder = SocketIo::builder()
+        // The protocol has no binary attachments: a binary packet that announces any closes
+        // the connection at once, instead of being buffered until its attachments arrive.
+        .with_parser(
+            ParserConfig::common()
+                .max_incoming_binaries(0)
+                .max_incoming_binary_buf_size(0),
+        )
+        // An Engine.IO session that has not joined the namespace this long after opening is
+        // closed. A refused CONNECT (bad token) leaves its session open for another try, and
+        // socketioxide gives no way to close it from the middleware: this bounds how long
+        // refused sessions hold memory (the default, 45 s, let an unauthenticated client pile
+        // them up). A client sends CONNECT right after the open packet.
+        .connect_timeout(CONNECT_TIMEOUT)
         .max_payload(max_payload)
         // Room for bursts of signals to a slow receiver (the default is 128 packets).
         .max_buffer_size(1024)
@@ -345,8 +368,14 @@ struct Handshake {
 
 /// Why a connection is refused; its text is the client's `connect_error` message.
 #[derive(Debug, thiserror::Error)]
-#[error("unauthorized")]
-struct Unauthorized;
+enum Refused {
+    /// No token, or one the verifier refuses.
+    #[error("unauthorized")]
+    Unauthorized,
+    /// The user holds `signaling.max_sockets_per_user` connections already.
+    #[error(transparent)]
+    TooManySockets(#[from] TooManySockets),
+}
 
 /// One connection's intake: rate limit and queue, shared with the [`Intake`] extractor.
 struct Conn<A: Adapter> {
@@ -372,15 +401,20 @@ async fn authenticate<A: Adapter>(
     io: SocketIo<A>,
     State(hub): State<Arc<Hub>>,
     TryData(auth): TryData<Handshake>,
-) -> Result<(), Unauthorized> {
+) -> Result<(), Refused> {
     let Ok(Handshake { token }) = auth else {
         hub.telemetry.refused();
-        return Err(Unauthorized);
+        return Err(Refused::Unauthorized);
     };
     let claims = hub.verifier.verify(&token, (hub.now)()).map_err(|e| {
         tracing::info!(reason = %e, "socket.io handshake refused");
         hub.telemetry.refused();
-        Unauthorized
+        Refused::Unauthorized
+    })?;
+    let permit = hub.sockets.acquire(claims.user_id.as_str()).map_err(|e| {
+        tracing::info!(user_id = %claims.user_id, max = e.max, "socket.io handshake refused: too many connections");
+        hub.telemetry.refused();
+        Refused::from(e)
     })?;
     hub.telemetry.connected();
     let capacity = hub.settings.rate_burst as usize + 16;
@@ -400,10 +434,19 @@ async fn authenticate<A: Adapter>(
     socket.on_disconnect(async |Extension(conn): Extension<Arc<Conn<A>>>| {
         let _ = conn.queue.send(Item::Closed).await;
     });
+    let life = TokenLife::new(
+        claims.expires_at,
+        hub.verifier.leeway(),
+        hub.settings.expiry_warning,
+    );
     let worker = Worker {
         hub,
         io,
         socket,
+        life,
+        token_renewed: false,
+        expired: false,
+        _permit: permit,
         caller: Caller {
             user_id: claims.user_id,
             role: claims.role,
@@ -529,6 +572,14 @@ struct Worker<A: Adapter> {
     hub: Arc<Hub>,
     io: SocketIo<A>,
     socket: SocketRef<A>,
+    /// The token's lifetime: warned before, closed after.
+    life: TokenLife,
+    /// An `auth:refresh` moved the deadlines.
+    token_renewed: bool,
+    /// Closed because the token expired: every further event is refused.
+    expired: bool,
+    /// This connection's place in its user's count.
+    _permit: SocketPermit,
     caller: Caller,
     name: String,
     seat: Option<Seat>,
@@ -557,7 +608,19 @@ impl From<DbError> for Refusal {
 
 impl<A: Adapter> Worker<A> {
     async fn run(mut self, mut inbox: mpsc::Receiver<Item<A>>) {
-        while let Some(item) = inbox.recv().await {
+        let timer = tokio::time::sleep(self.token_wait());
+        tokio::pin!(timer);
+        loop {
+            let item = tokio::select! {
+                biased;
+                item = inbox.recv() => item,
+                () = &mut timer, if !self.expired => {
+                    self.token_due();
+                    timer.as_mut().reset(tokio::time::Instant::now() + self.token_wait());
+                    continue;
+                }
+            };
+            let Some(item) = item else { break };
             match item {
                 Item::Event {
                     text,
@@ -587,6 +650,10 @@ impl<A: Adapter> Worker<A> {
                         }
                         Err(refusal) => {
                             let _ = ack.send(&protocol::failed(&refusal));
+                            if refusal.code == expiry::TOKEN_EXPIRED {
+                                // After the ack, so that the client reads why.
+                                self.close_expired();
+                            }
                         }
                     }
                 }
@@ -594,6 +661,11 @@ impl<A: Adapter> Worker<A> {
                     self.dropped().await;
                     break;
                 }
+            }
+            if std::mem::take(&mut self.token_renewed) {
+                timer
+                    .as_mut()
+                    .reset(tokio::time::Instant::now() + self.token_wait());
             }
         }
         self.hub.telemetry.disconnected();
@@ -606,10 +678,12 @@ impl<A: Adapter> Worker<A> {
     }
 
     async fn event(&mut self, text: &str) -> Result<Reply, Refusal> {
+        self.check_token()?;
         let packet = protocol::parse_packet(text)?;
         let data = packet.data;
         match packet.event.as_str() {
             "signal" => self.signal(data).await,
+            "auth:refresh" => self.refresh(data),
             "consultation:join" => {
                 let joined = self.join(data).await;
                 if joined.is_err() {
@@ -735,6 +809,7 @@ impl<A: Adapter> Worker<A> {
     async fn signal(&mut self, data: Option<&RawValue>) -> Result<Reply, Refusal> {
         let request = SignalRequest::parse(data)?;
         let seat = self.seat()?;
+        request.check_sender(&seat.participant)?;
         self.hub
             .store
             .read(&seat.consultation, |room| match room {

@@ -3,13 +3,17 @@
 //!
 //! - [`protocol`]: reading and checking client events, ack shapes (sans-IO).
 //! - [`limiter`]: the per-connection rate limit (sans-IO).
+//! - [`limits`]: connections per user (sans-IO).
+//! - [`expiry`]: a connection lives as long as its token; `auth:refresh` (sans-IO).
 //! - [`RoomStore`]: where room state lives, with optimistic concurrency.
 //! - [`start`]: the Socket.IO service and the [`Signaling`] handle the REST side uses.
 //!
 //! The room rules themselves (waiting room, resume, consent) are `wakili_core::room`.
 
+pub mod expiry;
 mod hub;
 pub mod limiter;
+pub mod limits;
 pub mod protocol;
 mod store;
 pub mod telemetry;

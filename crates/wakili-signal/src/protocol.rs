@@ -195,6 +195,42 @@ impl<'a> SignalRequest<'a> {
     }
 }
 
+impl SignalRequest<'_> {
+    /// Refuses a signal addressed to its own sender (`from`): a peer connection needs two peers.
+    pub fn check_sender(&self, from: &str) -> Result<(), Refusal> {
+        if self.to == from {
+            return Err(Refusal::bad_request(
+                "signal: `to` is your own participant id; address another participant",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `auth:refresh`: a new token for a connection whose token expires soon.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    /// The new token (same user and role as the connection's).
+    pub token: String,
+}
+
+/// Longest token accepted by `auth:refresh`.
+const MAX_TOKEN: usize = 8 * 1024;
+
+impl RefreshRequest {
+    /// Reads and checks the payload.
+    pub fn parse(data: Option<&RawValue>) -> Result<Self, Refusal> {
+        let request: Self = decode("auth:refresh", data)?;
+        if request.token.is_empty() || request.token.len() > MAX_TOKEN {
+            return Err(Refusal::bad_request(format!(
+                "token: must be 1 to {MAX_TOKEN} characters"
+            )));
+        }
+        Ok(request)
+    }
+}
+
 /// `signal` as delivered.
 #[derive(Debug, Serialize)]
 pub struct SignalOut<'a> {
@@ -302,6 +338,34 @@ mod tests {
             "bad_request"
         );
         assert_eq!(SignalRequest::parse(None).unwrap_err().code, "bad_request");
+    }
+
+    #[test]
+    fn a_signal_to_oneself_is_refused() {
+        let raw: Box<RawValue> =
+            serde_json::from_str(r#"{"to":"p1","type":"offer","payload":{}}"#).unwrap();
+        let request = SignalRequest::parse(Some(&raw)).unwrap();
+        let e = request.check_sender("p1").unwrap_err();
+        assert_eq!(e.code, "bad_request");
+        assert!(e.message.contains("your own participant id"), "{e:?}");
+        assert!(request.check_sender("p2").is_ok());
+    }
+
+    #[test]
+    fn refresh_requests_are_checked() {
+        let raw = |t: &str| serde_json::from_str::<Box<RawValue>>(t).unwrap();
+        let ok = RefreshRequest::parse(Some(&raw(r#"{"token":"a.b.c"}"#))).unwrap();
+        assert_eq!(ok.token, "a.b.c");
+        for bad in ["42", r#"{"token":""}"#, r#"{"token":"t","x":1}"#, r#"{}"#] {
+            let e = RefreshRequest::parse(Some(&raw(bad))).unwrap_err();
+            assert_eq!(e.code, "bad_request", "{bad}");
+        }
+        let long = format!(r#"{{"token":"{}"}}"#, "t".repeat(MAX_TOKEN + 1));
+        assert_eq!(
+            RefreshRequest::parse(Some(&raw(&long))).unwrap_err().code,
+            "bad_request"
+        );
+        assert_eq!(RefreshRequest::parse(None).unwrap_err().code, "bad_request");
     }
 
     #[test]

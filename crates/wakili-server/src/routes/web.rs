@@ -79,6 +79,8 @@ pub fn pages(settings: &wakili_settings::WebSettings) -> Router<AppState> {
     let config = serde_json::json!({
         "qualityReportSeconds": settings.quality_report_seconds,
         "recordingChunkSeconds": settings.recording_chunk_seconds,
+        // The call page renews expiring tokens from the development endpoint when it exists.
+        "devLogin": settings.dev_login,
     })
     .to_string();
     // The configuration goes into an attribute: escape what could end it.
