@@ -8,24 +8,11 @@
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 import { inputs, note, scenario } from "./lib.mjs";
 
 const env = inputs();
 const WAIT = { timeout: 20_000 };
-const FLAGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--use-fake-device-for-media-stream",
-  "--use-fake-ui-for-media-stream",
-  "--auto-select-desktop-capture-source=Entire screen",
-  "--autoplay-policy=no-user-gesture-required",
-];
 
 mkdirSync(env.artifacts, { recursive: true });
 let shot = 0;
@@ -109,7 +96,10 @@ async function api(method, path, token, body) {
 }
 
 scenario("browser calls, direct and relayed", async () => {
-  const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true, args: FLAGS });
+  const browser = await launchChromium([
+    "--auto-select-desktop-capture-source=Entire screen",
+    "--autoplay-policy=no-user-gesture-required",
+  ]);
   const result = { joinToFirstFrameMs: [] };
   try {
     const id = env.direct.consultationId;

@@ -8,25 +8,14 @@
 // shortExpiresAtMs}.
 
 import assert from "node:assert/strict";
-import { chromium } from "playwright-core";
+import { launchChromium } from "./chromium.mjs";
 import { inputs, note, scenario } from "./lib.mjs";
 
 const env = inputs();
 const WAIT = { timeout: 20_000 };
-const FLAGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--use-fake-device-for-media-stream",
-  "--use-fake-ui-for-media-stream",
-];
 
 scenario("the web client renews its token from the page that opened it", async () => {
-  const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true, args: FLAGS });
+  const browser = await launchChromium();
   try {
     const context = await browser.newContext();
     const platform = await context.newPage();

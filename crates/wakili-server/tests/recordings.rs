@@ -308,6 +308,21 @@ async fn put_chunk_streamed(
     read(response).await
 }
 
+/// `DELETE /recordings/{id}` (crypto-shred) as `token`: the status and the body (`null` for 204).
+async fn shred(app: &TestApp, call: &Call, token: &str) -> (StatusCode, Value) {
+    let path = format!("/api/v1/recordings/{}", call.recording);
+    let response = app
+        .request(Method::DELETE, &path, token)
+        .send()
+        .await
+        .unwrap();
+    if response.status() == StatusCode::NO_CONTENT {
+        (StatusCode::NO_CONTENT, Value::Null)
+    } else {
+        read(response).await
+    }
+}
+
 async fn usage(app: &TestApp) -> Value {
     let admin = token("admin-1", Role::Admin);
     let (status, body) = app
@@ -694,26 +709,12 @@ async fn recordings_survive_a_provider_outage_and_come_back_intact() {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    let (status, body) = app
-        .call(
-            Method::DELETE,
-            &format!("/api/v1/recordings/{}", call.recording),
-            &admin,
-            None,
-        )
-        .await;
+    let (status, body) = shred(&app, &call, &admin).await;
     assert_eq!(
         (status, error_code(&body)),
         (StatusCode::CONFLICT, "legal_hold")
     );
-    let (status, _) = app
-        .call(
-            Method::DELETE,
-            &format!("/api/v1/recordings/{}", call.recording),
-            &call.lawyer,
-            None,
-        )
-        .await;
+    let (status, _) = shred(&app, &call, &call.lawyer).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "only admins delete");
     app.call(
         Method::PUT,
@@ -722,16 +723,7 @@ async fn recordings_survive_a_provider_outage_and_come_back_intact() {
         Some(json!({"hold": false})),
     )
     .await;
-    let response = app
-        .request(
-            Method::DELETE,
-            &format!("/api/v1/recordings/{}", call.recording),
-            &admin,
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(shred(&app, &call, &admin).await.0, StatusCode::NO_CONTENT);
     assert_eq!(
         app.http.get(&url).send().await.unwrap().status(),
         StatusCode::NOT_FOUND
@@ -1026,16 +1018,7 @@ async fn object_deletes_that_failed_after_shredding_are_retried() {
 
     s3.stop();
     let admin = token("admin-1", Role::Admin);
-    let response = app
-        .request(
-            Method::DELETE,
-            &format!("/api/v1/recordings/{}", call.recording),
-            &admin,
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(shred(&app, &call, &admin).await.0, StatusCode::NO_CONTENT);
     assert!(chunk_files(disk.path(), &call.recording).is_empty());
     assert_eq!(chunk_files(&s3.dir(), &call.recording).len(), 3);
     assert!(usage(&app).await["pendingDeletes"].as_u64().unwrap() >= 3);

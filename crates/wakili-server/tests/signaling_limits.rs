@@ -168,6 +168,24 @@ async fn receives(events: &mut Events, n: u32) {
     assert_eq!(signal["payload"]["n"], n, "{signal}");
 }
 
+/// One signal each way between two joined parties, numbered `n` and `n + 1`, both delivered.
+async fn signals_flow_both_ways(
+    (lawyer, lawyer_id, lawyer_events): (&Client, &str, &mut Events),
+    (client, client_id, client_events): (&Client, &str, &mut Events),
+    n: u32,
+) {
+    lawyer
+        .call_ok("signal", &offer(client_id, n))
+        .await
+        .unwrap();
+    receives(client_events, n).await;
+    client
+        .call_ok("signal", &offer(lawyer_id, n + 1))
+        .await
+        .unwrap();
+    receives(lawyer_events, n + 1).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signal_addressed_to_oneself_is_refused() {
     let app = spawn_app_with(Backend::Sqlite, |_| {}).await;
@@ -189,16 +207,12 @@ async fn a_signal_addressed_to_oneself_is_refused() {
     assert_eq!(rejected(to_self), "bad_request");
 
     // Signals to the other party still flow, and nobody got the refused ones.
-    lawyer
-        .call_ok("signal", &offer(&client_id, 3))
-        .await
-        .unwrap();
-    receives(&mut client_events, 3).await;
-    client
-        .call_ok("signal", &offer(&lawyer_id, 4))
-        .await
-        .unwrap();
-    receives(&mut lawyer_events, 4).await;
+    signals_flow_both_ways(
+        (&lawyer, &lawyer_id, &mut lawyer_events),
+        (&client, &client_id, &mut client_events),
+        3,
+    )
+    .await;
     app.stop().await.unwrap();
 }
 
@@ -431,16 +445,12 @@ async fn a_token_refreshed_before_it_expires_keeps_the_call() {
 
     // Two hours on, past the first token's expiry: still in the call, signals both ways.
     app.clock.advance(chrono::Duration::hours(2));
-    lawyer
-        .call_ok("signal", &offer(&client_id, 1))
-        .await
-        .unwrap();
-    receives(&mut client_events, 1).await;
-    client
-        .call_ok("signal", &offer(&lawyer_id, 2))
-        .await
-        .unwrap();
-    receives(&mut lawyer_events, 2).await;
+    signals_flow_both_ways(
+        (&lawyer, &lawyer_id, &mut lawyer_events),
+        (&client, &client_id, &mut client_events),
+        1,
+    )
+    .await;
     lawyer
         .call_ok(
             "media:state",
@@ -522,15 +532,11 @@ async fn auth_expiring_makes_the_client_refresh_by_itself_and_the_call_goes_on()
 
     // The refreshed connection is still in the call, past its first token's expiry.
     assert!(!client.is_closed());
-    lawyer
-        .call_ok("signal", &offer(&client_id, 1))
-        .await
-        .unwrap();
-    receives(&mut client_events, 1).await;
-    client
-        .call_ok("signal", &offer(&lawyer_id, 2))
-        .await
-        .unwrap();
-    receives(&mut lawyer_events, 2).await;
+    signals_flow_both_ways(
+        (&lawyer, &lawyer_id, &mut lawyer_events),
+        (&client, &client_id, &mut client_events),
+        1,
+    )
+    .await;
     app.stop().await.unwrap();
 }
