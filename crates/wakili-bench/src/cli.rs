@@ -238,6 +238,11 @@ impl TurnArgs {
 /// Flags of `wakili-bench signal`.
 #[derive(Debug, Clone, Args)]
 pub struct SignalArgs {
+    /// Light load: 20 pairs (40 participants) at 5 signals/s each, the load of a few calls.
+    /// Latency here is what one user feels; a stall such as Nagle's algorithm × delayed ACK
+    /// (~40 ms) shows in p99. Sets --pairs and --rate.
+    #[arg(long, conflicts_with_all = ["pairs", "rate", "idle"])]
+    pub light: bool,
     /// Consultations, each joined by its lawyer and its client: 2 × N participants.
     #[arg(long, default_value_t = 1000)]
     pub pairs: u32,
@@ -452,7 +457,22 @@ pub const MIN_PAYLOAD_BYTES: usize = 100;
 /// Largest payload: Wakili's signal limit is 64 KiB.
 pub const MAX_PAYLOAD_BYTES: usize = 60_000;
 
+/// `--light`: pairs.
+pub const LIGHT_PAIRS: u32 = 20;
+/// `--light`: signals per second per participant.
+pub const LIGHT_RATE: f64 = 5.0;
+
 impl SignalArgs {
+    /// These flags with the `--light` preset applied.
+    pub fn resolved(&self) -> Self {
+        let mut args = self.clone();
+        if args.light {
+            args.pairs = LIGHT_PAIRS;
+            args.rate = LIGHT_RATE;
+        }
+        args
+    }
+
     /// Participants: two per pair.
     pub fn participants(&self) -> u64 {
         u64::from(self.pairs) * 2
@@ -572,6 +592,21 @@ mod tests {
         assert_eq!(args.duration, Duration::from_secs(30));
         assert_eq!(args.client_threads, Some(1));
         args.validate().unwrap();
+    }
+
+    #[test]
+    fn light_is_40_participants_at_5_per_second() {
+        let args = signal(&["--light", "--duration", "30s"])
+            .unwrap()
+            .resolved();
+        assert_eq!(args.participants(), 40);
+        assert_eq!(args.rate, 5.0);
+        assert_eq!(args.offered_per_s(), 200.0);
+        args.validate().unwrap();
+        assert!(signal(&["--light", "--pairs", "5"]).is_err());
+        assert!(signal(&["--light", "--idle"]).is_err());
+        // Without --light the flags stand as given.
+        assert_eq!(signal(&["--pairs", "5"]).unwrap().resolved().pairs, 5);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 mod app;
 pub mod auth;
+pub mod connections;
 pub mod error;
 mod extract;
 pub mod ice;
@@ -299,7 +300,9 @@ pub async fn serve(
     let push = tokio::spawn(state.push.clone().run_background(async move {
         let _ = push_stopped.await;
     }));
-    let server = axum::serve(listener, router(state)).with_graceful_shutdown(signal);
+    let policy = connections::Policy::from_settings(&state.settings.http);
+    let counters = Arc::clone(&state.monitoring.connections);
+    let server = connections::serve(listener, router(state), policy, counters, signal);
     let deadline = async move {
         if stopping_rx.await.is_ok() {
             tokio::time::sleep(grace).await;
@@ -308,10 +311,7 @@ pub async fn serve(
         }
     };
     let result = tokio::select! {
-        result = server => result.map_err(|source| ServerError::Io {
-            context: "serving HTTP".into(),
-            source,
-        }),
+        () = server => Ok(()),
         () = deadline => {
             tracing::warn!(grace = ?grace, "grace period over; closing the remaining connections");
             Ok(())

@@ -6,6 +6,7 @@
 //! print as `********` in logs, `Debug` output and `wakili config`.
 
 mod error;
+mod http;
 mod load;
 mod media;
 mod monitoring;
@@ -18,6 +19,7 @@ mod storage;
 mod web;
 
 pub use error::SettingsError;
+pub use http::HttpSettings;
 pub use load::{DEFAULT_CONFIG_FILE, Overrides, TurnOverride, WebOverride, load};
 pub use media::{ExternalTurn, ExternalTurnAuth, IceSettings, MobileSettings, TurnSettings};
 pub use monitoring::MetricsSettings;

@@ -38,6 +38,8 @@ pub struct Settings {
     /// How long shutdown waits for open requests.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// HTTP connections: header and idle timeouts, caps in total and per client address.
+    pub http: crate::HttpSettings,
     /// Database pool.
     pub database: DatabaseSettings,
     /// Bearer-token verification.
@@ -116,6 +118,7 @@ impl Default for Settings {
             max_body_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
+            http: crate::HttpSettings::default(),
             database: DatabaseSettings::default(),
             auth: AuthSettings::default(),
             media: MediaPolicy::default(),
@@ -235,6 +238,7 @@ impl Settings {
         if self.request_timeout.is_zero() {
             problems.push("request_timeout: must be positive, e.g. \"30s\"".into());
         }
+        problems.extend(self.http.problems());
         if !(1..=1000).contains(&self.database.max_connections) {
             problems.push("database.max_connections: must be between 1 and 1000".into());
         }

@@ -59,6 +59,8 @@ pub fn run(args: &IngestArgs) -> anyhow::Result<bool> {
         jwt_secret_file: args.jwt_secret_file.as_deref(),
         wakili_bin: args.wakili_bin.as_deref(),
         dir_prefix: "wakili-bench-ingest-",
+        // A handful of keep-alive connections: the defaults admit them.
+        connections: None,
     };
     let mut target = runtime.block_on(target::start(SignalServer::Wakili, &launch))?;
     let disk_dir = disk_dir(args, &target)?;

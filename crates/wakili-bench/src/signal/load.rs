@@ -28,7 +28,7 @@ const CANDIDATE: &str = "candidate:842163049 1 udp 1677729535 203.0.113.7 46154 
 /// Loopback source addresses connections are spread over (127.0.0.2 …), so that no single source
 /// address runs out of the connect() half of its ephemeral port range (see
 /// `wakili_client::Config::local_address`).
-const LOOPBACK_SOURCES: u8 = 16;
+pub(crate) const LOOPBACK_SOURCES: u8 = 16;
 /// How long a client that joined into the waiting room may wait to be admitted.
 const ADMISSION_LIMIT: Duration = Duration::from_secs(10);
 

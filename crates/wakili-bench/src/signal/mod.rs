@@ -61,6 +61,7 @@ impl load::Probe for ProcProbe {
 
 /// Runs the benchmark and prints the report; `Ok(false)` when a server's run failed.
 pub fn run(args: &SignalArgs) -> anyhow::Result<bool> {
+    let args = &args.resolved();
     args.validate()?;
     let open_files = raise_open_file_limit();
     if let Some(limit) = open_files

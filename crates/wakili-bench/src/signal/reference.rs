@@ -9,6 +9,7 @@
 use std::{convert::Infallible, io::Write};
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use socketioxide::{
@@ -101,6 +102,11 @@ pub fn serve(args: &ReferenceServerArgs) -> anyhow::Result<bool> {
         let mut stdout = std::io::stdout();
         writeln!(stdout, "{LISTENING}{address}")?;
         stdout.flush()?;
+        // TCP_NODELAY, as Wakili sets it: otherwise small frames wait for Nagle × the
+        // client's delayed ACK (~40 ms) and the reference would not be the floor.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         axum::serve(listener, app).await?;
         Ok(true)
     })

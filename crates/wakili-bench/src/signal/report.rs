@@ -113,6 +113,7 @@ const UNATTRIBUTED_NOTE_CORES: f64 = 0.3;
 const JOIN_P99_MS: f64 = 100.0;
 const P99_AT_10_MS: f64 = 1.0;
 const P99_AT_25_MS: f64 = 5.0;
+const P99_LIGHT_MS: f64 = 2.0;
 const CPU_US_PER_SIGNAL: f64 = 10.0;
 const RSS_KIB_PER_PARTICIPANT: f64 = 8.0;
 
@@ -178,6 +179,15 @@ pub fn checks(load: &Load, run: &ServerRun) -> Vec<Check> {
     if let Some(s) = &run.signals {
         let p99 = s.latency.map(|l| l.p99_ns as f64 / MS);
         let big = load.participants >= 2000;
+        if load.participants <= 100 {
+            push(
+                "signal p99 < 2 ms at light load",
+                "40 × 5/s (--light)",
+                load.participants >= 40 && load.rate_per_s >= 5.0,
+                p99.map_or("-".into(), |v| format!("{v:.3} ms")),
+                p99.map(|v| v < P99_LIGHT_MS),
+            );
+        }
         if load.rate_per_s <= 10.0 {
             push(
                 "signal p99 < 1 ms",

@@ -59,6 +59,10 @@ pub struct Launch<'a> {
     pub wakili_bin: Option<&'a Path>,
     /// Name prefix of the temporary directory holding a started server's data and log.
     pub dir_prefix: &'a str,
+    /// Connections the load opens at once, spread over the 127.0.0.x sources (see
+    /// `load::LOOPBACK_SOURCES`); a started Wakili is told to admit them when its default caps
+    /// (`http.max_connections`, `http.max_connections_per_ip`) would not.
+    pub connections: Option<u64>,
 }
 
 impl<'a> Launch<'a> {
@@ -69,6 +73,8 @@ impl<'a> Launch<'a> {
             jwt_secret_file: args.jwt_secret_file.as_deref(),
             wakili_bin: args.wakili_bin.as_deref(),
             dir_prefix: "wakili-bench-signal-",
+            // Every participant holds a WebSocket; bookings and probes need a few more.
+            connections: Some(args.participants() + 1000),
         }
     }
 }
@@ -114,6 +120,12 @@ pub async fn start(kind: SignalServer, launch: &Launch<'_>) -> anyhow::Result<Ta
                 }
             }
             command.env("RUST_LOG", "warn");
+            if let Some(connections) = launch.connections.filter(|&n| over_default_caps(n)) {
+                // The load is this host's: caps meant for the internet would refuse it.
+                command
+                    .env("WAKILI_HTTP__MAX_CONNECTIONS", connections.to_string())
+                    .env("WAKILI_HTTP__MAX_CONNECTIONS_PER_IP", "0");
+            }
             command
         }
         SignalServer::Reference => {
@@ -154,6 +166,16 @@ pub async fn start(kind: SignalServer, launch: &Launch<'_>) -> anyhow::Result<Ta
     }
     target._dir = Some(dir);
     Ok(target)
+}
+
+/// Whether `connections` spread over the loopback sources exceed a default Wakili's caps. Only
+/// then are they raised, so that older binaries (`--wakili-bin`), which know no `[http]`
+/// settings, still start for smaller loads.
+fn over_default_caps(connections: u64) -> bool {
+    let caps = wakili_settings::HttpSettings::default();
+    let per_source = connections.div_ceil(u64::from(super::load::LOOPBACK_SOURCES));
+    connections > u64::from(caps.max_connections)
+        || per_source > u64::from(caps.max_connections_per_ip)
 }
 
 fn minter_from(path: &Path) -> anyhow::Result<Minter> {
@@ -322,5 +344,19 @@ async fn wait_healthy(target: &mut Target) -> anyhow::Result<()> {
             );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::over_default_caps;
+
+    #[test]
+    fn caps_are_raised_only_for_loads_beyond_the_defaults() {
+        // --light and 2,000 participants fit the defaults: older binaries can be measured.
+        assert!(!over_default_caps(40 + 1000));
+        assert!(!over_default_caps(2000 + 1000));
+        // 18,000 idle participants exceed max_connections (and 500 per source).
+        assert!(over_default_caps(18_000 + 1000));
     }
 }

@@ -45,6 +45,31 @@ const DESCRIPTIONS: &[(&str, Kind, &str)] = &[
         "HTTP request latency, by method, matched route and status",
     ),
     (
+        "wakili_http_connections",
+        Kind::Gauge,
+        "HTTP connections open, upgraded WebSockets included",
+    ),
+    (
+        "wakili_http_connections_total",
+        Kind::Counter,
+        "HTTP connections accepted and served since start",
+    ),
+    (
+        "wakili_http_connections_refused_total",
+        Kind::Counter,
+        "HTTP connections refused at a cap, by cap (max_connections, max_connections_per_ip)",
+    ),
+    (
+        "wakili_http_connections_timed_out_total",
+        Kind::Counter,
+        "HTTP connections closed for slowness, by limit (header_read_timeout, idle_timeout)",
+    ),
+    (
+        "wakili_http_accept_errors_total",
+        Kind::Counter,
+        "Failed accepts other than a client giving up (EMFILE, ENFILE, ENOMEM)",
+    ),
+    (
         "wakili_socketio_connections",
         Kind::Gauge,
         "Socket.IO connections open on this node",
@@ -207,6 +232,8 @@ pub struct Monitoring {
     pub telemetry: Arc<wakili_signal::Telemetry>,
     /// Push outcomes.
     pub push: PushCounters,
+    /// The HTTP listener's connections.
+    pub connections: Arc<crate::connections::Counters>,
     recording_bytes: AtomicU64,
     recording_chunks: AtomicU64,
 }
@@ -249,6 +276,7 @@ impl Monitoring {
             handle,
             telemetry: Arc::new(wakili_signal::Telemetry::new(join_latency)),
             push: PushCounters::default(),
+            connections: Arc::default(),
             recording_bytes: AtomicU64::new(0),
             recording_chunks: AtomicU64::new(0),
         };
@@ -303,6 +331,32 @@ impl Monitoring {
 
     /// Copies the counters that need no I/O into the recorder.
     fn refresh_counters(&self) {
+        let http = self.connections.snapshot();
+        self.gauge("wakili_http_connections").set(http.open as f64);
+        self.counter("wakili_http_connections_total", vec![])
+            .absolute(http.accepted);
+        for (cap, n) in [
+            ("max_connections", http.refused_total),
+            ("max_connections_per_ip", http.refused_per_ip),
+        ] {
+            self.counter(
+                "wakili_http_connections_refused_total",
+                vec![Label::new("cap", cap)],
+            )
+            .absolute(n);
+        }
+        for (limit, n) in [
+            ("header_read_timeout", http.header_timeouts),
+            ("idle_timeout", http.idle_timeouts),
+        ] {
+            self.counter(
+                "wakili_http_connections_timed_out_total",
+                vec![Label::new("limit", limit)],
+            )
+            .absolute(n);
+        }
+        self.counter("wakili_http_accept_errors_total", vec![])
+            .absolute(http.accept_errors);
         let c = self.telemetry.counters();
         self.gauge("wakili_socketio_connections")
             .set(c.connections_open as f64);
