@@ -78,13 +78,34 @@ async fn accept_loop(
     inbound: mpsc::Sender<(Vec<u8>, SocketAddr)>,
     writers: Writers,
 ) {
+    // Refusals and accept errors are logged at most once per LOG_EVERY, not per connection.
+    const LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+    let mut last_logged: Option<tokio::time::Instant> = None;
+    let mut may_log = move || {
+        let now = tokio::time::Instant::now();
+        let due = last_logged.is_none_or(|at| now.duration_since(at) >= LOG_EVERY);
+        if due {
+            last_logged = Some(now);
+        }
+        due
+    };
     loop {
-        let Ok((stream, client)) = listener.accept().await else {
-            continue;
+        let (stream, client) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of file descriptors (EMFILE) or memory: pause instead of spinning.
+                if may_log() {
+                    tracing::warn!(error = %e, "TURN/TCP accept failed; pausing 100 ms");
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
         };
         let full = writers.lock().unwrap_or_else(PoisonError::into_inner).len() >= MAX_CONNECTIONS;
         if full {
-            tracing::warn!(%client, "TURN/TCP connection limit reached");
+            if may_log() {
+                tracing::warn!(%client, limit = MAX_CONNECTIONS, "TURN/TCP connection limit reached");
+            }
             continue;
         }
         let _ = stream.set_nodelay(true);
