@@ -43,7 +43,7 @@ pub enum Command {
     /// notification, OAuth2 token source) to the local FCM, beside a bare reqwest HTTP/2 loop
     /// posting prebuilt bodies to the same server (the floor any sender pays).
     ///
-    /// The local FCM (`wakili_push::testing`) runs as a child process, so the sender's CPU (this
+    /// The local FCM (`wakili_testkit::fcm`) runs as a child process, so the sender's CPU (this
     /// process) and the server's are measured apart.
     Push(PushArgs),
     /// The local FCM of `wakili-bench push`, run as its child process.

@@ -19,9 +19,9 @@ use wakili_push::{
     FcmSender, Kind, MessageOptions, Notification, Platform,
     message::fcm_body,
     oauth::{ServiceAccount, TokenSource},
-    testing::{FakeFcm, TestAccount},
     verdict::Verdict,
 };
+use wakili_testkit::fcm::{FakeFcm, TestAccount};
 
 use crate::{
     cli::{PushArgs, PushFakeArgs},

@@ -21,8 +21,6 @@ pub mod retry;
 pub mod schedule;
 mod sender;
 mod service;
-#[cfg(feature = "testing")]
-pub mod testing;
 pub mod verdict;
 
 pub use error::PushError;

@@ -1,4 +1,4 @@
-//! The outbox against the local FCM (`wakili_push::testing`), on SQLite and PostgreSQL: success,
+//! The outbox against the local FCM (`wakili_testkit::fcm`), on SQLite and PostgreSQL: success,
 //! token renewal, UNREGISTERED pruning, 429 with Retry-After, 503 backoff, an outage that loses
 //! nothing but drops stale calls, and two nodes restarting mid-queue without losing or
 //! repeating a message.
@@ -19,8 +19,8 @@ use wakili_push::{
     FcmSender, Kind, MessageOptions, Notification, PushConfig, PushService,
     oauth::{ServiceAccount, TokenSource},
     retry::Backoff,
-    testing::{FakeFcm, Fault, TestAccount},
 };
+use wakili_testkit::fcm::{FakeFcm, Fault, TestAccount};
 
 fn account() -> TestAccount {
     static ACCOUNT: OnceLock<TestAccount> = OnceLock::new();

@@ -1,4 +1,4 @@
-//! Mobile push end to end: the real server with the local FCM (`wakili_push::testing`, which
+//! Mobile push end to end: the real server with the local FCM (`wakili_testkit::fcm`, which
 //! verifies the OAuth2 assertion and checks every message), a clock the test moves, and real
 //! signaling clients. Reminders and calls run on SQLite and PostgreSQL.
 
@@ -17,8 +17,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use wakili_core::Role;
 use wakili_db::{Backend, testing::TestDatabase};
-use wakili_push::testing::{FakeFcm, TestAccount};
 use wakili_settings::{Secret, Settings};
+use wakili_testkit::fcm::{FakeFcm, TestAccount};
 
 fn account() -> TestAccount {
     static ACCOUNT: OnceLock<TestAccount> = OnceLock::new();

@@ -1,4 +1,4 @@
-//! A local FCM for tests and benchmarks (feature `testing`): the HTTP v1 send endpoint and the
+//! A local FCM for tests and benchmarks: the HTTP v1 send endpoint and the
 //! OAuth2 token endpoint, implemented faithfully enough that a sender passing against it does
 //! the real protocol.
 //!
@@ -36,7 +36,7 @@ use axum::{
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
 
-use crate::oauth::{AssertionClaims, FCM_SCOPE, JWT_BEARER};
+use wakili_push::oauth::{AssertionClaims, FCM_SCOPE, JWT_BEARER};
 
 /// A freshly generated service account (RSA 2048) and its public key.
 #[derive(Clone)]

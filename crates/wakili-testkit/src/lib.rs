@@ -1,0 +1,8 @@
+//! Wakili's test kit: stand-ins for the services Wakili talks to that have no local equivalent,
+//! for tests and benchmarks only. No product crate depends on it (the release `wakili` binary
+//! cannot link it); only dev-dependencies and `wakili-bench` do.
+//!
+//! - [`fcm`]: a faithful local Firebase Cloud Messaging (HTTP v1 send and OAuth2 token
+//!   endpoints).
+
+pub mod fcm;
