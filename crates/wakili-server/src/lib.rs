@@ -79,7 +79,7 @@ pub async fn prepare(settings: Settings, clock: Arc<dyn Clock>) -> Result<AppSta
     .await?;
     let turn_secret = settings.turn_secret()?;
     let turn = if settings.turn.enabled {
-        Some(wakili_turn::start(turn_config(&settings, turn_secret.clone())?).await?)
+        Some(wakili_turn::start(turn_config(&settings, turn_secret.clone(), &clock)?).await?)
     } else {
         None
     };
@@ -230,6 +230,7 @@ fn recording_store(
 fn turn_config(
     settings: &Settings,
     secret: Vec<u8>,
+    clock: &Arc<dyn Clock>,
 ) -> Result<wakili_turn::TurnConfig, ServerError> {
     let t = &settings.turn;
     let read = |path: &std::path::Path| {
@@ -258,7 +259,10 @@ fn turn_config(
             allow_private: t.allow_private_peers,
         },
         max_allocations_per_user: t.max_allocations_per_user as usize,
-        clock: chrono::Utc::now,
+        clock: {
+            let clock = Arc::clone(clock);
+            Arc::new(move || clock.now())
+        },
         tls,
         udp_sockets: 0,
     })

@@ -30,6 +30,9 @@ use turn::server::{
 };
 
 pub use policy::PeerPolicy;
+
+/// The current time, as the embedding server tells it.
+pub type Now = std::sync::Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 pub use stats::{StatsSnapshot, TurnStats};
 
 /// How the embedded server runs.
@@ -51,8 +54,9 @@ pub struct TurnConfig {
     pub policy: PeerPolicy,
     /// Most simultaneous allocations per user.
     pub max_allocations_per_user: usize,
-    /// Time source for credential expiry.
-    pub clock: fn() -> DateTime<Utc>,
+    /// Time source for credential expiry: the server's clock, so that the relay and the code
+    /// minting credentials agree (and tests can move both).
+    pub clock: Now,
     /// TURN over TLS, when configured.
     pub tls: Option<TlsConfig>,
     /// UDP sockets sharing the port (`SO_REUSEPORT`): the protocol library serves each socket

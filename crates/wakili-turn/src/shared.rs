@@ -9,7 +9,6 @@ use std::{
 
 use std::time::{Duration as StdDuration, Instant};
 
-use chrono::{DateTime, Utc};
 use tokio::net::UdpSocket;
 use turn::auth::{AuthHandler, generate_auth_key};
 
@@ -24,7 +23,7 @@ pub(crate) struct Shared {
     pub leeway: Duration,
     pub policy: PeerPolicy,
     pub max_per_user: usize,
-    pub clock: fn() -> DateTime<Utc>,
+    pub clock: crate::Now,
     pub stats: Arc<TurnStats>,
     /// Live allocations: client transport address → user id.
     allocations: Mutex<HashMap<SocketAddr, String>>,
@@ -62,7 +61,7 @@ impl Shared {
         leeway: Duration,
         policy: PeerPolicy,
         max_per_user: usize,
-        clock: fn() -> DateTime<Utc>,
+        clock: crate::Now,
     ) -> Self {
         Self {
             secret,
