@@ -389,21 +389,7 @@ async fn recordings_survive_a_provider_outage_and_come_back_intact() {
     );
     let disk_path = disk.path().to_path_buf();
     let app = spawn_app_with(Backend::Sqlite, move |s| {
-        s.storage.providers = vec![
-            s3p,
-            r2p,
-            ProviderSettings {
-                name: "disk".into(),
-                kind: ProviderKind::Local,
-                bucket: None,
-                region: None,
-                endpoint: None,
-                access_key_id: None,
-                secret_access_key: None,
-                allow_http: false,
-                path: Some(disk_path),
-            },
-        ];
+        s.storage.providers = vec![s3p, r2p, ProviderSettings::local("disk", disk_path)];
         s.storage.replication_interval = Duration::from_millis(200);
         s.storage.put_timeout = Duration::from_secs(5);
         s.storage.cooldown = Duration::from_secs(1);
@@ -759,20 +745,6 @@ async fn recordings_survive_a_provider_outage_and_come_back_intact() {
     }
 }
 
-fn local_provider(name: &str, dir: &Path) -> ProviderSettings {
-    ProviderSettings {
-        name: name.into(),
-        kind: ProviderKind::Local,
-        bucket: None,
-        region: None,
-        endpoint: None,
-        access_key_id: None,
-        secret_access_key: None,
-        allow_http: false,
-        path: Some(dir.to_path_buf()),
-    }
-}
-
 async fn complete(app: &TestApp, call: &Call, chunks: usize) -> (StatusCode, Value) {
     app.call(
         Method::POST,
@@ -808,7 +780,7 @@ async fn a_frozen_primary_costs_no_client_errors_and_complete_succeeds_during_th
     let providers = vec![
         s3.provider("s3", ProviderKind::S3),
         r2.provider("r2", ProviderKind::R2),
-        local_provider("disk", disk.path()),
+        ProviderSettings::local("disk", disk.path()),
     ];
     let app = spawn_app_with(Backend::Sqlite, move |s| {
         s.storage.providers = providers;
@@ -920,7 +892,10 @@ async fn a_frozen_primary_costs_no_client_errors_and_complete_succeeds_during_th
 #[tokio::test]
 async fn with_ack_copies_two_an_acknowledged_chunk_is_on_two_providers() {
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let providers = vec![local_provider("a", a.path()), local_provider("b", b.path())];
+    let providers = vec![
+        ProviderSettings::local("a", a.path()),
+        ProviderSettings::local("b", b.path()),
+    ];
     let app = spawn_app_with(Backend::Sqlite, move |s| {
         s.storage.providers = providers;
         s.storage.ack_copies = 2;
@@ -999,7 +974,7 @@ async fn object_deletes_that_failed_after_shredding_are_retried() {
     let disk = tempfile::tempdir().unwrap();
     let providers = vec![
         s3.provider("s3", ProviderKind::S3),
-        local_provider("disk", disk.path()),
+        ProviderSettings::local("disk", disk.path()),
     ];
     let app = spawn_app_with(Backend::Sqlite, move |s| {
         s.storage.providers = providers;
@@ -1080,7 +1055,7 @@ async fn data_keys_are_rewrapped_after_a_key_rotation_so_the_retired_key_can_go(
     std::fs::write(&old_key, "11".repeat(32)).unwrap();
     std::fs::write(&new_key, "22".repeat(32)).unwrap();
     let disk = tempfile::tempdir().unwrap();
-    let provider = local_provider("disk", disk.path());
+    let provider = ProviderSettings::local("disk", disk.path());
     let (p1, k1) = (provider.clone(), old_key.clone());
     let app = spawn_app_with(Backend::Sqlite, move |s| {
         s.storage.providers = vec![p1];

@@ -9,8 +9,8 @@ use wakili_auth::{Algorithm, MIN_SECRET_BYTES, VerifierConfig, VerifyKey};
 use wakili_core::webrtc::MediaPolicy;
 
 use crate::{
-    IceSettings, MobileSettings, ProviderKind, ProviderSettings, Secret, SettingsError,
-    SignalingSettings, StorageSettings, TurnSettings, WebSettings, secrets,
+    IceSettings, MobileSettings, ProviderSettings, Secret, SettingsError, SignalingSettings,
+    StorageSettings, TurnSettings, WebSettings, secrets,
 };
 
 /// Everything `wakili serve` can be told.
@@ -322,17 +322,10 @@ impl Settings {
         if !self.storage.providers.is_empty() {
             return self.storage.providers.clone();
         }
-        vec![ProviderSettings {
-            name: "local".into(),
-            kind: ProviderKind::Local,
-            bucket: None,
-            region: None,
-            endpoint: None,
-            access_key_id: None,
-            secret_access_key: None,
-            allow_http: false,
-            path: Some(self.data_dir.join("recordings")),
-        }]
+        vec![ProviderSettings::local(
+            "local",
+            self.data_dir.join("recordings"),
+        )]
     }
 
     /// The text of the recording master key (hex or base64 of 32 bytes): the configured file, or
@@ -405,6 +398,7 @@ fn read(path: &Path) -> Result<Vec<u8>, SettingsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ProviderKind;
 
     #[test]
     fn defaults_are_valid_and_embedded() {
@@ -506,17 +500,7 @@ mod tests {
     }
 
     fn local(name: &str) -> ProviderSettings {
-        ProviderSettings {
-            name: name.into(),
-            kind: ProviderKind::Local,
-            bucket: None,
-            region: None,
-            endpoint: None,
-            access_key_id: None,
-            secret_access_key: None,
-            allow_http: false,
-            path: Some(format!("/srv/{name}").into()),
-        }
+        ProviderSettings::local(name, format!("/srv/{name}"))
     }
 
     #[test]

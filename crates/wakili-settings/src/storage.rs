@@ -49,6 +49,23 @@ pub struct ProviderSettings {
     pub path: Option<PathBuf>,
 }
 
+impl ProviderSettings {
+    /// A `local` provider named `name` keeping its objects under `path`.
+    pub fn local(name: &str, path: impl Into<PathBuf>) -> Self {
+        Self {
+            name: name.into(),
+            kind: ProviderKind::Local,
+            bucket: None,
+            region: None,
+            endpoint: None,
+            access_key_id: None,
+            secret_access_key: None,
+            allow_http: false,
+            path: Some(path.into()),
+        }
+    }
+}
+
 /// Recording storage (`[storage]`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
