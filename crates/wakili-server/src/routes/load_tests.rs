@@ -10,9 +10,7 @@ use utoipa::ToSchema;
 use wakili_auth::Algorithm;
 use wakili_loadtest::{Identity, Limits, Live, Params, Progress, Report};
 
-use crate::{ApiError, AppState, auth::Auth, error::ErrorBody, extract::DeferredJson};
-
-use super::performance::require_admin;
+use crate::{ApiError, AppState, auth::Admin, error::ErrorBody, extract::DeferredJson};
 
 /// The dashboard's load test: the current or last one.
 #[derive(Default)]
@@ -95,10 +93,9 @@ fn status_of(current: &Current) -> LoadTestStatus {
     ))]
 pub async fn start_load_test(
     State(state): State<AppState>,
-    auth: Auth,
+    _: Admin,
     params: DeferredJson<Params>,
 ) -> Result<impl IntoResponse, ApiError> {
-    require_admin(&auth)?;
     if !state.settings.metrics.load_tests {
         return Err(ApiError::forbidden(
             "load tests are disabled on this server ([metrics] load_tests = false)",
@@ -187,9 +184,8 @@ pub async fn start_load_test(
     ))]
 pub async fn load_test(
     State(state): State<AppState>,
-    auth: Auth,
+    _: Admin,
 ) -> Result<JsonResponse<LoadTestStatus>, ApiError> {
-    require_admin(&auth)?;
     let current = state
         .load_tests
         .current

@@ -4,7 +4,7 @@
 use axum::{
     Json as JsonResponse,
     extract::State,
-    http::{HeaderMap, StatusCode, header},
+    http::{HeaderMap, header},
     response::{IntoResponse, Response},
 };
 use chrono::{DateTime, Utc};
@@ -12,7 +12,12 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use wakili_core::quality_timeline::{self, QualityAnalysis, StabilityEvent};
 
-use crate::{ApiError, AppState, auth::Auth, error::ErrorBody, extract::Path};
+use crate::{
+    ApiError, AppState,
+    auth::{Admin, Auth},
+    error::ErrorBody,
+    extract::Path,
+};
 
 /// Consultations listed in the snapshot at most.
 const SNAPSHOT_CONSULTATIONS: usize = 200;
@@ -254,9 +259,8 @@ pub struct PushSnapshot {
     ))]
 pub async fn snapshot(
     State(state): State<AppState>,
-    auth: Auth,
+    _: Admin,
 ) -> Result<JsonResponse<PerformanceSnapshot>, ApiError> {
-    require_admin(&auth)?;
     let monitoring = &state.monitoring;
     let telemetry = &monitoring.telemetry;
     let signaling = telemetry.counters();
@@ -314,18 +318,6 @@ pub async fn snapshot(
         bandwidth_kbps,
         consultations,
     }))
-}
-
-pub(crate) fn require_admin(auth: &Auth) -> Result<(), ApiError> {
-    if auth.caller.is_admin() {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "only admins can read performance figures and run load tests",
-        ))
-    }
 }
 
 #[cfg(test)]

@@ -17,9 +17,9 @@ use wakili_storage::{CompleteRequest, Completion, StorageError, parse_range};
 
 use crate::{
     ApiError, AppState,
-    auth::Auth,
+    auth::{Admin, Auth},
     error::ErrorBody,
-    extract::{DeferredJson, Path},
+    extract::{DeferredJson, Json, Path},
     routes::consultations::visible,
 };
 
@@ -187,14 +187,6 @@ fn uploader_only(recording: &Recording, auth: &Auth) -> Result<(), ApiError> {
         Err(ApiError::forbidden(
             "only the lawyer who started the recording uploads it",
         ))
-    }
-}
-
-fn admin_only(auth: &Auth) -> Result<(), ApiError> {
-    if auth.caller.role == Role::Admin {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden("only admins may do this"))
     }
 }
 
@@ -501,10 +493,9 @@ pub async fn get(
     ))]
 pub async fn delete(
     State(state): State<AppState>,
-    auth: Auth,
+    Admin(auth): Admin,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    admin_only(&auth)?;
     let (recording, _) = load(&state, &auth, &id).await?;
     state
         .recordings
@@ -536,12 +527,10 @@ pub struct LegalHoldBody {
     ))]
 pub async fn legal_hold(
     State(state): State<AppState>,
-    auth: Auth,
+    Admin(auth): Admin,
     Path(id): Path<String>,
-    body: DeferredJson<LegalHoldBody>,
+    Json(body): Json<LegalHoldBody>,
 ) -> Result<JsonResponse<RecordingView>, ApiError> {
-    admin_only(&auth)?;
-    let body = body.parse()?;
     if body
         .reason
         .as_ref()
@@ -863,9 +852,8 @@ pub struct StorageUsage {
     ))]
 pub async fn usage(
     State(state): State<AppState>,
-    auth: Auth,
+    _: Admin,
 ) -> Result<JsonResponse<StorageUsage>, ApiError> {
-    admin_only(&auth)?;
     let usage = state.recordings.usage().await.map_err(storage_error)?;
     Ok(JsonResponse(StorageUsage {
         providers: usage

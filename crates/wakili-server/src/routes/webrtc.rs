@@ -15,7 +15,10 @@ use utoipa::{IntoParams, ToSchema};
 use wakili_core::webrtc::WebrtcConfig;
 
 use crate::{
-    ApiError, AppState, auth::Auth, error::ErrorBody, extract::Query,
+    ApiError, AppState,
+    auth::{Admin, Auth},
+    error::ErrorBody,
+    extract::Query,
     routes::consultations::visible,
 };
 
@@ -185,11 +188,8 @@ pub async fn mobile(
     ))]
 pub async fn turn_stats(
     State(state): State<AppState>,
-    auth: Auth,
+    _: Admin,
 ) -> Result<JsonResponse<wakili_turn::StatsSnapshot>, ApiError> {
-    if !auth.caller.is_admin() {
-        return Err(ApiError::forbidden("only admins can read relay statistics"));
-    }
     let turn = state.turn.lock().await;
     let running = turn
         .as_ref()
