@@ -33,6 +33,9 @@ pub struct OpId(u64);
 #[derive(Debug, Default)]
 pub struct LatencyTracker {
     samples: VecDeque<Duration>,
+    /// The samples' p99, recomputed when a sample arrives (read on every operation, written
+    /// on every answer).
+    p99: Option<Duration>,
     in_flight: Vec<(OpId, Instant)>,
     next: u64,
 }
@@ -60,18 +63,13 @@ impl LatencyTracker {
             }
             self.samples
                 .push_back(now.saturating_duration_since(started));
+            self.p99 = percentile_99(&self.samples);
         }
     }
 
     /// The 99th percentile of recent latencies, once enough are known.
     pub fn p99(&self) -> Option<Duration> {
-        if self.samples.len() < MIN_SAMPLES {
-            return None;
-        }
-        let mut sorted: Vec<Duration> = self.samples.iter().copied().collect();
-        sorted.sort_unstable();
-        let rank = (sorted.len() * 99).div_ceil(100).saturating_sub(1);
-        sorted.get(rank).copied()
+        self.p99
     }
 
     /// How long to wait for this provider before trying the next one as well: its recent p99
@@ -84,11 +82,25 @@ impl LatencyTracker {
     /// Whether an operation has been in flight longer than [`Self::hedge_after`] at `now`: the
     /// provider is probably stuck, so new operations should start on another one.
     pub fn stalled(&self, now: Instant, timeout: Duration) -> bool {
+        if self.in_flight.is_empty() {
+            return false;
+        }
         let limit = self.hedge_after(timeout);
         self.in_flight
             .iter()
             .any(|(_, started)| now.saturating_duration_since(*started) > limit)
     }
+}
+
+/// The 99th percentile of `samples`, or `None` below [`MIN_SAMPLES`].
+fn percentile_99(samples: &VecDeque<Duration>) -> Option<Duration> {
+    if samples.len() < MIN_SAMPLES {
+        return None;
+    }
+    let mut sorted: Vec<Duration> = samples.iter().copied().collect();
+    sorted.sort_unstable();
+    let rank = (sorted.len() * 99).div_ceil(100).saturating_sub(1);
+    sorted.get(rank).copied()
 }
 
 #[cfg(test)]
