@@ -104,6 +104,9 @@ fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
+/// Recordings whose data key is wrapped under a master key other than `$1` (the current one).
+const UNDER_ANOTHER_KEY: &str = "wrapped_key IS NOT NULL AND key_id IS NOT NULL AND key_id <> $1";
+
 #[async_trait]
 impl<DB> RecordingStore for SqlStore<DB>
 where
@@ -661,11 +664,10 @@ where
         limit: u32,
     ) -> Result<Vec<(String, String, String)>, DbError> {
         let mut conn = self.pool().acquire().await?;
-        let rows = sqlx::query(
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT id, wrapped_key, key_id FROM consultation_recordings \
-             WHERE wrapped_key IS NOT NULL AND key_id IS NOT NULL AND key_id <> $1 \
-             ORDER BY id LIMIT $2",
-        )
+             WHERE {UNDER_ANOTHER_KEY} ORDER BY id LIMIT $2"
+        )))
         .bind(current_key_id.to_owned())
         .bind(i64::from(limit))
         .fetch_all(&mut *conn)
@@ -683,10 +685,9 @@ where
 
     async fn keys_to_rewrap_count(&self, current_key_id: &str) -> Result<u64, DbError> {
         let mut conn = self.pool().acquire().await?;
-        let n: i64 = sqlx::query(
-            "SELECT COUNT(*) AS n FROM consultation_recordings \
-             WHERE wrapped_key IS NOT NULL AND key_id IS NOT NULL AND key_id <> $1",
-        )
+        let n: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) AS n FROM consultation_recordings WHERE {UNDER_ANOTHER_KEY}"
+        )))
         .bind(current_key_id.to_owned())
         .fetch_one(&mut *conn)
         .await?
