@@ -157,7 +157,7 @@ pub fn run(args: &PushArgs) -> anyhow::Result<bool> {
                 db.clone(),
                 Some(sender.clone()),
                 outbox_config(args.concurrency),
-                Arc::new(chrono::Utc::now),
+                wakili_core::Clock::system(),
             );
             let (cpu0, server0) = (process::cpu_ticks(me)?, process::cpu_ticks(server_pid)?);
             let started = Instant::now();

@@ -1,8 +1,10 @@
 //! Sans-IO domain logic for Wakili.
 //!
 //! Nothing in this crate reads the clock, touches a socket or a file: callers pass `now` in and get
-//! decisions out, so every rule here is unit-tested at simulated speed.
+//! decisions out, so every rule here is unit-tested at simulated speed. [`Clock`] is the type the
+//! services around it read "now" from.
 
+pub mod clock;
 pub mod consultation;
 mod error;
 pub mod ids;
@@ -17,6 +19,7 @@ pub mod turn;
 pub mod version;
 pub mod webrtc;
 
+pub use clock::Clock;
 pub use error::CoreError;
 pub use ids::{ConsultationId, UserId, new_id};
 pub use role::{Caller, Role};

@@ -13,8 +13,6 @@ mod repository;
 mod sql;
 mod sql_push;
 mod sql_recordings;
-#[cfg(feature = "testing")]
-pub mod testing;
 mod time;
 
 use std::{str::FromStr, sync::Arc, time::Duration};

@@ -9,8 +9,8 @@ use wakili_db::{
     models::{
         Chunk, ChunkState, ConsultationInsert, FinalizedRecording, NewAuditEvent, NewRecording,
     },
-    testing::TestDatabase,
 };
+use wakili_testkit::db::TestDatabase;
 
 fn at(s: &str) -> DateTime<Utc> {
     s.parse().unwrap()

@@ -13,8 +13,8 @@ use wakili_db::{
         ConsentRecord, ConsultationFilter, ConsultationInsert, NewAuditEvent, QualitySample,
         UserClaims,
     },
-    testing::TestDatabase,
 };
+use wakili_testkit::db::TestDatabase;
 
 fn at(s: &str) -> DateTime<Utc> {
     s.parse().unwrap()

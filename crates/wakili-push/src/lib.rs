@@ -26,4 +26,4 @@ pub mod verdict;
 pub use error::PushError;
 pub use message::{Kind, MessageOptions, Notification, Platform};
 pub use sender::FcmSender;
-pub use service::{Now, Outcomes, Pass, PushConfig, PushService, sender_from_settings};
+pub use service::{Outcomes, Pass, PushConfig, PushService, sender_from_settings};

@@ -24,7 +24,7 @@ use chrono::{DateTime, Utc};
 use futures_util::{FutureExt, StreamExt, stream};
 use rand::Rng;
 use tokio::sync::Notify;
-use wakili_core::{consultation::ConsultationStatus, new_id};
+use wakili_core::{Clock, consultation::ConsultationStatus, new_id};
 use wakili_db::{
     Db, Delivery, DueReminder, NewNotification, OutboxNotification, models::VideoConsultation,
 };
@@ -38,9 +38,6 @@ use crate::{
     schedule,
     verdict::Verdict,
 };
-
-/// Where "now" comes from (the server's clock, controllable in tests).
-pub type Now = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
 /// FCM keeps a message at most this long.
 const MAX_TTL_SECONDS: i64 = 28 * 24 * 3600;
@@ -137,7 +134,7 @@ struct Inner {
     db: Db,
     sender: Option<FcmSender>,
     config: PushConfig,
-    now: Now,
+    clock: Clock,
     owner: String,
     wake: Notify,
     limiter: Mutex<DeviceLimiter>,
@@ -191,14 +188,14 @@ pub struct Pass {
 impl PushService {
     /// A service over `db`. Without a sender push is off: devices can still register, nothing
     /// is queued or sent.
-    pub fn new(db: Db, sender: Option<FcmSender>, config: PushConfig, now: Now) -> Self {
+    pub fn new(db: Db, sender: Option<FcmSender>, config: PushConfig, clock: Clock) -> Self {
         let limiter = Mutex::new(DeviceLimiter::new(config.per_device_per_minute));
         Self {
             inner: Arc::new(Inner {
                 db,
                 sender,
                 config,
-                now,
+                clock,
                 owner: format!("node-{}", new_id()),
                 wake: Notify::new(),
                 limiter,
@@ -228,7 +225,7 @@ impl PushService {
     }
 
     fn now(&self) -> DateTime<Utc> {
-        (self.inner.now)()
+        self.inner.clock.now()
     }
 
     /// Queues `notification` for the active devices of `users`, due at `due`, dropped after

@@ -7,20 +7,22 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
-    sync::{Arc, Mutex, OnceLock},
+    sync::{Arc, OnceLock},
     time::Duration,
 };
 
-use chrono::{DateTime, SubsecRound, Utc};
-use wakili_db::{
-    Backend, Db, DeliveryFilter, DeliveryStatus, NewDevice, NewNotification, testing::TestDatabase,
-};
+use chrono::{DateTime, Utc};
+use wakili_db::{Backend, Db, DeliveryFilter, DeliveryStatus, NewDevice, NewNotification};
 use wakili_push::{
     FcmSender, Kind, MessageOptions, Notification, PushConfig, PushService,
     oauth::{ServiceAccount, TokenSource},
     retry::Backoff,
 };
-use wakili_testkit::fcm::{FakeFcm, Fault, TestAccount};
+use wakili_testkit::{
+    clock::ManualClock,
+    db::TestDatabase,
+    fcm::{FakeFcm, Fault, TestAccount},
+};
 
 fn account() -> TestAccount {
     static ACCOUNT: OnceLock<TestAccount> = OnceLock::new();
@@ -29,28 +31,11 @@ fn account() -> TestAccount {
         .clone()
 }
 
-/// A clock the test moves.
-#[derive(Clone)]
-struct TestClock(Arc<Mutex<DateTime<Utc>>>);
-
-impl TestClock {
-    fn new() -> Self {
-        // Microseconds, as the database keeps them.
-        Self(Arc::new(Mutex::new(Utc::now().trunc_subsecs(6))))
-    }
-    fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap()
-    }
-    fn advance(&self, by: Duration) {
-        *self.0.lock().unwrap() += chrono::Duration::from_std(by).unwrap();
-    }
-}
-
 struct Setup {
     _db: TestDatabase,
     db: Db,
     fcm: FakeFcm,
-    clock: TestClock,
+    clock: ManualClock,
 }
 
 async fn setup(backend: Backend) -> Setup {
@@ -63,7 +48,7 @@ async fn setup(backend: Backend) -> Setup {
         _db: test_db,
         db,
         fcm,
-        clock: TestClock::new(),
+        clock: ManualClock::starting_now(),
     }
 }
 
@@ -100,13 +85,7 @@ fn sender(fcm: &FakeFcm) -> FcmSender {
 }
 
 fn service(s: &Setup, config: PushConfig) -> PushService {
-    let clock = s.clock.clone();
-    PushService::new(
-        s.db.clone(),
-        Some(sender(&s.fcm)),
-        config,
-        Arc::new(move || clock.now()),
-    )
+    PushService::new(s.db.clone(), Some(sender(&s.fcm)), config, s.clock.clock())
 }
 
 async fn device(db: &Db, user: &str, token: &str, platform: &str, now: DateTime<Utc>) {

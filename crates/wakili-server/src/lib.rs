@@ -23,7 +23,8 @@ use wakili_settings::{Settings, SettingsError};
 
 pub use app::{api, router};
 pub use error::ApiError;
-pub use state::{AppState, Clock, SystemClock};
+pub use state::AppState;
+pub use wakili_core::Clock;
 
 /// Why the server could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -61,7 +62,7 @@ pub enum ServerError {
 }
 
 /// Creates the data directories, opens and migrates the database and loads the verification key.
-pub async fn prepare(settings: Settings, clock: Arc<dyn Clock>) -> Result<AppState, ServerError> {
+pub async fn prepare(settings: Settings, clock: Clock) -> Result<AppState, ServerError> {
     for dir in [settings.data_dir.clone(), settings.recordings_dir()] {
         std::fs::create_dir_all(&dir).map_err(|source| ServerError::Io {
             context: format!("creating {}", dir.display()),
@@ -96,10 +97,7 @@ pub async fn prepare(settings: Settings, clock: Arc<dyn Clock>) -> Result<AppSta
         verifier: Verifier::new(settings.verifier_config()?)?,
         settings: settings.signaling.clone(),
         default_profile: settings.media.default_profile.clone(),
-        now: {
-            let clock = Arc::clone(&clock);
-            Arc::new(move || clock.now())
-        },
+        clock: clock.clone(),
         telemetry: Arc::clone(&monitoring.telemetry),
     })
     .await?;
@@ -121,7 +119,7 @@ pub async fn prepare(settings: Settings, clock: Arc<dyn Clock>) -> Result<AppSta
 fn push_service(
     settings: &Settings,
     db: wakili_db::Db,
-    clock: &Arc<dyn Clock>,
+    clock: &Clock,
     signaling: &wakili_signal::Signaling,
 ) -> Result<wakili_push::PushService, ServerError> {
     let sender = wakili_push::sender_from_settings(&settings.push)?;
@@ -131,12 +129,11 @@ fn push_service(
             "push is off: no FCM credentials (push.credentials_file or push.credentials_json)"
         ),
     }
-    let clock = Arc::clone(clock);
     let push = wakili_push::PushService::new(
         db,
         sender,
         wakili_push::PushConfig::from_settings(&settings.push),
-        Arc::new(move || clock.now()),
+        clock.clone(),
     );
     if push.enabled() {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -178,7 +175,7 @@ impl wakili_signal::PresenceObserver for Presence {
 fn recording_store(
     settings: &Settings,
     db: wakili_db::Db,
-    clock: &Arc<dyn Clock>,
+    clock: &Clock,
 ) -> Result<wakili_storage::RecordingStore, ServerError> {
     use wakili_storage::{
         Keyring, ManifestSigner, MasterKey, Providers, RecordingStore, StorageConfig,
@@ -206,7 +203,6 @@ fn recording_store(
         },
         s.replicas_for(configured.len()),
     )?;
-    let clock = Arc::clone(clock);
     Ok(RecordingStore::new(
         db,
         providers,
@@ -223,14 +219,14 @@ fn recording_store(
             ack_copies: s.ack_copies,
             spool_max_age: settings.request_timeout * 2,
         },
-        Arc::new(move || clock.now()),
+        clock.clone(),
     )?)
 }
 
 fn turn_config(
     settings: &Settings,
     secret: Vec<u8>,
-    clock: &Arc<dyn Clock>,
+    clock: &Clock,
 ) -> Result<wakili_turn::TurnConfig, ServerError> {
     let t = &settings.turn;
     let read = |path: &std::path::Path| {
@@ -259,10 +255,7 @@ fn turn_config(
             allow_private: t.allow_private_peers,
         },
         max_allocations_per_user: t.max_allocations_per_user as usize,
-        clock: {
-            let clock = Arc::clone(clock);
-            Arc::new(move || clock.now())
-        },
+        clock: clock.clone(),
         tls,
         udp_sockets: 0,
     })
@@ -343,6 +336,6 @@ pub async fn launch(
             "development login is on: /login and POST /api/v1/dev/token mint tokens for anyone; never run --dev in production"
         );
     }
-    let state = prepare(settings, Arc::new(SystemClock)).await?;
+    let state = prepare(settings, Clock::system()).await?;
     serve(state, listener, shutdown).await
 }

@@ -7,24 +7,9 @@ use std::{
 
 use chrono::{DateTime, Utc};
 use wakili_auth::Verifier;
+use wakili_core::Clock;
 use wakili_db::Db;
 use wakili_settings::Settings;
-
-/// Where "now" comes from: the system clock in production, a controllable one in tests.
-pub trait Clock: Send + Sync + 'static {
-    /// The current instant.
-    fn now(&self) -> DateTime<Utc>;
-}
-
-/// The system clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
-}
 
 /// Shared state behind every request.
 #[derive(Clone)]
@@ -39,7 +24,7 @@ pub struct Inner {
     /// Effective settings.
     pub settings: Settings,
     /// Time source.
-    pub clock: Arc<dyn Clock>,
+    pub clock: Clock,
     /// ICE servers handed to participants.
     pub ice: crate::ice::IceDirectory,
     /// The embedded STUN/TURN server, while it runs (taken and stopped at shutdown).
@@ -66,7 +51,7 @@ impl AppState {
         db: Db,
         verifier: Verifier,
         settings: Settings,
-        clock: Arc<dyn Clock>,
+        clock: Clock,
         (ice, turn): (crate::ice::IceDirectory, Option<wakili_turn::RunningTurn>),
         (signaling, signal_layer): (wakili_signal::Signaling, wakili_signal::SignalLayer),
         (recordings, monitoring, push): (

@@ -10,7 +10,8 @@ use std::collections::BTreeSet;
 use common::*;
 use reqwest::StatusCode;
 use sqlx::{Connection, Executor};
-use wakili_db::{Backend, testing::postgres_admin_url};
+use wakili_db::Backend;
+use wakili_testkit::db::postgres_admin_url;
 
 #[tokio::test]
 async fn openapi_describes_every_route() {

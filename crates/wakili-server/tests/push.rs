@@ -6,19 +6,20 @@
 
 mod common;
 
-use std::{
-    sync::{Arc, Mutex, OnceLock},
-    time::Duration,
-};
+use std::{sync::OnceLock, time::Duration};
 
 use chrono::{DateTime, SubsecRound, Utc};
 use common::{error_code, read, token_at};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use wakili_core::Role;
-use wakili_db::{Backend, testing::TestDatabase};
+use wakili_db::Backend;
 use wakili_settings::{Secret, Settings};
-use wakili_testkit::fcm::{FakeFcm, TestAccount};
+use wakili_testkit::db::TestDatabase;
+use wakili_testkit::{
+    clock::ManualClock,
+    fcm::{FakeFcm, TestAccount},
+};
 
 fn account() -> TestAccount {
     static ACCOUNT: OnceLock<TestAccount> = OnceLock::new();
@@ -27,26 +28,11 @@ fn account() -> TestAccount {
         .clone()
 }
 
-#[derive(Clone)]
-struct TestClock(Arc<Mutex<DateTime<Utc>>>);
-
-impl wakili_server::Clock for TestClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap()
-    }
-}
-
-impl TestClock {
-    fn set(&self, at: DateTime<Utc>) {
-        *self.0.lock().unwrap() = at;
-    }
-}
-
 struct App {
     base: String,
     http: reqwest::Client,
     fcm: FakeFcm,
-    clock: TestClock,
+    clock: ManualClock,
     t0: DateTime<Utc>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<Result<(), wakili_server::ServerError>>>,
@@ -75,8 +61,8 @@ impl App {
         settings.validate().unwrap();
         settings.turn.listen = "127.0.0.1:0".parse().unwrap();
         let t0 = Utc::now().trunc_subsecs(0);
-        let clock = TestClock(Arc::new(Mutex::new(t0)));
-        let state = wakili_server::prepare(settings, Arc::new(clock.clone()))
+        let clock = ManualClock::at(t0);
+        let state = wakili_server::prepare(settings, clock.clock())
             .await
             .unwrap();
         assert!(state.push.enabled());
@@ -642,10 +628,7 @@ async fn silent_devices_are_deactivated_and_a_heartbeat_revives_them() {
         state_db.clone(),
         None,
         wakili_push::PushConfig::from_settings(&wakili_settings::PushSettings::default()),
-        {
-            let clock = app.clock.clone();
-            Arc::new(move || wakili_server::Clock::now(&clock))
-        },
+        app.clock.clock(),
     );
     assert_eq!(push.deactivate_silent().await.unwrap(), 1);
     let client = token_at(

@@ -7,11 +7,7 @@
 
 mod common;
 
-use std::{
-    net::SocketAddr,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{net::SocketAddr, time::Duration};
 
 use chrono::{DateTime, Utc};
 use common::*;
@@ -22,34 +18,20 @@ use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message;
 use wakili_client::{Client, ClientError, Config, Events, TokenSource};
 use wakili_core::Role;
-use wakili_db::{Backend, testing::TestDatabase};
-use wakili_server::Clock;
+use wakili_db::Backend;
 use wakili_settings::{Secret, Settings};
+use wakili_testkit::clock::ManualClock;
+use wakili_testkit::db::TestDatabase;
 
 const LAWYER: &str = "lawyer-1";
 const CLIENT: &str = "client-1";
 const WAIT: Duration = Duration::from_secs(5);
 
-/// A clock the test moves by hand.
-struct ManualClock(Mutex<DateTime<Utc>>);
-
-impl ManualClock {
-    fn advance(&self, by: chrono::Duration) {
-        *self.0.lock().unwrap() += by;
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap()
-    }
-}
-
 /// The server on SQLite with a [`ManualClock`] (starting at the real time) and the test
 /// defaults of `common` (HS256 with `SECRET`, no leeway).
 struct ClockedApp {
     addr: SocketAddr,
-    clock: Arc<ManualClock>,
+    clock: ManualClock,
     http: reqwest::Client,
     _db: TestDatabase,
     _data: tempfile::TempDir,
@@ -70,8 +52,8 @@ impl ClockedApp {
         settings.turn.secret = Some(Secret::new(TURN_SECRET));
         settings.turn.listen = "127.0.0.1:0".parse().unwrap();
         settings.validate().unwrap();
-        let clock = Arc::new(ManualClock(Mutex::new(Utc::now())));
-        let state = wakili_server::prepare(settings, clock.clone())
+        let clock = ManualClock::at(Utc::now());
+        let state = wakili_server::prepare(settings, clock.clock())
             .await
             .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -351,7 +333,7 @@ async fn an_expired_socket_is_refused_and_closed() {
     receives(&mut client_events, 1).await;
 
     // An hour and two seconds later (no leeway) the API refuses the token…
-    app.clock.advance(chrono::Duration::seconds(3602));
+    app.clock.advance(Duration::from_secs(3602));
     let me = app
         .http
         .get(app.url("/api/v1/me"))
@@ -444,7 +426,7 @@ async fn a_token_refreshed_before_it_expires_keeps_the_call() {
     assert!(expires_at > app.clock.now() + chrono::Duration::hours(2));
 
     // Two hours on, past the first token's expiry: still in the call, signals both ways.
-    app.clock.advance(chrono::Duration::hours(2));
+    app.clock.advance(Duration::from_secs(2 * 3600));
     signals_flow_both_ways(
         (&lawyer, &lawyer_id, &mut lawyer_events),
         (&client, &client_id, &mut client_events),
@@ -465,8 +447,7 @@ async fn a_token_refreshed_before_it_expires_keeps_the_call() {
     assert!(!lawyer.is_closed());
 
     // The new token's own expiry still holds.
-    app.clock
-        .advance(chrono::Duration::hours(1) + chrono::Duration::seconds(2));
+    app.clock.advance(Duration::from_secs(3602));
     let late = lawyer.call_ok("signal", &offer(&client_id, 3)).await;
     assert_eq!(rejected(late), "token_expired");
 }

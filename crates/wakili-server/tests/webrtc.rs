@@ -475,22 +475,12 @@ async fn turn_credentials_are_refused_right_after_they_expire() {
     );
 }
 
-/// The server's clock, three hours behind the real one (a test can move a server's time; the
-/// relay must move with it).
-struct Behind;
-
-impl wakili_server::Clock for Behind {
-    fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        chrono::Utc::now() - chrono::Duration::hours(3)
-    }
-}
-
 /// The embedded relay judges credential expiry on the server's clock, the one that minted them,
 /// not on its own reading of the system time (it used to call `Utc::now` itself).
 #[tokio::test]
 async fn the_relay_keeps_the_servers_time() {
     let data = tempfile::tempdir().unwrap();
-    let db = wakili_db::testing::TestDatabase::new(Backend::Sqlite).await;
+    let db = wakili_testkit::db::TestDatabase::new(Backend::Sqlite).await;
     let mut settings = wakili_settings::Settings {
         data_dir: data.path().to_path_buf(),
         database_url: Some(db.url.clone()),
@@ -500,8 +490,10 @@ async fn the_relay_keeps_the_servers_time() {
     settings.turn.secret = Some(wakili_settings::Secret::new(TURN_SECRET));
     settings.turn.allow_loopback_peers = true;
     settings.turn.listen = "127.0.0.1:0".parse().unwrap();
-    let clock: std::sync::Arc<dyn wakili_server::Clock> = std::sync::Arc::new(Behind);
-    let state = wakili_server::prepare(settings, std::sync::Arc::clone(&clock))
+    // The server's clock, three hours behind the real one (a test can move a server's time; the
+    // relay must move with it).
+    let clock = wakili_server::Clock::from_fn(|| chrono::Utc::now() - chrono::Duration::hours(3));
+    let state = wakili_server::prepare(settings, clock.clone())
         .await
         .unwrap();
     let udp = state.ice.embedded().unwrap().udp_port;

@@ -34,7 +34,7 @@ use socketioxide_redis::{RedisAdapter, RedisAdapterCtr};
 use tokio::sync::mpsc;
 use wakili_auth::Verifier;
 use wakili_core::{
-    Caller, Role,
+    Caller, Clock, Role,
     consultation::{Access, Action},
     new_id,
     quality::{self, Hysteresis, QualityReport, Tracker},
@@ -61,9 +61,6 @@ use crate::{
     },
 };
 
-/// Where "now" comes from (the server's clock, controllable in tests).
-pub type Now = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
-
 /// What signaling needs from the rest of the server.
 pub struct Deps {
     /// The repository (consultations, audit log, consents, quality samples).
@@ -74,8 +71,8 @@ pub struct Deps {
     pub settings: SignalingSettings,
     /// Quality profile of consultations that have none set.
     pub default_profile: String,
-    /// Clock.
-    pub now: Now,
+    /// The server's clock.
+    pub clock: Clock,
     /// What this node counts (connections, joins, signals, seated participants).
     pub telemetry: Arc<crate::Telemetry>,
 }
@@ -112,7 +109,7 @@ struct Hub {
     policy: RoomPolicy,
     default_profile: String,
     hysteresis: Hysteresis,
-    now: Now,
+    clock: Clock,
     telemetry: Arc<crate::Telemetry>,
     /// Connections per user on this node.
     sockets: Arc<UserSockets>,
@@ -177,7 +174,7 @@ pub async fn start(deps: Deps) -> Result<(Signaling, SignalLayer), SignalError> 
         },
         default_profile: deps.default_profile,
         hysteresis: Hysteresis::default(),
-        now: deps.now,
+        clock: deps.clock,
         telemetry: deps.telemetry,
         sockets: UserSockets::new(settings.max_sockets_per_user),
         settings,
@@ -406,7 +403,7 @@ async fn authenticate<A: Adapter>(
         hub.telemetry.refused();
         return Err(Refused::Unauthorized);
     };
-    let claims = hub.verifier.verify(&token, (hub.now)()).map_err(|e| {
+    let claims = hub.verifier.verify(&token, hub.clock.now()).map_err(|e| {
         tracing::info!(reason = %e, "socket.io handshake refused");
         hub.telemetry.refused();
         Refused::Unauthorized
@@ -794,7 +791,7 @@ impl<A: Adapter> Worker<A> {
     /// Applies `input` to the room, persists its facts and returns its deliveries.
     async fn change(&mut self, input: Input) -> Result<Reply, Refusal> {
         let seat = self.seat()?;
-        let (policy, now) = (&self.hub.policy, (self.hub.now)());
+        let (policy, now) = (&self.hub.policy, self.hub.clock.now());
         let (deliver, ()) = self
             .apply(&seat, |room| {
                 room.handle(input.clone(), policy, now).map(|out| (out, ()))
@@ -832,7 +829,7 @@ impl<A: Adapter> Worker<A> {
                 action: "participant.ice_restart",
                 detail: json!({ "participantId": seat.participant, "via": "signaling" }),
             };
-            if let Err(e) = self.hub.db.append_audit(audit, (self.hub.now)()).await {
+            if let Err(e) = self.hub.db.append_audit(audit, self.hub.clock.now()).await {
                 tracing::warn!(error = %e, "ICE restart not recorded");
             }
         }
@@ -887,7 +884,7 @@ impl<A: Adapter> Worker<A> {
             ),
             connection: self.socket.id.to_string(),
         };
-        let now = (hub.now)();
+        let now = hub.clock.now();
         let id = consultation.id.clone();
         let (joined, outcome) = hub
             .store
@@ -952,7 +949,7 @@ impl<A: Adapter> Worker<A> {
             )));
         }
         let seat = self.seat()?;
-        let now = (self.hub.now)();
+        let now = self.hub.clock.now();
         let recommendation = self.tracker.observe(&report, self.hub.hysteresis, now);
         let score = quality::mos(&report);
         let (level, _) = quality::assess(&report);
@@ -1001,7 +998,7 @@ impl<A: Adapter> Worker<A> {
     async fn start_recording(&mut self) -> Result<Reply, Refusal> {
         let seat = self.seat()?;
         let recording_id = new_id();
-        let (policy, now) = (&self.hub.policy, (self.hub.now)());
+        let (policy, now) = (&self.hub.policy, self.hub.clock.now());
         let input = Input::RecordingStart {
             by: seat.participant.clone(),
             recording_id: recording_id.clone(),
@@ -1030,7 +1027,7 @@ impl<A: Adapter> Worker<A> {
 
     async fn consent(&mut self, request: ConsentRequest) -> Result<Reply, Refusal> {
         let seat = self.seat()?;
-        let (policy, now) = (&self.hub.policy, (self.hub.now)());
+        let (policy, now) = (&self.hub.policy, self.hub.clock.now());
         let input = Input::Consent {
             participant_id: seat.participant.clone(),
             granted: request.granted,
@@ -1065,7 +1062,7 @@ impl<A: Adapter> Worker<A> {
             &self.socket.id.to_string(),
         );
         let hub = Arc::clone(&self.hub);
-        let now = (hub.now)();
+        let now = hub.clock.now();
         let input = Input::Disconnected {
             participant_id: seat.participant.clone(),
             connection: self.socket.id.to_string(),
@@ -1197,7 +1194,7 @@ impl Hub {
 
     /// Removes participants whose grace period is over.
     async fn expire<A: Adapter>(&self, io: &SocketIo<A>, consultation: &str) {
-        let now = (self.now)();
+        let now = self.clock.now();
         let outcome = self
             .store
             .update(consultation, |room: &mut Room| {
@@ -1226,7 +1223,7 @@ impl Hub {
         actor: &str,
         participant: &str,
     ) -> Result<(), Refusal> {
-        let now = (self.now)();
+        let now = self.clock.now();
         // Audit entries go in one transaction (one disk sync), after the facts they record.
         let mut audits = Vec::new();
         for fact in facts {
@@ -1279,7 +1276,7 @@ impl Hub {
             let Ok(status) = current.status.apply(action) else {
                 return Ok(());
             };
-            let now = (self.now)();
+            let now = self.clock.now();
             let mut next = current.clone();
             next.status = status;
             next.updated_at = now;

@@ -35,7 +35,7 @@ pub use seal::{
     ciphertext_len, random_nonce_prefix,
 };
 pub use service::{
-    ChunkReceipt, Clock, CompleteRequest, Completion, Media, RecordingStore, StorageConfig, Usage,
+    ChunkReceipt, CompleteRequest, Completion, Media, RecordingStore, StorageConfig, Usage,
     finalize_backoff,
 };
 pub use url::DownloadGrant;

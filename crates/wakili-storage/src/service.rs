@@ -22,7 +22,10 @@ use tokio::{
     io::AsyncWriteExt,
     sync::{OwnedSemaphorePermit, Semaphore, mpsc},
 };
-use wakili_core::recording::{Completeness, RecordingStatus};
+use wakili_core::{
+    Clock,
+    recording::{Completeness, RecordingStatus},
+};
 use wakili_db::{
     Db,
     models::{Chunk, ChunkState, FinalizedRecording, NewAuditEvent, NewRecording, Recording},
@@ -36,9 +39,6 @@ use crate::{
     seal::{DataKey, NONCE_PREFIX_BYTES, random_nonce_prefix},
     url::{self, DownloadGrant},
 };
-
-/// The clock, injectable for tests.
-pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
 /// What the service needs.
 pub struct StorageConfig {
@@ -95,7 +95,7 @@ struct Inner {
     signer: ManifestSigner,
     url_secret: Vec<u8>,
     config: StorageConfig,
-    now: Clock,
+    clock: Clock,
     /// Bytes of `config.upload_memory_bytes` not reserved by a chunk in flight.
     upload_memory: Arc<Semaphore>,
 }
@@ -164,7 +164,7 @@ impl RecordingStore {
         signer: ManifestSigner,
         url_secret: Vec<u8>,
         config: StorageConfig,
-        now: Clock,
+        clock: Clock,
     ) -> Result<Self, StorageError> {
         std::fs::create_dir_all(&config.spool_dir)
             .map_err(|e| StorageError::Spool(format!("{}: {e}", config.spool_dir.display())))?;
@@ -185,7 +185,7 @@ impl RecordingStore {
                         .min(Semaphore::MAX_PERMITS),
                 )),
                 config,
-                now,
+                clock,
             }),
         })
     }
@@ -218,7 +218,7 @@ impl RecordingStore {
             wrapped_key: STANDARD.encode(&wrapped.bytes),
             key_id: wrapped.key_id,
             nonce_prefix: STANDARD.encode(random_nonce_prefix()),
-            now: (inner.now)(),
+            now: inner.clock.now(),
         };
         let audit = audit(
             consultation_id,
@@ -264,7 +264,7 @@ impl RecordingStore {
         }
         crate::seal::position(seq, 0)?;
         let sha256 = parse_sha256(sha256)?;
-        let now = (inner.now)();
+        let now = inner.clock.now();
         let claim = Chunk {
             recording_id: recording.id.clone(),
             seq,
@@ -321,7 +321,7 @@ impl RecordingStore {
         };
         if !inner
             .db
-            .chunk_stored(&stored, &holders, (inner.now)())
+            .chunk_stored(&stored, &holders, inner.clock.now())
             .await?
         {
             // Finalization began while this chunk was in flight: not acknowledged.
@@ -408,7 +408,7 @@ impl RecordingStore {
         by: &str,
     ) -> Result<Completion, StorageError> {
         let inner = &self.inner;
-        let now = (inner.now)();
+        let now = inner.clock.now();
         let lease_until = now + chrono_duration(FINALIZE_LEASE);
         let request = match recording.status {
             RecordingStatus::Completed
@@ -481,7 +481,7 @@ impl RecordingStore {
     /// Returns how many succeeded.
     pub async fn retry_finalizations(&self) -> Result<usize, StorageError> {
         let inner = &self.inner;
-        let now = (inner.now)();
+        let now = inner.clock.now();
         let claimed = inner
             .db
             .claim_finalizations(now + chrono_duration(FINALIZE_LEASE), now, 16)
@@ -510,7 +510,7 @@ impl RecordingStore {
                     tracing::warn!(recording_id = %id, attempts, error = %e, retry_in = ?wait, "finalizing failed again");
                     inner
                         .db
-                        .finalization_failed(&id, (inner.now)() + chrono_duration(wait))
+                        .finalization_failed(&id, inner.clock.now() + chrono_duration(wait))
                         .await?;
                 }
             }
@@ -522,7 +522,7 @@ impl RecordingStore {
     /// Returns how many were finalized.
     pub async fn sweep_abandoned(&self) -> Result<usize, StorageError> {
         let inner = &self.inner;
-        let now = (inner.now)();
+        let now = inner.clock.now();
         let before = now
             - chrono::Duration::from_std(inner.config.abandon_after)
                 .unwrap_or(chrono::Duration::minutes(10));
@@ -611,7 +611,7 @@ impl RecordingStore {
                 decided_at: c.decided_at,
             })
             .collect();
-        let now = (inner.now)();
+        let now = inner.clock.now();
         let draft = ManifestDraft {
             recording_id: recording.id.clone(),
             consultation_id: recording.consultation_id.clone(),
@@ -680,7 +680,7 @@ impl RecordingStore {
             object_key: format!("recordings/{}/end-{end:07}", recording.id),
             providers: Vec::new(),
         };
-        let now = (inner.now)();
+        let now = inner.clock.now();
         let mut held = inner.db.claim_chunk(&row, now).await?;
         if held.state == ChunkState::Pending {
             // A claim whose body never arrived sits where the stream ends: it was never
@@ -708,7 +708,7 @@ impl RecordingStore {
             for provider in holders {
                 inner
                     .db
-                    .add_copy(&recording.id, end, &provider, (inner.now)())
+                    .add_copy(&recording.id, end, &provider, inner.clock.now())
                     .await?;
             }
         }
@@ -883,7 +883,7 @@ impl RecordingStore {
     ) -> Result<(String, DateTime<Utc>), StorageError> {
         let inner = &self.inner;
         readable(recording)?;
-        let now = (inner.now)();
+        let now = inner.clock.now();
         let expires = now
             + chrono::Duration::from_std(inner.config.download_url_ttl)
                 .unwrap_or(chrono::Duration::minutes(5));
@@ -917,7 +917,7 @@ impl RecordingStore {
         recording_id: &str,
         query: &str,
     ) -> Result<DownloadGrant, StorageError> {
-        let now = (self.inner.now)().timestamp();
+        let now = self.inner.clock.now().timestamp();
         url::verify(&self.inner.url_secret, recording_id, query, now)
     }
 
@@ -938,7 +938,7 @@ impl RecordingStore {
                     "recording.downloaded",
                     json!({ "recordingId": recording.id, "range": range.map(|(a, b)| format!("{a}-{b}")) }),
                 ),
-                (self.inner.now)(),
+                self.inner.clock.now(),
             )
             .await?;
         Ok(())
@@ -965,7 +965,7 @@ impl RecordingStore {
         );
         self.inner
             .db
-            .set_legal_hold(&recording.id, hold, reason, audit, (self.inner.now)())
+            .set_legal_hold(&recording.id, hold, reason, audit, self.inner.clock.now())
             .await?
             .ok_or(StorageError::NotFound)
     }
@@ -985,7 +985,7 @@ impl RecordingStore {
         );
         if !inner
             .db
-            .shred_recording(&recording.id, (inner.now)(), audit)
+            .shred_recording(&recording.id, inner.clock.now(), audit)
             .await?
         {
             return match inner.db.recording(&recording.id).await? {
@@ -1004,7 +1004,7 @@ impl RecordingStore {
         let inner = &self.inner;
         if let Err(e) = inner
             .db
-            .queue_object_deletes(id, &inner.providers.names(), (inner.now)())
+            .queue_object_deletes(id, &inner.providers.names(), inner.clock.now())
             .await
         {
             tracing::warn!(recording_id = id, error = %e, "queueing shredded objects for deletion failed; the background pass will");
@@ -1024,7 +1024,7 @@ impl RecordingStore {
         for id in inner.db.shredded_with_chunks(16).await? {
             inner
                 .db
-                .queue_object_deletes(&id, &names, (inner.now)())
+                .queue_object_deletes(&id, &names, inner.clock.now())
                 .await?;
         }
         let queued = inner.db.pending_deletes(512).await?;
@@ -1203,7 +1203,7 @@ impl RecordingStore {
                         .await?;
                     inner
                         .db
-                        .add_copy(&chunk.recording_id, chunk.seq, target, (inner.now)())
+                        .add_copy(&chunk.recording_id, chunk.seq, target, inner.clock.now())
                         .await?;
                     return Ok(());
                 }

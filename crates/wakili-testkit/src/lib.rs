@@ -4,5 +4,9 @@
 //!
 //! - [`fcm`]: a faithful local Firebase Cloud Messaging (HTTP v1 send and OAuth2 token
 //!   endpoints).
+//! - [`clock`]: a clock the test moves by hand, given to the server as its `Clock`.
+//! - [`db`]: a throw-away SQLite or PostgreSQL database per test.
 
+pub mod clock;
+pub mod db;
 pub mod fcm;

@@ -22,7 +22,6 @@ use std::{
     time::Duration,
 };
 
-use chrono::{DateTime, Utc};
 use tokio::net::{TcpListener, UdpSocket};
 use turn::server::{
     Server,
@@ -31,8 +30,6 @@ use turn::server::{
 
 pub use policy::PeerPolicy;
 
-/// The current time, as the embedding server tells it.
-pub type Now = std::sync::Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 pub use stats::{StatsSnapshot, TurnStats};
 
 /// How the embedded server runs.
@@ -56,7 +53,7 @@ pub struct TurnConfig {
     pub max_allocations_per_user: usize,
     /// Time source for credential expiry: the server's clock, so that the relay and the code
     /// minting credentials agree (and tests can move both).
-    pub clock: Now,
+    pub clock: wakili_core::Clock,
     /// TURN over TLS, when configured.
     pub tls: Option<TlsConfig>,
     /// UDP sockets sharing the port (`SO_REUSEPORT`): the protocol library serves each socket

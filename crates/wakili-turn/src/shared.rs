@@ -23,7 +23,7 @@ pub(crate) struct Shared {
     pub leeway: Duration,
     pub policy: PeerPolicy,
     pub max_per_user: usize,
-    pub clock: crate::Now,
+    pub clock: wakili_core::Clock,
     pub stats: Arc<TurnStats>,
     /// Live allocations: client transport address → user id.
     allocations: Mutex<HashMap<SocketAddr, String>>,
@@ -61,7 +61,7 @@ impl Shared {
         leeway: Duration,
         policy: PeerPolicy,
         max_per_user: usize,
-        clock: crate::Now,
+        clock: wakili_core::Clock,
     ) -> Self {
         Self {
             secret,
@@ -86,7 +86,8 @@ impl Shared {
             return None;
         }
         let accepted =
-            wakili_core::turn::verify(&self.secret, username, (self.clock)(), self.leeway).ok()?;
+            wakili_core::turn::verify(&self.secret, username, self.clock.now(), self.leeway)
+                .ok()?;
         Some((
             generate_auth_key(username, realm, &accepted.password),
             accepted.user_id,

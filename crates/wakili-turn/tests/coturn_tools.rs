@@ -28,7 +28,7 @@ async fn server_with_tls(
         external_ip: None,
         policy,
         max_allocations_per_user: cap,
-        clock: std::sync::Arc::new(chrono::Utc::now),
+        clock: wakili_core::Clock::system(),
         tls,
         udp_sockets: 0,
     })

@@ -63,8 +63,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
             settings.listen
         )
     })?;
-    let state =
-        wakili_server::prepare(settings, std::sync::Arc::new(wakili_server::SystemClock)).await?;
+    let state = wakili_server::prepare(settings, wakili_server::Clock::system()).await?;
     let local = listener.local_addr()?;
     print_summary(&state, local);
     tracing::info!(listen = %local, database = ?state.db.backend(), "wakili serving");

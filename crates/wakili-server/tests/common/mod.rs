@@ -9,8 +9,9 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use wakili_auth::{Minter, TokenRequest};
 use wakili_core::{Role, UserId};
-use wakili_db::{Backend, testing::TestDatabase};
+use wakili_db::Backend;
 use wakili_settings::{Secret, Settings};
+use wakili_testkit::db::TestDatabase;
 
 pub const SECRET: &str = "test-secret-test-secret-test-secret-0123456789";
 pub const TURN_SECRET: &str = "turn-rest-secret-for-tests";
@@ -64,7 +65,7 @@ async fn start(database_url: &str, configure: impl FnOnce(&mut Settings)) -> Tes
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = oneshot::channel();
     // What `launch` does, keeping the state to read where the TURN server listens.
-    let state = wakili_server::prepare(settings, std::sync::Arc::new(wakili_server::SystemClock))
+    let state = wakili_server::prepare(settings, wakili_server::Clock::system())
         .await
         .unwrap();
     let turn_ports = state

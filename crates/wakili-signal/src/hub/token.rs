@@ -18,12 +18,12 @@ const MAX_WAIT: Duration = Duration::from_secs(3600);
 impl<A: Adapter> Worker<A> {
     /// How long until something is due on the token.
     pub(super) fn token_wait(&self) -> Duration {
-        self.life.next((self.hub.now)()).1.min(MAX_WAIT)
+        self.life.next(self.hub.clock.now()).1.min(MAX_WAIT)
     }
 
     /// The token timer fired: warn, or close an expired connection.
     pub(super) fn token_due(&mut self) {
-        let now = (self.hub.now)();
+        let now = self.hub.clock.now();
         let (due, wait) = self.life.next(now);
         if !wait.is_zero() {
             return;
@@ -42,7 +42,7 @@ impl<A: Adapter> Worker<A> {
     /// Refuses every event once the token has expired; the worker closes the connection after
     /// the refusal's ack.
     pub(super) fn check_token(&self) -> Result<(), Refusal> {
-        if self.expired || self.life.expired((self.hub.now)()) {
+        if self.expired || self.life.expired(self.hub.clock.now()) {
             return Err(Refusal::new(
                 expiry::TOKEN_EXPIRED,
                 "the connection's token has expired; connect again with a new token",
@@ -54,7 +54,7 @@ impl<A: Adapter> Worker<A> {
     /// `auth:refresh`: a new token for the same user and role takes over the connection.
     pub(super) fn refresh(&mut self, data: Option<&RawValue>) -> Result<Reply, Refusal> {
         let request = RefreshRequest::parse(data)?;
-        let now = (self.hub.now)();
+        let now = self.hub.clock.now();
         let expires_at =
             expiry::check_refresh(&self.hub.verifier, &request.token, now, &self.caller)?;
         self.life.renew(expires_at, now);

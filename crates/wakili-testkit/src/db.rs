@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use sqlx::{Connection, Executor, PgConnection};
 
-use crate::Backend;
+use wakili_db::Backend;
 
 /// Where tests find PostgreSQL: `WAKILI_TEST_POSTGRES_URL`, or the local server with trust auth.
 pub fn postgres_admin_url() -> String {
