@@ -5,6 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 /// What a client measures (from `RTCPeerConnection.getStats`).
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct QualityReport {
@@ -75,6 +76,7 @@ pub fn mos(report: &QualityReport) -> f64 {
 }
 
 /// A quality level, ordered low < medium < high (named like the default profiles).
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
@@ -140,6 +142,7 @@ impl Default for Hysteresis {
 
 /// A recommendation to send as `quality:recommendation`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Recommendation {
     /// Profile to switch to.
     pub profile: &'static str,

@@ -36,7 +36,7 @@ pub struct TokenLife {
 }
 
 /// `auth:expiring`, sent `signaling.expiry_warning` before the token expires.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Expiring {
     /// The token's `exp`.

@@ -48,6 +48,9 @@ pub enum Command {
     /// server runs the test against itself (`[metrics] load_tests = true`) and this command
     /// watches it.
     Loadtest(Loadtest),
+    /// Print the signaling protocol as a JSON Schema (every client event with its payload and
+    /// ack, every server event with its payload), to generate client types from.
+    SignalingSchema,
 }
 
 #[derive(Debug, Args)]

@@ -17,6 +17,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let command = match cli.command {
         Command::VerifyRecording(flags) => return verify_recording(flags).await,
         Command::Loadtest(flags) => return crate::loadtest::run(flags).await,
+        Command::SignalingSchema => {
+            print!("{}", wakili_signal::protocol::schema::document_text());
+            return Ok(());
+        }
         Command::Config(ConfigCmd { default: true }) => {
             print!("{}", wakili_settings::DEFAULT_TOML);
             return Ok(());
@@ -49,8 +53,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", settings.to_masked_toml());
             Ok(())
         }
-        Command::VerifyRecording(_) | Command::Loadtest(_) => {
-            unreachable!("verify-recording and loadtest need no settings")
+        Command::VerifyRecording(_) | Command::Loadtest(_) | Command::SignalingSchema => {
+            unreachable!("verify-recording, loadtest and signaling-schema need no settings")
         }
     }
 }

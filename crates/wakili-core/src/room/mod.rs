@@ -10,6 +10,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::Role;
 
+mod events;
+pub use events::{
+    ConsentNotice, ConsentRequest, Ended, Event, Left, MediaChange, ParticipantRef, RecordingState,
+};
+
 /// How clients are let in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -32,6 +37,7 @@ pub struct RoomPolicy {
 }
 
 /// Camera, microphone and screen share, as the participant reports them.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MediaState {
     /// Microphone on.
@@ -82,6 +88,7 @@ pub struct Member {
 }
 
 /// A participant as others see it.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MemberView {
@@ -245,75 +252,6 @@ pub enum To {
     All,
 }
 
-/// An event for participants.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(untagged)]
-pub enum Event {
-    /// `participant:joined`.
-    Joined(MemberView),
-    /// `participant:left`.
-    Left {
-        /// Who.
-        #[serde(rename = "participantId")]
-        participant_id: String,
-        /// `left`, `timeout`, `replaced`, `ended`.
-        reason: &'static str,
-    },
-    /// `participant:reconnecting` / `participant:resumed` / `participant:admitted` /
-    /// `consultation:admitted`.
-    Participant {
-        /// Who.
-        #[serde(rename = "participantId")]
-        participant_id: String,
-    },
-    /// `participant:media`.
-    Media {
-        /// Who.
-        #[serde(rename = "participantId")]
-        participant_id: String,
-        /// New state.
-        #[serde(flatten)]
-        media: MediaState,
-    },
-    /// `recording:consent-request`.
-    ConsentRequest {
-        /// Notice to show.
-        #[serde(rename = "noticeVersion")]
-        notice_version: String,
-        /// Recording id.
-        #[serde(rename = "recordingId")]
-        recording_id: String,
-    },
-    /// `recording:state`.
-    RecordingState {
-        /// Whether recording is on.
-        active: bool,
-        /// Recording id.
-        #[serde(rename = "recordingId", skip_serializing_if = "Option::is_none")]
-        recording_id: Option<String>,
-        /// Who started it.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        by: Option<String>,
-        /// Why it is not (or no longer) active.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        reason: Option<&'static str>,
-    },
-    /// `recording:consent-refused` / `recording:consent-needed` (to the lawyer).
-    ConsentNotice {
-        /// Who refused, or who must still consent.
-        #[serde(rename = "participantId")]
-        participant_id: String,
-        /// Their user id.
-        #[serde(rename = "userId")]
-        user_id: String,
-    },
-    /// `consultation:ended`.
-    Ended {
-        /// Who ended it.
-        by: String,
-    },
-}
-
 /// A delivery: event name, recipients, payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outbound {
@@ -371,6 +309,7 @@ pub struct Outcome {
 }
 
 /// The answer to a join.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Joined {
@@ -389,6 +328,7 @@ pub struct Joined {
 }
 
 /// Recording state as participants see it.
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RecordingView {
@@ -456,8 +396,12 @@ impl Default for Room {
     }
 }
 
-fn send(out: &mut Outcome, name: &'static str, to: To, event: Event) {
-    out.outbound.push(Outbound { name, to, event });
+fn send(out: &mut Outcome, to: To, event: Event) {
+    out.outbound.push(Outbound {
+        name: event.name(),
+        to,
+        event,
+    });
 }
 
 fn audit(out: &mut Outcome, action: &'static str, m: &Member) {
@@ -552,15 +496,10 @@ impl Room {
                     } else {
                         Presence::Present
                     };
-                    let event = Event::Participant {
+                    let event = Event::Resumed(ParticipantRef {
                         participant_id: id.clone(),
-                    };
-                    send(
-                        &mut out,
-                        "participant:resumed",
-                        To::AllBut(id.clone()),
-                        event,
-                    );
+                    });
+                    send(&mut out, To::AllBut(id.clone()), event);
                 }
                 // The old connection is still open (the drop was not noticed yet): take over.
                 _ => out.facts.push(Fact::Disconnect {
@@ -623,7 +562,6 @@ impl Room {
         );
         send(
             &mut out,
-            "participant:joined",
             To::AllBut(participant_id.clone()),
             Event::Joined(member.view()),
         );
@@ -668,21 +606,15 @@ impl Room {
         member.presence = Presence::Present;
         let member = member.clone();
         audit(out, "participant.admitted", &member);
-        let event = || Event::Participant {
+        let who = ParticipantRef {
             participant_id: id.to_owned(),
         };
         send(
             out,
-            "consultation:admitted",
             To::One(id.to_owned()),
-            event(),
+            Event::YouWereAdmitted(who.clone()),
         );
-        send(
-            out,
-            "participant:admitted",
-            To::AllBut(id.to_owned()),
-            event(),
-        );
+        send(out, To::AllBut(id.to_owned()), Event::Admitted(who));
         self.newcomer_and_recording(id, policy, out);
     }
 
@@ -704,13 +636,13 @@ impl Room {
             _ => BTreeSet::new(),
         };
         if matches!(self.recording, Recording::Active { .. }) {
-            let paused = Event::RecordingState {
+            let paused = Event::RecordingState(RecordingState {
                 active: false,
                 recording_id: Some(recording_id.clone()),
                 by: None,
                 reason: Some("consent_pending"),
-            };
-            send(out, "recording:state", To::All, paused);
+            });
+            send(out, To::All, paused);
         }
         pending.insert(id.to_owned());
         granted.remove(id);
@@ -721,20 +653,17 @@ impl Room {
             granted,
         };
         if let Some(m) = self.members.get(id) {
-            let notice = Event::ConsentNotice {
+            let notice = Event::ConsentNeeded(ConsentNotice {
                 participant_id: id.to_owned(),
                 user_id: m.user_id.clone(),
-            };
-            send(out, "recording:consent-needed", To::One(by), notice);
+            });
+            send(out, To::One(by), notice);
         }
-        out.outbound.push(Outbound {
-            name: "recording:consent-request",
-            to: To::One(id.to_owned()),
-            event: Event::ConsentRequest {
-                notice_version: policy.notice_version.clone(),
-                recording_id,
-            },
+        let request = Event::ConsentRequest(ConsentRequest {
+            notice_version: policy.notice_version.clone(),
+            recording_id,
         });
+        send(out, To::One(id.to_owned()), request);
     }
 
     fn remove(&mut self, id: &str, reason: &'static str, out: &mut Outcome) {
@@ -742,11 +671,11 @@ impl Room {
             return;
         };
         audit(out, "participant.left", &member);
-        let event = Event::Left {
+        let event = Event::Left(Left {
             participant_id: id.to_owned(),
             reason,
-        };
-        send(out, "participant:left", To::AllBut(id.to_owned()), event);
+        });
+        send(out, To::AllBut(id.to_owned()), event);
         let recorder_left = match &self.recording {
             Recording::AwaitingConsent { by, .. } | Recording::Active { by, .. } => by == id,
             Recording::Idle => false,
@@ -777,13 +706,13 @@ impl Room {
             && pending.is_empty()
         {
             let (id, by, granted) = (id.clone(), by.clone(), granted.clone());
-            let event = Event::RecordingState {
+            let event = Event::RecordingState(RecordingState {
                 active: true,
                 recording_id: Some(id.clone()),
                 by: Some(by.clone()),
                 reason: None,
-            };
-            send(out, "recording:state", To::All, event);
+            });
+            send(out, To::All, event);
             if let Some(m) = self.members.get(&by) {
                 let m = m.clone();
                 audit(out, "recording.active", &m);
@@ -798,13 +727,13 @@ impl Room {
             Recording::AwaitingConsent { id, .. } | Recording::Active { id, .. } => id.clone(),
         };
         self.recording = Recording::Idle;
-        let event = Event::RecordingState {
+        let event = Event::RecordingState(RecordingState {
             active: false,
             recording_id: Some(id),
             by: None,
             reason: Some(reason),
-        };
-        send(out, "recording:state", To::All, event);
+        });
+        send(out, To::All, event);
     }
 
     /// Removes participants whose grace period is over. Call it on a timer
@@ -853,10 +782,10 @@ impl Room {
             return out;
         }
         self.stop_recording("ended", &mut out);
-        let event = Event::Ended {
+        let event = Event::Ended(Ended {
             by: by_user.to_owned(),
-        };
-        send(&mut out, "consultation:ended", To::All, event);
+        });
+        send(&mut out, To::All, event);
         self.members.clear();
         self.ended = true;
         out
@@ -892,15 +821,10 @@ impl Room {
                         was_waiting: m.presence == Presence::Waiting,
                         until: now + policy.grace,
                     };
-                    let event = Event::Participant {
+                    let event = Event::Reconnecting(ParticipantRef {
                         participant_id: participant_id.clone(),
-                    };
-                    send(
-                        &mut out,
-                        "participant:reconnecting",
-                        To::AllBut(participant_id),
-                        event,
-                    );
+                    });
+                    send(&mut out, To::AllBut(participant_id), event);
                 }
             }
             Input::Leave { participant_id } => {
@@ -923,16 +847,11 @@ impl Room {
                     .get_mut(&participant_id)
                     .ok_or(RoomError::NoParticipant)?;
                 m.media = media;
-                let event = Event::Media {
+                let event = Event::Media(MediaChange {
                     participant_id: participant_id.clone(),
                     media,
-                };
-                send(
-                    &mut out,
-                    "participant:media",
-                    To::AllBut(participant_id),
-                    event,
-                );
+                });
+                send(&mut out, To::AllBut(participant_id), event);
             }
             Input::RecordingStart { by, recording_id } => {
                 let starter = self.member(&by)?.clone();
@@ -955,16 +874,11 @@ impl Room {
                     .collect();
                 audit(&mut out, "recording.requested", &starter);
                 for id in &pending {
-                    let event = Event::ConsentRequest {
+                    let event = Event::ConsentRequest(ConsentRequest {
                         notice_version: policy.notice_version.clone(),
                         recording_id: recording_id.clone(),
-                    };
-                    send(
-                        &mut out,
-                        "recording:consent-request",
-                        To::One(id.clone()),
-                        event,
-                    );
+                    });
+                    send(&mut out, To::One(id.clone()), event);
                 }
                 self.recording = Recording::AwaitingConsent {
                     id: recording_id,
@@ -1025,11 +939,11 @@ impl Room {
                     self.activate_if_complete(&mut out);
                 } else {
                     let by = by.clone();
-                    let event = Event::ConsentNotice {
+                    let event = Event::ConsentRefused(ConsentNotice {
                         participant_id: participant_id.clone(),
                         user_id: m.user_id.clone(),
-                    };
-                    send(&mut out, "recording:consent-refused", To::One(by), event);
+                    });
+                    send(&mut out, To::One(by), event);
                     self.stop_recording("consent_refused", &mut out);
                 }
             }
@@ -1037,14 +951,10 @@ impl Room {
                 let m = self.may_run_call(&by)?.clone();
                 audit(&mut out, "consultation.ended", &m);
                 self.stop_recording("ended", &mut out);
-                send(
-                    &mut out,
-                    "consultation:ended",
-                    To::All,
-                    Event::Ended {
-                        by: m.user_id.clone(),
-                    },
-                );
+                let event = Event::Ended(Ended {
+                    by: m.user_id.clone(),
+                });
+                send(&mut out, To::All, event);
                 self.members.clear();
                 self.ended = true;
                 out.facts.push(Fact::Ended);

@@ -157,10 +157,10 @@ fn after_the_grace_period_others_see_a_leave() {
     assert_eq!(out.outbound[0].name, "participant:left");
     assert_eq!(
         out.outbound[0].event,
-        Event::Left {
+        Event::Left(Left {
             participant_id: "p-c-new".into(),
             reason: "timeout"
-        }
+        })
     );
     assert_eq!(room.next_deadline(), None);
     // A late resume is a fresh join.
@@ -214,10 +214,10 @@ fn consent_gates_recording() {
     );
     assert_eq!(
         out.outbound[0].event,
-        Event::ConsentRequest {
+        Event::ConsentRequest(ConsentRequest {
             notice_version: "2026-11".into(),
             recording_id: "r1".into()
-        }
+        })
     );
     assert!(!room.recording_view().active, "not before consent");
 
@@ -459,23 +459,23 @@ fn only_the_lawyer_or_an_admin_ends_it() {
 fn events_serialize_as_the_protocol_says() {
     let json = |e: &Event| serde_json::to_value(e).unwrap();
     assert_eq!(
-        json(&Event::Media {
+        json(&Event::Media(MediaChange {
             participant_id: "p1".into(),
             media: MediaState {
                 audio: true,
                 video: false,
                 screen: false
             }
-        }),
+        })),
         serde_json::json!({"participantId": "p1", "audio": true, "video": false, "screen": false})
     );
     assert_eq!(
-        json(&Event::RecordingState {
+        json(&Event::RecordingState(RecordingState {
             active: true,
             recording_id: Some("r1".into()),
             by: Some("p-l".into()),
             reason: None
-        }),
+        })),
         serde_json::json!({"active": true, "recordingId": "r1", "by": "p-l"})
     );
 }

@@ -3,13 +3,12 @@
 
 use std::time::Duration;
 
-use serde_json::{json, value::RawValue};
 use socketioxide::adapter::Adapter;
 
 use super::{Reply, Worker};
 use crate::{
     expiry::{self, Due},
-    protocol::{RefreshRequest, Refusal},
+    protocol::{CloseReason, RefreshAck, RefreshRequest, Refusal, ServerEvent, SessionClosed},
 };
 
 /// Longest single wait of the worker's token timer; it re-reads the clock when it fires.
@@ -31,7 +30,7 @@ impl<A: Adapter> Worker<A> {
         match due {
             Due::Warn => {
                 let warning = self.life.warn(now);
-                if let Err(e) = self.socket.emit("auth:expiring", &warning) {
+                if let Err(e) = self.socket.emit(warning.name(), &warning) {
                     tracing::debug!(error = %e, "auth:expiring not sent");
                 }
             }
@@ -52,15 +51,14 @@ impl<A: Adapter> Worker<A> {
     }
 
     /// `auth:refresh`: a new token for the same user and role takes over the connection.
-    pub(super) fn refresh(&mut self, data: Option<&RawValue>) -> Result<Reply, Refusal> {
-        let request = RefreshRequest::parse(data)?;
+    pub(super) fn refresh(&mut self, request: RefreshRequest) -> Result<Reply, Refusal> {
         let now = self.hub.clock.now();
         let expires_at =
             expiry::check_refresh(&self.hub.verifier, &request.token, now, &self.caller)?;
         self.life.renew(expires_at, now);
         self.token_renewed = true;
         tracing::debug!(user_id = %self.caller.user_id, %expires_at, "token refreshed");
-        Ok(Reply::fields(json!({ "expiresAt": expires_at })))
+        Reply::ack(&RefreshAck { expires_at })
     }
 
     /// Tells the client why, then closes the connection (once). The participant becomes
@@ -70,11 +68,11 @@ impl<A: Adapter> Worker<A> {
             return;
         }
         tracing::info!(user_id = %self.caller.user_id, "closing a connection whose token expired");
-        let notice = json!({
-            "reason": "token_expired",
-            "message": "your sign-in expired; connect again with a new token",
-        });
-        if let Err(e) = self.socket.emit("session:closed", &notice) {
+        let notice = SessionClosed {
+            reason: CloseReason::TokenExpired,
+            message: "your sign-in expired; connect again with a new token",
+        };
+        if let Err(e) = self.socket.emit(notice.name(), &notice) {
             tracing::debug!(error = %e, "session:closed not sent");
         }
         if let Err(e) = self.socket.clone().disconnect() {

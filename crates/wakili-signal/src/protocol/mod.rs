@@ -1,20 +1,34 @@
-//! The wire protocol, sans-IO: reading client packets, checking them, and shaping acks. See
-//! `docs/signaling.md` for the whole protocol.
+//! The wire protocol, sans-IO: reading client packets, checking them, and shaping acks. The
+//! events themselves are declared once, in [`client`] (what clients send, with their acks) and
+//! [`server`] (what the server sends besides the room's events); [`schema`] turns those lists
+//! into the JSON Schema that `docs/signaling.md` points to.
 
-use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use schemars::JsonSchema;
+use serde::{Serialize, de::DeserializeOwned};
 use serde_json::value::RawValue;
 use wakili_core::room::RoomError;
 
-/// Largest `signal` payload, in bytes of JSON.
-pub const MAX_SIGNAL_PAYLOAD: usize = 64 * 1024;
+pub mod client;
+pub mod schema;
+pub mod server;
+
+pub use client::{
+    AdmitRequest, ClientEvent, ConsentRequest, EventName, JoinAck, JoinRequest, MAX_SIGNAL_PAYLOAD,
+    MediaRequest, NoFields, QualityAck, RecordingStartAck, RefreshAck, RefreshRequest,
+    SignalRequest, SignalType,
+};
+pub use server::{
+    CallAnswered, CloseReason, ProfileChanged, ServerEvent, SessionClosed, SignalOut,
+};
+
 /// Longest id a client may send (consultation, participant, recording).
 const MAX_ID: usize = 64;
 
 /// Why an event was refused: the `error` of an `{ok: false}` ack.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema, thiserror::Error)]
 #[error("{code}: {message}")]
 pub struct Refusal {
-    /// Stable code clients branch on.
+    /// Stable code clients branch on (see docs/signaling.md, Errors).
     pub code: &'static str,
     /// What went wrong, for people.
     pub message: String,
@@ -122,167 +136,6 @@ fn check_id(field: &str, value: &str) -> Result<(), Refusal> {
     Ok(())
 }
 
-/// `consultation:join`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct JoinRequest {
-    /// The consultation.
-    pub consultation_id: String,
-    /// Token from an earlier join, to resume.
-    #[serde(default)]
-    pub resume_token: Option<String>,
-}
-
-impl JoinRequest {
-    /// Reads and checks the payload.
-    pub fn parse(data: Option<&RawValue>) -> Result<Self, Refusal> {
-        let request: Self = decode("consultation:join", data)?;
-        check_id("consultationId", &request.consultation_id)?;
-        if let Some(token) = &request.resume_token
-            && (token.is_empty() || token.len() > 128)
-        {
-            return Err(Refusal::bad_request(
-                "resumeToken: must be 1 to 128 characters",
-            ));
-        }
-        Ok(request)
-    }
-}
-
-/// What a `signal` carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SignalType {
-    /// SDP offer.
-    Offer,
-    /// SDP answer.
-    Answer,
-    /// ICE candidate.
-    Candidate,
-    /// ICE restart request.
-    Restart,
-}
-
-/// `signal`: the envelope is read, the payload is not.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SignalRequest<'a> {
-    /// Recipient participant id.
-    pub to: String,
-    /// Kind of signal.
-    #[serde(rename = "type")]
-    pub kind: SignalType,
-    /// Opaque payload, forwarded byte for byte.
-    #[serde(borrow)]
-    pub payload: &'a RawValue,
-}
-
-impl<'a> SignalRequest<'a> {
-    /// Reads and checks the envelope.
-    pub fn parse(data: Option<&'a RawValue>) -> Result<Self, Refusal> {
-        let text = data.map_or("null", RawValue::get);
-        let request: Self = serde_json::from_str(text)
-            .map_err(|e| Refusal::bad_request(format!("signal: {}", short(&e))))?;
-        check_id("to", &request.to)?;
-        let size = request.payload.get().len();
-        if size > MAX_SIGNAL_PAYLOAD {
-            return Err(Refusal::new(
-                "payload_too_large",
-                format!("signal payload is {size} bytes; the limit is {MAX_SIGNAL_PAYLOAD}"),
-            ));
-        }
-        Ok(request)
-    }
-}
-
-impl SignalRequest<'_> {
-    /// Refuses a signal addressed to its own sender (`from`): a peer connection needs two peers.
-    pub fn check_sender(&self, from: &str) -> Result<(), Refusal> {
-        if self.to == from {
-            return Err(Refusal::bad_request(
-                "signal: `to` is your own participant id; address another participant",
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// `auth:refresh`: a new token for a connection whose token expires soon.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RefreshRequest {
-    /// The new token (same user and role as the connection's).
-    pub token: String,
-}
-
-/// Longest token accepted by `auth:refresh`.
-const MAX_TOKEN: usize = 8 * 1024;
-
-impl RefreshRequest {
-    /// Reads and checks the payload.
-    pub fn parse(data: Option<&RawValue>) -> Result<Self, Refusal> {
-        let request: Self = decode("auth:refresh", data)?;
-        if request.token.is_empty() || request.token.len() > MAX_TOKEN {
-            return Err(Refusal::bad_request(format!(
-                "token: must be 1 to {MAX_TOKEN} characters"
-            )));
-        }
-        Ok(request)
-    }
-}
-
-/// `signal` as delivered.
-#[derive(Debug, Serialize)]
-pub struct SignalOut<'a> {
-    /// Sender participant id.
-    pub from: &'a str,
-    /// Kind of signal.
-    #[serde(rename = "type")]
-    pub kind: SignalType,
-    /// The sender's payload, unchanged.
-    pub payload: &'a RawValue,
-}
-
-/// `participant:admit`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct AdmitRequest {
-    /// The waiting participant.
-    pub participant_id: String,
-}
-
-impl AdmitRequest {
-    /// Reads and checks the payload.
-    pub fn parse(data: Option<&RawValue>) -> Result<Self, Refusal> {
-        let request: Self = decode("participant:admit", data)?;
-        check_id("participantId", &request.participant_id)?;
-        Ok(request)
-    }
-}
-
-/// `recording:consent`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ConsentRequest {
-    /// The answer.
-    pub granted: bool,
-    /// The recording asked about; when given it must be the current one.
-    #[serde(default)]
-    pub recording_id: Option<String>,
-}
-
-/// `media:state`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MediaRequest {
-    /// Microphone on.
-    pub audio: bool,
-    /// Camera on.
-    pub video: bool,
-    /// Sharing the screen.
-    pub screen: bool,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -360,7 +213,7 @@ mod tests {
             let e = RefreshRequest::parse(Some(&raw(bad))).unwrap_err();
             assert_eq!(e.code, "bad_request", "{bad}");
         }
-        let long = format!(r#"{{"token":"{}"}}"#, "t".repeat(MAX_TOKEN + 1));
+        let long = format!(r#"{{"token":"{}"}}"#, "t".repeat(client::MAX_TOKEN + 1));
         assert_eq!(
             RefreshRequest::parse(Some(&raw(&long))).unwrap_err().code,
             "bad_request"

@@ -1,0 +1,295 @@
+//! What the worker does for each client event that is more than one room input: relaying a
+//! signal, joining, leaving, scoring a quality report, starting a recording and consenting.
+
+use std::sync::Arc;
+
+use serde_json::{json, value::RawValue};
+use socketioxide::adapter::Adapter;
+use wakili_core::{
+    Role,
+    consultation::Access,
+    new_id,
+    quality::{self, QualityReport},
+    room::{Fact, Input, Recording, RoomError},
+};
+use wakili_db::models::{NewAuditEvent, QualitySample};
+
+use super::{Reply, Seat, Worker, consultation_room, emit_event, participant_room};
+use crate::protocol::{
+    self, ConsentRequest, JoinAck, JoinRequest, QualityAck, RecordingStartAck, Refusal, SignalOut,
+    SignalRequest,
+};
+
+impl<A: Adapter> Worker<A> {
+    /// `signal`: relayed to the addressee when both are in the call.
+    pub(super) async fn signal(&mut self, request: SignalRequest<'_>) -> Result<Reply, Refusal> {
+        let seat = self.seat()?;
+        request.check_sender(&seat.participant)?;
+        self.hub
+            .store
+            .read(&seat.consultation, |room| match room {
+                Some(room) => room.check_signal(&seat.participant, &request.to),
+                None => Err(RoomError::NoParticipant),
+            })
+            .await??;
+        let out = SignalOut {
+            from: &seat.participant,
+            kind: request.kind,
+            payload: request.payload,
+        };
+        emit_event(&self.io, participant_room(&request.to), &out).await;
+        self.hub.telemetry.relayed(request.kind);
+        if request.kind == protocol::SignalType::Restart {
+            // Counted in the consultation's quality summary (network stability).
+            let audit = NewAuditEvent {
+                consultation_id: Some(seat.consultation.clone()),
+                actor_id: Some(self.caller.user_id.to_string()),
+                action: "participant.ice_restart",
+                detail: json!({ "participantId": seat.participant, "via": "signaling" }),
+            };
+            if let Err(e) = self.hub.db.append_audit(audit, self.hub.clock.now()).await {
+                tracing::warn!(error = %e, "ICE restart not recorded");
+            }
+        }
+        Ok(Reply::default())
+    }
+
+    /// `consultation:join`: the payload is read after the already-joined check.
+    pub(super) async fn join(&mut self, data: Option<&RawValue>) -> Result<Reply, Refusal> {
+        if self.seat.is_some() {
+            return Err(Refusal::new(
+                "already_joined",
+                "this connection is already in a consultation; send consultation:leave first",
+            ));
+        }
+        let request = JoinRequest::parse(data)?;
+        let hub = Arc::clone(&self.hub);
+        let consultation = hub
+            .db
+            .consultation(&request.consultation_id)
+            .await?
+            .ok_or_else(|| Refusal::new("not_found", "no such consultation"))?;
+        let role = match Access::of(
+            &self.caller,
+            &consultation.lawyer_id,
+            &consultation.client_id,
+        ) {
+            Access::None => {
+                return Err(Refusal::new(
+                    "forbidden",
+                    "only the consultation's lawyer, its client and admins can join",
+                ));
+            }
+            Access::Client => Role::Client,
+            Access::Lawyer => Role::Lawyer,
+            Access::Admin => Role::Admin,
+        };
+        if consultation.status.is_closed() {
+            return Err(Refusal::new(
+                "consultation_closed",
+                format!("the consultation is {}", consultation.status),
+            ));
+        }
+        let input = Input::Join {
+            user_id: self.caller.user_id.to_string(),
+            role,
+            name: self.name.clone(),
+            resume_token: request.resume_token,
+            participant_id: uuid::Uuid::new_v4().to_string(),
+            new_resume_token: format!(
+                "{}{}",
+                uuid::Uuid::new_v4().simple(),
+                uuid::Uuid::new_v4().simple()
+            ),
+            connection: self.socket.id.to_string(),
+        };
+        let now = hub.clock.now();
+        let id = consultation.id.clone();
+        let (joined, outcome) = hub
+            .store
+            .update(&id, |room| room.join(input.clone(), &hub.policy, now))
+            .await??;
+        // Older connections of this participant (or of this user) go first, so they do not
+        // receive what follows.
+        for fact in &outcome.facts {
+            if let Fact::Disconnect { participant_id } = fact {
+                hub.kick(&self.io, participant_id).await;
+            }
+        }
+        self.socket.join(consultation_room(&id));
+        self.socket.join(participant_room(&joined.participant_id));
+        self.seat = Some(Seat {
+            consultation: id.clone(),
+            participant: joined.participant_id.clone(),
+        });
+        hub.persist(
+            &id,
+            outcome.facts,
+            self.caller.user_id.as_str(),
+            &joined.participant_id,
+        )
+        .await?;
+        tracing::info!(consultation_id = %id, user_id = %self.caller.user_id, participant_id = %joined.participant_id, resumed = joined.resumed, waiting = joined.waiting, "joined");
+        hub.telemetry.joined(
+            self.received.elapsed(),
+            &id,
+            &joined.participant_id,
+            crate::telemetry::Seated {
+                user_id: self.caller.user_id.to_string(),
+                role: role.as_str().to_owned(),
+                since: now,
+                quality: None,
+                connection: self.socket.id.to_string(),
+            },
+        );
+        hub.presence(&id, self.caller.user_id.as_str(), &self.name, true)
+            .await;
+        let profile = consultation
+            .quality_profile
+            .unwrap_or_else(|| hub.default_profile.clone());
+        let mut reply = Reply::ack(&JoinAck {
+            joined,
+            quality_profile: profile,
+        })?;
+        reply.deliver = outcome.outbound;
+        Ok(reply)
+    }
+
+    /// `consultation:leave`: out of the room for good; the others still hear about it.
+    pub(super) async fn leave(&mut self) -> Result<Reply, Refusal> {
+        let seat = self.seat()?;
+        let reply = self
+            .change(Input::Leave {
+                participant_id: seat.participant.clone(),
+            })
+            .await;
+        self.socket.leave(consultation_room(&seat.consultation));
+        self.socket.leave(participant_room(&seat.participant));
+        self.hub.telemetry.left(
+            &seat.consultation,
+            &seat.participant,
+            &self.socket.id.to_string(),
+        );
+        self.hub
+            .presence(
+                &seat.consultation,
+                self.caller.user_id.as_str(),
+                &self.name,
+                false,
+            )
+            .await;
+        // Others still hear about the leave.
+        if let Ok(reply) = reply {
+            self.hub
+                .deliver(&self.io, &seat.consultation, reply.deliver)
+                .await;
+        }
+        self.seat = None;
+        Ok(Reply::default())
+    }
+
+    /// `quality:report` (already range-checked): scored, sampled into the timeline, and
+    /// answered with a recommendation when the network calls for another profile.
+    pub(super) async fn quality(&mut self, report: QualityReport) -> Result<Reply, Refusal> {
+        let seat = self.seat()?;
+        let now = self.hub.clock.now();
+        let recommendation = self.tracker.observe(&report, self.hub.hysteresis, now);
+        let score = quality::mos(&report);
+        let (level, _) = quality::assess(&report);
+        self.hub.telemetry.quality(
+            &seat.consultation,
+            &seat.participant,
+            &report,
+            (score, level, now),
+        );
+        let interval = chrono::Duration::from_std(self.hub.settings.quality_sample_interval)
+            .unwrap_or(chrono::Duration::seconds(5));
+        if recommendation.is_some() || self.last_sample.is_none_or(|at| now - at >= interval) {
+            self.last_sample = Some(now);
+            let sample = QualitySample {
+                consultation_id: seat.consultation.clone(),
+                participant_id: seat.participant.clone(),
+                user_id: self.caller.user_id.to_string(),
+                taken_at: now,
+                rtt_ms: report.rtt_ms,
+                jitter_ms: report.jitter_ms,
+                packet_loss_pct: report.packet_loss_pct,
+                outbound_kbps: report.outbound_kbps,
+                inbound_kbps: report.inbound_kbps,
+                frame_rate: report.frame_rate,
+                width: i64::from(report.width),
+                height: i64::from(report.height),
+                candidate_type: report.candidate_type.clone(),
+                mos: score,
+                level: level.as_str().into(),
+            };
+            if let Err(e) = self.hub.db.add_quality_sample(&sample).await {
+                tracing::warn!(error = %e, "quality sample not stored");
+            }
+        }
+        let mut reply = Reply::ack(&QualityAck {
+            score: (score * 100.0).round() / 100.0,
+            level,
+        })?;
+        if let Some(recommendation) = recommendation {
+            reply.direct(&recommendation)?;
+        }
+        Ok(reply)
+    }
+
+    /// `recording:start`: asks everyone present for consent.
+    pub(super) async fn start_recording(&mut self) -> Result<Reply, Refusal> {
+        let seat = self.seat()?;
+        let recording_id = new_id();
+        let (policy, now) = (&self.hub.policy, self.hub.clock.now());
+        let input = Input::RecordingStart {
+            by: seat.participant.clone(),
+            recording_id: recording_id.clone(),
+        };
+        let (deliver, recording) = self
+            .apply(&seat, |room| {
+                room.handle(input.clone(), policy, now)
+                    .map(|out| (out, room.recording.clone()))
+            })
+            .await?;
+        let (active, pending): (bool, Vec<String>) = match recording {
+            Recording::Active { .. } => (true, Vec::new()),
+            Recording::AwaitingConsent { pending, .. } => (false, pending.into_iter().collect()),
+            Recording::Idle => (false, Vec::new()),
+        };
+        let mut reply = Reply::ack(&RecordingStartAck {
+            recording_id,
+            active,
+            pending,
+        })?;
+        reply.deliver = deliver;
+        Ok(reply)
+    }
+
+    /// `recording:consent`: for the current recording only.
+    pub(super) async fn consent(&mut self, request: ConsentRequest) -> Result<Reply, Refusal> {
+        let seat = self.seat()?;
+        let (policy, now) = (&self.hub.policy, self.hub.clock.now());
+        let input = Input::Consent {
+            participant_id: seat.participant.clone(),
+            granted: request.granted,
+        };
+        let wanted = request.recording_id.as_deref();
+        let (deliver, ()) = self
+            .apply(&seat, |room| {
+                if let Some(wanted) = wanted
+                    && room.recording_view().recording_id.as_deref() != Some(wanted)
+                {
+                    return Err(RoomError::Recording(
+                        "that recording is no longer asking for consent",
+                    ));
+                }
+                room.handle(input.clone(), policy, now).map(|out| (out, ()))
+            })
+            .await?;
+        Ok(Reply {
+            deliver,
+            ..Reply::default()
+        })
+    }
+}

@@ -1,0 +1,208 @@
+//! What room changes lead to outside the room: deliveries to connections, presence reports,
+//! closing replaced connections, expiring dropped participants, and persisting the facts a change
+//! decided (audit entries, consents, consultation status).
+
+use serde_json::json;
+use socketioxide::{SocketIo, adapter::Adapter};
+use wakili_core::{
+    consultation::Action,
+    new_id,
+    room::{Fact, Outbound, Outcome, Room, To},
+};
+use wakili_db::{
+    DbError,
+    models::{ConsentRecord, NewAuditEvent},
+};
+
+use super::{Hub, PresenceChange, consultation_room, emit_event, participant_room};
+use crate::protocol::{CloseReason, Refusal, SessionClosed};
+
+impl Hub {
+    /// Tells the presence observer, if any, who is connected to the call now.
+    pub(super) async fn presence(&self, consultation: &str, user: &str, name: &str, joined: bool) {
+        let Some(observer) = self.observer.get() else {
+            return;
+        };
+        let connected = self
+            .store
+            .read(consultation, |room| {
+                room.map(|room| {
+                    room.members
+                        .values()
+                        .filter(|m| {
+                            matches!(
+                                m.presence,
+                                wakili_core::room::Presence::Waiting
+                                    | wakili_core::room::Presence::Present
+                            )
+                        })
+                        .map(|m| m.user_id.clone())
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+            })
+            .await;
+        match connected {
+            Ok(connected) => observer.changed(PresenceChange {
+                consultation_id: consultation.to_owned(),
+                user_id: user.to_owned(),
+                name: name.to_owned(),
+                joined,
+                connected,
+            }),
+            Err(e) => tracing::warn!(error = %e, "presence not reported"),
+        }
+    }
+
+    /// Delivers room events.
+    pub(super) async fn deliver<A: Adapter>(
+        &self,
+        io: &SocketIo<A>,
+        consultation: &str,
+        outbound: Vec<Outbound>,
+    ) {
+        for o in outbound {
+            let operators = match &o.to {
+                To::One(p) => io.to(participant_room(p)),
+                To::AllBut(p) => io
+                    .to(consultation_room(consultation))
+                    .except(participant_room(p)),
+                To::All => io.to(consultation_room(consultation)),
+            };
+            if let Err(e) = operators.emit(o.name, &o.event).await {
+                tracing::warn!(event = o.name, error = %e, "delivery failed");
+            }
+        }
+    }
+
+    /// Closes the connections of a participant that another connection replaced.
+    pub(super) async fn kick<A: Adapter>(&self, io: &SocketIo<A>, participant: &str) {
+        let room = participant_room(participant);
+        let notice = SessionClosed {
+            reason: CloseReason::Replaced,
+            message: "this participant joined from another connection",
+        };
+        emit_event(io, room.clone(), &notice).await;
+        if let Err(e) = io.to(room).disconnect().await {
+            tracing::warn!(error = %e, "could not close a replaced connection");
+        }
+    }
+
+    /// Removes participants whose grace period is over.
+    pub(super) async fn expire<A: Adapter>(&self, io: &SocketIo<A>, consultation: &str) {
+        let now = self.clock.now();
+        let outcome = self
+            .store
+            .update(consultation, |room: &mut Room| {
+                let mut out = Outcome::default();
+                room.expire(now, &mut out);
+                out
+            })
+            .await;
+        match outcome {
+            Ok(outcome) => {
+                // Expiry only leads to audit entries, which name their own participant.
+                if let Err(e) = self.persist(consultation, outcome.facts, "", "").await {
+                    tracing::error!(error = %e, "expiry not recorded");
+                }
+                self.deliver(io, consultation, outcome.outbound).await;
+            }
+            Err(e) => tracing::error!(error = %e, consultation_id = consultation, "expiry failed"),
+        }
+    }
+
+    /// Stores what a room change decided: audit entries, consent decisions, status changes.
+    pub(super) async fn persist(
+        &self,
+        consultation: &str,
+        facts: Vec<Fact>,
+        actor: &str,
+        participant: &str,
+    ) -> Result<(), Refusal> {
+        let now = self.clock.now();
+        // Audit entries go in one transaction (one disk sync), after the facts they record.
+        let mut audits = Vec::new();
+        for fact in facts {
+            match fact {
+                Fact::Audit {
+                    action,
+                    participant_id,
+                    user_id,
+                } => audits.push(NewAuditEvent {
+                    consultation_id: Some(consultation.to_owned()),
+                    actor_id: Some(user_id),
+                    action,
+                    detail: json!({ "participantId": participant_id, "via": "signaling" }),
+                }),
+                Fact::Consent {
+                    recording_id,
+                    user_id,
+                    notice_version,
+                    granted,
+                    at,
+                } => {
+                    let record = ConsentRecord {
+                        id: new_id(),
+                        consultation_id: consultation.to_owned(),
+                        recording_id,
+                        user_id,
+                        participant_id: participant.to_owned(),
+                        notice_version,
+                        granted,
+                        decided_at: at,
+                    };
+                    self.db.record_consent(&record).await?;
+                }
+                Fact::LawyerArrived => self.transition(consultation, Action::Start, actor).await?,
+                Fact::Ended => self.transition(consultation, Action::End, actor).await?,
+                // Handled before anything else is delivered (see `Worker::join`).
+                Fact::Disconnect { .. } => {}
+            }
+        }
+        self.db.append_audits(audits, now).await?;
+        Ok(())
+    }
+
+    /// Moves the consultation to its next status, if it is not there already.
+    pub(super) async fn transition(
+        &self,
+        id: &str,
+        action: Action,
+        actor: &str,
+    ) -> Result<(), DbError> {
+        for _ in 0..5 {
+            let Some(current) = self.db.consultation(id).await? else {
+                return Ok(());
+            };
+            let Ok(status) = current.status.apply(action) else {
+                return Ok(());
+            };
+            let now = self.clock.now();
+            let mut next = current.clone();
+            next.status = status;
+            next.updated_at = now;
+            match action {
+                Action::Start => next.started_at = Some(now),
+                Action::End => next.ended_at = Some(now),
+                _ => {}
+            }
+            let audit = NewAuditEvent {
+                consultation_id: Some(id.to_owned()),
+                actor_id: Some(actor.to_owned()),
+                action: match action {
+                    Action::Start => "consultation.started",
+                    _ => "consultation.ended",
+                },
+                detail: json!({
+                    "from": current.status.as_str(),
+                    "to": status.as_str(),
+                    "via": "signaling",
+                }),
+            };
+            if self.db.save_consultation(&next, audit).await?.is_some() {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+}
