@@ -9,6 +9,8 @@ pub mod consultation;
 mod error;
 pub mod ids;
 pub mod json;
+pub mod notification;
+pub mod notify;
 pub mod page;
 pub mod quality;
 pub mod quality_timeline;

@@ -1,14 +1,17 @@
 //! Notifications and the FCM HTTP v1 messages they become (sans-IO).
 //!
-//! A [`Notification`] is what the outbox stores: what to say, independent of the device. At send
-//! time [`fcm_message`] turns it into the `{"message": …}` body of `messages:send` for one
-//! device, with the `android`, `apns` and `webpush` blocks its kind needs.
+//! A [`Notification`] (from [`wakili_core::notification`]) is what the outbox stores: what to
+//! say, independent of the device. [`check`] refuses what FCM would refuse before it is queued;
+//! at send time [`fcm_message`] turns it into the `{"message": …}` body of `messages:send` for
+//! one device, with the `android`, `apns` and `webpush` blocks its kind needs.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+
+pub use wakili_core::notification::{Kind, Notification, clip};
 
 use crate::PushError;
 
@@ -46,53 +49,6 @@ impl Platform {
             _ => None,
         }
     }
-}
-
-/// What a notification is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    /// Someone is calling: ring (short TTL, collapsed per consultation, accept/decline).
-    IncomingCall,
-    /// Stop ringing (the caller left or the callee answered elsewhere).
-    CallCancelled,
-    /// A consultation is coming up.
-    Reminder,
-    /// A consultation was called off.
-    ConsultationCancelled,
-    /// A consultation moved.
-    ConsultationRescheduled,
-}
-
-impl Kind {
-    /// The stored form.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::IncomingCall => "incoming_call",
-            Self::CallCancelled => "call_cancelled",
-            Self::Reminder => "reminder",
-            Self::ConsultationCancelled => "consultation_cancelled",
-            Self::ConsultationRescheduled => "consultation_rescheduled",
-        }
-    }
-}
-
-/// A notification as the outbox keeps it (its `payload` column, as JSON).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Notification {
-    /// What it is.
-    pub kind: Kind,
-    /// Visible title; `None` for a data-only message (`call_cancelled`).
-    pub title: Option<String>,
-    /// Visible text.
-    pub body: Option<String>,
-    /// Data for the app: string values only, as FCM requires.
-    pub data: BTreeMap<String, String>,
-    /// Time to live on FCM's side.
-    pub ttl_seconds: u32,
-    /// Later messages with the same key replace earlier ones on the device.
-    pub collapse_key: Option<String>,
 }
 
 /// How a message is shaped for one kind.
@@ -134,39 +90,37 @@ pub struct MessageOptions {
     pub android_channel: String,
 }
 
-impl Notification {
-    /// Checks the content FCM would refuse: non-empty title when visible and a payload within
-    /// [`MAX_PAYLOAD_BYTES`] (measured as FCM counts it, notification plus data, with room for
-    /// the `notificationId` added at send time).
-    pub fn check(&self) -> Result<(), PushError> {
-        if self.title.as_deref().is_some_and(str::is_empty) {
-            return Err(PushError::Invalid("empty title".into()));
-        }
-        if self.data.keys().any(|k| reserved_key(k)) {
-            return Err(PushError::Invalid(
-                "a data key is reserved by FCM (from, gcm.*, google.*, message_type, collapse_key)"
-                    .into(),
-            ));
-        }
-        let size = self.payload_bytes()
-            + r#","notificationId":"00000000-0000-0000-0000-000000000000""#.len();
-        if size > MAX_PAYLOAD_BYTES {
-            return Err(PushError::Invalid(format!(
-                "payload is {size} bytes; FCM accepts at most {MAX_PAYLOAD_BYTES}"
-            )));
-        }
-        Ok(())
+/// Checks the content FCM would refuse: non-empty title when visible and a payload within
+/// [`MAX_PAYLOAD_BYTES`] (measured as FCM counts it, notification plus data, with room for the
+/// `notificationId` added at send time).
+pub fn check(n: &Notification) -> Result<(), PushError> {
+    if n.title.as_deref().is_some_and(str::is_empty) {
+        return Err(PushError::Invalid("empty title".into()));
     }
+    if n.data.keys().any(|k| reserved_key(k)) {
+        return Err(PushError::Invalid(
+            "a data key is reserved by FCM (from, gcm.*, google.*, message_type, collapse_key)"
+                .into(),
+        ));
+    }
+    let size =
+        payload_bytes(n) + r#","notificationId":"00000000-0000-0000-0000-000000000000""#.len();
+    if size > MAX_PAYLOAD_BYTES {
+        return Err(PushError::Invalid(format!(
+            "payload is {size} bytes; FCM accepts at most {MAX_PAYLOAD_BYTES}"
+        )));
+    }
+    Ok(())
+}
 
-    /// Bytes of the notification and data parts as JSON.
-    pub fn payload_bytes(&self) -> usize {
-        let notification = match (&self.title, &self.body) {
-            (None, None) => Value::Null,
-            (title, body) => json!({ "title": title, "body": body }),
-        };
-        serde_json::to_vec(&json!({ "notification": notification, "data": self.data }))
-            .map_or(usize::MAX, |v| v.len())
-    }
+/// Bytes of the notification and data parts as JSON.
+pub fn payload_bytes(n: &Notification) -> usize {
+    let notification = match (&n.title, &n.body) {
+        (None, None) => Value::Null,
+        (title, body) => json!({ "title": title, "body": body }),
+    };
+    serde_json::to_vec(&json!({ "notification": notification, "data": n.data }))
+        .map_or(usize::MAX, |v| v.len())
 }
 
 fn reserved_key(key: &str) -> bool {
@@ -458,14 +412,6 @@ fn web_topic(key: &str) -> String {
         .collect()
 }
 
-/// `text` cut to `max` characters (names and titles going into notifications).
-pub fn clip(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((i, _)) => format!("{}…", &text[..i]),
-        None => text.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -574,13 +520,13 @@ mod tests {
     #[test]
     fn payloads_over_4_kib_are_refused() {
         let mut n = call();
-        assert!(n.check().is_ok());
+        assert!(check(&n).is_ok());
         n.data.insert("blob".into(), "x".repeat(4000));
-        let e = n.check().unwrap_err().to_string();
+        let e = check(&n).unwrap_err().to_string();
         assert!(e.contains("4096"), "{e}");
         let mut n = call();
         n.data.insert("google.x".into(), "1".into());
-        assert!(n.check().is_err());
+        assert!(check(&n).is_err());
     }
 
     #[test]
@@ -594,11 +540,5 @@ mod tests {
             );
             assert_eq!(parsed["message"]["data"]["kind"], "incoming_call");
         }
-    }
-
-    #[test]
-    fn clipping_keeps_short_text() {
-        assert_eq!(clip("Amina", 10), "Amina");
-        assert_eq!(clip("abcdef", 3), "abc…");
     }
 }

@@ -1,34 +1,11 @@
-//! Retry delays and the per-device rate limit (sans-IO: callers pass the time and the random
-//! number).
+//! The per-device rate limit (sans-IO: callers pass the time). Retry delays ([`Backoff`]) are
+//! the outbox's, shared with every outbox ([`wakili_outbox`]); re-exported here.
 
 use std::{collections::HashMap, time::Duration};
 
+pub use wakili_outbox::Backoff;
+
 use chrono::{DateTime, Utc};
-
-/// Exponential backoff with jitter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Backoff {
-    /// Delay after the first failure (before jitter).
-    pub initial: Duration,
-    /// Largest delay (before `Retry-After`).
-    pub max: Duration,
-}
-
-impl Backoff {
-    /// The delay after `failures` failed attempts (1 after the first), jittered by `unit` (a
-    /// random number in `[0, 1)`): between half and all of `initial × 2^(failures-1)` (capped
-    /// at `max`), and never shorter than FCM's `Retry-After`.
-    pub fn delay(&self, failures: u32, retry_after: Option<Duration>, unit: f64) -> Duration {
-        let exponent = failures.saturating_sub(1).min(30);
-        let full = self.initial.saturating_mul(1u32 << exponent).min(self.max);
-        let unit = unit.clamp(0.0, 1.0);
-        let jittered = full.mul_f64(0.5 + unit / 2.0);
-        match retry_after {
-            Some(after) => jittered.max(after),
-            None => jittered,
-        }
-    }
-}
 
 /// A token bucket per device: `per_minute` notifications a minute, in bursts of up to
 /// `per_minute`.
@@ -89,40 +66,6 @@ impl DeviceLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_with_jitter_and_caps() {
-        let b = Backoff {
-            initial: Duration::from_secs(1),
-            max: Duration::from_secs(60),
-        };
-        assert_eq!(b.delay(1, None, 0.0), Duration::from_millis(500));
-        assert_eq!(b.delay(1, None, 1.0), Duration::from_secs(1));
-        assert_eq!(b.delay(3, None, 1.0), Duration::from_secs(4));
-        assert_eq!(b.delay(30, None, 1.0), Duration::from_secs(60));
-        assert_eq!(b.delay(u32::MAX, None, 0.0), Duration::from_secs(30));
-        let d = b.delay(4, None, 0.3);
-        assert!(
-            d > Duration::from_secs(4) && d < Duration::from_secs(8),
-            "{d:?}"
-        );
-    }
-
-    #[test]
-    fn retry_after_wins_when_longer() {
-        let b = Backoff {
-            initial: Duration::from_secs(1),
-            max: Duration::from_secs(60),
-        };
-        assert_eq!(
-            b.delay(1, Some(Duration::from_secs(120)), 0.5),
-            Duration::from_secs(120)
-        );
-        assert_eq!(
-            b.delay(3, Some(Duration::from_millis(1)), 1.0),
-            Duration::from_secs(4)
-        );
-    }
 
     #[test]
     fn devices_are_limited_separately() {
