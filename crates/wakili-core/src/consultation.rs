@@ -122,6 +122,17 @@ impl Action {
             Self::Reschedule => "reschedule",
         }
     }
+
+    /// The audit-log action recording it.
+    pub fn audit_name(self) -> &'static str {
+        match self {
+            Self::Start => "consultation.started",
+            Self::End => "consultation.ended",
+            Self::Cancel => "consultation.cancelled",
+            Self::Edit => "consultation.updated",
+            Self::Reschedule => "consultation.rescheduled",
+        }
+    }
 }
 
 impl fmt::Display for Action {

@@ -6,6 +6,7 @@
 //! its own migrations folder. [`connect`] picks the backend from the URL.
 
 mod error;
+pub mod lifecycle;
 pub mod models;
 mod push;
 mod recordings;

@@ -1,3 +1,5 @@
+use chrono::Duration;
+
 use super::*;
 
 fn t(s: i64) -> DateTime<Utc> {

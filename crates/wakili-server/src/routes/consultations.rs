@@ -18,8 +18,9 @@ use wakili_core::{
     },
     page::{Cursor, limit},
 };
-use wakili_db::models::{
-    AuditEvent, ConsultationFilter, ConsultationInsert, NewAuditEvent, VideoConsultation,
+use wakili_db::{
+    lifecycle::{self, Transition, TransitionError},
+    models::{AuditEvent, ConsultationFilter, ConsultationInsert, VideoConsultation},
 };
 
 use crate::{
@@ -121,16 +122,6 @@ async fn may_edit(state: &AppState, auth: &Auth, id: &str) -> Result<(), ApiErro
     }
 }
 
-fn audit_name(action: Action) -> &'static str {
-    match action {
-        Action::Start => "consultation.started",
-        Action::End => "consultation.ended",
-        Action::Cancel => "consultation.cancelled",
-        Action::Edit => "consultation.updated",
-        Action::Reschedule => "consultation.rescheduled",
-    }
-}
-
 /// Applies `action` (and `change`) to a consultation the caller may change, stamping the
 /// lifecycle times, and saves it with an audit entry. A concurrent change is retried on the fresh
 /// row, so the state machine always judges the current state.
@@ -142,46 +133,49 @@ async fn change(
     change: impl Fn(&mut VideoConsultation),
     detail: serde_json::Value,
 ) -> Result<VideoConsultation, ApiError> {
-    for _ in 0..3 {
-        let (current, access) = visible(state, auth, id).await?;
+    let id = ConsultationId::parse(id).map_err(|_| hidden())?;
+    tracing::Span::current().record("consultation_id", id.as_str());
+    let actor = auth.caller.user_id.to_string();
+    let transition = Transition {
+        action,
+        actor: &actor,
+        detail,
+        attempts: 3,
+    };
+    let guard = |c: &VideoConsultation| {
+        let access = Access::of(&auth.caller, &c.lawyer_id, &c.client_id);
+        if !access.can_view() {
+            return Err(hidden());
+        }
         if !access.allows(action) {
             return Err(ApiError::forbidden(format!(
                 "only the consultation's lawyer or an admin can {action} it"
             )));
         }
-        let now = state.now();
-        let mut next = current.clone();
-        next.status = current.status.apply(action)?;
-        next.updated_at = now;
-        match action {
-            Action::Start => next.started_at = Some(now),
-            Action::End => next.ended_at = Some(now),
-            Action::Cancel => {
-                next.cancelled_at = Some(now);
-                next.cancelled_by = Some(auth.caller.user_id.to_string());
-            }
-            Action::Edit | Action::Reschedule => {}
-        }
-        change(&mut next);
-        let mut detail = detail.clone();
-        if let Some(map) = detail.as_object_mut() {
-            map.insert("from".into(), current.status.as_str().into());
-            map.insert("to".into(), next.status.as_str().into());
-        }
-        let audit = NewAuditEvent {
-            consultation_id: Some(current.id.clone()),
-            actor_id: Some(auth.caller.user_id.to_string()),
-            action: audit_name(action),
-            detail,
-        };
-        if let Some(saved) = state.db.save_consultation(&next, audit).await? {
+        Ok(access)
+    };
+    match lifecycle::transition(
+        &state.db,
+        id.as_str(),
+        transition,
+        &state.clock,
+        guard,
+        change,
+    )
+    .await
+    {
+        Ok((saved, access)) => {
             tracing::info!(consultation_id = %saved.id, action = %action, status = %saved.status, "consultation changed");
-            return Ok(view(saved, access));
+            Ok(view(saved, access))
         }
+        Err(TransitionError::NotFound) => Err(hidden()),
+        Err(TransitionError::Refused(e)) => Err(e),
+        Err(TransitionError::Invalid(e)) => Err(e.into()),
+        Err(TransitionError::Db(e)) => Err(e.into()),
+        Err(TransitionError::Busy) => Err(ApiError::conflict(
+            "the consultation is being changed by someone else; retry",
+        )),
     }
-    Err(ApiError::conflict(
-        "the consultation is being changed by someone else; retry",
-    ))
 }
 
 /// Book a consultation (lawyers for themselves, admins for any lawyer).

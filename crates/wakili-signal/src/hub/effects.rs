@@ -2,6 +2,8 @@
 //! closing replaced connections, expiring dropped participants, and persisting the facts a change
 //! decided (audit entries, consents, consultation status).
 
+use std::convert::Infallible;
+
 use serde_json::json;
 use socketioxide::{SocketIo, adapter::Adapter};
 use wakili_core::{
@@ -11,7 +13,8 @@ use wakili_core::{
 };
 use wakili_db::{
     DbError,
-    models::{ConsentRecord, NewAuditEvent},
+    lifecycle::{self, Transition, TransitionError},
+    models::{ConsentRecord, NewAuditEvent, VideoConsultation},
 };
 
 use super::{Hub, PresenceChange, consultation_room, emit_event, participant_room};
@@ -163,46 +166,24 @@ impl Hub {
         Ok(())
     }
 
-    /// Moves the consultation to its next status, if it is not there already.
+    /// Moves the consultation to its next status, if it is not there already (a status that
+    /// does not allow it, or writers racing past every attempt, leave it as it is).
     pub(super) async fn transition(
         &self,
         id: &str,
         action: Action,
         actor: &str,
     ) -> Result<(), DbError> {
-        for _ in 0..5 {
-            let Some(current) = self.db.consultation(id).await? else {
-                return Ok(());
-            };
-            let Ok(status) = current.status.apply(action) else {
-                return Ok(());
-            };
-            let now = self.clock.now();
-            let mut next = current.clone();
-            next.status = status;
-            next.updated_at = now;
-            match action {
-                Action::Start => next.started_at = Some(now),
-                Action::End => next.ended_at = Some(now),
-                _ => {}
-            }
-            let audit = NewAuditEvent {
-                consultation_id: Some(id.to_owned()),
-                actor_id: Some(actor.to_owned()),
-                action: match action {
-                    Action::Start => "consultation.started",
-                    _ => "consultation.ended",
-                },
-                detail: json!({
-                    "from": current.status.as_str(),
-                    "to": status.as_str(),
-                    "via": "signaling",
-                }),
-            };
-            if self.db.save_consultation(&next, audit).await?.is_some() {
-                return Ok(());
-            }
+        let transition = Transition {
+            action,
+            actor,
+            detail: json!({ "via": "signaling" }),
+            attempts: 5,
+        };
+        let anyone = |_: &VideoConsultation| Ok::<(), Infallible>(());
+        match lifecycle::transition(&self.db, id, transition, &self.clock, anyone, |_| {}).await {
+            Err(TransitionError::Db(e)) => Err(e),
+            _ => Ok(()),
         }
-        Ok(())
     }
 }

@@ -1,0 +1,115 @@
+//! The consultation lifecycle as the API and signaling apply it: one status change with its
+//! timestamps and audit entry, saved with optimistic concurrency, and judged again on the fresh
+//! row when another writer got there first.
+
+use serde_json::Value;
+use wakili_core::{Clock, CoreError, consultation::Action};
+
+use crate::{
+    Db, DbError,
+    models::{NewAuditEvent, VideoConsultation},
+};
+
+/// Why a transition was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum TransitionError<E> {
+    /// No such consultation.
+    #[error("no such consultation")]
+    NotFound,
+    /// The caller's check refused it (e.g. not the consultation's lawyer).
+    #[error("refused")]
+    Refused(E),
+    /// The consultation's status does not allow the action.
+    #[error(transparent)]
+    Invalid(CoreError),
+    /// Other writers changed the consultation on every attempt.
+    #[error("the consultation is being changed by someone else")]
+    Busy,
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// A status change to apply.
+#[derive(Debug, Clone)]
+pub struct Transition<'a> {
+    /// What happens.
+    pub action: Action,
+    /// The user doing it (audit actor; `cancelled_by` on a cancel).
+    pub actor: &'a str,
+    /// The audit entry's detail; `from` and `to` (the statuses) are added to an object.
+    pub detail: Value,
+    /// Attempts before giving up with [`TransitionError::Busy`].
+    pub attempts: usize,
+}
+
+impl VideoConsultation {
+    /// This consultation after `action` by `actor` at `now`: the next status and the lifecycle
+    /// time it stamps. Sans-IO.
+    pub fn transitioned(
+        &self,
+        action: Action,
+        actor: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Self, CoreError> {
+        let mut next = self.clone();
+        next.status = self.status.apply(action)?;
+        next.updated_at = now;
+        match action {
+            Action::Start => next.started_at = Some(now),
+            Action::End => next.ended_at = Some(now),
+            Action::Cancel => {
+                next.cancelled_at = Some(now);
+                next.cancelled_by = Some(actor.to_owned());
+            }
+            Action::Edit | Action::Reschedule => {}
+        }
+        Ok(next)
+    }
+}
+
+/// Applies `transition` to consultation `id`: reads it, lets `guard` check the caller against it
+/// (its answer is returned with the saved row), applies the action and `change`, and saves both
+/// the row and the audit entry. A concurrent save makes it start again from the fresh row, so the
+/// state machine always judges the current state.
+pub async fn transition<G, E>(
+    db: &Db,
+    id: &str,
+    transition: Transition<'_>,
+    clock: &Clock,
+    guard: impl Fn(&VideoConsultation) -> Result<G, E>,
+    change: impl Fn(&mut VideoConsultation),
+) -> Result<(VideoConsultation, G), TransitionError<E>> {
+    let Transition {
+        action,
+        actor,
+        detail,
+        attempts,
+    } = transition;
+    for _ in 0..attempts {
+        let current = db
+            .consultation(id)
+            .await?
+            .ok_or(TransitionError::NotFound)?;
+        let granted = guard(&current).map_err(TransitionError::Refused)?;
+        let mut next = current
+            .transitioned(action, actor, clock.now())
+            .map_err(TransitionError::Invalid)?;
+        change(&mut next);
+        let mut detail = detail.clone();
+        if let Some(map) = detail.as_object_mut() {
+            map.insert("from".into(), current.status.as_str().into());
+            map.insert("to".into(), next.status.as_str().into());
+        }
+        let audit = NewAuditEvent {
+            consultation_id: Some(current.id.clone()),
+            actor_id: Some(actor.to_owned()),
+            action: action.audit_name(),
+            detail,
+        };
+        if let Some(saved) = db.save_consultation(&next, audit).await? {
+            return Ok((saved, granted));
+        }
+    }
+    Err(TransitionError::Busy)
+}
