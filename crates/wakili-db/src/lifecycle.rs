@@ -72,6 +72,7 @@ impl VideoConsultation {
 /// (its answer is returned with the saved row), applies the action and `change`, and saves both
 /// the row and the audit entry. A concurrent save makes it start again from the fresh row, so the
 /// state machine always judges the current state.
+#[tracing::instrument(name = "consultation_transition", skip_all, fields(consultation_id = id, action = transition.action.as_str()))]
 pub async fn transition<G, E>(
     db: &Db,
     id: &str,

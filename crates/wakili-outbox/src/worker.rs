@@ -110,6 +110,7 @@ impl<O: Outbox> Worker<O> {
     /// while later items are still being delivered, so the store and the receiver work
     /// overlap; every write is awaited before the pass ends. When a write fails its items keep
     /// their lease until it expires, then are delivered again; the pass reports the error.
+    #[tracing::instrument(name = "outbox_pass", skip_all)]
     pub async fn pass(&self) -> Result<Pass, O::Error> {
         let s = &*self.shared;
         let now = s.clock.now();

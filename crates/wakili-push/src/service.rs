@@ -265,6 +265,7 @@ impl PushService {
 
     /// One reminders pass: leases due reminders and moves each into the outbox with its
     /// notifications, atomically. Returns how many were queued.
+    #[tracing::instrument(name = "push_reminders", skip_all)]
     pub async fn remind_due(&self) -> Result<usize, PushError> {
         if !self.enabled() {
             return Ok(0);

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use socketioxide::adapter::Adapter;
 use tokio::sync::mpsc;
+use tracing::Instrument;
 use wakili_core::room::{Input, MediaState, Outbound, Outcome, Room, RoomError};
 
 use super::{Reply, Seat, Worker, intake::Item};
@@ -35,7 +36,15 @@ impl<A: Adapter> Worker<A> {
                     received,
                 } => {
                     self.received = received;
-                    match self.event(&text).await {
+                    // One span per event: a trace shows which event, of whom, took how long.
+                    let span = tracing::info_span!(
+                        "signaling_event",
+                        event = tracing::field::Empty,
+                        sid = %self.socket.id,
+                        user_id = %self.caller.user_id,
+                        consultation_id = self.seat.as_ref().map(|s| s.consultation.as_str()),
+                    );
+                    match self.event(&text).instrument(span).await {
                         Ok(reply) => {
                             let sent = match reply.fields {
                                 Some(fields) => ack.send(&protocol::ok(fields)),
@@ -90,6 +99,7 @@ impl<A: Adapter> Worker<A> {
         self.check_token()?;
         let packet = protocol::parse_packet(text)?;
         let name = EventName::parse(&packet.event)?;
+        tracing::Span::current().record("event", name.as_str());
         if name == EventName::Join {
             let joined = self.join(packet.data).await;
             if joined.is_err() {
