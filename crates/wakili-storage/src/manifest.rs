@@ -766,4 +766,53 @@ pub(crate) mod tests {
             .is_err()
         );
     }
+
+    /// A manifest signed by the hand-rolled JWS code this crate used before it signed through
+    /// `jsonwebtoken` (commit 6ff0f18), with the key in `testdata/manifest-signing-key.pem`:
+    /// manifests already stored keep verifying, and a changed byte still breaks them.
+    #[test]
+    fn manifests_signed_by_the_hand_rolled_signer_still_verify() {
+        let signer =
+            ManifestSigner::from_pkcs8_pem(include_str!("../testdata/manifest-signing-key.pem"))
+                .unwrap();
+        let key = signer.verifying_key();
+        let jws = include_str!("../testdata/manifest-hand-rolled.jws").trim();
+        let expected = Manifest::build(
+            draft(),
+            vec![entry(0, b"a"), entry(2, b"ccc")],
+            4,
+            sha(b"accc"),
+        )
+        .unwrap();
+        assert_eq!(verify_manifest(jws, &key).unwrap(), expected);
+        let header: serde_json::Value = serde_json::from_slice(
+            &URL_SAFE_NO_PAD
+                .decode(jws.split('.').next().unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            header,
+            serde_json::json!({"alg": "EdDSA", "kid": signer.key_id(), "typ": "wakili-manifest+json"})
+        );
+
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        for i in 0..jws.len() {
+            if jws.as_bytes()[i] == b'.' {
+                continue;
+            }
+            let mut bad = jws.as_bytes().to_vec();
+            let at = alphabet.iter().position(|&c| c == bad[i]).unwrap();
+            bad[i] = alphabet[(at + 1) % alphabet.len()];
+            let bad = String::from_utf8(bad).unwrap();
+            assert!(
+                matches!(verify_manifest(&bad, &key), Err(StorageError::BadSignature)),
+                "char {i}"
+            );
+        }
+        assert!(matches!(
+            verify_manifest(jws, &ManifestSigner::generate().verifying_key()),
+            Err(StorageError::BadSignature)
+        ));
+    }
 }
