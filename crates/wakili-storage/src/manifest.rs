@@ -14,12 +14,13 @@ use base64::{
 };
 use chrono::{DateTime, Utc};
 use ed25519_dalek::{
-    Signature, Signer, SigningKey, VerifyingKey,
+    Signature, SigningKey, VerifyingKey,
     pkcs8::{
         DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey,
         spki::der::pem::LineEnding,
     },
 };
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
@@ -346,24 +347,6 @@ fn malformed(msg: impl Into<String>) -> StorageError {
 // ---------------------------------------------------------------------------------------------
 // Signing
 
-/// The protected header of a signed manifest, in the order it is written.
-#[derive(Serialize)]
-struct HeaderOut<'a> {
-    alg: &'a str,
-    kid: &'a str,
-    typ: &'a str,
-}
-
-/// The protected header as read back.
-#[derive(Deserialize)]
-struct HeaderIn {
-    alg: String,
-    #[serde(default)]
-    typ: Option<String>,
-    #[serde(default)]
-    crit: Option<serde_json::Value>,
-}
-
 /// The public id of an Ed25519 key: the first 16 hex digits of the SHA-256 of its 32 bytes.
 pub fn key_id_of(key: &VerifyingKey) -> String {
     hex::encode(&Sha256::digest(key.as_bytes())[..8])
@@ -440,25 +423,27 @@ impl ManifestSigner {
         STANDARD.encode(self.key.verifying_key().as_bytes())
     }
 
-    /// Signs `manifest` as a JWS compact serialization: header
-    /// `{"alg":"EdDSA","kid":…,"typ":"wakili-manifest+json"}`, payload the manifest's JSON,
-    /// both base64url without padding, Ed25519 over `header.payload`.
+    /// Signs `manifest` as a JWS compact serialization through `jsonwebtoken`: protected
+    /// header `alg` `EdDSA`, `typ` `wakili-manifest+json` and `kid` [`Self::key_id`], payload
+    /// the manifest's JSON, both base64url without padding, Ed25519 over `header.payload`.
     pub fn sign(&self, manifest: &Manifest) -> Result<String> {
-        let kid = self.key_id();
-        let header = serde_json::to_vec(&HeaderOut {
-            alg: JWS_ALG,
-            kid: &kid,
-            typ: JWS_TYPE,
-        })
-        .map_err(|e| malformed(e.to_string()))?;
-        let payload = serde_json::to_vec(manifest).map_err(|e| malformed(e.to_string()))?;
-        let mut jws = URL_SAFE_NO_PAD.encode(header);
-        jws.push('.');
-        URL_SAFE_NO_PAD.encode_string(payload, &mut jws);
-        let signature = self.key.sign(jws.as_bytes());
-        jws.push('.');
-        URL_SAFE_NO_PAD.encode_string(signature.to_bytes(), &mut jws);
-        Ok(jws)
+        // jsonwebtoken takes Ed25519 keys as PKCS#8 only (it has no raw-seed form); the DER is
+        // made per signature so no second copy of the key outlives the call.
+        let der = self
+            .key
+            .to_pkcs8_der()
+            .map_err(|e| StorageError::InvalidSigningKey(e.to_string()))?;
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.typ = Some(JWS_TYPE.to_owned());
+        header.kid = Some(self.key_id());
+        jsonwebtoken::encode(&header, manifest, &EncodingKey::from_ed_der(der.as_bytes())).map_err(
+            |e| match e.kind() {
+                ErrorKind::InvalidEddsaKey | ErrorKind::InvalidKeyFormat => {
+                    StorageError::InvalidSigningKey(e.to_string())
+                }
+                _ => malformed(e.to_string()),
+            },
+        )
     }
 }
 
@@ -473,7 +458,8 @@ impl fmt::Debug for ManifestSigner {
 /// Checks a signed manifest against `key` and returns the manifest.
 ///
 /// The Ed25519 signature is checked first (strictly: no malleable signatures, no weak keys),
-/// over the exact text received; then the header must say `alg` `EdDSA`, `typ`
+/// over the exact text received; then `jsonwebtoken` decodes it with the algorithm pinned to
+/// `EdDSA` and no claims required (a manifest has no `exp`), the header must say `typ`
 /// `wakili-manifest+json` and carry no `crit`, and the payload must be a version 1 manifest.
 /// The `kid` is not trusted for anything: the caller chose the key.
 pub fn verify_manifest(jws: &str, key: &VerifyingKey) -> Result<Manifest> {
@@ -484,6 +470,8 @@ pub fn verify_manifest(jws: &str, key: &VerifyingKey) -> Result<Manifest> {
     else {
         return Err(malformed("not a JWS compact serialization"));
     };
+    // Before jsonwebtoken: it parses the header before checking the signature, and its Ed25519
+    // check is the lenient one (it accepts small-order keys and signature points).
     let signed = &jws[..header_b64.len() + 1 + payload_b64.len()];
     let signature: [u8; 64] = URL_SAFE_NO_PAD
         .decode(signature_b64)
@@ -493,17 +481,24 @@ pub fn verify_manifest(jws: &str, key: &VerifyingKey) -> Result<Manifest> {
     key.verify_strict(signed.as_bytes(), &Signature::from_bytes(&signature))
         .map_err(|_| StorageError::BadSignature)?;
 
-    let header: HeaderIn = decode_json(header_b64, "header")?;
-    if header.alg != JWS_ALG {
-        return Err(malformed(format!("unsupported alg {:?}", header.alg)));
-    }
+    let decoded = jsonwebtoken::decode::<Manifest>(
+        jws,
+        &DecodingKey::from_ed_der(key.as_bytes()),
+        &manifest_validation(),
+    )
+    .map_err(|e| match e.kind() {
+        ErrorKind::InvalidSignature => StorageError::BadSignature,
+        ErrorKind::InvalidAlgorithm => malformed("unsupported alg"),
+        _ => malformed(e.to_string()),
+    })?;
+    let header = decoded.header;
     if header.typ.as_deref() != Some(JWS_TYPE) {
         return Err(malformed(format!("unexpected typ {:?}", header.typ)));
     }
     if header.crit.is_some() {
         return Err(malformed("critical header parameters are not supported"));
     }
-    let manifest: Manifest = decode_json(payload_b64, "payload")?;
+    let manifest = decoded.claims;
     if manifest.version != MANIFEST_VERSION {
         return Err(malformed(format!(
             "unsupported version {}",
@@ -513,11 +508,15 @@ pub fn verify_manifest(jws: &str, key: &VerifyingKey) -> Result<Manifest> {
     Ok(manifest)
 }
 
-fn decode_json<T: serde::de::DeserializeOwned>(b64: &str, what: &str) -> Result<T> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(b64)
-        .map_err(|e| malformed(format!("{what}: {e}")))?;
-    serde_json::from_slice(&bytes).map_err(|e| malformed(format!("{what}: {e}")))
+/// What `jsonwebtoken` checks of a manifest: `alg` `EdDSA` only; none of the JWT claims (a
+/// manifest is evidence with no expiry, audience or issuer).
+fn manifest_validation() -> Validation {
+    let mut validation = Validation::new(Algorithm::EdDSA);
+    validation.required_spec_claims.clear();
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.validate_aud = false;
+    validation
 }
 
 /// Reads an Ed25519 public key from SPKI PEM (`-----BEGIN PUBLIC KEY-----`) or from the base64
@@ -543,6 +542,7 @@ pub(crate) mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use chrono::TimeZone;
+    use ed25519_dalek::Signer;
 
     use super::*;
 
