@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+use crate::error::{ConfigError, ManifestError};
 use crate::{
     error::{Result, StorageError},
     seal::{MAX_CHUNK_BYTES, MAX_CHUNKS, SEGMENT_BYTES},
@@ -228,14 +229,13 @@ impl Manifest {
     ) -> Result<Self> {
         chunks.sort_unstable_by_key(|c| c.seq);
         if chunks.windows(2).any(|w| w[0].seq == w[1].seq) {
-            return Err(StorageError::InvalidChunks(
-                "duplicate sequence number".into(),
-            ));
+            return Err(ManifestError::InvalidChunks("duplicate sequence number".into()).into());
         }
         if expected_count > MAX_CHUNKS {
-            return Err(StorageError::InvalidChunks(format!(
+            return Err(ManifestError::InvalidChunks(format!(
                 "expected count {expected_count} exceeds {MAX_CHUNKS}"
-            )));
+            ))
+            .into());
         }
         for c in &chunks {
             validate_chunk(c.seq, c.size)?;
@@ -320,14 +320,12 @@ impl Manifest {
 
 fn validate_chunk(seq: u32, size: u64) -> Result<()> {
     if seq >= MAX_CHUNKS {
-        return Err(StorageError::InvalidChunks(format!(
-            "chunk {seq} exceeds the chunk limit"
-        )));
+        return Err(
+            ManifestError::InvalidChunks(format!("chunk {seq} exceeds the chunk limit")).into(),
+        );
     }
     if size == 0 || size > MAX_CHUNK_BYTES {
-        return Err(StorageError::InvalidChunks(format!(
-            "chunk {seq} has size {size}"
-        )));
+        return Err(ManifestError::InvalidChunks(format!("chunk {seq} has size {size}")).into());
     }
     Ok(())
 }
@@ -341,7 +339,7 @@ pub(crate) fn decode_hash(text: &str) -> Result<[u8; 32]> {
 }
 
 fn malformed(msg: impl Into<String>) -> StorageError {
-    StorageError::MalformedManifest(msg.into())
+    StorageError::Manifest(ManifestError::MalformedManifest(msg.into()))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -369,7 +367,7 @@ impl ManifestSigner {
     pub fn from_pkcs8_pem(pem: &str) -> Result<Self> {
         SigningKey::from_pkcs8_pem(pem.trim())
             .map(|key| Self { key })
-            .map_err(|e| StorageError::InvalidSigningKey(e.to_string()))
+            .map_err(|e| StorageError::Config(ConfigError::InvalidSigningKey(e.to_string())))
     }
 
     /// Reads the key file text: a PKCS#8 PEM, or the base64 of a 32-byte Ed25519 seed (what
@@ -384,9 +382,9 @@ impl ManifestSigner {
             .ok()
             .and_then(|bytes| bytes.try_into().ok())
             .ok_or_else(|| {
-                StorageError::InvalidSigningKey(
+                StorageError::Config(ConfigError::InvalidSigningKey(
                     "expected a PKCS#8 PEM or the base64 of a 32-byte seed".into(),
-                )
+                ))
             })?;
         Ok(Self {
             key: SigningKey::from_bytes(&seed),
@@ -397,7 +395,7 @@ impl ManifestSigner {
     pub fn to_pkcs8_pem(&self) -> Result<Zeroizing<String>> {
         self.key
             .to_pkcs8_pem(LineEnding::LF)
-            .map_err(|e| StorageError::InvalidSigningKey(e.to_string()))
+            .map_err(|e| StorageError::Config(ConfigError::InvalidSigningKey(e.to_string())))
     }
 
     /// [`key_id_of`] the public key; written as the JWS `kid`.
@@ -415,7 +413,7 @@ impl ManifestSigner {
         self.key
             .verifying_key()
             .to_public_key_pem(LineEnding::LF)
-            .map_err(|e| StorageError::InvalidPublicKey(e.to_string()))
+            .map_err(|e| StorageError::Manifest(ManifestError::InvalidPublicKey(e.to_string())))
     }
 
     /// The public key's raw 32 bytes in standard base64, to publish.
@@ -432,14 +430,14 @@ impl ManifestSigner {
         let der = self
             .key
             .to_pkcs8_der()
-            .map_err(|e| StorageError::InvalidSigningKey(e.to_string()))?;
+            .map_err(|e| ConfigError::InvalidSigningKey(e.to_string()))?;
         let mut header = Header::new(Algorithm::EdDSA);
         header.typ = Some(JWS_TYPE.to_owned());
         header.kid = Some(self.key_id());
         jsonwebtoken::encode(&header, manifest, &EncodingKey::from_ed_der(der.as_bytes())).map_err(
             |e| match e.kind() {
                 ErrorKind::InvalidEddsaKey | ErrorKind::InvalidKeyFormat => {
-                    StorageError::InvalidSigningKey(e.to_string())
+                    StorageError::Config(ConfigError::InvalidSigningKey(e.to_string()))
                 }
                 _ => malformed(e.to_string()),
             },
@@ -477,9 +475,9 @@ pub fn verify_manifest(jws: &str, key: &VerifyingKey) -> Result<Manifest> {
         .decode(signature_b64)
         .ok()
         .and_then(|bytes| bytes.try_into().ok())
-        .ok_or(StorageError::BadSignature)?;
+        .ok_or(StorageError::Manifest(ManifestError::BadSignature))?;
     key.verify_strict(signed.as_bytes(), &Signature::from_bytes(&signature))
-        .map_err(|_| StorageError::BadSignature)?;
+        .map_err(|_| ManifestError::BadSignature)?;
 
     let decoded = jsonwebtoken::decode::<Manifest>(
         jws,
@@ -487,7 +485,7 @@ pub fn verify_manifest(jws: &str, key: &VerifyingKey) -> Result<Manifest> {
         &manifest_validation(),
     )
     .map_err(|e| match e.kind() {
-        ErrorKind::InvalidSignature => StorageError::BadSignature,
+        ErrorKind::InvalidSignature => StorageError::Manifest(ManifestError::BadSignature),
         ErrorKind::InvalidAlgorithm => malformed("unsupported alg"),
         _ => malformed(e.to_string()),
     })?;
@@ -525,16 +523,24 @@ pub fn parse_verifying_key(text: &str) -> Result<VerifyingKey> {
     let text = text.trim();
     if text.starts_with("-----BEGIN") {
         return VerifyingKey::from_public_key_pem(text)
-            .map_err(|e| StorageError::InvalidPublicKey(e.to_string()));
+            .map_err(|e| StorageError::Manifest(ManifestError::InvalidPublicKey(e.to_string())));
     }
     let bytes = [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
         .iter()
         .find_map(|engine| engine.decode(text).ok())
-        .ok_or_else(|| StorageError::InvalidPublicKey("neither PEM nor base64".into()))?;
+        .ok_or_else(|| {
+            StorageError::Manifest(ManifestError::InvalidPublicKey(
+                "neither PEM nor base64".into(),
+            ))
+        })?;
     let bytes: [u8; 32] = bytes.try_into().map_err(|b: Vec<u8>| {
-        StorageError::InvalidPublicKey(format!("{} bytes, expected 32", b.len()))
+        StorageError::Manifest(ManifestError::InvalidPublicKey(format!(
+            "{} bytes, expected 32",
+            b.len()
+        )))
     })?;
-    VerifyingKey::from_bytes(&bytes).map_err(|e| StorageError::InvalidPublicKey(e.to_string()))
+    VerifyingKey::from_bytes(&bytes)
+        .map_err(|e| StorageError::Manifest(ManifestError::InvalidPublicKey(e.to_string())))
 }
 
 #[cfg(test)]
@@ -692,21 +698,24 @@ pub(crate) mod tests {
             bad[i] = alphabet[(at + 1) % alphabet.len()];
             let bad = String::from_utf8(bad).unwrap();
             assert!(
-                matches!(verify_manifest(&bad, &key), Err(StorageError::BadSignature)),
+                matches!(
+                    verify_manifest(&bad, &key),
+                    Err(StorageError::Manifest(ManifestError::BadSignature))
+                ),
                 "char {i}"
             );
         }
         assert!(matches!(
             verify_manifest(&jws, &ManifestSigner::generate().verifying_key()),
-            Err(StorageError::BadSignature)
+            Err(StorageError::Manifest(ManifestError::BadSignature))
         ));
         assert!(matches!(
             verify_manifest("a.b", &key),
-            Err(StorageError::MalformedManifest(_))
+            Err(StorageError::Manifest(ManifestError::MalformedManifest(_)))
         ));
         assert!(matches!(
             verify_manifest(&format!("{jws}.x"), &key),
-            Err(StorageError::MalformedManifest(_))
+            Err(StorageError::Manifest(ManifestError::MalformedManifest(_)))
         ));
     }
 
@@ -727,7 +736,7 @@ pub(crate) mod tests {
             assert!(
                 matches!(
                     verify_manifest(&format!("{signed}.{sig}"), &signer.verifying_key()),
-                    Err(StorageError::MalformedManifest(_))
+                    Err(StorageError::Manifest(ManifestError::MalformedManifest(_)))
                 ),
                 "{header}"
             );
@@ -806,13 +815,16 @@ pub(crate) mod tests {
             bad[i] = alphabet[(at + 1) % alphabet.len()];
             let bad = String::from_utf8(bad).unwrap();
             assert!(
-                matches!(verify_manifest(&bad, &key), Err(StorageError::BadSignature)),
+                matches!(
+                    verify_manifest(&bad, &key),
+                    Err(StorageError::Manifest(ManifestError::BadSignature))
+                ),
                 "char {i}"
             );
         }
         assert!(matches!(
             verify_manifest(jws, &ManifestSigner::generate().verifying_key()),
-            Err(StorageError::BadSignature)
+            Err(StorageError::Manifest(ManifestError::BadSignature))
         ));
     }
 }

@@ -38,7 +38,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::error::{Result, StorageError};
+use crate::error::{ConfigError, CryptoError, Result, StorageError};
 
 /// Plaintext bytes per STREAM segment (the last segment of a chunk may be shorter).
 pub const SEGMENT_BYTES: usize = 65_536;
@@ -149,27 +149,28 @@ impl MasterKey {
         let mut key = Zeroizing::new([0u8; 32]);
         if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
             hex::decode_to_slice(text, key.as_mut_slice())
-                .map_err(|_| StorageError::InvalidKeyFile("bad hex".into()))?;
+                .map_err(|_| ConfigError::InvalidKeyFile("bad hex".into()))?;
             return Ok(Self::from_bytes(*key));
         }
         if text.is_empty() {
-            return Err(StorageError::InvalidKeyFile("the file is empty".into()));
+            return Err(ConfigError::InvalidKeyFile("the file is empty".into()).into());
         }
         let decoded = Zeroizing::new(
             STANDARD
                 .decode(text)
                 .or_else(|_| STANDARD_NO_PAD.decode(text))
                 .map_err(|_| {
-                    StorageError::InvalidKeyFile(
+                    StorageError::Config(ConfigError::InvalidKeyFile(
                         "expected 64 hex digits or the base64 of 32 bytes".into(),
-                    )
+                    ))
                 })?,
         );
         if decoded.len() != 32 {
-            return Err(StorageError::InvalidKeyFile(format!(
+            return Err(ConfigError::InvalidKeyFile(format!(
                 "the base64 holds {} bytes, expected 32",
                 decoded.len()
-            )));
+            ))
+            .into());
         }
         key.copy_from_slice(&decoded);
         Ok(Self::from_bytes(*key))
@@ -202,7 +203,7 @@ impl MasterKey {
         buf.extend_from_slice(key.0.as_slice());
         self.aes()
             .encrypt_in_place(&nonce.into(), &wrap_aad(recording_id), &mut *buf)
-            .map_err(|_| StorageError::Seal)?;
+            .map_err(|_| CryptoError::Seal)?;
         let mut bytes = Vec::with_capacity(WRAP_NONCE_BYTES + buf.len());
         bytes.extend_from_slice(&nonce);
         bytes.extend_from_slice(&buf);
@@ -215,18 +216,17 @@ impl MasterKey {
     /// Decrypts a key this master key wrapped for `recording_id`.
     pub fn unwrap(&self, wrapped: &WrappedKey, recording_id: &str) -> Result<DataKey> {
         if wrapped.key_id != self.id {
-            return Err(StorageError::UnknownMasterKey(wrapped.key_id.clone()));
+            return Err(CryptoError::UnknownMasterKey(wrapped.key_id.clone()).into());
         }
         if wrapped.bytes.len() != WRAP_NONCE_BYTES + 32 + TAG_BYTES {
-            return Err(StorageError::KeyUnwrap);
+            return Err(CryptoError::KeyUnwrap.into());
         }
         let (nonce, sealed) = wrapped.bytes.split_at(WRAP_NONCE_BYTES);
-        let nonce: [u8; WRAP_NONCE_BYTES] =
-            nonce.try_into().map_err(|_| StorageError::KeyUnwrap)?;
+        let nonce: [u8; WRAP_NONCE_BYTES] = nonce.try_into().map_err(|_| CryptoError::KeyUnwrap)?;
         let mut buf = Zeroizing::new(sealed.to_vec());
         self.aes()
             .decrypt_in_place(&nonce.into(), &wrap_aad(recording_id), &mut *buf)
-            .map_err(|_| StorageError::KeyUnwrap)?;
+            .map_err(|_| CryptoError::KeyUnwrap)?;
         let mut key = Zeroizing::new([0u8; 32]);
         key.copy_from_slice(&buf);
         Ok(DataKey(key))
@@ -279,7 +279,9 @@ impl Keyring {
         std::iter::once(&self.current)
             .chain(&self.retired)
             .find(|key| key.id == wrapped.key_id)
-            .ok_or_else(|| StorageError::UnknownMasterKey(wrapped.key_id.clone()))?
+            .ok_or_else(|| {
+                StorageError::Crypto(CryptoError::UnknownMasterKey(wrapped.key_id.clone()))
+            })?
             .unwrap(wrapped, recording_id)
     }
 
@@ -296,13 +298,14 @@ impl Keyring {
 /// The STREAM position of segment `segment` of chunk `seq`.
 pub fn position(seq: u32, segment: u32) -> Result<u32> {
     if seq >= MAX_CHUNKS {
-        return Err(StorageError::ChunkOutOfRange(seq.into()));
+        return Err(CryptoError::ChunkOutOfRange(seq.into()).into());
     }
     if segment >= MAX_SEGMENTS {
-        return Err(StorageError::ChunkTooLarge {
+        return Err(CryptoError::ChunkTooLarge {
             seq,
             limit: MAX_CHUNK_BYTES,
-        });
+        }
+        .into());
     }
     Ok((seq << SEGMENT_BITS) | segment)
 }
@@ -398,13 +401,13 @@ impl RecordingCipher {
     fn seal_in_place(&self, position: u32, last: bool, buf: &mut dyn Buffer) -> Result<()> {
         self.stream
             .encrypt_in_place(position, last, self.recording_id.as_bytes(), buf)
-            .map_err(|_| StorageError::Seal)
+            .map_err(|_| StorageError::Crypto(CryptoError::Seal))
     }
 
     /// Opens segment `segment` of chunk `seq` in place: `buf` holds the sealed segment
     /// (plaintext length + 16 bytes) and is left holding its plaintext.
     pub fn open_segment(&self, seq: u32, segment: u32, buf: &mut Vec<u8>) -> Result<()> {
-        let tampered = || StorageError::Tampered { seq, segment };
+        let tampered = || StorageError::Crypto(CryptoError::Tampered { seq, segment });
         let position = position(seq, segment).map_err(|_| tampered())?;
         self.stream
             .decrypt_in_place(position, false, self.recording_id.as_bytes(), buf)
@@ -416,7 +419,7 @@ impl RecordingCipher {
     /// with the chunk's recorded size.
     pub fn open_chunk(&self, seq: u32, ciphertext: &[u8]) -> Result<Vec<u8>> {
         if ciphertext.is_empty() {
-            return Err(StorageError::Tampered { seq, segment: 0 });
+            return Err(CryptoError::Tampered { seq, segment: 0 }.into());
         }
         let mut plaintext = Vec::with_capacity(ciphertext.len());
         let mut buf = Vec::with_capacity(SEALED_SEGMENT_BYTES);
@@ -439,7 +442,7 @@ impl RecordingCipher {
 
     /// Checks that `bytes` is this recording's terminator for exactly `chunk_count` chunks.
     pub fn open_terminator(&self, chunk_count: u32, bytes: &[u8]) -> Result<()> {
-        let bad = || StorageError::BadTerminator { chunk_count };
+        let bad = || StorageError::Crypto(CryptoError::BadTerminator { chunk_count });
         let position = terminator_position(chunk_count).map_err(|_| bad())?;
         let mut buf = bytes.to_vec();
         self.stream
@@ -459,7 +462,7 @@ impl fmt::Debug for RecordingCipher {
 
 fn terminator_position(chunk_count: u32) -> Result<u32> {
     if chunk_count > MAX_CHUNKS {
-        return Err(StorageError::ChunkOutOfRange(chunk_count.into()));
+        return Err(CryptoError::ChunkOutOfRange(chunk_count.into()).into());
     }
     Ok(chunk_count << SEGMENT_BITS)
 }
@@ -515,10 +518,11 @@ impl<'a> ChunkSealer<'a> {
     pub fn push(&mut self, mut bytes: &[u8], out: &mut Vec<u8>) -> Result<()> {
         let new_size = self.size.saturating_add(bytes.len() as u64);
         if new_size > MAX_CHUNK_BYTES {
-            return Err(StorageError::ChunkTooLarge {
+            return Err(CryptoError::ChunkTooLarge {
                 seq: self.seq,
                 limit: MAX_CHUNK_BYTES,
-            });
+            }
+            .into());
         }
         self.size = new_size;
         self.hash.update(bytes);
@@ -547,7 +551,7 @@ impl<'a> ChunkSealer<'a> {
     /// Seals the final partial segment into `out` and returns the plaintext's digest.
     pub fn finish(mut self, out: &mut Vec<u8>) -> Result<ChunkDigest> {
         if self.size == 0 {
-            return Err(StorageError::EmptyChunk);
+            return Err(CryptoError::EmptyChunk.into());
         }
         if !self.buf.is_empty() {
             self.seal_buffered(out)?;
@@ -647,7 +651,7 @@ mod tests {
         let c = cipher();
         assert!(matches!(
             c.seal_chunk(0, &[]),
-            Err(StorageError::EmptyChunk)
+            Err(StorageError::Crypto(CryptoError::EmptyChunk))
         ));
         // Sealing 256 MiB is slow in debug builds: start the sealer near its limit instead,
         // as if 4095 full segments had already been emitted.
@@ -661,7 +665,10 @@ mod tests {
         assert!(out.is_empty());
         assert!(matches!(
             sealer.push(&[0, 0], &mut out),
-            Err(StorageError::ChunkTooLarge { seq: 0, .. })
+            Err(StorageError::Crypto(CryptoError::ChunkTooLarge {
+                seq: 0,
+                ..
+            }))
         ));
         assert!(out.is_empty());
         sealer.push(&[0], &mut out).unwrap();
@@ -669,7 +676,7 @@ mod tests {
         assert_eq!(out.len(), SEALED_SEGMENT_BYTES);
         assert!(matches!(
             sealer.push(&[0], &mut out),
-            Err(StorageError::ChunkTooLarge { .. })
+            Err(StorageError::Crypto(CryptoError::ChunkTooLarge { .. }))
         ));
         // A chunk of exactly the maximum still finishes; its last segment is number 4095.
         assert_eq!(sealer.finish(&mut out).unwrap().size, MAX_CHUNK_BYTES);
@@ -677,7 +684,7 @@ mod tests {
         c.open_segment(0, MAX_SEGMENTS - 1, &mut last).unwrap();
         assert!(matches!(
             c.chunk_sealer(MAX_CHUNKS),
-            Err(StorageError::ChunkOutOfRange(_))
+            Err(StorageError::Crypto(CryptoError::ChunkOutOfRange(_)))
         ));
         assert!(c.chunk_sealer(MAX_CHUNKS - 1).is_ok());
     }
@@ -693,7 +700,7 @@ mod tests {
             bad[i] ^= 0x01;
             let segment = (i / SEALED_SEGMENT_BYTES) as u32;
             assert!(
-                matches!(c.open_chunk(1, &bad), Err(StorageError::Tampered { seq: 1, segment: s }) if s == segment),
+                matches!(c.open_chunk(1, &bad), Err(StorageError::Crypto(CryptoError::Tampered { seq: 1, segment: s })) if s == segment),
                 "byte {i}"
             );
         }
@@ -708,18 +715,21 @@ mod tests {
         a.swap_with_slice(&mut b[..SEALED_SEGMENT_BYTES]);
         assert!(matches!(
             c.open_chunk(0, &swapped),
-            Err(StorageError::Tampered { seq: 0, segment: 0 })
+            Err(StorageError::Crypto(CryptoError::Tampered {
+                seq: 0,
+                segment: 0
+            }))
         ));
 
         let first = c.seal_chunk(0, &data(100, 1)).unwrap().0;
         let second = c.seal_chunk(1, &data(100, 1)).unwrap().0;
         assert!(matches!(
             c.open_chunk(1, &first),
-            Err(StorageError::Tampered { seq: 1, .. })
+            Err(StorageError::Crypto(CryptoError::Tampered { seq: 1, .. }))
         ));
         assert!(matches!(
             c.open_chunk(0, &second),
-            Err(StorageError::Tampered { seq: 0, .. })
+            Err(StorageError::Crypto(CryptoError::Tampered { seq: 0, .. }))
         ));
         assert!(c.open_chunk(0, &[]).is_err());
         assert!(c.open_chunk(0, &first[..TAG_BYTES]).is_err());
@@ -750,7 +760,7 @@ mod tests {
         for wrong in [0, 4, 6] {
             assert!(matches!(
                 c.open_terminator(wrong, &t),
-                Err(StorageError::BadTerminator { chunk_count }) if chunk_count == wrong
+                Err(StorageError::Crypto(CryptoError::BadTerminator { chunk_count })) if chunk_count == wrong
             ));
         }
         let mut flipped = t.clone();
@@ -826,7 +836,7 @@ mod tests {
             assert!(
                 matches!(
                     MasterKey::from_file_text(bad),
-                    Err(StorageError::InvalidKeyFile(_))
+                    Err(StorageError::Config(ConfigError::InvalidKeyFile(_)))
                 ),
                 "{bad:?}"
             );
@@ -874,17 +884,20 @@ mod tests {
             ..wrapped_new.clone()
         };
         assert!(
-            matches!(ring.unwrap(&unknown, RID), Err(StorageError::UnknownMasterKey(id)) if id == "0000000000000000")
+            matches!(ring.unwrap(&unknown, RID), Err(StorageError::Crypto(CryptoError::UnknownMasterKey(id))) if id == "0000000000000000")
         );
         assert!(matches!(
             ring.unwrap(&wrapped_new, "rec-other"),
-            Err(StorageError::KeyUnwrap)
+            Err(StorageError::Crypto(CryptoError::KeyUnwrap))
         ));
         for i in 0..wrapped_new.bytes.len() {
             let mut bad = wrapped_new.clone();
             bad.bytes[i] ^= 0x10;
             assert!(
-                matches!(ring.unwrap(&bad, RID), Err(StorageError::KeyUnwrap)),
+                matches!(
+                    ring.unwrap(&bad, RID),
+                    Err(StorageError::Crypto(CryptoError::KeyUnwrap))
+                ),
                 "byte {i}"
             );
         }
@@ -892,7 +905,7 @@ mod tests {
         short.bytes.pop();
         assert!(matches!(
             ring.unwrap(&short, RID),
-            Err(StorageError::KeyUnwrap)
+            Err(StorageError::Crypto(CryptoError::KeyUnwrap))
         ));
     }
 }

@@ -8,6 +8,7 @@ use wakili_core::recording::RecordingStatus;
 use wakili_db::models::{Chunk, ChunkState, Recording};
 
 use super::{RecordingStore, audit};
+use crate::error::StateError;
 use crate::{
     Layout, StorageError,
     url::{self, DownloadGrant},
@@ -189,8 +190,8 @@ impl RecordingStore {
 /// Whether `recording` can be downloaded: finalized, not shredded.
 fn readable(recording: &Recording) -> Result<(), StorageError> {
     match recording.status {
-        RecordingStatus::Deleted => Err(StorageError::Shredded),
+        RecordingStatus::Deleted => Err(StorageError::State(StateError::Shredded)),
         status if status.is_final() => Ok(()),
-        status => Err(StorageError::NotReady(status)),
+        status => Err(StorageError::State(StateError::NotReady(status))),
     }
 }

@@ -10,6 +10,7 @@ use wakili_core::recording::{Completeness, RecordingStatus};
 use wakili_db::models::{Chunk, ChunkState, FinalizedRecording, Recording};
 
 use super::{RecordingStore, audit, chrono_duration};
+use crate::error::{ProviderError, RequestError, StateError};
 use crate::{
     ChunkEntry, ConsentEntry, Manifest, ManifestDraft, ManifestStatus, RecordingCipher,
     StorageError, providers::Payload,
@@ -79,7 +80,7 @@ impl RecordingStore {
                     .begin_finalizing(&recording.id, &kept, lease_until, now)
                     .await?
                 {
-                    return Err(StorageError::NotAccepting(RecordingStatus::Finalizing));
+                    return Err(StateError::NotAccepting(RecordingStatus::Finalizing).into());
                 }
                 let chunks = inner.db.chunks(&recording.id).await?;
                 let present: Vec<u32> = chunks
@@ -90,10 +91,11 @@ impl RecordingStore {
                 let check = Completeness::of(request.chunk_count, &present);
                 if !check.is_complete() {
                     inner.db.reopen_recording(&recording.id, now).await?;
-                    return Err(StorageError::Missing {
+                    return Err(RequestError::Missing {
                         missing: check.missing,
                         unexpected: check.unexpected,
-                    });
+                    }
+                    .into());
                 }
                 request
             }
@@ -109,7 +111,7 @@ impl RecordingStore {
                     None => return Ok(Completion::Retrying(recording.clone())),
                 }
             }
-            other => return Err(StorageError::NotAccepting(other)),
+            other => return Err(StateError::NotAccepting(other).into()),
         };
         match self
             .finalize(recording, ManifestStatus::Completed, request, by)
@@ -376,9 +378,9 @@ impl RecordingStore {
 fn transient(e: &StorageError) -> bool {
     matches!(
         e,
-        StorageError::NoProvider(_)
-            | StorageError::Provider { .. }
-            | StorageError::ObjectMissing(_)
+        StorageError::Provider(ProviderError::NoProvider(_))
+            | StorageError::Provider(ProviderError::Provider { .. })
+            | StorageError::Provider(ProviderError::ObjectMissing(_))
             | StorageError::Db(_)
     )
 }

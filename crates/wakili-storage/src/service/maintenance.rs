@@ -8,6 +8,7 @@ use serde_json::json;
 use wakili_db::models::{Chunk, Recording};
 
 use super::{RecordingStore, audit};
+use crate::error::{ProviderError, StateError};
 use crate::{StorageError, WrappedKey, placement::copy_targets, providers::ProviderStatus};
 
 /// Provider health and holdings.
@@ -50,7 +51,7 @@ impl RecordingStore {
             .db
             .set_legal_hold(&recording.id, hold, reason, audit, self.inner.clock.now())
             .await?
-            .ok_or(StorageError::NotFound)
+            .ok_or(StorageError::State(StateError::NotFound))
     }
 
     /// Crypto-shreds a recording (its wrapped key is destroyed first, so nothing is readable
@@ -58,7 +59,7 @@ impl RecordingStore {
     pub async fn delete(&self, recording: &Recording, by: &str) -> Result<(), StorageError> {
         let inner = &self.inner;
         if recording.legal_hold {
-            return Err(StorageError::LegalHold);
+            return Err(StateError::LegalHold.into());
         }
         let audit = audit(
             &recording.consultation_id,
@@ -72,8 +73,8 @@ impl RecordingStore {
             .await?
         {
             return match inner.db.recording(&recording.id).await? {
-                Some(r) if r.legal_hold => Err(StorageError::LegalHold),
-                _ => Err(StorageError::NotFound),
+                Some(r) if r.legal_hold => Err(StorageError::State(StateError::LegalHold)),
+                _ => Err(StorageError::State(StateError::NotFound)),
             };
         }
         self.purge(&recording.id).await;
@@ -276,7 +277,8 @@ impl RecordingStore {
 
     async fn copy(&self, chunk: &Chunk, target: &str) -> Result<(), StorageError> {
         let inner = &self.inner;
-        let mut last = StorageError::ObjectMissing(chunk.object_key.clone());
+        let mut last =
+            StorageError::Provider(ProviderError::ObjectMissing(chunk.object_key.clone()));
         for holder in &chunk.providers {
             match inner.providers.open_from(holder, &chunk.object_key).await {
                 Ok(reader) => {
@@ -290,9 +292,9 @@ impl RecordingStore {
                         .await?;
                     return Ok(());
                 }
-                Err(StorageError::ObjectMissing(key)) => {
+                Err(StorageError::Provider(ProviderError::ObjectMissing(key))) => {
                     self.forget_gone(chunk, std::slice::from_ref(holder)).await;
-                    last = StorageError::ObjectMissing(key);
+                    last = StorageError::Provider(ProviderError::ObjectMissing(key));
                 }
                 Err(e) => last = e,
             }

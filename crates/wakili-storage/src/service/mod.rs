@@ -30,6 +30,7 @@ pub use finalize::{CompleteRequest, Completion, finalize_backoff};
 pub use maintenance::Usage;
 pub use upload::ChunkReceipt;
 
+use crate::error::{CryptoError, StateError};
 use crate::{
     Keyring, ManifestSigner, RecordingCipher, StorageError, WrappedKey, providers::Providers,
     seal::NONCE_PREFIX_BYTES,
@@ -126,7 +127,7 @@ impl RecordingStore {
             .db
             .recording(id)
             .await?
-            .ok_or(StorageError::NotFound)
+            .ok_or(StorageError::State(StateError::NotFound))
     }
 
     /// A recording's chunk rows with their holders.
@@ -165,7 +166,10 @@ impl RecordingStore {
             self.forget_gone(chunk, &read.gone).await;
             match open(&read.bytes) {
                 Ok(value) => return Ok(value),
-                Err(e @ (StorageError::Tampered { .. } | StorageError::Integrity(_))) => {
+                Err(
+                    e @ (StorageError::Crypto(CryptoError::Tampered { .. })
+                    | StorageError::Integrity(_)),
+                ) => {
                     tracing::error!(recording_id = %chunk.recording_id, seq = chunk.seq, provider = %read.provider, error = %e,
                         "corrupt copy: reading another one; the replicator will repair it");
                     self.flag_corrupt(chunk, &read.provider).await;
@@ -204,7 +208,7 @@ impl RecordingStore {
 
     fn cipher(&self, recording: &Recording) -> Result<RecordingCipher, StorageError> {
         let (Some(wrapped), Some(key_id)) = (&recording.wrapped_key, &recording.key_id) else {
-            return Err(StorageError::Shredded);
+            return Err(StateError::Shredded.into());
         };
         let corrupt = || StorageError::Integrity("stored key material does not decode".into());
         let wrapped = WrappedKey {

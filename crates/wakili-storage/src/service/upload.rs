@@ -13,6 +13,7 @@ use wakili_core::recording::RecordingStatus;
 use wakili_db::models::{Chunk, ChunkState, NewRecording, Recording};
 
 use super::{RecordingStore, audit};
+use crate::error::{RequestError, StateError};
 use crate::{
     RecordingCipher, StorageError,
     providers::Payload,
@@ -79,7 +80,7 @@ impl RecordingStore {
     {
         let inner = &self.inner;
         if recording.status != RecordingStatus::Uploading {
-            return Err(StorageError::NotAccepting(recording.status));
+            return Err(StateError::NotAccepting(recording.status).into());
         }
         crate::seal::position(seq, 0)?;
         let sha256 = parse_sha256(sha256)?;
@@ -96,7 +97,7 @@ impl RecordingStore {
         };
         let held = inner.db.claim_chunk(&claim, now).await?;
         if held.sha256 != sha256 || held.state == ChunkState::Terminator {
-            return Err(StorageError::ChunkConflict { seq });
+            return Err(StateError::ChunkConflict { seq }.into());
         }
         if held.state == ChunkState::Stored {
             return Ok(ChunkReceipt {
@@ -111,7 +112,7 @@ impl RecordingStore {
         let (digest, sealed) = match self.seal_body(&cipher, seq, declared_len, body).await {
             Ok(done) => done,
             Err(e) => {
-                if matches!(e, StorageError::HashMismatch { .. }) {
+                if matches!(e, StorageError::Request(RequestError::HashMismatch { .. })) {
                     inner.db.release_chunk(&recording.id, seq, &sha256).await?;
                 }
                 return Err(e);
@@ -119,10 +120,11 @@ impl RecordingStore {
         };
         if digest.sha256_hex() != sha256 {
             inner.db.release_chunk(&recording.id, seq, &sha256).await?;
-            return Err(StorageError::HashMismatch {
+            return Err(RequestError::HashMismatch {
                 expected: sha256,
                 actual: digest.sha256_hex(),
-            });
+            }
+            .into());
         }
         let holders = inner
             .providers
@@ -144,7 +146,7 @@ impl RecordingStore {
             .await?
         {
             // Finalization began while this chunk was in flight: not acknowledged.
-            return Err(StorageError::NotAccepting(RecordingStatus::Finalizing));
+            return Err(StateError::NotAccepting(RecordingStatus::Finalizing).into());
         }
         Ok(ChunkReceipt {
             seq,
@@ -189,9 +191,9 @@ impl RecordingStore {
         let mut sealer = cipher.chunk_sealer(seq)?;
         let mut sealed = Vec::with_capacity(capacity);
         while let Some(part) = body.next().await {
-            let part = part.map_err(|e| StorageError::Body(e.to_string()))?;
+            let part = part.map_err(|e| RequestError::Body(e.to_string()))?;
             if sealer.size() + part.len() as u64 > max {
-                return Err(StorageError::BodyTooLarge { max });
+                return Err(RequestError::BodyTooLarge { max }.into());
             }
             sealer.push(&part, &mut sealed)?;
             if let Sink::Spool(spool) = &mut sink
@@ -228,7 +230,7 @@ fn parse_sha256(text: &str) -> Result<String, StorageError> {
     if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
         Ok(text)
     } else {
-        Err(StorageError::BadHash)
+        Err(StorageError::Request(RequestError::BadHash))
     }
 }
 
