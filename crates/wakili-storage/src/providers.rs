@@ -1,3 +1,4 @@
+// Over 600 lines on purpose: one type whose write, read-race, hedging and cool-down paths share private per-provider state.
 //! The configured object stores, in order, with their health and latency: writes go to the
 //! first healthy one, reads try the holders in order, a provider slower than its recent p99 is
 //! hedged to the next one, and failures (timeouts included) start a cool-down.
