@@ -22,9 +22,8 @@ use tokio::{
 };
 use wakili_settings::{ProviderKind, ProviderSettings};
 
-use crate::error::{ConfigError, ProviderError};
 use crate::{
-    StorageError,
+    ConfigError, ProviderError, StorageError,
     health::{Health, HealthPolicy},
     latency::{LatencyTracker, OpId},
 };

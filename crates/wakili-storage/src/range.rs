@@ -7,9 +7,8 @@
 
 use std::ops::Range;
 
-use crate::error::{ManifestError, RequestError};
 use crate::{
-    error::{Result, StorageError},
+    error::{ManifestError, RequestError, Result, StorageError},
     manifest::Manifest,
     seal::{
         MAX_CHUNK_BYTES, MAX_CHUNKS, SEGMENT_BYTES, segment_object_range, segment_plaintext_len,

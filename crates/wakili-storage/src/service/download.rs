@@ -8,9 +8,8 @@ use wakili_core::recording::RecordingStatus;
 use wakili_db::models::{Chunk, ChunkState, Recording};
 
 use super::{RecordingStore, audit};
-use crate::error::StateError;
 use crate::{
-    Layout, StorageError,
+    Layout, StateError, StorageError,
     url::{self, DownloadGrant},
 };
 

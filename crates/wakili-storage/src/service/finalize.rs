@@ -10,10 +10,9 @@ use wakili_core::recording::{Completeness, RecordingStatus};
 use wakili_db::models::{Chunk, ChunkState, FinalizedRecording, Recording};
 
 use super::{RecordingStore, audit, chrono_duration};
-use crate::error::{ProviderError, RequestError, StateError};
 use crate::{
-    ChunkEntry, ConsentEntry, Manifest, ManifestDraft, ManifestStatus, RecordingCipher,
-    StorageError, providers::Payload,
+    ChunkEntry, ConsentEntry, Manifest, ManifestDraft, ManifestStatus, ProviderError,
+    RecordingCipher, RequestError, StateError, StorageError, providers::Payload,
 };
 
 /// How long a finalization attempt may run before another node may start one.

@@ -8,8 +8,10 @@ use serde_json::json;
 use wakili_db::models::{Chunk, Recording};
 
 use super::{RecordingStore, audit};
-use crate::error::{ProviderError, StateError};
-use crate::{StorageError, WrappedKey, placement::copy_targets, providers::ProviderStatus};
+use crate::{
+    ProviderError, StateError, StorageError, WrappedKey, placement::copy_targets,
+    providers::ProviderStatus,
+};
 
 /// Provider health and holdings.
 #[derive(Debug, Clone)]

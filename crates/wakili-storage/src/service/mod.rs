@@ -30,10 +30,9 @@ pub use finalize::{CompleteRequest, Completion, finalize_backoff};
 pub use maintenance::Usage;
 pub use upload::ChunkReceipt;
 
-use crate::error::{CryptoError, StateError};
 use crate::{
-    Keyring, ManifestSigner, RecordingCipher, StorageError, WrappedKey, providers::Providers,
-    seal::NONCE_PREFIX_BYTES,
+    CryptoError, Keyring, ManifestSigner, RecordingCipher, StateError, StorageError, WrappedKey,
+    providers::Providers, seal::NONCE_PREFIX_BYTES,
 };
 
 /// What the service needs.

@@ -13,9 +13,8 @@ use wakili_core::recording::RecordingStatus;
 use wakili_db::models::{Chunk, ChunkState, NewRecording, Recording};
 
 use super::{RecordingStore, audit};
-use crate::error::{RequestError, StateError};
 use crate::{
-    RecordingCipher, StorageError,
+    RecordingCipher, RequestError, StateError, StorageError,
     providers::Payload,
     seal::{DataKey, random_nonce_prefix},
 };
