@@ -9,6 +9,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use wakili_core::CoreError;
 use wakili_db::DbError;
+use wakili_storage::{LinkError, ProviderError, RequestError, StateError, StorageError};
 
 /// An API error: an HTTP status, a stable machine-readable code and a message for people.
 #[derive(Debug, Clone)]
@@ -124,6 +125,70 @@ impl From<DbError> for ApiError {
             Self::unavailable("the database is unreachable; retry shortly")
         } else {
             Self::internal(e)
+        }
+    }
+}
+
+/// The recording store's errors: the client's mistakes are 4xx with a message; our failures are
+/// 503 (providers or database down, retry) or 500.
+impl From<StorageError> for ApiError {
+    fn from(e: StorageError) -> Self {
+        let message = e.to_string();
+        match e {
+            StorageError::State(state) => match state {
+                StateError::NotFound | StateError::Shredded => Self::not_found("no such recording"),
+                StateError::NotAccepting(_) | StateError::NotReady(_) => {
+                    Self::new(StatusCode::CONFLICT, "invalid_state", message)
+                }
+                StateError::ChunkConflict { .. } => {
+                    Self::new(StatusCode::CONFLICT, "chunk_conflict", message)
+                }
+                StateError::LegalHold => Self::new(StatusCode::CONFLICT, "legal_hold", message),
+            },
+            StorageError::Request(request) => match request {
+                RequestError::HashMismatch { .. } => {
+                    Self::new(StatusCode::BAD_REQUEST, "sha256_mismatch", message)
+                }
+                RequestError::BadHash => {
+                    Self::new(StatusCode::BAD_REQUEST, "sha256_required", message)
+                }
+                RequestError::BodyTooLarge { .. } => {
+                    Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message)
+                }
+                RequestError::Body(_) => Self::bad_request(message),
+                RequestError::Missing {
+                    missing,
+                    unexpected,
+                } => Self::new(StatusCode::BAD_REQUEST, "chunks_missing", message).with_details(
+                    serde_json::json!({ "missing": missing, "unexpected": unexpected }),
+                ),
+                RequestError::RangeNotSatisfiable { .. } => Self::new(
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    "range_not_satisfiable",
+                    message,
+                ),
+            },
+            StorageError::Link(link) => match link {
+                LinkError::UrlExpired => Self::new(StatusCode::FORBIDDEN, "url_expired", message),
+                LinkError::UrlSignature | LinkError::UrlMalformed(_) => {
+                    Self::new(StatusCode::FORBIDDEN, "url_invalid", message)
+                }
+            },
+            // Only sealing an uploaded chunk meets these: what the client sent is unusable.
+            StorageError::Crypto(wakili_storage::CryptoError::EmptyChunk) => {
+                Self::bad_request("a chunk cannot be empty")
+            }
+            StorageError::Crypto(wakili_storage::CryptoError::ChunkOutOfRange(_)) => {
+                Self::bad_request(message)
+            }
+            StorageError::Provider(
+                ProviderError::NoProvider(_) | ProviderError::Provider { .. },
+            ) => {
+                tracing::error!(error = %message, "storage unavailable");
+                Self::unavailable("no storage provider can take the data right now; retry shortly")
+            }
+            StorageError::Db(e) => e.into(),
+            other => Self::internal(other),
         }
     }
 }

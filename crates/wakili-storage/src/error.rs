@@ -1,14 +1,57 @@
-//! The one error type of the recording store.
+//! The errors of the recording store: one enum per concern, gathered by [`StorageError`].
+//!
+//! Callers that only care what went wrong in general match [`StorageError`]; the concern enums
+//! say what kind of failure it is (the client's request, the recording's state, a provider, key
+//! material, …), which is what the server maps to HTTP statuses. Messages never contain key
+//! material; every wrapper is transparent, so a message reads the same at either level.
+
+use wakili_core::recording::RecordingStatus;
 
 /// Everything that can go wrong in the recording store.
-///
-/// Messages never contain key material.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
-    /// A master key file could not be parsed (it must hold 64 hex digits or the base64 of 32
-    /// bytes); the message says why without repeating the key.
-    #[error("invalid master key file: {0}")]
-    InvalidKeyFile(String),
+    /// Key unwrapping or sealed data failed (see [`CryptoError`]).
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    /// A setting or key file the operator provided is unusable (see [`ConfigError`]).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A signed manifest, or media checked against one, is wrong (see [`ManifestError`]).
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// A download link is invalid or expired (see [`LinkError`]).
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    /// The client's request cannot be served as sent (see [`RequestError`]).
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    /// The recording does not exist or is in the wrong state (see [`StateError`]).
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// Object storage failed (see [`ProviderError`]).
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] wakili_db::DbError),
+    /// The spool file a body streams through could not be written or read.
+    #[error("spooling the upload failed: {0}")]
+    Spool(String),
+    /// Stored data does not match what was recorded about it.
+    #[error("stored recording data is inconsistent: {0}")]
+    Integrity(String),
+}
+
+impl From<std::io::Error> for StorageError {
+    /// Reading the media failed ([`ManifestError::Io`]): the only IO read through `?`.
+    fn from(e: std::io::Error) -> Self {
+        Self::Manifest(ManifestError::Io(e))
+    }
+}
+
+/// Data keys and sealed (encrypted) data: unwrapping, sealing, authenticating.
+#[derive(Debug, thiserror::Error)]
+pub enum CryptoError {
     /// A wrapped data key names a master key that is neither current nor retired.
     #[error("unknown master key {0:?}")]
     UnknownMasterKey(String),
@@ -50,6 +93,26 @@ pub enum StorageError {
     /// Sealing failed inside the AEAD (not expected with segment-sized inputs).
     #[error("encryption failed")]
     Seal,
+}
+
+/// Settings and key files the operator provides.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A master key file could not be parsed (it must hold 64 hex digits or the base64 of 32
+    /// bytes); the message says why without repeating the key.
+    #[error("invalid master key file: {0}")]
+    InvalidKeyFile(String),
+    /// A signing key could not be read or written as PKCS#8 PEM.
+    #[error("invalid signing key: {0}")]
+    InvalidSigningKey(String),
+    /// A provider or key setting is unusable.
+    #[error("storage configuration: {0}")]
+    Setting(String),
+}
+
+/// Signed manifests, and media checked against them offline.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
     /// A list of chunks handed to the manifest builder or the range layout is not usable
     /// (duplicate or unsorted sequence numbers, empty or oversized chunks).
     #[error("invalid chunk list: {0}")]
@@ -60,9 +123,6 @@ pub enum StorageError {
     /// A signed manifest is not a well-formed JWS carrying a version 1 manifest.
     #[error("malformed manifest: {0}")]
     MalformedManifest(String),
-    /// A signing key could not be read or written as PKCS#8 PEM.
-    #[error("invalid signing key: {0}")]
-    InvalidSigningKey(String),
     /// A public key is neither SPKI PEM nor the base64 of 32 raw Ed25519 bytes.
     #[error("invalid public key: {0}")]
     InvalidPublicKey(String),
@@ -89,12 +149,11 @@ pub enum StorageError {
     /// Reading the media failed.
     #[error("reading the media failed: {0}")]
     Io(#[from] std::io::Error),
-    /// A Range request cannot be satisfied by a body of `total` bytes (HTTP 416).
-    #[error("range not satisfiable for {total} bytes")]
-    RangeNotSatisfiable {
-        /// The body length, for the `Content-Range: bytes */{total}` header.
-        total: u64,
-    },
+}
+
+/// Signed, expiring download links.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
     /// A download URL is past its expiry time.
     #[error("the download link has expired")]
     UrlExpired,
@@ -105,44 +164,14 @@ pub enum StorageError {
     /// A download URL lacks a parameter or has one that cannot be parsed.
     #[error("malformed download link: {0}")]
     UrlMalformed(String),
-    /// A provider or key setting is unusable.
-    #[error("storage configuration: {0}")]
-    Config(String),
-    /// The spool file a body streams through could not be written or read.
-    #[error("spooling the upload failed: {0}")]
-    Spool(String),
-    /// One provider failed (the next one is tried).
-    #[error("provider {provider}: {message}")]
-    Provider {
-        /// The provider's name.
-        provider: String,
-        /// What it said.
-        message: String,
-    },
-    /// No provider could take or serve the object (each one's error, `;`-separated).
-    #[error("no storage provider is available: {0}")]
-    NoProvider(String),
-    /// No provider has this object.
-    #[error("object {0} is missing from every provider")]
-    ObjectMissing(String),
-    /// The database failed.
-    #[error(transparent)]
-    Db(#[from] wakili_db::DbError),
-    /// No such recording.
-    #[error("no such recording")]
-    NotFound,
-    /// The recording does not take chunks or completion in this state.
-    #[error("the recording is {0}; it takes no more uploads")]
-    NotAccepting(wakili_core::recording::RecordingStatus),
-    /// The recording is not finalized yet (or deleted), so it cannot be downloaded.
-    #[error("the recording is {0}; only completed or incomplete recordings can be downloaded")]
-    NotReady(wakili_core::recording::RecordingStatus),
-    /// Another body was already stored (or is being stored) at this position.
-    #[error("chunk {seq} was already uploaded with a different SHA-256")]
-    ChunkConflict {
-        /// The position.
-        seq: u32,
-    },
+}
+
+/// What the client sent cannot be served: nothing was stored or read.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// The announced hash is not 64 hexadecimal digits.
+    #[error("X-Content-SHA256 must be the body's SHA-256 as 64 hexadecimal digits")]
+    BadHash,
     /// The body does not hash to what the client announced; nothing was stored.
     #[error("the body's SHA-256 is {actual}, not {expected} as announced")]
     HashMismatch {
@@ -151,9 +180,6 @@ pub enum StorageError {
         /// The body's hash.
         actual: String,
     },
-    /// The announced hash is not 64 hexadecimal digits.
-    #[error("X-Content-SHA256 must be the body's SHA-256 as 64 hexadecimal digits")]
-    BadHash,
     /// The body exceeded the chunk size limit; nothing was stored.
     #[error("the chunk is larger than the {max} bytes allowed")]
     BodyTooLarge {
@@ -171,15 +197,57 @@ pub enum StorageError {
         /// Positions at or above the count that did.
         unexpected: Vec<u32>,
     },
+    /// A Range request cannot be satisfied by a body of `total` bytes (HTTP 416).
+    #[error("range not satisfiable for {total} bytes")]
+    RangeNotSatisfiable {
+        /// The body length, for the `Content-Range: bytes */{total}` header.
+        total: u64,
+    },
+}
+
+/// The recording is not there, or its state forbids what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// No such recording.
+    #[error("no such recording")]
+    NotFound,
+    /// The recording does not take chunks or completion in this state.
+    #[error("the recording is {0}; it takes no more uploads")]
+    NotAccepting(RecordingStatus),
+    /// The recording is not finalized yet (or deleted), so it cannot be downloaded.
+    #[error("the recording is {0}; only completed or incomplete recordings can be downloaded")]
+    NotReady(RecordingStatus),
+    /// Another body was already stored (or is being stored) at this position.
+    #[error("chunk {seq} was already uploaded with a different SHA-256")]
+    ChunkConflict {
+        /// The position.
+        seq: u32,
+    },
     /// The recording is under legal hold.
     #[error("the recording is under legal hold")]
     LegalHold,
     /// The recording was crypto-shredded.
     #[error("the recording was deleted")]
     Shredded,
-    /// Stored data does not match what was recorded about it.
-    #[error("stored recording data is inconsistent: {0}")]
-    Integrity(String),
+}
+
+/// Object storage providers.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// One provider failed (the next one is tried).
+    #[error("provider {provider}: {message}")]
+    Provider {
+        /// The provider's name.
+        provider: String,
+        /// What it said.
+        message: String,
+    },
+    /// No provider could take or serve the object (each one's error, `;`-separated).
+    #[error("no storage provider is available: {0}")]
+    NoProvider(String),
+    /// No provider has this object.
+    #[error("object {0} is missing from every provider")]
+    ObjectMissing(String),
 }
 
 /// The crate's result type.

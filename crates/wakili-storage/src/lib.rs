@@ -23,7 +23,10 @@ pub mod url;
 pub mod verify;
 
 pub use ed25519_dalek::VerifyingKey;
-pub use error::{Result, StorageError};
+pub use error::{
+    ConfigError, CryptoError, LinkError, ManifestError, ProviderError, RequestError, Result,
+    StateError, StorageError,
+};
 pub use manifest::{
     Chain, ChunkEntry, ConsentEntry, EncryptionInfo, Manifest, ManifestChunk, ManifestDraft,
     ManifestSigner, ManifestStatus, parse_verifying_key, verify_manifest,

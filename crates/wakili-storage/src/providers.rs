@@ -1,3 +1,4 @@
+// Over 600 lines on purpose: one type whose write, read-race, hedging and cool-down paths share private per-provider state.
 //! The configured object stores, in order, with their health and latency: writes go to the
 //! first healthy one, reads try the holders in order, a provider slower than its recent p99 is
 //! hedged to the next one, and failures (timeouts included) start a cool-down.
@@ -22,7 +23,7 @@ use tokio::{
 use wakili_settings::{ProviderKind, ProviderSettings};
 
 use crate::{
-    StorageError,
+    ConfigError, ProviderError, StorageError,
     health::{Health, HealthPolicy},
     latency::{LatencyTracker, OpId},
 };
@@ -215,9 +216,7 @@ impl Providers {
             })
             .collect::<Result<Vec<_>, StorageError>>()?;
         if list.is_empty() {
-            return Err(StorageError::Config(
-                "no storage provider configured".into(),
-            ));
+            return Err(ConfigError::Setting("no storage provider configured".into()).into());
         }
         let replicas = replicas.clamp(1, list.len());
         Ok(Self {
@@ -421,7 +420,7 @@ impl Providers {
                 race.wins.len()
             );
         }
-        Err(StorageError::NoProvider(message))
+        Err(StorageError::Provider(ProviderError::NoProvider(message)))
     }
 
     /// Writes `data` as object `key` to the provider `name` (replication), within the put
@@ -490,8 +489,12 @@ impl Providers {
                 provider,
                 gone,
             }),
-            None if race.failures.is_empty() => Err(StorageError::ObjectMissing(key.to_owned())),
-            None => Err(StorageError::NoProvider(race.failures.join("; "))),
+            None if race.failures.is_empty() => Err(StorageError::Provider(
+                ProviderError::ObjectMissing(key.to_owned()),
+            )),
+            None => Err(StorageError::Provider(ProviderError::NoProvider(
+                race.failures.join("; "),
+            ))),
         }
     }
 
@@ -523,10 +526,11 @@ impl Providers {
     pub async fn delete(&self, name: &str, key: &str) -> Result<(), StorageError> {
         let provider = self.get_provider(name)?;
         if !provider.state().health.available(Instant::now()) {
-            return Err(StorageError::Provider {
+            return Err(ProviderError::Provider {
                 provider: name.to_owned(),
                 message: "cooling down after failures".into(),
-            });
+            }
+            .into());
         }
         let op = provider.state().reads.begin(Instant::now());
         let timeout = self.timeouts.read;
@@ -553,8 +557,9 @@ impl Providers {
     }
 
     fn get_provider(&self, name: &str) -> Result<&Arc<Provider>, StorageError> {
-        self.find(name)
-            .ok_or_else(|| StorageError::Config(format!("unknown provider {name:?}")))
+        self.find(name).ok_or_else(|| {
+            StorageError::Config(ConfigError::Setting(format!("unknown provider {name:?}")))
+        })
     }
 }
 
@@ -562,11 +567,15 @@ impl Providers {
 fn into_result<T>(name: &str, key: &str, outcome: Attempt<T>) -> Result<T, StorageError> {
     match outcome {
         Attempt::Done(value) => Ok(value),
-        Attempt::Missing => Err(StorageError::ObjectMissing(key.to_owned())),
-        Attempt::Failed(message) | Attempt::Local(message) => Err(StorageError::Provider {
-            provider: name.to_owned(),
-            message,
-        }),
+        Attempt::Missing => Err(StorageError::Provider(ProviderError::ObjectMissing(
+            key.to_owned(),
+        ))),
+        Attempt::Failed(message) | Attempt::Local(message) => {
+            Err(StorageError::Provider(ProviderError::Provider {
+                provider: name.to_owned(),
+                message,
+            }))
+        }
     }
 }
 
@@ -604,20 +613,23 @@ fn open_store(
     p: &ProviderSettings,
     timeouts: Timeouts,
 ) -> Result<Arc<dyn ObjectStore>, StorageError> {
-    let invalid =
-        |e: object_store::Error| StorageError::Config(format!("provider {:?}: {e}", p.name));
+    let invalid = |e: object_store::Error| {
+        StorageError::Config(ConfigError::Setting(format!("provider {:?}: {e}", p.name)))
+    };
     match p.kind {
         ProviderKind::Local => {
-            let dir = p
-                .path
-                .as_ref()
-                .ok_or_else(|| StorageError::Config(format!("provider {:?}: no path", p.name)))?;
+            let dir = p.path.as_ref().ok_or_else(|| {
+                StorageError::Config(ConfigError::Setting(format!(
+                    "provider {:?}: no path",
+                    p.name
+                )))
+            })?;
             std::fs::create_dir_all(dir).map_err(|e| {
-                StorageError::Config(format!(
+                StorageError::Config(ConfigError::Setting(format!(
                     "provider {:?}: cannot create {}: {e}",
                     p.name,
                     dir.display()
-                ))
+                )))
             })?;
             let store = LocalFileSystem::new_with_prefix(dir)
                 .map_err(invalid)?

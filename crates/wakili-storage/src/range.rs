@@ -8,7 +8,7 @@
 use std::ops::Range;
 
 use crate::{
-    error::{Result, StorageError},
+    error::{ManifestError, RequestError, Result, StorageError},
     manifest::Manifest,
     seal::{
         MAX_CHUNK_BYTES, MAX_CHUNKS, SEGMENT_BYTES, segment_object_range, segment_plaintext_len,
@@ -25,7 +25,7 @@ use crate::{
 /// - An invalid header (another unit, bad syntax, `b < a`) gives `Ok(None)` too: RFC 9110
 ///   §14.2 says to ignore a `Range` that cannot be parsed.
 /// - A valid range that selects nothing (`a >= total`, `-0`, or any range when `total == 0`)
-///   gives [`StorageError::RangeNotSatisfiable`], which the HTTP layer answers with 416 and
+///   gives [`StorageError::Request(RequestError::RangeNotSatisfiable)`], which the HTTP layer answers with 416 and
 ///   `Content-Range: bytes */{total}`.
 ///
 /// Positions too large for `u64` saturate, so they are treated as "past the end".
@@ -43,7 +43,9 @@ pub fn parse_range(header: &str, total: u64) -> Result<Option<(u64, u64)>> {
     let Some((first, last)) = spec.split_once('-') else {
         return Ok(None);
     };
-    let unsatisfiable = Err(StorageError::RangeNotSatisfiable { total });
+    let unsatisfiable = Err(StorageError::Request(RequestError::RangeNotSatisfiable {
+        total,
+    }));
     match (first.trim(), last.trim()) {
         ("", "") => Ok(None),
         ("", suffix) => {
@@ -120,14 +122,15 @@ impl Layout {
         let mut total: u64 = 0;
         for (seq, size) in chunks {
             if placed.last().is_some_and(|p: &Placed| p.seq >= seq) {
-                return Err(StorageError::InvalidChunks(
+                return Err(ManifestError::InvalidChunks(
                     "chunks are not in ascending order".into(),
-                ));
+                )
+                .into());
             }
             if seq >= MAX_CHUNKS || size == 0 || size > MAX_CHUNK_BYTES {
-                return Err(StorageError::InvalidChunks(format!(
-                    "chunk {seq} of {size} bytes"
-                )));
+                return Err(
+                    ManifestError::InvalidChunks(format!("chunk {seq} of {size} bytes")).into(),
+                );
             }
             placed.push(Placed {
                 seq,
@@ -235,7 +238,7 @@ mod tests {
             ("bytes=-5", 0),
         ] {
             assert!(
-                matches!(parse_range(header, total), Err(StorageError::RangeNotSatisfiable { total: t }) if t == total),
+                matches!(parse_range(header, total), Err(StorageError::Request(RequestError::RangeNotSatisfiable { total: t })) if t == total),
                 "{header}"
             );
         }

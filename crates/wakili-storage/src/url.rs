@@ -11,7 +11,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use sha2::Sha256;
 
-use crate::error::{Result, StorageError};
+use crate::error::{LinkError, Result, StorageError};
 
 /// First line of every signed message: names the purpose and version of the signature.
 const CONTEXT: &str = "wakili-download-v1";
@@ -84,7 +84,7 @@ pub fn sign(secret: &[u8], grant: &DownloadGrant) -> String {
 /// `now_unix` and returns what it grants.
 ///
 /// The signature is checked (in constant time) before the expiry, so an expired link only
-/// reports [`StorageError::UrlExpired`] if it was genuine. A link is valid while
+/// reports [`StorageError::Link(LinkError::UrlExpired)`] if it was genuine. A link is valid while
 /// `now_unix < exp`. Parameters other than `exp`, `u`, `r` and `sig` are ignored (they grant
 /// nothing); a repeated one, or `u` without `r`, is malformed.
 pub fn verify(
@@ -93,7 +93,7 @@ pub fn verify(
     query: &str,
     now_unix: i64,
 ) -> Result<DownloadGrant> {
-    let malformed = |msg: &str| StorageError::UrlMalformed(msg.to_owned());
+    let malformed = |msg: &str| StorageError::Link(LinkError::UrlMalformed(msg.to_owned()));
     let (mut exp, mut user, mut role, mut sig) = (None, None, None, None);
     for pair in query
         .trim_start_matches('?')
@@ -136,12 +136,12 @@ pub fn verify(
     };
     let sig = URL_SAFE_NO_PAD
         .decode(sig)
-        .map_err(|_| StorageError::UrlSignature)?;
+        .map_err(|_| LinkError::UrlSignature)?;
     mac(secret, &grant.message())
         .verify_slice(&sig)
-        .map_err(|_| StorageError::UrlSignature)?;
+        .map_err(|_| LinkError::UrlSignature)?;
     if now_unix >= grant.expires_at_unix {
-        return Err(StorageError::UrlExpired);
+        return Err(LinkError::UrlExpired.into());
     }
     Ok(grant)
 }
@@ -198,11 +198,11 @@ mod tests {
         assert!(verify(SECRET, "rec-1", &query, 1_799_999_999).is_ok());
         assert!(matches!(
             verify(SECRET, "rec-1", &query, 1_800_000_000),
-            Err(StorageError::UrlExpired)
+            Err(StorageError::Link(LinkError::UrlExpired))
         ));
         assert!(matches!(
             verify(SECRET, "rec-1", &query, 1_800_000_001),
-            Err(StorageError::UrlExpired)
+            Err(StorageError::Link(LinkError::UrlExpired))
         ));
     }
 
@@ -219,7 +219,7 @@ mod tests {
             assert!(
                 matches!(
                     verify(SECRET, "rec-1", bad, 0),
-                    Err(StorageError::UrlSignature)
+                    Err(StorageError::Link(LinkError::UrlSignature))
                 ),
                 "{bad}"
             );
@@ -229,7 +229,7 @@ mod tests {
         let unbound = format!("exp=1800000000&sig={sig}");
         assert!(matches!(
             verify(SECRET, "rec-1", &unbound, 0),
-            Err(StorageError::UrlSignature)
+            Err(StorageError::Link(LinkError::UrlSignature))
         ));
         // Flipping any signature character.
         for i in query.find("sig=").unwrap() + 4..query.len() {
@@ -238,12 +238,12 @@ mod tests {
             let bad = String::from_utf8(bad).unwrap();
             assert!(matches!(
                 verify(SECRET, "rec-1", &bad, 0),
-                Err(StorageError::UrlSignature)
+                Err(StorageError::Link(LinkError::UrlSignature))
             ));
         }
         assert!(matches!(
             verify(b"other secret", "rec-1", &query, 0),
-            Err(StorageError::UrlSignature)
+            Err(StorageError::Link(LinkError::UrlSignature))
         ));
     }
 
@@ -252,7 +252,7 @@ mod tests {
         let query = sign(SECRET, &bound());
         assert!(matches!(
             verify(SECRET, "rec-2", &query, 0),
-            Err(StorageError::UrlSignature)
+            Err(StorageError::Link(LinkError::UrlSignature))
         ));
         // Ids that would collide if the message were not encoded.
         let a = DownloadGrant {
@@ -263,7 +263,7 @@ mod tests {
         assert!(verify(SECRET, "rec\n1", &sign(SECRET, &a), 0).is_ok());
         assert!(matches!(
             verify(SECRET, "rec%0A1", &sign(SECRET, &a), 0),
-            Err(StorageError::UrlSignature)
+            Err(StorageError::Link(LinkError::UrlSignature))
         ));
     }
 
@@ -283,7 +283,7 @@ mod tests {
         let stripped = query.replace("&u=&r=", "");
         assert!(matches!(
             verify(SECRET, "rec-1", &stripped, 0),
-            Err(StorageError::UrlSignature)
+            Err(StorageError::Link(LinkError::UrlSignature))
         ));
     }
 
@@ -304,7 +304,7 @@ mod tests {
             assert!(
                 matches!(
                     verify(SECRET, "rec-1", &bad, 0),
-                    Err(StorageError::UrlMalformed(_))
+                    Err(StorageError::Link(LinkError::UrlMalformed(_)))
                 ),
                 "{bad}"
             );

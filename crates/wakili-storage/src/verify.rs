@@ -10,7 +10,7 @@ use ed25519_dalek::VerifyingKey;
 use sha2::{Digest, Sha256};
 
 use crate::{
-    error::{Result, StorageError},
+    error::{ManifestError, Result},
     manifest::{Chain, ManifestStatus, decode_hash, key_id_of, verify_manifest},
 };
 
@@ -64,10 +64,11 @@ pub fn verify_recording(jws: &str, key: &VerifyingKey, mut media: impl Read) -> 
             let want = usize::try_from(left).map_or(buf.len(), |l| l.min(buf.len()));
             let n = read_some(&mut media, &mut buf[..want])?;
             if n == 0 {
-                return Err(StorageError::LengthMismatch {
+                return Err(ManifestError::LengthMismatch {
                     expected: expected_total,
                     actual: read_total,
-                });
+                }
+                .into());
             }
             chunk.update(&buf[..n]);
             whole.update(&buf[..n]);
@@ -76,10 +77,10 @@ pub fn verify_recording(jws: &str, key: &VerifyingKey, mut media: impl Read) -> 
         }
         let sha: [u8; 32] = chunk.finalize().into();
         if sha != entry.sha256 {
-            return Err(StorageError::ChunkMismatch { seq: entry.seq });
+            return Err(ManifestError::ChunkMismatch { seq: entry.seq }.into());
         }
         if chain.push(&sha) != decode_hash(&listed.chain)? {
-            return Err(StorageError::ChainMismatch);
+            return Err(ManifestError::ChainMismatch.into());
         }
     }
     let mut trailing: u64 = 0;
@@ -90,16 +91,17 @@ pub fn verify_recording(jws: &str, key: &VerifyingKey, mut media: impl Read) -> 
         }
     }
     if trailing > 0 {
-        return Err(StorageError::LengthMismatch {
+        return Err(ManifestError::LengthMismatch {
             expected: expected_total,
             actual: read_total + trailing,
-        });
+        }
+        .into());
     }
     if chain.head() != expected_head {
-        return Err(StorageError::ChainMismatch);
+        return Err(ManifestError::ChainMismatch.into());
     }
     if <[u8; 32]>::from(whole.finalize()) != expected_whole {
-        return Err(StorageError::WholeHashMismatch);
+        return Err(ManifestError::WholeHashMismatch.into());
     }
     Ok(Verified {
         recording_id: manifest.recording_id,
@@ -129,6 +131,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
+    use crate::StorageError;
     use crate::manifest::{ChunkEntry, Manifest, ManifestSigner, tests::draft};
 
     /// Chunks 0..=3 of odd sizes, chunk 3 bigger than the read buffer.
@@ -212,23 +215,26 @@ mod tests {
         let short = &media[..media.len() - 5];
         assert!(matches!(
             verify_recording(&jws, &key, short),
-            Err(StorageError::LengthMismatch { expected, actual }) if expected == total && actual == total - 5
+            Err(StorageError::Manifest(ManifestError::LengthMismatch { expected, actual })) if expected == total && actual == total - 5
         ));
         let mut long = media.clone();
         long.extend_from_slice(&[0; 3]);
         assert!(matches!(
             verify_recording(&jws, &key, long.as_slice()),
-            Err(StorageError::LengthMismatch { expected, actual }) if expected == total && actual == total + 3
+            Err(StorageError::Manifest(ManifestError::LengthMismatch { expected, actual })) if expected == total && actual == total + 3
         ));
         let mut one_more = media.clone();
         one_more.push(0);
         assert!(matches!(
             verify_recording(&jws, &key, one_more.as_slice()),
-            Err(StorageError::LengthMismatch { actual, .. }) if actual == total + 1
+            Err(StorageError::Manifest(ManifestError::LengthMismatch { actual, .. })) if actual == total + 1
         ));
         assert!(matches!(
             verify_recording(&jws, &key, &[][..]),
-            Err(StorageError::LengthMismatch { actual: 0, .. })
+            Err(StorageError::Manifest(ManifestError::LengthMismatch {
+                actual: 0,
+                ..
+            }))
         ));
     }
 
@@ -242,7 +248,9 @@ mod tests {
             bad[chunk2_start + offset] ^= 0x04;
             assert!(matches!(
                 verify_recording(&jws, &signer.verifying_key(), bad.as_slice()),
-                Err(StorageError::ChunkMismatch { seq: 2 })
+                Err(StorageError::Manifest(ManifestError::ChunkMismatch {
+                    seq: 2
+                }))
             ));
         }
     }
@@ -257,25 +265,25 @@ mod tests {
         let bad_whole = signer.sign(&m).unwrap();
         assert!(matches!(
             verify_recording(&bad_whole, &key, media.as_slice()),
-            Err(StorageError::WholeHashMismatch)
+            Err(StorageError::Manifest(ManifestError::WholeHashMismatch))
         ));
         let mut m = verify_manifest(&jws, &key).unwrap();
         m.chunks[1].chain = hex::encode([1u8; 32]);
         assert!(matches!(
             verify_recording(&signer.sign(&m).unwrap(), &key, media.as_slice()),
-            Err(StorageError::ChainMismatch)
+            Err(StorageError::Manifest(ManifestError::ChainMismatch))
         ));
         let mut m = verify_manifest(&jws, &key).unwrap();
         m.chain_head = hex::encode([1u8; 32]);
         assert!(matches!(
             verify_recording(&signer.sign(&m).unwrap(), &key, media.as_slice()),
-            Err(StorageError::ChainMismatch)
+            Err(StorageError::Manifest(ManifestError::ChainMismatch))
         ));
         let mut m = verify_manifest(&jws, &key).unwrap();
         m.total_bytes += 1;
         assert!(matches!(
             verify_recording(&signer.sign(&m).unwrap(), &key, media.as_slice()),
-            Err(StorageError::MalformedManifest(_))
+            Err(StorageError::Manifest(ManifestError::MalformedManifest(_)))
         ));
     }
 
@@ -289,7 +297,7 @@ mod tests {
                 &ManifestSigner::generate().verifying_key(),
                 media.as_slice()
             ),
-            Err(StorageError::BadSignature)
+            Err(StorageError::Manifest(ManifestError::BadSignature))
         ));
     }
 }

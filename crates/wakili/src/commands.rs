@@ -347,8 +347,11 @@ fn explain_failure(
     key_id: &str,
     flags: &VerifyRecording,
 ) -> String {
-    use wakili_storage::StorageError as E;
+    use wakili_storage::{ManifestError as E, StorageError};
     let media = flags.media.display();
+    let StorageError::Manifest(error) = error else {
+        return error.to_string();
+    };
     match error {
         E::BadSignature => {
             let named = jws_kid(jws).map_or(String::new(), |kid| {

@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use wakili_core::{Role, consultation::Access, recording::RecordingStatus};
 use wakili_db::models::{ChunkState, Recording};
-use wakili_storage::{CompleteRequest, Completion, StorageError, parse_range};
+use wakili_storage::{
+    CompleteRequest, Completion, RequestError, StateError, StorageError, parse_range,
+};
 
 use crate::{
     ApiError, AppState,
@@ -72,11 +74,7 @@ pub struct RecordingView {
 }
 
 async fn view(state: &AppState, recording: Recording) -> Result<RecordingView, ApiError> {
-    let chunks = state
-        .recordings
-        .chunks(&recording.id)
-        .await
-        .map_err(storage_error)?;
+    let chunks = state.recordings.chunks(&recording.id).await?;
     let mut providers: Vec<String> = Vec::new();
     for name in chunks.iter().flat_map(|c| c.providers.iter()) {
         if !providers.contains(name) {
@@ -115,53 +113,6 @@ async fn view(state: &AppState, recording: Recording) -> Result<RecordingView, A
     })
 }
 
-/// Maps store errors to API errors: the client's mistakes are 4xx with a message; our failures
-/// are 503 (providers down, retry) or 500.
-pub(crate) fn storage_error(e: StorageError) -> ApiError {
-    use StorageError as E;
-    match e {
-        E::NotFound | E::Shredded => ApiError::not_found("no such recording"),
-        E::NotAccepting(_) | E::NotReady(_) => {
-            ApiError::new(StatusCode::CONFLICT, "invalid_state", e.to_string())
-        }
-        E::ChunkConflict { .. } => {
-            ApiError::new(StatusCode::CONFLICT, "chunk_conflict", e.to_string())
-        }
-        E::HashMismatch { .. } => {
-            ApiError::new(StatusCode::BAD_REQUEST, "sha256_mismatch", e.to_string())
-        }
-        E::BadHash => ApiError::new(StatusCode::BAD_REQUEST, "sha256_required", e.to_string()),
-        E::BodyTooLarge { .. } => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            e.to_string(),
-        ),
-        E::ChunkOutOfRange(_) => ApiError::bad_request(e.to_string()),
-        E::Body(_) => ApiError::bad_request(e.to_string()),
-        E::Missing {
-            ref missing,
-            ref unexpected,
-        } => ApiError::new(StatusCode::BAD_REQUEST, "chunks_missing", e.to_string())
-            .with_details(serde_json::json!({ "missing": missing, "unexpected": unexpected })),
-        E::LegalHold => ApiError::new(StatusCode::CONFLICT, "legal_hold", e.to_string()),
-        E::RangeNotSatisfiable { .. } => ApiError::new(
-            StatusCode::RANGE_NOT_SATISFIABLE,
-            "range_not_satisfiable",
-            e.to_string(),
-        ),
-        E::UrlExpired => ApiError::new(StatusCode::FORBIDDEN, "url_expired", e.to_string()),
-        E::UrlSignature | E::UrlMalformed(_) => {
-            ApiError::new(StatusCode::FORBIDDEN, "url_invalid", e.to_string())
-        }
-        E::NoProvider(_) | E::Provider { .. } => {
-            tracing::error!(error = %e, "storage unavailable");
-            ApiError::unavailable("no storage provider can take the data right now; retry shortly")
-        }
-        E::Db(e) => e.into(),
-        other => ApiError::internal(other),
-    }
-}
-
 /// Loads a recording and its consultation's access for the caller; a recording of a consultation
 /// the caller may not see is indistinguishable from none.
 async fn load(state: &AppState, auth: &Auth, id: &str) -> Result<(Recording, Access), ApiError> {
@@ -171,8 +122,8 @@ async fn load(state: &AppState, auth: &Auth, id: &str) -> Result<(Recording, Acc
     }
     let recording = match state.recordings.recording(id).await {
         Ok(r) => r,
-        Err(StorageError::NotFound) => return Err(hidden()),
-        Err(e) => return Err(storage_error(e)),
+        Err(StorageError::State(StateError::NotFound)) => return Err(hidden()),
+        Err(e) => return Err(e.into()),
     };
     let (_, access) = visible(state, auth, &recording.consultation_id)
         .await
@@ -248,8 +199,7 @@ pub async fn create(
             &consultation.id,
             auth.caller.user_id.as_str(),
         )
-        .await
-        .map_err(storage_error)?;
+        .await?;
     if recording.started_by != auth.caller.user_id.as_str() {
         return Err(ApiError::forbidden("another user uploads this recording"));
     }
@@ -309,14 +259,15 @@ pub async fn put_chunk(
     let sha = headers
         .get(SHA256_HEADER)
         .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| storage_error(StorageError::BadHash))?;
+        .ok_or(RequestError::BadHash)
+        .map_err(StorageError::from)?;
     let max = state.recordings.max_chunk_bytes();
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > max) {
-        return Err(storage_error(StorageError::BodyTooLarge { max }));
+        return Err(StorageError::from(RequestError::BodyTooLarge { max }).into());
     }
     if declared == Some(0) {
         return Err(ApiError::bad_request("a chunk cannot be empty"));
@@ -324,11 +275,7 @@ pub async fn put_chunk(
     let receipt = state
         .recordings
         .put_chunk(&recording, seq, sha, declared, body.into_data_stream())
-        .await
-        .map_err(|e| match e {
-            StorageError::EmptyChunk => ApiError::bad_request("a chunk cannot be empty"),
-            other => storage_error(other),
-        })?;
+        .await?;
     let status = if receipt.duplicate {
         StatusCode::OK
     } else {
@@ -433,8 +380,7 @@ pub async fn complete(
     let outcome = state
         .recordings
         .complete(&recording, request, auth.caller.user_id.as_str())
-        .await
-        .map_err(storage_error)?;
+        .await?;
     let (status, recording) = match outcome {
         Completion::Done(done) => (StatusCode::OK, done),
         Completion::Retrying(pending) => (StatusCode::ACCEPTED, pending),
@@ -500,8 +446,7 @@ pub async fn delete(
     state
         .recordings
         .delete(&recording, auth.caller.user_id.as_str())
-        .await
-        .map_err(storage_error)?;
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -551,8 +496,7 @@ pub async fn legal_hold(
             body.reason,
             auth.caller.user_id.as_str(),
         )
-        .await
-        .map_err(storage_error)?;
+        .await?;
     Ok(JsonResponse(view(&state, updated).await?))
 }
 
@@ -589,7 +533,7 @@ pub async fn manifest(
         .clone()
         .filter(|_| recording.status.is_final())
     else {
-        return Err(storage_error(StorageError::NotReady(recording.status)));
+        return Err(StorageError::from(StateError::NotReady(recording.status)).into());
     };
     let signer = state.recordings.signer();
     let manifest = wakili_storage::verify_manifest(&jws, &signer.verifying_key())
@@ -664,8 +608,7 @@ pub async fn download_url(
     let (path, expires_at) = state
         .recordings
         .download_url(&recording, bound, user)
-        .await
-        .map_err(storage_error)?;
+        .await?;
     Ok(JsonResponse(DownloadUrl {
         url: format!(
             "{}{path}",
@@ -698,13 +641,8 @@ pub async fn media(
 ) -> Result<Response, ApiError> {
     let grant = state
         .recordings
-        .verify_download(&id, query.as_deref().unwrap_or(""))
-        .map_err(storage_error)?;
-    let recording = state
-        .recordings
-        .recording(&id)
-        .await
-        .map_err(storage_error)?;
+        .verify_download(&id, query.as_deref().unwrap_or(""))?;
+    let recording = state.recordings.recording(&id).await?;
     if let Some((user, role)) = &grant.user {
         // A bound link works only while its user is still entitled.
         let consultation = state
@@ -724,8 +662,7 @@ pub async fn media(
     let chunks_total = state
         .recordings
         .chunks(&recording.id)
-        .await
-        .map_err(storage_error)?
+        .await?
         .iter()
         .filter(|c| c.state == ChunkState::Stored)
         .map(|c| c.size)
@@ -743,16 +680,11 @@ pub async fn media(
         },
         None => None,
     };
-    let media = state
-        .recordings
-        .media(&recording, range)
-        .await
-        .map_err(storage_error)?;
+    let media = state.recordings.media(&recording, range).await?;
     state
         .recordings
         .audit_download(&recording, &grant, range)
-        .await
-        .map_err(storage_error)?;
+        .await?;
     let content_type = match recording.format.as_deref() {
         Some("mp4") => "video/mp4",
         Some("webm") | None => "video/webm",
@@ -854,7 +786,7 @@ pub async fn usage(
     State(state): State<AppState>,
     _: Admin,
 ) -> Result<JsonResponse<StorageUsage>, ApiError> {
-    let usage = state.recordings.usage().await.map_err(storage_error)?;
+    let usage = state.recordings.usage().await?;
     Ok(JsonResponse(StorageUsage {
         providers: usage
             .providers

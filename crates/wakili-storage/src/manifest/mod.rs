@@ -4,28 +4,19 @@
 //! SHA-256, a hash chain over them (`H_-1` = 32 zero bytes, `H_n = SHA-256(H_{n-1} ‖ sha_n)` over
 //! the present chunks in ascending order), the SHA-256 of the whole media, the chunks that never
 //! arrived, and the consents given. It is signed with Ed25519 as a JWS compact serialization
-//! (RFC 7515, `alg` `EdDSA` per RFC 8037) so anyone holding the public key can check it offline.
+//! (RFC 7515, `alg` `EdDSA` per RFC 8037) so anyone holding the public key can check it offline;
+//! signing and verifying live in `jws`.
 
-use std::fmt;
+mod jws;
 
-use base64::{
-    Engine,
-    engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD},
-};
 use chrono::{DateTime, Utc};
-use ed25519_dalek::{
-    Signature, Signer, SigningKey, VerifyingKey,
-    pkcs8::{
-        DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey,
-        spki::der::pem::LineEnding,
-    },
-};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use zeroize::Zeroizing;
+
+pub use jws::{ManifestSigner, key_id_of, parse_verifying_key, verify_manifest};
 
 use crate::{
-    error::{Result, StorageError},
+    error::{ManifestError, Result, StorageError},
     seal::{MAX_CHUNK_BYTES, MAX_CHUNKS, SEGMENT_BYTES},
 };
 
@@ -227,14 +218,13 @@ impl Manifest {
     ) -> Result<Self> {
         chunks.sort_unstable_by_key(|c| c.seq);
         if chunks.windows(2).any(|w| w[0].seq == w[1].seq) {
-            return Err(StorageError::InvalidChunks(
-                "duplicate sequence number".into(),
-            ));
+            return Err(ManifestError::InvalidChunks("duplicate sequence number".into()).into());
         }
         if expected_count > MAX_CHUNKS {
-            return Err(StorageError::InvalidChunks(format!(
+            return Err(ManifestError::InvalidChunks(format!(
                 "expected count {expected_count} exceeds {MAX_CHUNKS}"
-            )));
+            ))
+            .into());
         }
         for c in &chunks {
             validate_chunk(c.seq, c.size)?;
@@ -319,14 +309,12 @@ impl Manifest {
 
 fn validate_chunk(seq: u32, size: u64) -> Result<()> {
     if seq >= MAX_CHUNKS {
-        return Err(StorageError::InvalidChunks(format!(
-            "chunk {seq} exceeds the chunk limit"
-        )));
+        return Err(
+            ManifestError::InvalidChunks(format!("chunk {seq} exceeds the chunk limit")).into(),
+        );
     }
     if size == 0 || size > MAX_CHUNK_BYTES {
-        return Err(StorageError::InvalidChunks(format!(
-            "chunk {seq} has size {size}"
-        )));
+        return Err(ManifestError::InvalidChunks(format!("chunk {seq} has size {size}")).into());
     }
     Ok(())
 }
@@ -340,202 +328,7 @@ pub(crate) fn decode_hash(text: &str) -> Result<[u8; 32]> {
 }
 
 fn malformed(msg: impl Into<String>) -> StorageError {
-    StorageError::MalformedManifest(msg.into())
-}
-
-// ---------------------------------------------------------------------------------------------
-// Signing
-
-/// The protected header of a signed manifest, in the order it is written.
-#[derive(Serialize)]
-struct HeaderOut<'a> {
-    alg: &'a str,
-    kid: &'a str,
-    typ: &'a str,
-}
-
-/// The protected header as read back.
-#[derive(Deserialize)]
-struct HeaderIn {
-    alg: String,
-    #[serde(default)]
-    typ: Option<String>,
-    #[serde(default)]
-    crit: Option<serde_json::Value>,
-}
-
-/// The public id of an Ed25519 key: the first 16 hex digits of the SHA-256 of its 32 bytes.
-pub fn key_id_of(key: &VerifyingKey) -> String {
-    hex::encode(&Sha256::digest(key.as_bytes())[..8])
-}
-
-/// The service's Ed25519 manifest signing key.
-pub struct ManifestSigner {
-    key: SigningKey,
-}
-
-impl ManifestSigner {
-    /// A fresh random signing key (from the OS RNG).
-    pub fn generate() -> Self {
-        Self {
-            key: SigningKey::generate(&mut rand_core::OsRng),
-        }
-    }
-
-    /// Reads a PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`) Ed25519 key.
-    pub fn from_pkcs8_pem(pem: &str) -> Result<Self> {
-        SigningKey::from_pkcs8_pem(pem.trim())
-            .map(|key| Self { key })
-            .map_err(|e| StorageError::InvalidSigningKey(e.to_string()))
-    }
-
-    /// Reads the key file text: a PKCS#8 PEM, or the base64 of a 32-byte Ed25519 seed (what
-    /// the server generates on first start).
-    pub fn from_key_text(text: &str) -> Result<Self> {
-        let text = text.trim();
-        if text.starts_with("-----BEGIN") {
-            return Self::from_pkcs8_pem(text);
-        }
-        let seed: [u8; 32] = STANDARD
-            .decode(text)
-            .ok()
-            .and_then(|bytes| bytes.try_into().ok())
-            .ok_or_else(|| {
-                StorageError::InvalidSigningKey(
-                    "expected a PKCS#8 PEM or the base64 of a 32-byte seed".into(),
-                )
-            })?;
-        Ok(Self {
-            key: SigningKey::from_bytes(&seed),
-        })
-    }
-
-    /// The key as PKCS#8 PEM, for the key file.
-    pub fn to_pkcs8_pem(&self) -> Result<Zeroizing<String>> {
-        self.key
-            .to_pkcs8_pem(LineEnding::LF)
-            .map_err(|e| StorageError::InvalidSigningKey(e.to_string()))
-    }
-
-    /// [`key_id_of`] the public key; written as the JWS `kid`.
-    pub fn key_id(&self) -> String {
-        key_id_of(&self.key.verifying_key())
-    }
-
-    /// The public key, for verification.
-    pub fn verifying_key(&self) -> VerifyingKey {
-        self.key.verifying_key()
-    }
-
-    /// The public key as SPKI PEM (`-----BEGIN PUBLIC KEY-----`), to publish.
-    pub fn public_key_pem(&self) -> Result<String> {
-        self.key
-            .verifying_key()
-            .to_public_key_pem(LineEnding::LF)
-            .map_err(|e| StorageError::InvalidPublicKey(e.to_string()))
-    }
-
-    /// The public key's raw 32 bytes in standard base64, to publish.
-    pub fn public_key_base64(&self) -> String {
-        STANDARD.encode(self.key.verifying_key().as_bytes())
-    }
-
-    /// Signs `manifest` as a JWS compact serialization: header
-    /// `{"alg":"EdDSA","kid":…,"typ":"wakili-manifest+json"}`, payload the manifest's JSON,
-    /// both base64url without padding, Ed25519 over `header.payload`.
-    pub fn sign(&self, manifest: &Manifest) -> Result<String> {
-        let kid = self.key_id();
-        let header = serde_json::to_vec(&HeaderOut {
-            alg: JWS_ALG,
-            kid: &kid,
-            typ: JWS_TYPE,
-        })
-        .map_err(|e| malformed(e.to_string()))?;
-        let payload = serde_json::to_vec(manifest).map_err(|e| malformed(e.to_string()))?;
-        let mut jws = URL_SAFE_NO_PAD.encode(header);
-        jws.push('.');
-        URL_SAFE_NO_PAD.encode_string(payload, &mut jws);
-        let signature = self.key.sign(jws.as_bytes());
-        jws.push('.');
-        URL_SAFE_NO_PAD.encode_string(signature.to_bytes(), &mut jws);
-        Ok(jws)
-    }
-}
-
-impl fmt::Debug for ManifestSigner {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ManifestSigner")
-            .field("key_id", &self.key_id())
-            .finish_non_exhaustive()
-    }
-}
-
-/// Checks a signed manifest against `key` and returns the manifest.
-///
-/// The Ed25519 signature is checked first (strictly: no malleable signatures, no weak keys),
-/// over the exact text received; then the header must say `alg` `EdDSA`, `typ`
-/// `wakili-manifest+json` and carry no `crit`, and the payload must be a version 1 manifest.
-/// The `kid` is not trusted for anything: the caller chose the key.
-pub fn verify_manifest(jws: &str, key: &VerifyingKey) -> Result<Manifest> {
-    let jws = jws.trim();
-    let mut parts = jws.split('.');
-    let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(malformed("not a JWS compact serialization"));
-    };
-    let signed = &jws[..header_b64.len() + 1 + payload_b64.len()];
-    let signature: [u8; 64] = URL_SAFE_NO_PAD
-        .decode(signature_b64)
-        .ok()
-        .and_then(|bytes| bytes.try_into().ok())
-        .ok_or(StorageError::BadSignature)?;
-    key.verify_strict(signed.as_bytes(), &Signature::from_bytes(&signature))
-        .map_err(|_| StorageError::BadSignature)?;
-
-    let header: HeaderIn = decode_json(header_b64, "header")?;
-    if header.alg != JWS_ALG {
-        return Err(malformed(format!("unsupported alg {:?}", header.alg)));
-    }
-    if header.typ.as_deref() != Some(JWS_TYPE) {
-        return Err(malformed(format!("unexpected typ {:?}", header.typ)));
-    }
-    if header.crit.is_some() {
-        return Err(malformed("critical header parameters are not supported"));
-    }
-    let manifest: Manifest = decode_json(payload_b64, "payload")?;
-    if manifest.version != MANIFEST_VERSION {
-        return Err(malformed(format!(
-            "unsupported version {}",
-            manifest.version
-        )));
-    }
-    Ok(manifest)
-}
-
-fn decode_json<T: serde::de::DeserializeOwned>(b64: &str, what: &str) -> Result<T> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(b64)
-        .map_err(|e| malformed(format!("{what}: {e}")))?;
-    serde_json::from_slice(&bytes).map_err(|e| malformed(format!("{what}: {e}")))
-}
-
-/// Reads an Ed25519 public key from SPKI PEM (`-----BEGIN PUBLIC KEY-----`) or from the base64
-/// (standard or URL-safe, padded or not) of its 32 raw bytes.
-pub fn parse_verifying_key(text: &str) -> Result<VerifyingKey> {
-    let text = text.trim();
-    if text.starts_with("-----BEGIN") {
-        return VerifyingKey::from_public_key_pem(text)
-            .map_err(|e| StorageError::InvalidPublicKey(e.to_string()));
-    }
-    let bytes = [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
-        .iter()
-        .find_map(|engine| engine.decode(text).ok())
-        .ok_or_else(|| StorageError::InvalidPublicKey("neither PEM nor base64".into()))?;
-    let bytes: [u8; 32] = bytes.try_into().map_err(|b: Vec<u8>| {
-        StorageError::InvalidPublicKey(format!("{} bytes, expected 32", b.len()))
-    })?;
-    VerifyingKey::from_bytes(&bytes).map_err(|e| StorageError::InvalidPublicKey(e.to_string()))
+    StorageError::Manifest(ManifestError::MalformedManifest(msg.into()))
 }
 
 #[cfg(test)]
@@ -567,11 +360,11 @@ pub(crate) mod tests {
         }
     }
 
-    fn sha(bytes: &[u8]) -> [u8; 32] {
+    pub(crate) fn sha(bytes: &[u8]) -> [u8; 32] {
         Sha256::digest(bytes).into()
     }
 
-    fn entry(seq: u32, bytes: &[u8]) -> ChunkEntry {
+    pub(crate) fn entry(seq: u32, bytes: &[u8]) -> ChunkEntry {
         ChunkEntry {
             seq,
             size: bytes.len() as u64,
@@ -652,118 +445,5 @@ pub(crate) mod tests {
         assert_eq!(json["encryption"]["segmentBytes"], 65536);
         assert_eq!(json["consents"][0]["noticeVersion"], "2026-11");
         assert_eq!(json["chunks"][0]["chain"].as_str().unwrap().len(), 64);
-    }
-
-    #[test]
-    fn signed_manifests_verify_and_round_trip() {
-        let signer = ManifestSigner::generate();
-        let m = Manifest::build(draft(), vec![entry(0, b"a"), entry(2, b"c")], 3, [9; 32]).unwrap();
-        let jws = signer.sign(&m).unwrap();
-        assert_eq!(jws.split('.').count(), 3);
-        assert!(!jws.contains('='));
-        assert_eq!(verify_manifest(&jws, &signer.verifying_key()).unwrap(), m);
-
-        let header: serde_json::Value = serde_json::from_slice(
-            &URL_SAFE_NO_PAD
-                .decode(jws.split('.').next().unwrap())
-                .unwrap(),
-        )
-        .unwrap();
-        assert_eq!(
-            header,
-            serde_json::json!({"alg": "EdDSA", "kid": signer.key_id(), "typ": "wakili-manifest+json"})
-        );
-    }
-
-    #[test]
-    fn any_change_to_a_signed_manifest_fails() {
-        let signer = ManifestSigner::generate();
-        let key = signer.verifying_key();
-        let jws = signer
-            .sign(&Manifest::build(draft(), vec![entry(0, b"a")], 1, [1; 32]).unwrap())
-            .unwrap();
-        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-        for i in 0..jws.len() {
-            if jws.as_bytes()[i] == b'.' {
-                continue;
-            }
-            let mut bad = jws.clone().into_bytes();
-            let at = alphabet.iter().position(|&c| c == bad[i]).unwrap();
-            bad[i] = alphabet[(at + 1) % alphabet.len()];
-            let bad = String::from_utf8(bad).unwrap();
-            assert!(
-                matches!(verify_manifest(&bad, &key), Err(StorageError::BadSignature)),
-                "char {i}"
-            );
-        }
-        assert!(matches!(
-            verify_manifest(&jws, &ManifestSigner::generate().verifying_key()),
-            Err(StorageError::BadSignature)
-        ));
-        assert!(matches!(
-            verify_manifest("a.b", &key),
-            Err(StorageError::MalformedManifest(_))
-        ));
-        assert!(matches!(
-            verify_manifest(&format!("{jws}.x"), &key),
-            Err(StorageError::MalformedManifest(_))
-        ));
-    }
-
-    #[test]
-    fn validly_signed_but_foreign_headers_are_refused() {
-        let signer = ManifestSigner::generate();
-        let payload = URL_SAFE_NO_PAD.encode(
-            serde_json::to_vec(&Manifest::build(draft(), vec![], 0, [0; 32]).unwrap()).unwrap(),
-        );
-        for header in [
-            r#"{"alg":"none","typ":"wakili-manifest+json"}"#,
-            r#"{"alg":"EdDSA","typ":"JWT"}"#,
-            r#"{"alg":"EdDSA"}"#,
-            r#"{"alg":"EdDSA","typ":"wakili-manifest+json","crit":["exp"]}"#,
-        ] {
-            let signed = format!("{}.{payload}", URL_SAFE_NO_PAD.encode(header));
-            let sig = URL_SAFE_NO_PAD.encode(signer.key.sign(signed.as_bytes()).to_bytes());
-            assert!(
-                matches!(
-                    verify_manifest(&format!("{signed}.{sig}"), &signer.verifying_key()),
-                    Err(StorageError::MalformedManifest(_))
-                ),
-                "{header}"
-            );
-        }
-    }
-
-    #[test]
-    fn keys_round_trip_through_their_text_forms() {
-        let signer = ManifestSigner::generate();
-        let pem = signer.to_pkcs8_pem().unwrap();
-        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
-        let again = ManifestSigner::from_pkcs8_pem(&pem).unwrap();
-        assert_eq!(again.key_id(), signer.key_id());
-        assert_eq!(signer.key_id().len(), 16);
-        assert!(!format!("{signer:?}").contains(pem.as_str()));
-
-        let public_pem = signer.public_key_pem().unwrap();
-        assert!(public_pem.starts_with("-----BEGIN PUBLIC KEY-----"));
-        assert_eq!(
-            parse_verifying_key(&public_pem).unwrap(),
-            signer.verifying_key()
-        );
-        let b64 = signer.public_key_base64();
-        assert_eq!(
-            parse_verifying_key(&format!(" {b64}\n")).unwrap(),
-            signer.verifying_key()
-        );
-        let url = URL_SAFE_NO_PAD.encode(signer.verifying_key().as_bytes());
-        assert_eq!(parse_verifying_key(&url).unwrap(), signer.verifying_key());
-        assert!(parse_verifying_key("AAAA").is_err());
-        assert!(parse_verifying_key("not a key!").is_err());
-        assert!(
-            ManifestSigner::from_pkcs8_pem(
-                "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----"
-            )
-            .is_err()
-        );
     }
 }
