@@ -154,7 +154,7 @@ pub fn run(args: &PushArgs) -> anyhow::Result<bool> {
             .await?;
             queue(&db, args.outbox).await?;
             let push = wakili_push::PushService::new(
-                db.clone(),
+                wakili_push::Stores::of(&db),
                 Some(sender.clone()),
                 outbox_config(args.concurrency),
                 wakili_core::Clock::system(),

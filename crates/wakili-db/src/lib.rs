@@ -14,6 +14,7 @@ mod repository;
 mod sql;
 mod sql_push;
 mod sql_recordings;
+pub mod stores;
 mod time;
 
 use std::{str::FromStr, sync::Arc, time::Duration};
@@ -31,6 +32,7 @@ pub use push::{
 pub use recordings::RecordingStore;
 pub use repository::Repository;
 pub use sql::SqlStore;
+pub use stores::{AuditStore, ConsentStore, ConsultationStore, QualityStore, UserStore};
 
 /// A shared handle to the repository.
 pub type Db = Arc<dyn Repository>;

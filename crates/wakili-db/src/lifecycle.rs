@@ -6,7 +6,7 @@ use serde_json::Value;
 use wakili_core::{Clock, CoreError, consultation::Action};
 
 use crate::{
-    Db, DbError,
+    ConsultationStore, DbError,
     models::{NewAuditEvent, VideoConsultation},
 };
 
@@ -74,7 +74,7 @@ impl VideoConsultation {
 /// state machine always judges the current state.
 #[tracing::instrument(name = "consultation_transition", skip_all, fields(consultation_id = id, action = transition.action.as_str()))]
 pub async fn transition<G, E>(
-    db: &Db,
+    db: &dyn ConsultationStore,
     id: &str,
     transition: Transition<'_>,
     clock: &Clock,

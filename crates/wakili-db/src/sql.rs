@@ -3,7 +3,6 @@
 //! Statements use `$N` placeholders, which PostgreSQL and (through sqlx) SQLite both accept, and
 //! only portable SQL (`ON CONFLICT`, `RETURNING`), so each statement exists once.
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row, Type};
 use wakili_core::{Role, consultation::ConsultationStatus, new_id, page::Cursor};
@@ -16,6 +15,33 @@ use crate::{
     },
     time::DbTime,
 };
+
+/// `impl $store for SqlStore<DB>` for every driver whose types the statements bind and decode:
+/// the bounds are written once here instead of on each store's implementation.
+macro_rules! impl_for_sql {
+    ($store:path { $($body:tt)* }) => {
+        #[async_trait::async_trait]
+        impl<DB> $store for $crate::SqlStore<DB>
+        where
+            DB: sqlx::Database,
+            for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+            DB::Arguments: sqlx::IntoArguments<DB>,
+            for<'q> String: sqlx::Encode<'q, DB> + sqlx::Decode<'q, DB> + sqlx::Type<DB>,
+            for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Decode<'q, DB> + sqlx::Type<DB>,
+            for<'q> f64: sqlx::Encode<'q, DB> + sqlx::Decode<'q, DB> + sqlx::Type<DB>,
+            for<'q> bool: sqlx::Encode<'q, DB> + sqlx::Decode<'q, DB> + sqlx::Type<DB>,
+            for<'q> $crate::time::DbTime:
+                sqlx::Encode<'q, DB> + sqlx::Decode<'q, DB> + sqlx::Type<DB>,
+            for<'q> Option<String>: sqlx::Encode<'q, DB>,
+            for<'q> Option<f64>: sqlx::Encode<'q, DB>,
+            for<'q> Option<$crate::time::DbTime>: sqlx::Encode<'q, DB>,
+            for<'a> &'a str: sqlx::ColumnIndex<DB::Row>,
+        {
+            $($body)*
+        }
+    };
+}
+pub(crate) use impl_for_sql;
 
 /// A [`Repository`] over an sqlx connection pool of any supported driver.
 pub struct SqlStore<DB: Database> {
@@ -127,22 +153,7 @@ where
 const INSERT_AUDIT: &str = "INSERT INTO audit_events (id, consultation_id, actor_id, action, detail, created_at) \
      VALUES ($1, $2, $3, $4, $5, $6)";
 
-#[async_trait]
-impl<DB> Repository for SqlStore<DB>
-where
-    DB: Database,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    DB::Arguments: IntoArguments<DB>,
-    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> f64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> DbTime: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Encode<'q, DB>,
-    for<'q> Option<f64>: Encode<'q, DB>,
-    for<'q> Option<DbTime>: Encode<'q, DB>,
-    for<'a> &'a str: ColumnIndex<DB::Row>,
-{
+impl_for_sql!(Repository {
     fn pool_connections(&self) -> (u32, usize) {
         (self.pool.size(), self.pool.num_idle())
     }
@@ -156,7 +167,9 @@ where
     fn backend(&self) -> Backend {
         self.backend
     }
+});
 
+impl_for_sql!(crate::UserStore {
     async fn upsert_user(&self, claims: &UserClaims, now: DateTime<Utc>) -> Result<User, DbError> {
         let mut conn = self.pool.acquire().await?;
         let row = sqlx::query(
@@ -183,7 +196,9 @@ where
                 .await?;
         row.as_ref().map(user_from_row).transpose()
     }
+});
 
+impl_for_sql!(crate::ConsultationStore {
     async fn create_consultation(
         &self,
         insert: ConsultationInsert,
@@ -350,7 +365,9 @@ where
             })
             .collect()
     }
+});
 
+impl_for_sql!(crate::AuditStore {
     async fn append_audit(
         &self,
         event: NewAuditEvent,
@@ -387,7 +404,9 @@ where
         tx.commit().await?;
         Ok(())
     }
+});
 
+impl_for_sql!(crate::ConsentStore {
     async fn record_consent(&self, c: &ConsentRecord) -> Result<(), DbError> {
         let mut conn = self.pool.acquire().await?;
         sqlx::query(
@@ -432,7 +451,9 @@ where
             })
             .collect()
     }
+});
 
+impl_for_sql!(crate::QualityStore {
     async fn add_quality_sample(&self, q: &QualitySample) -> Result<(), DbError> {
         let mut conn = self.pool.acquire().await?;
         sqlx::query(
@@ -494,7 +515,7 @@ where
             })
             .collect()
     }
-}
+});
 
 fn user_from_row<R>(row: &R) -> Result<User, DbError>
 where

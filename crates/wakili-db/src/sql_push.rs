@@ -5,17 +5,16 @@
 //! outer condition on the new row version and skips rows another node just leased; SQLite runs
 //! writers one at a time.
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row, Type};
 
 use crate::{
-    DbError, SqlStore,
+    DbError,
     push::{
         CallState, Delivery, DeliveryFilter, DeliveryStatus, DeviceRegistration, DueReminder,
         NewDevice, NewNotification, OutboxNotification, PushStore,
     },
-    sql::{decode_enum, opt_time, time},
+    sql::{decode_enum, impl_for_sql, opt_time, time},
     time::DbTime,
 };
 
@@ -134,22 +133,8 @@ where
     Ok(())
 }
 
-#[async_trait]
-impl<DB> PushStore for SqlStore<DB>
-where
-    DB: Database,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    DB::Arguments: IntoArguments<DB>,
-    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> f64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> DbTime: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Encode<'q, DB>,
-    for<'q> Option<f64>: Encode<'q, DB>,
-    for<'q> Option<DbTime>: Encode<'q, DB>,
-    for<'a> &'a str: ColumnIndex<DB::Row>,
-{
+impl_for_sql!(PushStore {
+
     async fn upsert_device(
         &self,
         new: &NewDevice,
@@ -605,4 +590,4 @@ where
         tx.commit().await?;
         Ok(true)
     }
-}
+});

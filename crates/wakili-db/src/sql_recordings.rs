@@ -1,18 +1,17 @@
 //! [`RecordingStore`] for [`SqlStore`]: the same portable-SQL approach as `sql.rs`.
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row, Type};
 use wakili_core::recording::RecordingStatus;
 
 use crate::{
-    DbError, SqlStore,
+    DbError,
     models::{
         Chunk, ChunkState, FinalizedRecording, NewAuditEvent, NewRecording, ProviderUsage,
         Recording,
     },
     recordings::RecordingStore,
-    sql::{decode_enum, insert_audit, opt_time, time},
+    sql::{decode_enum, impl_for_sql, insert_audit, opt_time, time},
     time::DbTime,
 };
 
@@ -107,22 +106,8 @@ fn to_i64(value: u64) -> i64 {
 /// Recordings whose data key is wrapped under a master key other than `$1` (the current one).
 const UNDER_ANOTHER_KEY: &str = "wrapped_key IS NOT NULL AND key_id IS NOT NULL AND key_id <> $1";
 
-#[async_trait]
-impl<DB> RecordingStore for SqlStore<DB>
-where
-    DB: Database,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    DB::Arguments: IntoArguments<DB>,
-    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> f64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> DbTime: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Encode<'q, DB>,
-    for<'q> Option<f64>: Encode<'q, DB>,
-    for<'q> Option<DbTime>: Encode<'q, DB>,
-    for<'a> &'a str: ColumnIndex<DB::Row>,
-{
+impl_for_sql!(RecordingStore {
+
     async fn create_recording(
         &self,
         new: &NewRecording,
@@ -767,7 +752,7 @@ where
             })
             .collect()
     }
-}
+});
 
 async fn insert_copy<'c, DB, E>(
     executor: E,

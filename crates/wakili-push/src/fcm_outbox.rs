@@ -1,11 +1,11 @@
 //! FCM delivery as an [`Outbox`]: the `push_outbox` rows of `wakili-db`, sent with
 //! [`FcmSender`] under the per-device rate limit.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rand::Rng;
 use wakili_core::Clock;
-use wakili_db::{Db, Delivery, OutboxNotification};
+use wakili_db::{Delivery, OutboxNotification, PushStore};
 use wakili_outbox::{Delivered, Failure, Outbox, Outcome, RetryPolicy};
 
 use crate::{
@@ -20,7 +20,7 @@ pub(crate) type DroppedToken = (String, &'static str);
 
 /// The notification outbox, delivered through FCM.
 pub(crate) struct FcmOutbox {
-    pub(crate) db: Db,
+    pub(crate) store: Arc<dyn PushStore>,
     /// `None` when push is off: nothing is claimed.
     pub(crate) sender: Option<FcmSender>,
     pub(crate) clock: Clock,
@@ -45,7 +45,7 @@ impl Outbox for FcmOutbox {
             return Ok(Vec::new());
         }
         Ok(self
-            .db
+            .store
             .claim_notifications(owner, now, until, limit)
             .await?)
     }
@@ -69,18 +69,20 @@ impl Outbox for FcmOutbox {
         let mut outcomes = Vec::with_capacity(chunk.len());
         for Delivered { id, outcome, prune } in chunk {
             if let Some((token, reason)) = prune
-                && self.db.deactivate_device(&token, reason, now).await?
+                && self.store.deactivate_device(&token, reason, now).await?
             {
                 tracing::info!(reason, "device deactivated: FCM no longer knows its token");
             }
             outcomes.push((id, delivery(outcome)));
         }
-        self.db.finish_notifications(owner, &outcomes, now).await?;
+        self.store
+            .finish_notifications(owner, &outcomes, now)
+            .await?;
         Ok(())
     }
 
     async fn release(&self, owner: &str) -> Result<(), PushError> {
-        Ok(self.db.release_notifications(owner).await?)
+        Ok(self.store.release_notifications(owner).await?)
     }
 }
 

@@ -32,5 +32,5 @@ pub use config::{PushConfig, sender_from_settings};
 pub use error::PushError;
 pub use message::{Kind, MessageOptions, Notification, Platform};
 pub use sender::FcmSender;
-pub use service::PushService;
+pub use service::{PushService, Stores};
 pub use wakili_outbox::{Outcomes, Pass};

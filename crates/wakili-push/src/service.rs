@@ -22,7 +22,9 @@ use wakili_core::{
     notification::Kind,
     notify::{self, LastCall, Outgoing, Rules, StopRinging},
 };
-use wakili_db::{Db, DueReminder, NewNotification, models::VideoConsultation};
+use wakili_db::{
+    ConsultationStore, Db, DueReminder, NewNotification, PushStore, models::VideoConsultation,
+};
 use wakili_outbox::{Outcomes, Pass, Upkeep, Worker};
 
 use crate::{
@@ -38,8 +40,27 @@ pub struct PushService {
     inner: Arc<Inner>,
 }
 
+/// The stores push uses, and nothing more.
+#[derive(Clone)]
+pub struct Stores {
+    /// Devices, the notification outbox and reminders.
+    pub push: Arc<dyn PushStore>,
+    /// Consultations, read to word reminders and ring the right people.
+    pub consultations: Arc<dyn ConsultationStore>,
+}
+
+impl Stores {
+    /// Push's part of the whole repository.
+    pub fn of(db: &Db) -> Self {
+        Self {
+            push: db.clone(),
+            consultations: db.clone(),
+        }
+    }
+}
+
 struct Inner {
-    db: Db,
+    stores: Stores,
     config: PushConfig,
     rules: Rules,
     clock: Clock,
@@ -47,11 +68,16 @@ struct Inner {
 }
 
 impl PushService {
-    /// A service over `db`. Without a sender push is off: devices can still register, nothing
-    /// is queued or sent.
-    pub fn new(db: Db, sender: Option<FcmSender>, config: PushConfig, clock: Clock) -> Self {
+    /// A service over `stores`. Without a sender push is off: devices can still register,
+    /// nothing is queued or sent.
+    pub fn new(
+        stores: Stores,
+        sender: Option<FcmSender>,
+        config: PushConfig,
+        clock: Clock,
+    ) -> Self {
         let outbox = FcmOutbox {
-            db: db.clone(),
+            store: Arc::clone(&stores.push),
             sender,
             clock: clock.clone(),
             limiter: Mutex::new(DeviceLimiter::new(config.per_device_per_minute)),
@@ -66,7 +92,7 @@ impl PushService {
         );
         Self {
             inner: Arc::new(Inner {
-                db,
+                stores,
                 rules: config.rules(),
                 config,
                 clock,
@@ -82,7 +108,7 @@ impl PushService {
 
     /// Notifications waiting to be sent.
     pub async fn pending(&self) -> Result<u64, PushError> {
-        Ok(self.inner.db.pending_notifications().await?)
+        Ok(self.inner.stores.push.pending_notifications().await?)
     }
 
     /// Whether FCM is configured.
@@ -105,7 +131,7 @@ impl PushService {
         if rows.is_empty() {
             return Ok(0);
         }
-        self.inner.db.enqueue(&rows, self.now()).await?;
+        self.inner.stores.push.enqueue(&rows, self.now()).await?;
         self.inner.outbox.wake();
         Ok(rows.len())
     }
@@ -119,7 +145,7 @@ impl PushService {
         check(notification)?;
         let payload =
             serde_json::to_string(notification).map_err(|e| PushError::Invalid(e.to_string()))?;
-        let devices = self.inner.db.active_devices(&out.users).await?;
+        let devices = self.inner.stores.push.active_devices(&out.users).await?;
         Ok(devices
             .into_iter()
             .map(|d| NewNotification {
@@ -140,7 +166,11 @@ impl PushService {
     pub async fn consultation_booked(&self, c: &VideoConsultation) -> Result<(), PushError> {
         let now = self.now();
         let due = self.inner.rules.reminders(c.scheduled_at, now);
-        self.inner.db.replace_reminders(&c.id, &due, now).await?;
+        self.inner
+            .stores
+            .push
+            .replace_reminders(&c.id, &due, now)
+            .await?;
         Ok(())
     }
 
@@ -162,7 +192,7 @@ impl PushService {
         c: &VideoConsultation,
         by: &str,
     ) -> Result<(), PushError> {
-        self.inner.db.delete_reminders(&c.id).await?;
+        self.inner.stores.push.delete_reminders(&c.id).await?;
         let out = self.inner.rules.cancelled(&facts(c), by, self.now());
         self.notify(&out).await?;
         Ok(())
@@ -181,7 +211,13 @@ impl PushService {
         if !self.enabled() {
             return Ok(());
         }
-        let Some(c) = self.inner.db.consultation(consultation_id).await? else {
+        let Some(c) = self
+            .inner
+            .stores
+            .consultations
+            .consultation(consultation_id)
+            .await?
+        else {
             return Ok(());
         };
         let joined = self
@@ -237,7 +273,8 @@ impl PushService {
         let consultation_id = stop.consultation_id();
         let last = self
             .inner
-            .db
+            .stores
+            .push
             .latest_call(consultation_id)
             .await?
             .and_then(|call| {
@@ -275,7 +312,8 @@ impl PushService {
         let owner = self.inner.outbox.owner();
         let due = self
             .inner
-            .db
+            .stores
+            .push
             .claim_reminders(owner, now, until, 200)
             .await?;
         let mut done = 0;
@@ -283,7 +321,8 @@ impl PushService {
             let rows = self.reminder_rows(reminder, now).await?;
             if self
                 .inner
-                .db
+                .stores
+                .push
                 .complete_reminder(reminder, owner, &rows, now)
                 .await?
             {
@@ -304,7 +343,8 @@ impl PushService {
     ) -> Result<Vec<NewNotification>, PushError> {
         let Some(c) = self
             .inner
-            .db
+            .stores
+            .consultations
             .consultation(&reminder.consultation_id)
             .await?
         else {
@@ -325,7 +365,12 @@ impl PushService {
         let now = self.now();
         let before = now
             - chrono::Duration::from_std(self.inner.config.deactivate_after).unwrap_or_default();
-        let n = self.inner.db.deactivate_silent(before, now).await?;
+        let n = self
+            .inner
+            .stores
+            .push
+            .deactivate_silent(before, now)
+            .await?;
         if n > 0 {
             tracing::info!(devices = n, "silent devices deactivated");
         }

@@ -85,7 +85,12 @@ fn sender(fcm: &FakeFcm) -> FcmSender {
 }
 
 fn service(s: &Setup, config: PushConfig) -> PushService {
-    PushService::new(s.db.clone(), Some(sender(&s.fcm)), config, s.clock.clock())
+    PushService::new(
+        wakili_push::Stores::of(&s.db),
+        Some(sender(&s.fcm)),
+        config,
+        s.clock.clock(),
+    )
 }
 
 async fn device(db: &Db, user: &str, token: &str, platform: &str, now: DateTime<Utc>) {

@@ -93,7 +93,7 @@ pub async fn prepare(settings: Settings, clock: Clock) -> Result<AppState, Serve
     let ice = ice::IceDirectory::new(&settings, embedded, turn_secret);
     let monitoring = Arc::new(monitoring::Monitoring::new());
     let signaling = wakili_signal::start(wakili_signal::Deps {
-        db: db.clone(),
+        stores: wakili_signal::Stores::of(&db),
         verifier: Verifier::new(settings.verifier_config()?)?,
         settings: settings.signaling.clone(),
         default_profile: settings.media.default_profile.clone(),
@@ -130,7 +130,7 @@ fn push_service(
         ),
     }
     let push = wakili_push::PushService::new(
-        db,
+        wakili_push::Stores::of(&db),
         sender,
         wakili_push::PushConfig::from_settings(&settings.push),
         clock.clone(),
@@ -204,7 +204,7 @@ fn recording_store(
         s.replicas_for(configured.len()),
     )?;
     Ok(RecordingStore::new(
-        db,
+        wakili_storage::Stores::of(&db),
         providers,
         Keyring::new(current, retired),
         signer,

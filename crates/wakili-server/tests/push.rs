@@ -625,7 +625,7 @@ async fn silent_devices_are_deactivated_and_a_heartbeat_revives_them() {
         .await
         .unwrap();
     let push = wakili_push::PushService::new(
-        state_db.clone(),
+        wakili_push::Stores::of(&state_db),
         None,
         wakili_push::PushConfig::from_settings(&wakili_settings::PushSettings::default()),
         app.clock.clock(),

@@ -38,7 +38,7 @@ pub use seal::{
     ciphertext_len, random_nonce_prefix,
 };
 pub use service::{
-    ChunkReceipt, CompleteRequest, Completion, Media, RecordingStore, StorageConfig, Usage,
+    ChunkReceipt, CompleteRequest, Completion, Media, RecordingStore, StorageConfig, Stores, Usage,
     finalize_backoff,
 };
 pub use url::DownloadGrant;

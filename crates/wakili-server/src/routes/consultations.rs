@@ -155,7 +155,7 @@ async fn change(
         Ok(access)
     };
     match lifecycle::transition(
-        &state.db,
+        &*state.db,
         id.as_str(),
         transition,
         &state.clock,

@@ -47,7 +47,13 @@ impl<A: Adapter> Worker<A> {
                 action: "participant.ice_restart",
                 detail: json!({ "participantId": seat.participant, "via": "signaling" }),
             };
-            if let Err(e) = self.hub.db.append_audit(audit, self.hub.clock.now()).await {
+            if let Err(e) = self
+                .hub
+                .stores
+                .audit
+                .append_audit(audit, self.hub.clock.now())
+                .await
+            {
                 tracing::warn!(error = %e, "ICE restart not recorded");
             }
         }
@@ -65,7 +71,8 @@ impl<A: Adapter> Worker<A> {
         let request = JoinRequest::parse(data)?;
         let hub = Arc::clone(&self.hub);
         let consultation = hub
-            .db
+            .stores
+            .consultations
             .consultation(&request.consultation_id)
             .await?
             .ok_or_else(|| Refusal::new("not_found", "no such consultation"))?;
@@ -223,7 +230,7 @@ impl<A: Adapter> Worker<A> {
                 mos: score,
                 level: level.as_str().into(),
             };
-            if let Err(e) = self.hub.db.add_quality_sample(&sample).await {
+            if let Err(e) = self.hub.stores.quality.add_quality_sample(&sample).await {
                 tracing::warn!(error = %e, "quality sample not stored");
             }
         }

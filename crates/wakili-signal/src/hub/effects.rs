@@ -154,7 +154,7 @@ impl Hub {
                         granted,
                         decided_at: at,
                     };
-                    self.db.record_consent(&record).await?;
+                    self.stores.consents.record_consent(&record).await?;
                 }
                 Fact::LawyerArrived => self.transition(consultation, Action::Start, actor).await?,
                 Fact::Ended => self.transition(consultation, Action::End, actor).await?,
@@ -162,7 +162,7 @@ impl Hub {
                 Fact::Disconnect { .. } => {}
             }
         }
-        self.db.append_audits(audits, now).await?;
+        self.stores.audit.append_audits(audits, now).await?;
         Ok(())
     }
 
@@ -181,7 +181,16 @@ impl Hub {
             attempts: 5,
         };
         let anyone = |_: &VideoConsultation| Ok::<(), Infallible>(());
-        match lifecycle::transition(&self.db, id, transition, &self.clock, anyone, |_| {}).await {
+        match lifecycle::transition(
+            &*self.stores.consultations,
+            id,
+            transition,
+            &self.clock,
+            anyone,
+            |_| {},
+        )
+        .await
+        {
             Err(TransitionError::Db(e)) => Err(e),
             _ => Ok(()),
         }

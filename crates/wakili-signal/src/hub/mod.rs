@@ -27,7 +27,7 @@ use wakili_core::{
     quality::{Hysteresis, Tracker},
     room::{Outbound, RecordingView, Room, RoomPolicy},
 };
-use wakili_db::{Db, DbError};
+use wakili_db::{AuditStore, ConsentStore, ConsultationStore, Db, DbError, QualityStore};
 use wakili_settings::SignalingSettings;
 
 use crate::{
@@ -43,10 +43,35 @@ mod intake;
 mod token;
 mod worker;
 
+/// The stores signaling uses, and nothing more.
+#[derive(Clone)]
+pub struct Stores {
+    /// Consultations: who may join, and their status changes.
+    pub consultations: Arc<dyn ConsultationStore>,
+    /// The audit log.
+    pub audit: Arc<dyn AuditStore>,
+    /// Recording consent decisions.
+    pub consents: Arc<dyn ConsentStore>,
+    /// Quality samples.
+    pub quality: Arc<dyn QualityStore>,
+}
+
+impl Stores {
+    /// Signaling's part of the whole repository.
+    pub fn of(db: &Db) -> Self {
+        Self {
+            consultations: db.clone(),
+            audit: db.clone(),
+            consents: db.clone(),
+            quality: db.clone(),
+        }
+    }
+}
+
 /// What signaling needs from the rest of the server.
 pub struct Deps {
-    /// The repository (consultations, audit log, consents, quality samples).
-    pub db: Db,
+    /// The stores signaling reads and writes.
+    pub stores: Stores,
     /// Verifies the handshake's JWT.
     pub verifier: Verifier,
     /// `[signaling]`.
@@ -85,7 +110,7 @@ pub trait PresenceObserver: Send + Sync + 'static {
 struct Hub {
     observer: std::sync::OnceLock<Arc<dyn PresenceObserver>>,
     store: RoomStore,
-    db: Db,
+    stores: Stores,
     verifier: Verifier,
     settings: SignalingSettings,
     policy: RoomPolicy,
@@ -146,7 +171,7 @@ pub async fn start(deps: Deps) -> Result<(Signaling, SignalLayer), SignalError> 
     let hub = Arc::new(Hub {
         observer: std::sync::OnceLock::new(),
         store,
-        db: deps.db,
+        stores: deps.stores,
         verifier: deps.verifier,
         policy: RoomPolicy {
             grace: chrono::Duration::from_std(settings.resume_grace)

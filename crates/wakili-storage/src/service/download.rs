@@ -135,7 +135,7 @@ impl RecordingStore {
         };
         let query = url::sign(&inner.url_secret, &grant);
         inner
-            .db
+            .audit
             .append_audit(
                 audit(
                     &recording.consultation_id,
@@ -171,7 +171,7 @@ impl RecordingStore {
     ) -> Result<(), StorageError> {
         let user = grant.user.as_ref().map_or("link", |(id, _)| id.as_str());
         self.inner
-            .db
+            .audit
             .append_audit(
                 audit(
                     &recording.consultation_id,

@@ -21,7 +21,7 @@ use bytes::Bytes;
 use tokio::sync::Semaphore;
 use wakili_core::Clock;
 use wakili_db::{
-    Db,
+    AuditStore, ConsentStore, Db,
     models::{Chunk, NewAuditEvent, Recording},
 };
 
@@ -63,8 +63,32 @@ pub struct RecordingStore {
     inner: Arc<Inner>,
 }
 
+/// The stores the recording store uses, and nothing more.
+#[derive(Clone)]
+pub struct Stores {
+    /// Recordings, chunks, copies, deletes and keys.
+    pub records: Arc<dyn wakili_db::RecordingStore>,
+    /// The audit log (downloads, holds, deletions).
+    pub audit: Arc<dyn AuditStore>,
+    /// Consent decisions, listed in the manifest.
+    pub consents: Arc<dyn ConsentStore>,
+}
+
+impl Stores {
+    /// The recording store's part of the whole repository.
+    pub fn of(db: &Db) -> Self {
+        Self {
+            records: db.clone(),
+            audit: db.clone(),
+            consents: db.clone(),
+        }
+    }
+}
+
 struct Inner {
-    db: Db,
+    records: Arc<dyn wakili_db::RecordingStore>,
+    audit: Arc<dyn AuditStore>,
+    consents: Arc<dyn ConsentStore>,
     providers: Providers,
     keyring: Keyring,
     signer: ManifestSigner,
@@ -78,7 +102,7 @@ struct Inner {
 impl RecordingStore {
     /// Assembles the store.
     pub fn new(
-        db: Db,
+        stores: Stores,
         providers: Providers,
         keyring: Keyring,
         signer: ManifestSigner,
@@ -94,7 +118,9 @@ impl RecordingStore {
         }
         Ok(Self {
             inner: Arc::new(Inner {
-                db,
+                records: stores.records,
+                audit: stores.audit,
+                consents: stores.consents,
                 providers,
                 keyring,
                 signer,
@@ -123,7 +149,7 @@ impl RecordingStore {
     /// A recording by id.
     pub async fn recording(&self, id: &str) -> Result<Recording, StorageError> {
         self.inner
-            .db
+            .records
             .recording(id)
             .await?
             .ok_or(StorageError::State(StateError::NotFound))
@@ -131,7 +157,7 @@ impl RecordingStore {
 
     /// A recording's chunk rows with their holders.
     pub async fn chunks(&self, id: &str) -> Result<Vec<Chunk>, StorageError> {
-        Ok(self.inner.db.chunks(id).await?)
+        Ok(self.inner.records.chunks(id).await?)
     }
 
     /// Reads `range` of a chunk's object (all of it with `None`) and opens it with `open`,
@@ -183,7 +209,7 @@ impl RecordingStore {
     async fn flag_corrupt(&self, chunk: &Chunk, provider: &str) {
         if let Err(e) = self
             .inner
-            .db
+            .records
             .drop_copy(&chunk.recording_id, chunk.seq, provider)
             .await
         {
@@ -196,7 +222,7 @@ impl RecordingStore {
             tracing::warn!(recording_id = %chunk.recording_id, seq = chunk.seq, provider, "copy missing: the replicator will restore it");
             if let Err(e) = self
                 .inner
-                .db
+                .records
                 .drop_copy(&chunk.recording_id, chunk.seq, provider)
                 .await
             {

@@ -59,7 +59,7 @@ impl RecordingStore {
             "recording.created",
             json!({ "recordingId": id }),
         );
-        Ok(inner.db.create_recording(&new, audit).await?)
+        Ok(inner.records.create_recording(&new, audit).await?)
     }
 
     /// Stores chunk `seq` of `recording`, whose plaintext the client says hashes to `sha256`
@@ -94,7 +94,7 @@ impl RecordingStore {
             object_key: chunk_key(&recording.id, seq, &sha256),
             providers: Vec::new(),
         };
-        let held = inner.db.claim_chunk(&claim, now).await?;
+        let held = inner.records.claim_chunk(&claim, now).await?;
         if held.sha256 != sha256 || held.state == ChunkState::Terminator {
             return Err(StateError::ChunkConflict { seq }.into());
         }
@@ -112,13 +112,19 @@ impl RecordingStore {
             Ok(done) => done,
             Err(e) => {
                 if matches!(e, StorageError::Request(RequestError::HashMismatch { .. })) {
-                    inner.db.release_chunk(&recording.id, seq, &sha256).await?;
+                    inner
+                        .records
+                        .release_chunk(&recording.id, seq, &sha256)
+                        .await?;
                 }
                 return Err(e);
             }
         };
         if digest.sha256_hex() != sha256 {
-            inner.db.release_chunk(&recording.id, seq, &sha256).await?;
+            inner
+                .records
+                .release_chunk(&recording.id, seq, &sha256)
+                .await?;
             return Err(RequestError::HashMismatch {
                 expected: sha256,
                 actual: digest.sha256_hex(),
@@ -140,7 +146,7 @@ impl RecordingStore {
             ..claim
         };
         if !inner
-            .db
+            .records
             .chunk_stored(&stored, &holders, inner.clock.now())
             .await?
         {
