@@ -9,12 +9,12 @@ mod common;
 use std::{sync::OnceLock, time::Duration};
 
 use chrono::{DateTime, SubsecRound, Utc};
-use common::{error_code, read, token_at};
+use common::{Launch, TestServer, error_code, read, token_at};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use wakili_core::Role;
 use wakili_db::Backend;
-use wakili_settings::{Secret, Settings};
+use wakili_settings::Secret;
 use wakili_testkit::db::TestDatabase;
 use wakili_testkit::{
     clock::ManualClock,
@@ -34,54 +34,35 @@ struct App {
     fcm: FakeFcm,
     clock: ManualClock,
     t0: DateTime<Utc>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    server: Option<tokio::task::JoinHandle<Result<(), wakili_server::ServerError>>>,
+    server: TestServer,
     _db: TestDatabase,
-    _data: tempfile::TempDir,
 }
 
 impl App {
     async fn start(backend: Backend) -> Self {
         let db = TestDatabase::new(backend).await;
         let fcm = FakeFcm::start(&account()).await.unwrap();
-        let data = tempfile::tempdir().unwrap();
-        let mut settings = Settings {
-            data_dir: data.path().to_path_buf(),
-            database_url: Some(db.url.clone()),
-            shutdown_grace: Duration::from_secs(2),
-            ..Settings::default()
-        };
-        settings.auth.leeway = Duration::ZERO;
-        settings.auth.secret = Some(Secret::new(common::SECRET));
-        settings.turn.secret = Some(Secret::new(common::TURN_SECRET));
-        settings.push.credentials_json = Some(Secret::new(account().json));
-        settings.push.token_url = Some(fcm.token_url());
-        settings.push.fcm_base_url = fcm.base_url();
-        settings.push.poll_interval = Duration::from_millis(50);
-        settings.validate().unwrap();
-        settings.turn.listen = "127.0.0.1:0".parse().unwrap();
         let t0 = Utc::now().trunc_subsecs(0);
         let clock = ManualClock::at(t0);
-        let state = wakili_server::prepare(settings, clock.clock())
-            .await
-            .unwrap();
-        assert!(state.push.enabled());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let server = tokio::spawn(wakili_server::serve(state, listener, async {
-            let _ = rx.await;
-        }));
+        let prepared = Launch::new()
+            .clock(clock.clock())
+            .prepare(&db.url, |settings| {
+                settings.push.credentials_json = Some(Secret::new(account().json));
+                settings.push.token_url = Some(fcm.token_url());
+                settings.push.fcm_base_url = fcm.base_url();
+                settings.push.poll_interval = Duration::from_millis(50);
+            })
+            .await;
+        assert!(prepared.state.push.enabled());
+        let server = prepared.serve().await;
         Self {
-            base,
+            base: server.url(""),
             http: reqwest::Client::new(),
             fcm,
             clock,
             t0,
-            shutdown: Some(tx),
-            server: Some(server),
+            server,
             _db: db,
-            _data: data,
         }
     }
 
@@ -172,13 +153,8 @@ impl App {
         assert_eq!(got.len(), n, "unexpected messages: {got:#?}");
     }
 
-    async fn stop(mut self) {
-        let _ = self.shutdown.take().unwrap().send(());
-        tokio::time::timeout(Duration::from_secs(10), self.server.take().unwrap())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+    async fn stop(self) {
+        self.server.stop().await.unwrap();
     }
 }
 

@@ -1,5 +1,5 @@
-//! Recording storage end to end: the real server, two real S3 servers (`s3s-fs`, checking SigV4)
-//! playing S3 and R2, and a local disk, with consent given over real signaling.
+//! Recording storage end to end: the real server, two real S3 servers (`s3s-fs`, checking SigV4,
+//! launched by `wakili_testkit::s3`) playing S3 and R2, and a local disk, with consent given over real signaling.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -7,7 +7,6 @@ mod common;
 
 use std::{
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
     time::Duration,
 };
 
@@ -17,112 +16,11 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use wakili_core::Role;
 use wakili_db::Backend;
-use wakili_settings::{ProviderKind, ProviderSettings, Secret};
+use wakili_settings::{ProviderKind, ProviderSettings};
+use wakili_testkit::s3::S3Server;
 
-const AK: &str = "wakili-test-ak";
-const SK: &str = "wakili-test-secret-key-0123456789";
-const BUCKET: &str = "recordings";
 /// Appears in every chunk's plaintext, so a plaintext leak at rest is found by a byte search.
 const MARKER: &[u8] = b"PRIVILEGED-CONSULTATION-MEDIA";
-
-/// One `s3s-fs` server: a real S3 API over a directory, verifying SigV4.
-struct S3 {
-    port: u16,
-    root: tempfile::TempDir,
-    child: Option<Child>,
-}
-
-impl S3 {
-    fn start() -> Self {
-        let root = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(root.path().join(BUCKET)).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut s3 = Self {
-            port,
-            root,
-            child: None,
-        };
-        s3.resume();
-        s3
-    }
-
-    fn binary() -> PathBuf {
-        if let Ok(path) = std::env::var("S3S_FS") {
-            return path.into();
-        }
-        let home = std::env::var("HOME").unwrap_or_default();
-        let installed = Path::new(&home).join(".cargo/bin/s3s-fs");
-        if installed.exists() {
-            installed
-        } else {
-            "s3s-fs".into()
-        }
-    }
-
-    /// (Re)starts the server on its port and directory, waiting until it accepts connections.
-    fn resume(&mut self) {
-        let child = Command::new(Self::binary())
-            .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(["--access-key", AK, "--secret-key", SK])
-            .arg(self.root.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("s3s-fs is needed (scripts/install-test-tools installs it)");
-        self.child = Some(child);
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        panic!("s3s-fs did not start on port {}", self.port);
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn provider(&self, name: &str, kind: ProviderKind) -> ProviderSettings {
-        ProviderSettings {
-            name: name.into(),
-            kind,
-            bucket: Some(BUCKET.into()),
-            region: Some("us-east-1".into()),
-            endpoint: Some(format!("http://127.0.0.1:{}", self.port)),
-            access_key_id: Some(AK.into()),
-            secret_access_key: Some(Secret::new(SK)),
-            allow_http: true,
-            path: None,
-        }
-    }
-
-    fn dir(&self) -> PathBuf {
-        self.root.path().join(BUCKET)
-    }
-
-    /// Sends the server SIGSTOP (`true`: frozen, accepting connections but answering nothing)
-    /// or SIGCONT (`false`).
-    fn freeze(&self, frozen: bool) {
-        let pid = self.child.as_ref().expect("running").id().to_string();
-        let signal = if frozen { "-STOP" } else { "-CONT" };
-        let status = Command::new("kill").args([signal, &pid]).status().unwrap();
-        assert!(status.success(), "kill {signal} {pid}");
-    }
-}
-
-impl Drop for S3 {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
 
 /// Every regular file under `dir`.
 fn files(dir: &Path) -> Vec<PathBuf> {
@@ -380,8 +278,8 @@ async fn download(
 
 #[tokio::test]
 async fn recordings_survive_a_provider_outage_and_come_back_intact() {
-    let mut s3 = S3::start();
-    let r2 = S3::start();
+    let mut s3 = S3Server::start();
+    let r2 = S3Server::start();
     let disk = tempfile::tempdir().unwrap();
     let (s3p, r2p) = (
         s3.provider("s3", ProviderKind::S3),
@@ -774,8 +672,8 @@ async fn recording(app: &TestApp, call: &Call) -> Value {
 /// upload takes seconds, and `complete` and downloads work from the other copies.
 #[tokio::test]
 async fn a_frozen_primary_costs_no_client_errors_and_complete_succeeds_during_the_freeze() {
-    let s3 = S3::start();
-    let r2 = S3::start();
+    let s3 = S3Server::start();
+    let r2 = S3Server::start();
     let disk = tempfile::tempdir().unwrap();
     let providers = vec![
         s3.provider("s3", ProviderKind::S3),
@@ -921,7 +819,7 @@ async fn with_ack_copies_two_an_acknowledged_chunk_is_on_two_providers() {
 /// and it becomes `completed` once the provider is back, without the uploader asking again.
 #[tokio::test]
 async fn a_failed_complete_is_retried_by_the_server_until_the_recording_is_ready() {
-    let mut s3 = S3::start();
+    let mut s3 = S3Server::start();
     let provider = s3.provider("s3", ProviderKind::S3);
     let app = spawn_app_with(Backend::Postgres, move |s| {
         s.storage.providers = vec![provider];
@@ -970,7 +868,7 @@ async fn a_failed_complete_is_retried_by_the_server_until_the_recording_is_ready
 /// back and holds nothing of the recording.
 #[tokio::test]
 async fn object_deletes_that_failed_after_shredding_are_retried() {
-    let mut s3 = S3::start();
+    let mut s3 = S3Server::start();
     let disk = tempfile::tempdir().unwrap();
     let providers = vec![
         s3.provider("s3", ProviderKind::S3),

@@ -14,14 +14,11 @@ use common::*;
 use futures_util::{SinkExt, StreamExt};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message;
 use wakili_client::{Client, ClientError, Config, Events, TokenSource};
 use wakili_core::Role;
 use wakili_db::Backend;
-use wakili_settings::{Secret, Settings};
 use wakili_testkit::clock::ManualClock;
-use wakili_testkit::db::TestDatabase;
 
 const LAWYER: &str = "lawyer-1";
 const CLIENT: &str = "client-1";
@@ -30,59 +27,22 @@ const WAIT: Duration = Duration::from_secs(5);
 /// The server on SQLite with a [`ManualClock`] (starting at the real time) and the test
 /// defaults of `common` (HS256 with `SECRET`, no leeway).
 struct ClockedApp {
-    addr: SocketAddr,
+    app: TestApp,
     clock: ManualClock,
-    http: reqwest::Client,
-    _db: TestDatabase,
-    _data: tempfile::TempDir,
-    _stop: oneshot::Sender<()>,
 }
 
 impl ClockedApp {
     async fn start() -> Self {
-        let db = TestDatabase::new(Backend::Sqlite).await;
-        let data = tempfile::tempdir().unwrap();
-        let mut settings = Settings {
-            data_dir: data.path().to_path_buf(),
-            database_url: Some(db.url.clone()),
-            ..Settings::default()
-        };
-        settings.auth.leeway = Duration::ZERO;
-        settings.auth.secret = Some(Secret::new(SECRET));
-        settings.turn.secret = Some(Secret::new(TURN_SECRET));
-        settings.turn.listen = "127.0.0.1:0".parse().unwrap();
-        settings.validate().unwrap();
         let clock = ManualClock::at(Utc::now());
-        let state = wakili_server::prepare(settings, clock.clock())
-            .await
-            .unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(wakili_server::serve(state, listener, async {
-            let _ = stopped.await;
-        }));
-        let app = Self {
-            addr,
-            clock,
-            http: reqwest::Client::new(),
-            _db: db,
-            _data: data,
-            _stop: stop,
-        };
-        for _ in 0..100 {
-            if let Ok(r) = app.http.get(app.url("/readyz")).send().await
-                && r.status() == StatusCode::OK
-            {
-                return app;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("server did not become ready");
+        let app = Launch::new()
+            .clock(clock.clock())
+            .app(Backend::Sqlite, |_| {})
+            .await;
+        Self { app, clock }
     }
 
     fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
+        self.app.url(path)
     }
 
     /// A token for `sub` issued now on the server's clock, valid for `ttl`.
@@ -92,6 +52,7 @@ impl ClockedApp {
 
     async fn book(&self) -> String {
         let response = self
+            .app
             .http
             .post(self.url("/api/v1/consultations"))
             .bearer_auth(self.token(LAWYER, Role::Lawyer, Duration::from_secs(60)))
@@ -335,6 +296,7 @@ async fn an_expired_socket_is_refused_and_closed() {
     // An hour and two seconds later (no leeway) the API refuses the token…
     app.clock.advance(Duration::from_secs(3602));
     let me = app
+        .app
         .http
         .get(app.url("/api/v1/me"))
         .bearer_auth(&lawyer_token)

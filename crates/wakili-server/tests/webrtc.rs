@@ -479,24 +479,18 @@ async fn turn_credentials_are_refused_right_after_they_expire() {
 /// not on its own reading of the system time (it used to call `Utc::now` itself).
 #[tokio::test]
 async fn the_relay_keeps_the_servers_time() {
-    let data = tempfile::tempdir().unwrap();
     let db = wakili_testkit::db::TestDatabase::new(Backend::Sqlite).await;
-    let mut settings = wakili_settings::Settings {
-        data_dir: data.path().to_path_buf(),
-        database_url: Some(db.url.clone()),
-        ..wakili_settings::Settings::default()
-    };
-    settings.auth.secret = Some(wakili_settings::Secret::new(SECRET));
-    settings.turn.secret = Some(wakili_settings::Secret::new(TURN_SECRET));
-    settings.turn.allow_loopback_peers = true;
-    settings.turn.listen = "127.0.0.1:0".parse().unwrap();
     // The server's clock, three hours behind the real one (a test can move a server's time; the
     // relay must move with it).
     let clock = wakili_server::Clock::from_fn(|| chrono::Utc::now() - chrono::Duration::hours(3));
-    let state = wakili_server::prepare(settings, clock.clone())
-        .await
-        .unwrap();
-    let udp = state.ice.embedded().unwrap().udp_port;
+    // Prepared only: the embedded TURN server runs, no HTTP is needed.
+    let prepared = Launch::new()
+        .clock(clock.clone())
+        .prepare(&db.url, |settings| {
+            settings.turn.allow_loopback_peers = true
+        })
+        .await;
+    let udp = prepared.state.ice.embedded().unwrap().udp_port;
     // What `/webrtc/config` hands out at the server's time: an hour-long credential that, by the
     // machine's own clock, expired at least 90 minutes ago.
     let issued = wakili_core::turn::mint(
@@ -511,5 +505,5 @@ async fn the_relay_keeps_the_servers_time() {
         output.contains("Total lost packets 0 (0.000000%)"),
         "{output}"
     );
-    drop(state);
+    drop(prepared);
 }

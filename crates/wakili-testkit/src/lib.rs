@@ -1,12 +1,24 @@
-//! Wakili's test kit: stand-ins for the services Wakili talks to that have no local equivalent,
-//! for tests and benchmarks only. No product crate depends on it (the release `wakili` binary
-//! cannot link it); only dev-dependencies and `wakili-bench` do.
+//! Wakili's test kit: launchers and stand-ins for the services Wakili talks to, for tests and
+//! benchmarks only. No product crate depends on it (the release `wakili` binary cannot link it:
+//! `cargo tree -p wakili -e normal` does not show it); only dev-dependencies and `wakili-bench`
+//! do.
 //!
+//! - [`server`] (feature `server`): the real Wakili server on port 0 over a throw-away database,
+//!   with test tokens, optionally on a clock the test moves; `wakili-server`'s integration tests
+//!   start every server through it.
+//! - [`s3`]: a real S3 API (`s3s-fs` over a temporary directory, checking SigV4) to store
+//!   recordings in, that a test can stop, resume and freeze.
 //! - [`fcm`]: a faithful local Firebase Cloud Messaging (HTTP v1 send and OAuth2 token
 //!   endpoints).
 //! - [`clock`]: a clock the test moves by hand, given to the server as its `Clock`.
 //! - [`db`]: a throw-away SQLite or PostgreSQL database per test.
+//!
+//! The `server` feature is off by default, so the crates the server is built from (and
+//! `wakili-bench`) can use the rest of the kit without compiling the server.
 
 pub mod clock;
 pub mod db;
 pub mod fcm;
+pub mod s3;
+#[cfg(feature = "server")]
+pub mod server;
