@@ -9,6 +9,7 @@ pub mod consultation;
 mod error;
 pub mod ids;
 pub mod json;
+pub mod model;
 pub mod notification;
 pub mod notify;
 pub mod page;

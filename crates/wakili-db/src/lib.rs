@@ -7,7 +7,8 @@
 
 mod error;
 pub mod lifecycle;
-pub mod models;
+/// The records the stores take and return: `wakili_core::model`, where the domain defines them.
+pub use wakili_core::model as models;
 mod push;
 mod recordings;
 mod repository;

@@ -43,31 +43,6 @@ pub struct Transition<'a> {
     pub attempts: usize,
 }
 
-impl VideoConsultation {
-    /// This consultation after `action` by `actor` at `now`: the next status and the lifecycle
-    /// time it stamps. Sans-IO.
-    pub fn transitioned(
-        &self,
-        action: Action,
-        actor: &str,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Self, CoreError> {
-        let mut next = self.clone();
-        next.status = self.status.apply(action)?;
-        next.updated_at = now;
-        match action {
-            Action::Start => next.started_at = Some(now),
-            Action::End => next.ended_at = Some(now),
-            Action::Cancel => {
-                next.cancelled_at = Some(now);
-                next.cancelled_by = Some(actor.to_owned());
-            }
-            Action::Edit | Action::Reschedule => {}
-        }
-        Ok(next)
-    }
-}
-
 /// Applies `transition` to consultation `id`: reads it, lets `guard` check the caller against it
 /// (its answer is returned with the saved row), applies the action and `change`, and saves both
 /// the row and the audit entry. A concurrent save makes it start again from the fresh row, so the

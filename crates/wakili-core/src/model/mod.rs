@@ -1,12 +1,17 @@
-//! What the repository stores and returns.
+//! The domain's records: consultations, participants, the audit log, consents, quality samples,
+//! recordings and their chunks, and (in [`push`]) devices and notifications. The database stores
+//! and returns them (`wakili-db` maps rows to them); the API shows several of them as they are.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use wakili_core::{
-    Role,
-    consultation::{ConsultationStatus, NewConsultation},
+
+use crate::{
+    CoreError, Role,
+    consultation::{Action, ConsultationStatus, NewConsultation},
     page::Cursor,
 };
+
+pub mod push;
 
 /// A platform user, upserted from token claims on every authenticated request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -233,7 +238,7 @@ pub struct Recording {
     /// The user who uploads it (the lawyer).
     pub started_by: String,
     /// Where it is in its life.
-    pub status: wakili_core::recording::RecordingStatus,
+    pub status: crate::recording::RecordingStatus,
     /// Container, e.g. `webm` or `mp4` (set on completion).
     pub format: Option<String>,
     /// Codecs, e.g. `vp8,opus`.
@@ -340,7 +345,7 @@ pub struct FinalizedRecording {
     /// The recording.
     pub id: String,
     /// `Completed` or `Incomplete`.
-    pub status: wakili_core::recording::RecordingStatus,
+    pub status: crate::recording::RecordingStatus,
     /// Container.
     pub format: Option<String>,
     /// Codecs.
@@ -372,4 +377,29 @@ pub struct ProviderUsage {
     pub objects: u64,
     /// Ciphertext bytes.
     pub bytes: u64,
+}
+
+impl VideoConsultation {
+    /// This consultation after `action` by `actor` at `now`: the next status and the lifecycle
+    /// time it stamps.
+    pub fn transitioned(
+        &self,
+        action: Action,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Self, CoreError> {
+        let mut next = self.clone();
+        next.status = self.status.apply(action)?;
+        next.updated_at = now;
+        match action {
+            Action::Start => next.started_at = Some(now),
+            Action::End => next.ended_at = Some(now),
+            Action::Cancel => {
+                next.cancelled_at = Some(now);
+                next.cancelled_by = Some(actor.to_owned());
+            }
+            Action::Edit | Action::Reschedule => {}
+        }
+        Ok(next)
+    }
 }

@@ -1,0 +1,223 @@
+//! Mobile push bookkeeping: devices, the notification outbox and scheduled reminders, as stored.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// A phone or browser that receives push notifications for its user. Serialized as the API
+/// shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceRegistration {
+    /// Opaque id (UUIDv7).
+    pub id: String,
+    /// Whose device it is.
+    pub user_id: String,
+    /// The FCM registration token.
+    pub token: String,
+    /// `ios`, `android` or `web`.
+    pub platform: String,
+    /// The app's version.
+    pub app_version: String,
+    /// Preferred locale (BCP 47), if given.
+    pub locale: Option<String>,
+    /// Whether notifications go to it.
+    pub is_active: bool,
+    /// Why it stopped receiving notifications (`unregistered`, `invalid_token`, `silent`).
+    pub deactivated_reason: Option<String>,
+    /// The last registration or heartbeat.
+    pub last_seen_at: DateTime<Utc>,
+    /// First registered.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A registration to store (upsert by token).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDevice {
+    /// Fresh id, used when the token is new.
+    pub id: String,
+    /// The owner (a token moving to another user moves with it).
+    pub user_id: String,
+    /// The FCM registration token.
+    pub token: String,
+    /// `ios`, `android` or `web`.
+    pub platform: String,
+    /// The app's version.
+    pub app_version: String,
+    /// Preferred locale.
+    pub locale: Option<String>,
+}
+
+/// Where an outbox row is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Waiting for its time or for a retry.
+    Pending,
+    /// Accepted by FCM.
+    Sent,
+    /// Given up: refused by FCM, device gone, or out of attempts.
+    Failed,
+    /// Its moment passed before it could be sent (a call that stopped ringing).
+    Expired,
+}
+
+impl DeliveryStatus {
+    /// The stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Sent => "sent",
+            Self::Failed => "failed",
+            Self::Expired => "expired",
+        }
+    }
+}
+
+impl std::str::FromStr for DeliveryStatus {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Ok(match s {
+            "pending" => Self::Pending,
+            "sent" => Self::Sent,
+            "failed" => Self::Failed,
+            "expired" => Self::Expired,
+            _ => return Err(()),
+        })
+    }
+}
+
+/// One notification to one device, as the outbox holds it. Serialized (without the device
+/// token and the payload) for the admins' delivery list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct OutboxNotification {
+    /// Opaque id (UUIDv7, so ids sort by creation).
+    pub id: String,
+    /// The recipient.
+    pub user_id: String,
+    /// The device's FCM token.
+    #[serde(skip)]
+    pub device_token: String,
+    /// The device's platform.
+    pub platform: String,
+    /// What it is (`incoming_call`, `call_cancelled`, `reminder`, `consultation_cancelled`, …).
+    pub kind: String,
+    /// The consultation it is about.
+    pub consultation_id: Option<String>,
+    /// The notification's content (JSON), turned into an FCM message when sent.
+    #[serde(skip)]
+    pub payload: String,
+    /// Where it is.
+    pub status: DeliveryStatus,
+    /// Send attempts so far.
+    pub attempts: u32,
+    /// When it is (next) due.
+    pub next_attempt_at: DateTime<Utc>,
+    /// Not sent after this instant (calls).
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The last failure.
+    pub last_error: Option<String>,
+    /// FCM's name for the accepted message.
+    pub message_name: Option<String>,
+    /// Queued.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+    /// Accepted by FCM.
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// A notification to queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewNotification {
+    /// Fresh id.
+    pub id: String,
+    /// The recipient.
+    pub user_id: String,
+    /// The device's FCM token.
+    pub device_token: String,
+    /// The device's platform.
+    pub platform: String,
+    /// What it is.
+    pub kind: String,
+    /// The consultation it is about.
+    pub consultation_id: Option<String>,
+    /// Content (JSON).
+    pub payload: String,
+    /// Not before.
+    pub due_at: DateTime<Utc>,
+    /// Not after.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// What became of a leased outbox row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// FCM accepted it.
+    Sent {
+        /// FCM's message name.
+        message_name: String,
+    },
+    /// Given up.
+    Failed {
+        /// Why.
+        error: String,
+    },
+    /// Its moment passed.
+    Expired,
+    /// Try again at `at`; `attempted` says whether this counts as an attempt (a rate-limited
+    /// row was not sent at all).
+    Retry {
+        /// When.
+        at: DateTime<Utc>,
+        /// Why.
+        error: Option<String>,
+        /// Whether FCM was asked.
+        attempted: bool,
+    },
+}
+
+/// Which deliveries to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveryFilter {
+    /// Only this status.
+    pub status: Option<DeliveryStatus>,
+    /// Only about this consultation.
+    pub consultation_id: Option<String>,
+    /// Only to this user.
+    pub user_id: Option<String>,
+    /// Only ids below this one (the previous page's last id).
+    pub before: Option<String>,
+    /// Page size.
+    pub limit: u32,
+}
+
+/// A reminder due at some instant, as a worker leased it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueReminder {
+    /// Row id.
+    pub id: String,
+    /// The consultation.
+    pub consultation_id: String,
+    /// How long before the consultation it fires.
+    pub offset_seconds: i64,
+    /// When.
+    pub due_at: DateTime<Utc>,
+}
+
+/// The newest call notification of a consultation (ringing or its cancellation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallState {
+    /// `incoming_call` or `call_cancelled`.
+    pub kind: String,
+    /// Whose devices it went to.
+    pub user_id: String,
+    /// Stops ringing by itself at this instant.
+    pub expires_at: Option<DateTime<Utc>>,
+}
