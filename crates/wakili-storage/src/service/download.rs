@@ -135,6 +135,7 @@ impl RecordingStore {
         };
         let query = url::sign(&inner.url_secret, &grant);
         inner
+            .stores
             .audit
             .append_audit(
                 audit(
@@ -171,6 +172,7 @@ impl RecordingStore {
     ) -> Result<(), StorageError> {
         let user = grant.user.as_ref().map_or("link", |(id, _)| id.as_str());
         self.inner
+            .stores
             .audit
             .append_audit(
                 audit(

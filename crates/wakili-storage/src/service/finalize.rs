@@ -75,13 +75,14 @@ impl RecordingStore {
                 let kept = serde_json::to_string(&request)
                     .map_err(|e| StorageError::Integrity(e.to_string()))?;
                 if !inner
+                    .stores
                     .records
                     .begin_finalizing(&recording.id, &kept, lease_until, now)
                     .await?
                 {
                     return Err(StateError::NotAccepting(RecordingStatus::Finalizing).into());
                 }
-                let chunks = inner.records.chunks(&recording.id).await?;
+                let chunks = inner.stores.records.chunks(&recording.id).await?;
                 let present: Vec<u32> = chunks
                     .iter()
                     .filter(|c| c.state == ChunkState::Stored)
@@ -89,7 +90,7 @@ impl RecordingStore {
                     .collect();
                 let check = Completeness::of(request.chunk_count, &present);
                 if !check.is_complete() {
-                    inner.records.reopen_recording(&recording.id, now).await?;
+                    inner.stores.records.reopen_recording(&recording.id, now).await?;
                     return Err(RequestError::Missing {
                         missing: check.missing,
                         unexpected: check.unexpected,
@@ -102,6 +103,7 @@ impl RecordingStore {
             // starts the next attempt now unless one is running.
             RecordingStatus::Finalizing => {
                 match inner
+                    .stores
                     .records
                     .claim_finalization(&recording.id, lease_until, now)
                     .await?
@@ -121,6 +123,7 @@ impl RecordingStore {
                 let retry_at = now + chrono_duration(finalize_backoff(1));
                 tracing::warn!(recording_id = %recording.id, error = %e, "finalizing failed; the server retries it");
                 inner
+                    .stores
                     .records
                     .finalization_failed(&recording.id, retry_at)
                     .await?;
@@ -139,6 +142,7 @@ impl RecordingStore {
         let inner = &self.inner;
         let now = inner.clock.now();
         let claimed = inner
+            .stores
             .records
             .claim_finalizations(now + chrono_duration(FINALIZE_LEASE), now, 16)
             .await?;
@@ -165,6 +169,7 @@ impl RecordingStore {
                     let wait = finalize_backoff(attempts);
                     tracing::warn!(recording_id = %id, attempts, error = %e, retry_in = ?wait, "finalizing failed again");
                     inner
+                        .stores
                         .records
                         .finalization_failed(&id, inner.clock.now() + chrono_duration(wait))
                         .await?;
@@ -182,7 +187,7 @@ impl RecordingStore {
         let before = now
             - chrono::Duration::from_std(inner.config.abandon_after)
                 .unwrap_or(chrono::Duration::minutes(10));
-        let ids = inner.records.claim_abandoned(before, now, 16).await?;
+        let ids = inner.stores.records.claim_abandoned(before, now, 16).await?;
         let mut done = 0;
         for id in ids {
             let recording = self.recording(&id).await?;
@@ -219,6 +224,7 @@ impl RecordingStore {
         let inner = &self.inner;
         let cipher = self.cipher(recording)?;
         let chunks: Vec<Chunk> = inner
+            .stores
             .records
             .chunks(&recording.id)
             .await?
@@ -254,6 +260,7 @@ impl RecordingStore {
         self.write_terminator(recording, &cipher, end).await?;
 
         let consents = inner
+            .stores
             .consents
             .consents(&recording.consultation_id)
             .await?
@@ -315,7 +322,7 @@ impl RecordingStore {
                 "missing": manifest.missing,
             }),
         );
-        Ok(inner.records.finalize_recording(&done, audit).await?)
+        Ok(inner.stores.records.finalize_recording(&done, audit).await?)
     }
 
     async fn write_terminator(
@@ -337,15 +344,16 @@ impl RecordingStore {
             providers: Vec::new(),
         };
         let now = inner.clock.now();
-        let mut held = inner.records.claim_chunk(&row, now).await?;
+        let mut held = inner.stores.records.claim_chunk(&row, now).await?;
         if held.state == ChunkState::Pending {
             // A claim whose body never arrived sits where the stream ends: it was never
             // acknowledged, so the terminator takes its place.
             inner
+                .stores
                 .records
                 .release_chunk(&recording.id, end, &held.sha256)
                 .await?;
-            held = inner.records.claim_chunk(&row, now).await?;
+            held = inner.stores.records.claim_chunk(&row, now).await?;
         }
         if held.state != ChunkState::Terminator {
             return Err(StorageError::Integrity(format!(
@@ -363,6 +371,7 @@ impl RecordingStore {
                 .await?;
             for provider in holders {
                 inner
+                    .stores
                     .records
                     .add_copy(&recording.id, end, &provider, inner.clock.now())
                     .await?;

@@ -50,6 +50,7 @@ impl RecordingStore {
             json!({ "recordingId": recording.id, "reason": reason }),
         );
         self.inner
+            .stores
             .records
             .set_legal_hold(&recording.id, hold, reason, audit, self.inner.clock.now())
             .await?
@@ -70,11 +71,12 @@ impl RecordingStore {
             json!({ "recordingId": recording.id, "method": "crypto-shredding" }),
         );
         if !inner
+            .stores
             .records
             .shred_recording(&recording.id, inner.clock.now(), audit)
             .await?
         {
-            return match inner.records.recording(&recording.id).await? {
+            return match inner.stores.records.recording(&recording.id).await? {
                 Some(r) if r.legal_hold => Err(StorageError::State(StateError::LegalHold)),
                 _ => Err(StorageError::State(StateError::NotFound)),
             };
@@ -89,6 +91,7 @@ impl RecordingStore {
     async fn purge(&self, id: &str) {
         let inner = &self.inner;
         if let Err(e) = inner
+            .stores
             .records
             .queue_object_deletes(id, &inner.providers.names(), inner.clock.now())
             .await
@@ -107,13 +110,14 @@ impl RecordingStore {
     pub async fn process_deletes(&self) -> Result<usize, StorageError> {
         let inner = &self.inner;
         let names = inner.providers.names();
-        for id in inner.records.shredded_with_chunks(16).await? {
+        for id in inner.stores.records.shredded_with_chunks(16).await? {
             inner
+                .stores
                 .records
                 .queue_object_deletes(&id, &names, inner.clock.now())
                 .await?;
         }
-        let queued = inner.records.pending_deletes(512).await?;
+        let queued = inner.stores.records.pending_deletes(512).await?;
         if queued.is_empty() {
             return Ok(0);
         }
@@ -132,12 +136,12 @@ impl RecordingStore {
                 for key in keys {
                     match inner.providers.delete(name, key).await {
                         Ok(()) => {
-                            inner.records.delete_attempted(name, key, true).await?;
+                            inner.stores.records.delete_attempted(name, key, true).await?;
                             done += 1;
                         }
                         Err(e) => {
                             tracing::warn!(provider = %name, key = %key, error = %e, "deleting a shredded object failed; will retry");
-                            inner.records.delete_attempted(name, key, false).await?;
+                            inner.stores.records.delete_attempted(name, key, false).await?;
                             break;
                         }
                     }
@@ -152,7 +156,7 @@ impl RecordingStore {
         // Objects of providers no longer configured can never be deleted from here.
         for (provider, key) in queued.iter().filter(|(p, _)| !names.contains(p)) {
             tracing::warn!(provider = %provider, key = %key, "queued delete for a provider that is no longer configured: dropped");
-            inner.records.delete_attempted(provider, key, true).await?;
+            inner.stores.records.delete_attempted(provider, key, true).await?;
         }
         Ok(done)
     }
@@ -166,7 +170,7 @@ impl RecordingStore {
         let current = inner.keyring.current().id().to_owned();
         let mut done = 0;
         loop {
-            let batch = inner.records.keys_to_rewrap(&current, 64).await?;
+            let batch = inner.stores.records.keys_to_rewrap(&current, 64).await?;
             let mut progressed = false;
             for (id, text, key_id) in batch {
                 let Ok(bytes) = STANDARD.decode(&text) else {
@@ -183,6 +187,7 @@ impl RecordingStore {
                 };
                 let rewrapped = inner.keyring.wrap(&key, &id)?;
                 if inner
+                    .stores
                     .records
                     .rewrap_key(
                         &id,
@@ -201,7 +206,7 @@ impl RecordingStore {
             }
         }
         if done > 0 {
-            let left = inner.records.keys_to_rewrap_count(&current).await?;
+            let left = inner.stores.records.keys_to_rewrap_count(&current).await?;
             tracing::info!(rewrapped = done, left, master_key = %current, "data keys re-wrapped under the current master key");
         }
         Ok(done)
@@ -210,7 +215,7 @@ impl RecordingStore {
     /// Provider health and holdings, and the replication backlog.
     pub async fn usage(&self) -> Result<Usage, StorageError> {
         let inner = &self.inner;
-        let held = inner.records.storage_usage().await?;
+        let held = inner.stores.records.storage_usage().await?;
         let providers = inner
             .providers
             .status(Instant::now())
@@ -232,12 +237,14 @@ impl RecordingStore {
         Ok(Usage {
             providers,
             replication_backlog: inner
+                .stores
                 .records
                 .replication_backlog(&inner.providers.wanted())
                 .await?,
             replicas: inner.providers.replicas(),
-            pending_deletes: inner.records.pending_delete_count().await?,
+            pending_deletes: inner.stores.records.pending_delete_count().await?,
             keys_under_retired_master_keys: inner
+                .stores
                 .records
                 .keys_to_rewrap_count(inner.keyring.current().id())
                 .await?,
@@ -252,7 +259,7 @@ impl RecordingStore {
         let mut made = 0;
         let mut offset = 0;
         loop {
-            let page = inner.records.under_replicated(&wanted, 64, offset).await?;
+            let page = inner.stores.records.under_replicated(&wanted, 64, offset).await?;
             if page.is_empty() {
                 return Ok(made);
             }
@@ -289,6 +296,7 @@ impl RecordingStore {
                         .put_to(target, &chunk.object_key, reader)
                         .await?;
                     inner
+                        .stores
                         .records
                         .add_copy(&chunk.recording_id, chunk.seq, target, inner.clock.now())
                         .await?;

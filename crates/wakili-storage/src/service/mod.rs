@@ -86,9 +86,7 @@ impl Stores {
 }
 
 struct Inner {
-    records: Arc<dyn wakili_db::RecordingStore>,
-    audit: Arc<dyn AuditStore>,
-    consents: Arc<dyn ConsentStore>,
+    stores: Stores,
     providers: Providers,
     keyring: Keyring,
     signer: ManifestSigner,
@@ -118,9 +116,7 @@ impl RecordingStore {
         }
         Ok(Self {
             inner: Arc::new(Inner {
-                records: stores.records,
-                audit: stores.audit,
-                consents: stores.consents,
+                stores,
                 providers,
                 keyring,
                 signer,
@@ -149,6 +145,7 @@ impl RecordingStore {
     /// A recording by id.
     pub async fn recording(&self, id: &str) -> Result<Recording, StorageError> {
         self.inner
+            .stores
             .records
             .recording(id)
             .await?
@@ -157,7 +154,7 @@ impl RecordingStore {
 
     /// A recording's chunk rows with their holders.
     pub async fn chunks(&self, id: &str) -> Result<Vec<Chunk>, StorageError> {
-        Ok(self.inner.records.chunks(id).await?)
+        Ok(self.inner.stores.records.chunks(id).await?)
     }
 
     /// Reads `range` of a chunk's object (all of it with `None`) and opens it with `open`,
@@ -209,6 +206,7 @@ impl RecordingStore {
     async fn flag_corrupt(&self, chunk: &Chunk, provider: &str) {
         if let Err(e) = self
             .inner
+            .stores
             .records
             .drop_copy(&chunk.recording_id, chunk.seq, provider)
             .await
@@ -222,6 +220,7 @@ impl RecordingStore {
             tracing::warn!(recording_id = %chunk.recording_id, seq = chunk.seq, provider, "copy missing: the replicator will restore it");
             if let Err(e) = self
                 .inner
+                .stores
                 .records
                 .drop_copy(&chunk.recording_id, chunk.seq, provider)
                 .await

@@ -59,7 +59,7 @@ impl RecordingStore {
             "recording.created",
             json!({ "recordingId": id }),
         );
-        Ok(inner.records.create_recording(&new, audit).await?)
+        Ok(inner.stores.records.create_recording(&new, audit).await?)
     }
 
     /// Stores chunk `seq` of `recording`, whose plaintext the client says hashes to `sha256`
@@ -94,7 +94,7 @@ impl RecordingStore {
             object_key: chunk_key(&recording.id, seq, &sha256),
             providers: Vec::new(),
         };
-        let held = inner.records.claim_chunk(&claim, now).await?;
+        let held = inner.stores.records.claim_chunk(&claim, now).await?;
         if held.sha256 != sha256 || held.state == ChunkState::Terminator {
             return Err(StateError::ChunkConflict { seq }.into());
         }
@@ -113,6 +113,7 @@ impl RecordingStore {
             Err(e) => {
                 if matches!(e, StorageError::Request(RequestError::HashMismatch { .. })) {
                     inner
+                        .stores
                         .records
                         .release_chunk(&recording.id, seq, &sha256)
                         .await?;
@@ -122,6 +123,7 @@ impl RecordingStore {
         };
         if digest.sha256_hex() != sha256 {
             inner
+                .stores
                 .records
                 .release_chunk(&recording.id, seq, &sha256)
                 .await?;
@@ -146,6 +148,7 @@ impl RecordingStore {
             ..claim
         };
         if !inner
+            .stores
             .records
             .chunk_stored(&stored, &holders, inner.clock.now())
             .await?
