@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// What a client measures (from `RTCPeerConnection.getStats`).
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct QualityReport {
@@ -95,6 +96,16 @@ impl Level {
             Self::Low => "low",
             Self::Medium => "medium",
             Self::High => "high",
+        }
+    }
+
+    /// The level named `name`; anything unknown reads as `Low` (stored values are always one
+    /// of the three).
+    pub fn from_name(name: &str) -> Self {
+        match name {
+            "high" => Self::High,
+            "medium" => Self::Medium,
+            _ => Self::Low,
         }
     }
 }

@@ -7,34 +7,10 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
-use crate::quality::Level;
-
-/// One stored sample of a participant's report.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Sample {
-    /// The participant (one join; a resume keeps it).
-    pub participant_id: String,
-    /// Their user.
-    pub user_id: String,
-    /// When it was taken.
-    pub at: DateTime<Utc>,
-    /// Round-trip time, ms.
-    pub rtt_ms: f64,
-    /// Jitter, ms.
-    pub jitter_ms: f64,
-    /// Packet loss, percent.
-    pub packet_loss_pct: f64,
-    /// Send bitrate, kbit/s.
-    pub outbound_kbps: f64,
-    /// Receive bitrate, kbit/s.
-    pub inbound_kbps: f64,
-    /// Selected candidate type (`host`, `srflx`, `prflx`, `relay`, or empty).
-    pub candidate_type: String,
-    /// MOS-like score, 1 – 4.5.
-    pub score: f64,
-    /// Level the report called for.
-    pub level: Level,
-}
+use crate::{
+    model::QualitySample,
+    quality::{Level, QualityReport},
+};
 
 /// Something that happened to a participant's connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +45,23 @@ pub struct TimelinePoint {
     pub level: Level,
     /// Selected candidate type.
     pub candidate_type: String,
+}
+
+impl TimelinePoint {
+    /// The point for `report`, scored `score` at `level`, taken `at`.
+    pub fn of(report: &QualityReport, score: f64, level: Level, at: DateTime<Utc>) -> Self {
+        Self {
+            at,
+            rtt_ms: report.rtt_ms,
+            jitter_ms: report.jitter_ms,
+            packet_loss_pct: report.packet_loss_pct,
+            outbound_kbps: report.outbound_kbps,
+            inbound_kbps: report.inbound_kbps,
+            score,
+            level,
+            candidate_type: report.candidate_type.clone(),
+        }
+    }
 }
 
 /// Minimum, mean, 95th percentile and maximum of one measure.
@@ -195,13 +188,13 @@ pub struct QualityAnalysis {
 /// (the reporting interval, generously): a gap longer than that counts only `hold`. The last
 /// sample holds until `now` or for `hold`, whichever is shorter.
 pub fn analyze(
-    samples: &[Sample],
+    samples: &[QualitySample],
     events: &[(String, StabilityEvent)],
     hold: Duration,
     now: DateTime<Utc>,
 ) -> QualityAnalysis {
     let mut order: Vec<String> = Vec::new();
-    let mut by_participant: BTreeMap<String, Vec<&Sample>> = BTreeMap::new();
+    let mut by_participant: BTreeMap<String, Vec<&QualitySample>> = BTreeMap::new();
     for sample in samples {
         let list = by_participant
             .entry(sample.participant_id.clone())
@@ -221,7 +214,7 @@ pub fn analyze(
         .into_iter()
         .map(|participant| {
             let mut list = by_participant.remove(&participant).unwrap_or_default();
-            list.sort_by_key(|s| s.at);
+            list.sort_by_key(|s| s.taken_at);
             let quality = participant_quality(&participant, &list, events, hold, now);
             bandwidth.bytes_sent += quality.summary.bytes_sent;
             bandwidth.bytes_received += quality.summary.bytes_received;
@@ -238,29 +231,29 @@ pub fn analyze(
 
 fn participant_quality(
     participant: &str,
-    list: &[&Sample],
+    list: &[&QualitySample],
     events: &[(String, StabilityEvent)],
     hold: Duration,
     now: DateTime<Utc>,
 ) -> ParticipantQuality {
-    let values = |f: fn(&Sample) -> f64| list.iter().map(|s| f(s)).collect::<Vec<_>>();
+    let values = |f: fn(&QualitySample) -> f64| list.iter().map(|s| f(s)).collect::<Vec<_>>();
     let mut times = LevelTimes::default();
     let (mut bits_sent, mut bits_received) = (0.0, 0.0);
     let mut candidate_types = BTreeMap::new();
     for (i, sample) in list.iter().enumerate() {
-        let until = list.get(i + 1).map_or(now, |next| next.at);
-        let held = (until - sample.at).clamp(Duration::zero(), hold);
+        let until = list.get(i + 1).map_or(now, |next| next.taken_at);
+        let held = (until - sample.taken_at).clamp(Duration::zero(), hold);
         let seconds = held.num_milliseconds() as f64 / 1000.0;
         match sample.level {
             Level::High => times.high_s += seconds,
             Level::Medium => times.medium_s += seconds,
             Level::Low => times.low_s += seconds,
         }
-        bits_sent += sample.outbound_kbps * 1000.0 * seconds;
-        bits_received += sample.inbound_kbps * 1000.0 * seconds;
-        if !sample.candidate_type.is_empty() {
+        bits_sent += sample.report.outbound_kbps * 1000.0 * seconds;
+        bits_received += sample.report.inbound_kbps * 1000.0 * seconds;
+        if !sample.report.candidate_type.is_empty() {
             *candidate_types
-                .entry(sample.candidate_type.clone())
+                .entry(sample.report.candidate_type.clone())
                 .or_insert(0u32) += 1;
         }
     }
@@ -275,26 +268,16 @@ fn participant_quality(
         user_id: list.first().map(|s| s.user_id.clone()).unwrap_or_default(),
         timeline: list
             .iter()
-            .map(|s| TimelinePoint {
-                at: s.at,
-                rtt_ms: s.rtt_ms,
-                jitter_ms: s.jitter_ms,
-                packet_loss_pct: s.packet_loss_pct,
-                outbound_kbps: s.outbound_kbps,
-                inbound_kbps: s.inbound_kbps,
-                score: s.score,
-                level: s.level,
-                candidate_type: s.candidate_type.clone(),
-            })
+            .map(|s| TimelinePoint::of(&s.report, s.mos, s.level, s.taken_at))
             .collect(),
         summary: Summary {
             samples: list.len(),
-            rtt_ms: Stat::of(&values(|s| s.rtt_ms)),
-            jitter_ms: Stat::of(&values(|s| s.jitter_ms)),
-            packet_loss_pct: Stat::of(&values(|s| s.packet_loss_pct)),
-            outbound_kbps: Stat::of(&values(|s| s.outbound_kbps)),
-            inbound_kbps: Stat::of(&values(|s| s.inbound_kbps)),
-            score: Stat::of(&values(|s| s.score)),
+            rtt_ms: Stat::of(&values(|s| s.report.rtt_ms)),
+            jitter_ms: Stat::of(&values(|s| s.report.jitter_ms)),
+            packet_loss_pct: Stat::of(&values(|s| s.report.packet_loss_pct)),
+            outbound_kbps: Stat::of(&values(|s| s.report.outbound_kbps)),
+            inbound_kbps: Stat::of(&values(|s| s.report.inbound_kbps)),
+            score: Stat::of(&values(|s| s.mos)),
             time_at_level: times,
             reconnects: count(StabilityEvent::Reconnect),
             ice_restarts: count(StabilityEvent::IceRestart),
@@ -315,18 +298,31 @@ mod tests {
         DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap()
     }
 
-    fn sample(p: &str, s: i64, rtt: f64, kbps: f64, level: Level, candidate: &str) -> Sample {
-        Sample {
+    fn sample(
+        p: &str,
+        s: i64,
+        rtt: f64,
+        kbps: f64,
+        level: Level,
+        candidate: &str,
+    ) -> QualitySample {
+        QualitySample {
+            consultation_id: "c".into(),
             participant_id: p.into(),
             user_id: format!("user-{p}"),
-            at: at(s),
-            rtt_ms: rtt,
-            jitter_ms: rtt / 10.0,
-            packet_loss_pct: 0.0,
-            outbound_kbps: kbps,
-            inbound_kbps: kbps / 2.0,
-            candidate_type: candidate.into(),
-            score: 4.0,
+            taken_at: at(s),
+            report: QualityReport {
+                rtt_ms: rtt,
+                jitter_ms: rtt / 10.0,
+                packet_loss_pct: 0.0,
+                outbound_kbps: kbps,
+                inbound_kbps: kbps / 2.0,
+                frame_rate: 30.0,
+                width: 1280,
+                height: 720,
+                candidate_type: candidate.into(),
+            },
+            mos: 4.0,
             level,
         }
     }

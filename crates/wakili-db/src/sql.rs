@@ -5,7 +5,13 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row, Type};
-use wakili_core::{Role, consultation::ConsultationStatus, new_id, page::Cursor};
+use wakili_core::{
+    Role,
+    consultation::ConsultationStatus,
+    new_id,
+    page::Cursor,
+    quality::{Level, QualityReport},
+};
 
 use crate::{
     Backend, DbError, Repository,
@@ -467,17 +473,17 @@ impl_for_sql!(crate::QualityStore {
         .bind(q.participant_id.clone())
         .bind(q.user_id.clone())
         .bind(DbTime(q.taken_at))
-        .bind(q.rtt_ms)
-        .bind(q.jitter_ms)
-        .bind(q.packet_loss_pct)
-        .bind(q.outbound_kbps)
-        .bind(q.inbound_kbps)
-        .bind(q.frame_rate)
-        .bind(q.width)
-        .bind(q.height)
-        .bind(q.candidate_type.clone())
+        .bind(q.report.rtt_ms)
+        .bind(q.report.jitter_ms)
+        .bind(q.report.packet_loss_pct)
+        .bind(q.report.outbound_kbps)
+        .bind(q.report.inbound_kbps)
+        .bind(q.report.frame_rate)
+        .bind(i64::from(q.report.width))
+        .bind(i64::from(q.report.height))
+        .bind(q.report.candidate_type.clone())
         .bind(q.mos)
-        .bind(q.level.clone())
+        .bind(q.level.as_str().to_owned())
         .execute(&mut *conn)
         .await?;
         Ok(())
@@ -500,17 +506,20 @@ impl_for_sql!(crate::QualityStore {
                     participant_id: row.try_get("participant_id")?,
                     user_id: row.try_get("user_id")?,
                     taken_at: time(row, "taken_at")?,
-                    rtt_ms: row.try_get("rtt_ms")?,
-                    jitter_ms: row.try_get("jitter_ms")?,
-                    packet_loss_pct: row.try_get("packet_loss_pct")?,
-                    outbound_kbps: row.try_get("outbound_kbps")?,
-                    inbound_kbps: row.try_get("inbound_kbps")?,
-                    frame_rate: row.try_get("frame_rate")?,
-                    width: row.try_get("width")?,
-                    height: row.try_get("height")?,
-                    candidate_type: row.try_get("candidate_type")?,
+                    report: QualityReport {
+                        rtt_ms: row.try_get("rtt_ms")?,
+                        jitter_ms: row.try_get("jitter_ms")?,
+                        packet_loss_pct: row.try_get("packet_loss_pct")?,
+                        outbound_kbps: row.try_get("outbound_kbps")?,
+                        inbound_kbps: row.try_get("inbound_kbps")?,
+                        frame_rate: row.try_get("frame_rate")?,
+                        // Stored from checked reports (at most 16,384).
+                        width: u32::try_from(row.try_get::<i64, _>("width")?).unwrap_or(0),
+                        height: u32::try_from(row.try_get::<i64, _>("height")?).unwrap_or(0),
+                        candidate_type: row.try_get("candidate_type")?,
+                    },
                     mos: row.try_get("mos")?,
-                    level: row.try_get("level")?,
+                    level: Level::from_name(&row.try_get::<String, _>("level")?),
                 })
             })
             .collect()

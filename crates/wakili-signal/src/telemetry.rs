@@ -16,7 +16,10 @@ use std::{
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use wakili_core::quality::{Level, QualityReport};
+use wakili_core::{
+    quality::{Level, QualityReport},
+    quality_timeline::TimelinePoint,
+};
 
 use crate::protocol::SignalType;
 
@@ -49,34 +52,10 @@ pub struct Seated {
     /// When they joined (or resumed) here.
     pub since: DateTime<Utc>,
     /// Their latest report, if any.
-    pub quality: Option<LiveQuality>,
+    pub quality: Option<TimelinePoint>,
     /// The connection serving them (a resume moves them to another).
     #[serde(skip)]
     pub connection: String,
-}
-
-/// The latest `quality:report` of a participant, scored.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LiveQuality {
-    /// When it came.
-    pub at: DateTime<Utc>,
-    /// Score, 1 – 4.5.
-    pub score: f64,
-    /// `low`, `medium` or `high`.
-    pub level: &'static str,
-    /// Round-trip time, ms.
-    pub rtt_ms: f64,
-    /// Jitter, ms.
-    pub jitter_ms: f64,
-    /// Packet loss, percent.
-    pub packet_loss_pct: f64,
-    /// Send bitrate, kbit/s.
-    pub outbound_kbps: f64,
-    /// Receive bitrate, kbit/s.
-    pub inbound_kbps: f64,
-    /// Selected candidate type.
-    pub candidate_type: String,
 }
 
 /// The counters at one moment.
@@ -225,17 +204,7 @@ impl Telemetry {
             .get_mut(consultation)
             .and_then(|room| room.get_mut(participant))
         {
-            seat.quality = Some(LiveQuality {
-                at,
-                score,
-                level: level.as_str(),
-                rtt_ms: report.rtt_ms,
-                jitter_ms: report.jitter_ms,
-                packet_loss_pct: report.packet_loss_pct,
-                outbound_kbps: report.outbound_kbps,
-                inbound_kbps: report.inbound_kbps,
-                candidate_type: report.candidate_type.clone(),
-            });
+            seat.quality = Some(TimelinePoint::of(report, score, level, at));
         }
     }
 
@@ -339,7 +308,10 @@ mod tests {
         t.quality("c1", "nobody", &report, (4.2, Level::High, now));
         let seated = t.seated(10);
         let q = seated[0].1["p1"].quality.clone().unwrap();
-        assert_eq!((q.level, q.candidate_type.as_str()), ("high", "relay"));
+        assert_eq!(
+            (q.level.as_str(), q.candidate_type.as_str()),
+            ("high", "relay")
+        );
         assert_eq!(t.counters().quality_reports, 2);
     }
 }

@@ -9,6 +9,7 @@ use crate::{
     CoreError, Role,
     consultation::{Action, ConsultationStatus, NewConsultation},
     page::Cursor,
+    quality::{Level, QualityReport},
 };
 
 pub mod push;
@@ -203,28 +204,14 @@ pub struct QualitySample {
     pub user_id: String,
     /// When the report arrived.
     pub taken_at: DateTime<Utc>,
-    /// Round-trip time, ms.
-    pub rtt_ms: f64,
-    /// Jitter, ms.
-    pub jitter_ms: f64,
-    /// Packet loss, percent.
-    pub packet_loss_pct: f64,
-    /// Send bitrate, kbit/s.
-    pub outbound_kbps: f64,
-    /// Receive bitrate, kbit/s.
-    pub inbound_kbps: f64,
-    /// Frames per second sent.
-    pub frame_rate: f64,
-    /// Sent width.
-    pub width: i64,
-    /// Sent height.
-    pub height: i64,
-    /// Selected candidate type.
-    pub candidate_type: String,
+    /// What the participant reported (`quality:report`).
+    #[serde(flatten)]
+    pub report: QualityReport,
     /// MOS-like score, 1–4.5.
     pub mos: f64,
     /// Quality level the report alone calls for (`low`, `medium`, `high`).
-    pub level: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub level: Level,
 }
 
 /// A consultation recording as stored: the seed's `ConsultationRecording` fields plus what

@@ -112,26 +112,6 @@ pub async fn quality(
             Some((participant.to_owned(), kind))
         })
         .collect();
-    let samples: Vec<quality_timeline::Sample> = samples
-        .into_iter()
-        .map(|s| quality_timeline::Sample {
-            participant_id: s.participant_id,
-            user_id: s.user_id,
-            at: s.taken_at,
-            rtt_ms: s.rtt_ms,
-            jitter_ms: s.jitter_ms,
-            packet_loss_pct: s.packet_loss_pct,
-            outbound_kbps: s.outbound_kbps,
-            inbound_kbps: s.inbound_kbps,
-            candidate_type: s.candidate_type,
-            score: s.mos,
-            level: match s.level.as_str() {
-                "high" => wakili_core::quality::Level::High,
-                "medium" => wakili_core::quality::Level::Medium,
-                _ => wakili_core::quality::Level::Low,
-            },
-        })
-        .collect();
     // A sample stands for the reports until the next one: twice the sampling interval at most.
     let hold = chrono::Duration::from_std(state.settings.signaling.quality_sample_interval * 2)
         .unwrap_or(chrono::Duration::seconds(10));
@@ -158,7 +138,7 @@ pub struct LiveParticipant {
     pub since: DateTime<Utc>,
     /// Latest quality report, scored; `null` before the first.
     #[schema(value_type = Option<Object>)]
-    pub quality: Option<wakili_signal::telemetry::LiveQuality>,
+    pub quality: Option<wakili_core::quality_timeline::TimelinePoint>,
 }
 
 /// A consultation with participants connected to this node.

@@ -218,17 +218,9 @@ impl<A: Adapter> Worker<A> {
                 participant_id: seat.participant.clone(),
                 user_id: self.caller.user_id.to_string(),
                 taken_at: now,
-                rtt_ms: report.rtt_ms,
-                jitter_ms: report.jitter_ms,
-                packet_loss_pct: report.packet_loss_pct,
-                outbound_kbps: report.outbound_kbps,
-                inbound_kbps: report.inbound_kbps,
-                frame_rate: report.frame_rate,
-                width: i64::from(report.width),
-                height: i64::from(report.height),
-                candidate_type: report.candidate_type.clone(),
+                report,
                 mos: score,
-                level: level.as_str().into(),
+                level,
             };
             if let Err(e) = self.hub.stores.quality.add_quality_sample(&sample).await {
                 tracing::warn!(error = %e, "quality sample not stored");

@@ -90,7 +90,11 @@ impl RecordingStore {
                     .collect();
                 let check = Completeness::of(request.chunk_count, &present);
                 if !check.is_complete() {
-                    inner.stores.records.reopen_recording(&recording.id, now).await?;
+                    inner
+                        .stores
+                        .records
+                        .reopen_recording(&recording.id, now)
+                        .await?;
                     return Err(RequestError::Missing {
                         missing: check.missing,
                         unexpected: check.unexpected,
@@ -187,7 +191,11 @@ impl RecordingStore {
         let before = now
             - chrono::Duration::from_std(inner.config.abandon_after)
                 .unwrap_or(chrono::Duration::minutes(10));
-        let ids = inner.stores.records.claim_abandoned(before, now, 16).await?;
+        let ids = inner
+            .stores
+            .records
+            .claim_abandoned(before, now, 16)
+            .await?;
         let mut done = 0;
         for id in ids {
             let recording = self.recording(&id).await?;
@@ -322,7 +330,11 @@ impl RecordingStore {
                 "missing": manifest.missing,
             }),
         );
-        Ok(inner.stores.records.finalize_recording(&done, audit).await?)
+        Ok(inner
+            .stores
+            .records
+            .finalize_recording(&done, audit)
+            .await?)
     }
 
     async fn write_terminator(

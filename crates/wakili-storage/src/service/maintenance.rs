@@ -156,7 +156,11 @@ impl RecordingStore {
         // Objects of providers no longer configured can never be deleted from here.
         for (provider, key) in queued.iter().filter(|(p, _)| !names.contains(p)) {
             tracing::warn!(provider = %provider, key = %key, "queued delete for a provider that is no longer configured: dropped");
-            inner.stores.records.delete_attempted(provider, key, true).await?;
+            inner
+                .stores
+                .records
+                .delete_attempted(provider, key, true)
+                .await?;
         }
         Ok(done)
     }
@@ -259,7 +263,11 @@ impl RecordingStore {
         let mut made = 0;
         let mut offset = 0;
         loop {
-            let page = inner.stores.records.under_replicated(&wanted, 64, offset).await?;
+            let page = inner
+                .stores
+                .records
+                .under_replicated(&wanted, 64, offset)
+                .await?;
             if page.is_empty() {
                 return Ok(made);
             }
