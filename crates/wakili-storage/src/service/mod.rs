@@ -204,6 +204,20 @@ impl RecordingStore {
 
     /// Forgets a corrupt copy, so the replicator writes a good one over it.
     async fn flag_corrupt(&self, chunk: &Chunk, provider: &str) {
+        self.drop_copy(chunk, provider, "flagging a corrupt copy failed")
+            .await;
+    }
+
+    async fn forget_gone(&self, chunk: &Chunk, gone: &[String]) {
+        for provider in gone {
+            tracing::warn!(recording_id = %chunk.recording_id, seq = chunk.seq, provider, "copy missing: the replicator will restore it");
+            self.drop_copy(chunk, provider, "forgetting a missing copy failed")
+                .await;
+        }
+    }
+
+    /// Removes `provider`'s copy of `chunk` from the records; logs `failed` when that fails.
+    async fn drop_copy(&self, chunk: &Chunk, provider: &str, failed: &str) {
         if let Err(e) = self
             .inner
             .stores
@@ -211,22 +225,7 @@ impl RecordingStore {
             .drop_copy(&chunk.recording_id, chunk.seq, provider)
             .await
         {
-            tracing::error!(error = %e, "flagging a corrupt copy failed");
-        }
-    }
-
-    async fn forget_gone(&self, chunk: &Chunk, gone: &[String]) {
-        for provider in gone {
-            tracing::warn!(recording_id = %chunk.recording_id, seq = chunk.seq, provider, "copy missing: the replicator will restore it");
-            if let Err(e) = self
-                .inner
-                .stores
-                .records
-                .drop_copy(&chunk.recording_id, chunk.seq, provider)
-                .await
-            {
-                tracing::error!(error = %e, "forgetting a missing copy failed");
-            }
+            tracing::error!(error = %e, "{failed}");
         }
     }
 
