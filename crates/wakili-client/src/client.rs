@@ -1,4 +1,7 @@
 //! The connection: connect, emit, call with acknowledgement, incoming events, close.
+//!
+//! Over 600 lines because the connection's state machine (Engine.IO handshake, Socket.IO
+//! namespace, acks, pings and token renewal) lives on one task and reads best in one place.
 
 use std::{
     fmt,

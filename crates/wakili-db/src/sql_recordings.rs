@@ -1,4 +1,7 @@
 //! [`RecordingStore`] for [`SqlStore`]: the same portable-SQL approach as `sql.rs`.
+//!
+//! Over 600 lines because it is one trait's implementation: every statement of the recording
+//! store (chunks, copies, finalization, deletes, key re-wrap) is here once, for both databases.
 
 use chrono::{DateTime, Utc};
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row, Type};
