@@ -8,6 +8,8 @@ pub mod load_tests;
 pub mod me;
 pub mod notifications;
 pub mod performance;
+mod recording_download;
+mod recording_upload;
 pub mod recordings;
 pub mod web;
 pub mod webrtc;

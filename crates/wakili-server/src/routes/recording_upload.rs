@@ -18,7 +18,7 @@ use crate::{
     extract::{DeferredJson, Path},
 };
 
-use super::{RecordingView, SHA256_HEADER, load, uploader_only, view};
+use super::recordings::{RecordingView, SHA256_HEADER, load, uploader_only, view};
 
 /// A chunk durably stored.
 #[derive(Debug, Serialize, ToSchema)]

@@ -17,7 +17,7 @@ use wakili_storage::{StateError, StorageError, parse_range};
 
 use crate::{ApiError, AppState, auth::Auth, error::ErrorBody, extract::Path};
 
-use super::load;
+use super::recordings::load;
 
 /// The signed manifest.
 #[derive(Debug, Serialize, ToSchema)]

@@ -17,11 +17,7 @@ use crate::{
     routes::consultations::visible,
 };
 
-mod download;
-mod upload;
-
-pub use download::*;
-pub use upload::*;
+pub use super::{recording_download::*, recording_upload::*};
 
 /// The header carrying a chunk body's SHA-256 (64 hex digits).
 pub const SHA256_HEADER: &str = "x-content-sha256";
@@ -71,7 +67,7 @@ pub struct RecordingView {
     pub created_at: DateTime<Utc>,
 }
 
-async fn view(state: &AppState, recording: Recording) -> Result<RecordingView, ApiError> {
+pub(super) async fn view(state: &AppState, recording: Recording) -> Result<RecordingView, ApiError> {
     let chunks = state.recordings.chunks(&recording.id).await?;
     let mut providers: Vec<String> = Vec::new();
     for name in chunks.iter().flat_map(|c| c.providers.iter()) {
@@ -113,7 +109,7 @@ async fn view(state: &AppState, recording: Recording) -> Result<RecordingView, A
 
 /// Loads a recording and its consultation's access for the caller; a recording of a consultation
 /// the caller may not see is indistinguishable from none.
-async fn load(state: &AppState, auth: &Auth, id: &str) -> Result<(Recording, Access), ApiError> {
+pub(super) async fn load(state: &AppState, auth: &Auth, id: &str) -> Result<(Recording, Access), ApiError> {
     let hidden = || ApiError::not_found("no such recording");
     if id.is_empty() || id.len() > 64 {
         return Err(hidden());
@@ -129,7 +125,7 @@ async fn load(state: &AppState, auth: &Auth, id: &str) -> Result<(Recording, Acc
     Ok((recording, access))
 }
 
-fn uploader_only(recording: &Recording, auth: &Auth) -> Result<(), ApiError> {
+pub(super) fn uploader_only(recording: &Recording, auth: &Auth) -> Result<(), ApiError> {
     if recording.started_by == auth.caller.user_id.as_str() {
         Ok(())
     } else {
