@@ -67,7 +67,10 @@ pub struct RecordingView {
     pub created_at: DateTime<Utc>,
 }
 
-pub(super) async fn view(state: &AppState, recording: Recording) -> Result<RecordingView, ApiError> {
+pub(super) async fn view(
+    state: &AppState,
+    recording: Recording,
+) -> Result<RecordingView, ApiError> {
     let chunks = state.recordings.chunks(&recording.id).await?;
     let mut providers: Vec<String> = Vec::new();
     for name in chunks.iter().flat_map(|c| c.providers.iter()) {
@@ -109,7 +112,11 @@ pub(super) async fn view(state: &AppState, recording: Recording) -> Result<Recor
 
 /// Loads a recording and its consultation's access for the caller; a recording of a consultation
 /// the caller may not see is indistinguishable from none.
-pub(super) async fn load(state: &AppState, auth: &Auth, id: &str) -> Result<(Recording, Access), ApiError> {
+pub(super) async fn load(
+    state: &AppState,
+    auth: &Auth,
+    id: &str,
+) -> Result<(Recording, Access), ApiError> {
     let hidden = || ApiError::not_found("no such recording");
     if id.is_empty() || id.len() > 64 {
         return Err(hidden());

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use serde_json::{json, value::RawValue};
+use serde_json::json;
 use socketioxide::adapter::Adapter;
 use wakili_core::{
     Role,
@@ -60,15 +60,8 @@ impl<A: Adapter> Worker<A> {
         Ok(Reply::default())
     }
 
-    /// `consultation:join`: the payload is read after the already-joined check.
-    pub(super) async fn join(&mut self, data: Option<&RawValue>) -> Result<Reply, Refusal> {
-        if self.seat.is_some() {
-            return Err(Refusal::new(
-                "already_joined",
-                "this connection is already in a consultation; send consultation:leave first",
-            ));
-        }
-        let request = JoinRequest::parse(data)?;
+    /// `consultation:join` (from a connection not yet in a consultation).
+    pub(super) async fn join(&mut self, request: JoinRequest) -> Result<Reply, Refusal> {
         let hub = Arc::clone(&self.hub);
         let consultation = hub
             .stores

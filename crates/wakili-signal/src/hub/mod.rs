@@ -3,7 +3,7 @@
 //!
 //! **Why a worker per connection.** socketioxide spawns a task per incoming event, so two events
 //! of one connection may be handled out of order — fatal for an offer followed by its ICE
-//! candidates. It does run extractors inline, in arrival order, so our [`Intake`] extractor
+//! candidates. It does run extractors inline, in arrival order, so our `intake::Intake` extractor
 //! rate-limits each event and queues it for the connection's worker, which handles them one by
 //! one. Every handler is registered inside the connect middleware, which completes before the
 //! client gets its CONNECT ack, so no event can arrive before its handler exists (the lost-join

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use serde_json::value::RawValue;
 use socketioxide::adapter::Adapter;
 use tokio::sync::mpsc;
 use tracing::Instrument;
@@ -100,16 +101,28 @@ impl<A: Adapter> Worker<A> {
         let packet = protocol::parse_packet(text)?;
         let name = EventName::parse(&packet.event)?;
         tracing::Span::current().record("event", name.as_str());
-        if name == EventName::Join {
-            let joined = self.join(packet.data).await;
-            if joined.is_err() {
-                self.hub.telemetry.join_refused();
-            }
-            return joined;
+        let reply = self.dispatch(name, packet.data).await;
+        if name == EventName::Join && reply.is_err() {
+            self.hub.telemetry.join_refused();
         }
-        match ClientEvent::parse(name, packet.data)? {
-            // Read by `join`, after the already-joined check.
-            ClientEvent::Join(_) => Err(Refusal::new("already_joined", "already handled")),
+        reply
+    }
+
+    /// Reads the payload of event `name` and runs it.
+    async fn dispatch(
+        &mut self,
+        name: EventName,
+        data: Option<&RawValue>,
+    ) -> Result<Reply, Refusal> {
+        // A second join is refused whatever its payload.
+        if name == EventName::Join && self.seat.is_some() {
+            return Err(Refusal::new(
+                "already_joined",
+                "this connection is already in a consultation; send consultation:leave first",
+            ));
+        }
+        match ClientEvent::parse(name, data)? {
+            ClientEvent::Join(request) => self.join(request).await,
             ClientEvent::Signal(request) => self.signal(request).await,
             ClientEvent::Refresh(request) => self.refresh(request),
             ClientEvent::Media(m) => {
