@@ -110,7 +110,13 @@ pub fn run(args: &PushArgs) -> anyhow::Result<bool> {
             Some(format!("{base}/token")),
             Duration::from_secs(10),
         )?);
-        let sender = FcmSender::new(&base, PROJECT, Arc::clone(&tokens), Duration::from_secs(10))?;
+        let sender = FcmSender::new(
+            &base,
+            PROJECT,
+            Arc::clone(&tokens),
+            Duration::from_secs(10),
+            wakili_core::Clock::system(),
+        )?;
         // Warm up (connection, token) outside the measurement.
         wakili(&sender, 2_000, args.concurrency, None).await;
         reference(&base, &tokens, 2_000, args.concurrency).await?;

@@ -6,6 +6,7 @@
 
 pub mod clock;
 pub mod consultation;
+pub mod delivery;
 mod error;
 pub mod ids;
 pub mod json;
@@ -26,3 +27,26 @@ pub use clock::Clock;
 pub use error::CoreError;
 pub use ids::{ConsultationId, UserId, new_id};
 pub use role::{Caller, Role};
+
+/// `TryFrom<String>` through `FromStr`, for the enums stored by name: the database decodes them
+/// with it (`sqlx(try_from = "String")`), and an unknown name is an error, never a default.
+macro_rules! stored_by_name {
+    ($($name:ty),+ $(,)?) => {
+        $(impl TryFrom<String> for $name {
+            type Error = <$name as std::str::FromStr>::Err;
+
+            fn try_from(name: String) -> Result<Self, Self::Error> {
+                name.parse()
+            }
+        })+
+    };
+}
+
+stored_by_name!(
+    Role,
+    consultation::ConsultationStatus,
+    recording::RecordingStatus,
+    quality::Level,
+    model::ChunkState,
+    model::push::DeliveryStatus,
+);

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
 pub struct QualityReport {
     /// Round-trip time, ms.
     pub rtt_ms: f64,
@@ -23,8 +24,10 @@ pub struct QualityReport {
     /// Frames per second sent.
     pub frame_rate: f64,
     /// Sent width.
+    #[cfg_attr(feature = "sqlx", sqlx(try_from = "i64"))]
     pub width: u32,
     /// Sent height.
+    #[cfg_attr(feature = "sqlx", sqlx(try_from = "i64"))]
     pub height: u32,
     /// Selected candidate type: `host`, `srflx`, `prflx` or `relay`.
     pub candidate_type: String,
@@ -98,14 +101,20 @@ impl Level {
             Self::High => "high",
         }
     }
+}
 
-    /// The level named `name`; anything unknown reads as `Low` (stored values are always one
-    /// of the three).
-    pub fn from_name(name: &str) -> Self {
+impl std::str::FromStr for Level {
+    type Err = crate::CoreError;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
         match name {
-            "high" => Self::High,
-            "medium" => Self::Medium,
-            _ => Self::Low,
+            "low" => Ok(Self::Low),
+            "medium" => Ok(Self::Medium),
+            "high" => Ok(Self::High),
+            _ => Err(crate::CoreError::invalid(
+                "level",
+                format!("unknown level {name:?}; expected low, medium or high"),
+            )),
         }
     }
 }

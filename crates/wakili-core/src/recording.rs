@@ -1,10 +1,11 @@
-//! Consultation recordings: where a recording is in its life, and what an upload still lacks.
+//! Consultation recordings: where a recording is in its life, who may do what with one, and
+//! what an upload still lacks.
 
 use std::{fmt, str::FromStr};
 
 use serde::{Deserialize, Serialize};
 
-use crate::CoreError;
+use crate::{CoreError, consultation::Access};
 
 /// Where a recording is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -68,6 +69,53 @@ impl FromStr for RecordingStatus {
     }
 }
 
+/// What a caller wants to do with a recording: the one place that says who may.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordingUse {
+    /// See it, its manifest, and download it: its consultation's parties and admins.
+    Read,
+    /// Start storing the consultation's recording: its lawyer.
+    Start,
+    /// Send its chunks and complete it: the user who started it, and no one else.
+    Upload,
+    /// Shred it or put it under legal hold: admins.
+    Manage,
+}
+
+/// Why a [`RecordingUse`] is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordingRefusal {
+    /// The caller may not see the consultation: the recording must look as if it did not exist.
+    Hidden,
+    /// The caller sees it but may not do this; the message says who may.
+    Forbidden(&'static str),
+}
+
+impl RecordingUse {
+    /// Whether a caller with `access` to the recording's consultation may do this, where
+    /// `is_uploader` says whether they started the recording (false before it exists).
+    pub fn check(self, access: Access, is_uploader: bool) -> Result<(), RecordingRefusal> {
+        if !access.can_view() {
+            return Err(RecordingRefusal::Hidden);
+        }
+        match self {
+            Self::Read => Ok(()),
+            Self::Start if access == Access::Lawyer => Ok(()),
+            Self::Start => Err(RecordingRefusal::Forbidden(
+                "only the consultation's lawyer records it",
+            )),
+            Self::Upload if is_uploader => Ok(()),
+            Self::Upload => Err(RecordingRefusal::Forbidden(
+                "only the lawyer who started the recording uploads it",
+            )),
+            Self::Manage if access == Access::Admin => Ok(()),
+            Self::Manage => Err(RecordingRefusal::Forbidden(
+                "only admins shred recordings or place legal holds",
+            )),
+        }
+    }
+}
+
 /// What `complete` found about the chunks of an upload of `expected` chunks.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Completeness {
@@ -121,6 +169,29 @@ mod tests {
         assert!("done".parse::<RecordingStatus>().is_err());
         assert!(RecordingStatus::Incomplete.is_final());
         assert!(!RecordingStatus::Finalizing.is_final());
+    }
+
+    #[test]
+    fn who_may_do_what_with_a_recording() {
+        use RecordingUse::*;
+        let allowed = |u: RecordingUse, access, uploader| u.check(access, uploader).is_ok();
+        for u in [Read, Start, Upload, Manage] {
+            assert_eq!(u.check(Access::None, true), Err(RecordingRefusal::Hidden));
+        }
+        for access in [Access::Client, Access::Lawyer, Access::Admin] {
+            assert!(allowed(Read, access, false));
+        }
+        assert!(allowed(Start, Access::Lawyer, false));
+        assert!(!allowed(Start, Access::Client, false));
+        assert!(!allowed(Start, Access::Admin, false));
+        assert!(allowed(Upload, Access::Lawyer, true));
+        assert!(
+            !allowed(Upload, Access::Lawyer, false),
+            "another lawyer's upload"
+        );
+        assert!(!allowed(Upload, Access::Admin, false));
+        assert!(allowed(Manage, Access::Admin, false));
+        assert!(!allowed(Manage, Access::Lawyer, true));
     }
 
     #[test]

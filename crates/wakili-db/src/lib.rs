@@ -27,8 +27,8 @@ use sqlx::{
 
 pub use error::DbError;
 pub use push::{
-    CallState, Delivery, DeliveryFilter, DeliveryStatus, DeviceRegistration, DueReminder,
-    NewDevice, NewNotification, OutboxNotification, PushStore,
+    CallState, DeliveryFilter, DeliveryStatus, DeviceRegistration, DueReminder, NewDevice,
+    NewNotification, OutboxNotification, Outcome, PushStore,
 };
 pub use recordings::RecordingStore;
 pub use repository::Repository;

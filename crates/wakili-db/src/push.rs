@@ -4,9 +4,11 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 pub use wakili_core::model::push::{
-    CallState, Delivery, DeliveryFilter, DeliveryStatus, DeviceRegistration, DueReminder,
-    NewDevice, NewNotification, OutboxNotification,
+    CallState, DeliveryFilter, DeliveryStatus, DeviceRegistration, DueReminder, NewDevice,
+    NewNotification, OutboxNotification,
 };
+
+pub use wakili_core::delivery::Outcome;
 
 use crate::DbError;
 
@@ -76,7 +78,7 @@ pub trait PushStore: Send + Sync {
     async fn finish_notifications(
         &self,
         owner: &str,
-        outcomes: &[(String, Delivery)],
+        outcomes: &[(String, Outcome)],
         now: DateTime<Utc>,
     ) -> Result<u64, DbError>;
 

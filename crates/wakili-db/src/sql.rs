@@ -5,13 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row, Type};
-use wakili_core::{
-    Role,
-    consultation::ConsultationStatus,
-    new_id,
-    page::Cursor,
-    quality::{Level, QualityReport},
-};
+use wakili_core::{Role, new_id, page::Cursor};
 
 use crate::{
     Backend, DbError, Repository,
@@ -38,10 +32,23 @@ macro_rules! impl_for_sql {
             for<'q> bool: sqlx::Encode<'q, DB> + sqlx::Decode<'q, DB> + sqlx::Type<DB>,
             for<'q> $crate::time::DbTime:
                 sqlx::Encode<'q, DB> + sqlx::Decode<'q, DB> + sqlx::Type<DB>,
+            for<'q> chrono::DateTime<chrono::Utc>: sqlx::Decode<'q, DB> + sqlx::Type<DB>,
             for<'q> Option<String>: sqlx::Encode<'q, DB>,
             for<'q> Option<f64>: sqlx::Encode<'q, DB>,
             for<'q> Option<$crate::time::DbTime>: sqlx::Encode<'q, DB>,
             for<'a> &'a str: sqlx::ColumnIndex<DB::Row>,
+            for<'r> $crate::models::User: sqlx::FromRow<'r, DB::Row>,
+            for<'r> $crate::models::VideoConsultation: sqlx::FromRow<'r, DB::Row>,
+            for<'r> $crate::models::Participant: sqlx::FromRow<'r, DB::Row>,
+            for<'r> $crate::models::ConsentRecord: sqlx::FromRow<'r, DB::Row>,
+            for<'r> $crate::models::QualitySample: sqlx::FromRow<'r, DB::Row>,
+            for<'r> $crate::models::Recording: sqlx::FromRow<'r, DB::Row>,
+            for<'r> $crate::models::Chunk: sqlx::FromRow<'r, DB::Row>,
+            for<'r> $crate::models::push::DeviceRegistration: sqlx::FromRow<'r, DB::Row>,
+            for<'r> $crate::models::push::OutboxNotification: sqlx::FromRow<'r, DB::Row>,
+            for<'r> $crate::models::push::DueReminder: sqlx::FromRow<'r, DB::Row>,
+            for<'r> $crate::models::push::CallState: sqlx::FromRow<'r, DB::Row>,
+            for<'r> $crate::models::ProviderUsage: sqlx::FromRow<'r, DB::Row>,
         {
             $($body)*
         }
@@ -82,66 +89,11 @@ macro_rules! consultation_sql {
     };
 }
 
-pub(crate) fn decode_enum<T: std::str::FromStr>(text: String, what: &str) -> Result<T, DbError> {
-    text.parse()
-        .map_err(|_| DbError::Corrupt(format!("unknown {what} {text:?}")))
-}
-
-pub(crate) fn time<R>(row: &R, column: &str) -> Result<DateTime<Utc>, DbError>
-where
-    R: Row,
-    for<'r> DbTime: Decode<'r, R::Database> + Type<R::Database>,
-    for<'a> &'a str: ColumnIndex<R>,
-{
-    Ok(row.try_get::<DbTime, _>(column)?.0)
-}
-
-pub(crate) fn opt_time<R>(row: &R, column: &str) -> Result<Option<DateTime<Utc>>, DbError>
-where
-    R: Row,
-    for<'r> DbTime: Decode<'r, R::Database> + Type<R::Database>,
-    for<'a> &'a str: ColumnIndex<R>,
-{
-    Ok(row.try_get::<Option<DbTime>, _>(column)?.map(|t| t.0))
-}
-
-fn consultation_from_row<R>(row: &R) -> Result<VideoConsultation, DbError>
-where
-    R: Row,
-    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
-    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
-    for<'r> DbTime: Decode<'r, R::Database> + Type<R::Database>,
-    for<'a> &'a str: ColumnIndex<R>,
-{
-    let duration: i64 = row.try_get("duration_minutes")?;
-    Ok(VideoConsultation {
-        id: row.try_get("id")?,
-        lawyer_id: row.try_get("lawyer_id")?,
-        client_id: row.try_get("client_id")?,
-        title: row.try_get("title")?,
-        notes: row.try_get("notes")?,
-        scheduled_at: time(row, "scheduled_at")?,
-        duration_minutes: u32::try_from(duration)
-            .map_err(|_| DbError::Corrupt(format!("duration_minutes {duration}")))?,
-        status: decode_enum::<ConsultationStatus>(row.try_get("status")?, "status")?,
-        created_by: row.try_get("created_by")?,
-        created_at: time(row, "created_at")?,
-        updated_at: time(row, "updated_at")?,
-        started_at: opt_time(row, "started_at")?,
-        ended_at: opt_time(row, "ended_at")?,
-        cancelled_at: opt_time(row, "cancelled_at")?,
-        cancelled_by: row.try_get("cancelled_by")?,
-        cancellation_reason: row.try_get("cancellation_reason")?,
-        quality_profile: row.try_get("quality_profile")?,
-        version: row.try_get("version")?,
-    })
-}
-
 fn audit_from_row<R>(row: &R) -> Result<AuditEvent, DbError>
 where
     R: Row,
     for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
-    for<'r> DbTime: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> DateTime<Utc>: Decode<'r, R::Database> + Type<R::Database>,
     for<'a> &'a str: ColumnIndex<R>,
 {
     let detail: String = row.try_get("detail")?;
@@ -152,7 +104,7 @@ where
         action: row.try_get("action")?,
         detail: serde_json::from_str(&detail)
             .map_err(|e| DbError::Corrupt(format!("audit detail: {e}")))?,
-        created_at: time(row, "created_at")?,
+        created_at: row.try_get("created_at")?,
     })
 }
 
@@ -178,7 +130,7 @@ impl_for_sql!(Repository {
 impl_for_sql!(crate::UserStore {
     async fn upsert_user(&self, claims: &UserClaims, now: DateTime<Utc>) -> Result<User, DbError> {
         let mut conn = self.pool.acquire().await?;
-        let row = sqlx::query(
+        Ok(sqlx::query_as(
             "INSERT INTO users (id, role, name, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) \
              ON CONFLICT (id) DO UPDATE SET role = excluded.role, name = excluded.name, \
              updated_at = excluded.updated_at \
@@ -189,18 +141,17 @@ impl_for_sql!(crate::UserStore {
         .bind(claims.name.clone())
         .bind(DbTime(now))
         .fetch_one(&mut *conn)
-        .await?;
-        user_from_row(&row)
+        .await?)
     }
 
     async fn user(&self, id: &str) -> Result<Option<User>, DbError> {
         let mut conn = self.pool.acquire().await?;
-        let row =
-            sqlx::query("SELECT id, role, name, created_at, updated_at FROM users WHERE id = $1")
+        Ok(
+            sqlx::query_as("SELECT id, role, name, created_at, updated_at FROM users WHERE id = $1")
                 .bind(id.to_owned())
                 .fetch_optional(&mut *conn)
-                .await?;
-        row.as_ref().map(user_from_row).transpose()
+                .await?,
+        )
     }
 });
 
@@ -216,7 +167,7 @@ impl_for_sql!(crate::ConsultationStore {
         } = insert;
         let id = new_id();
         let mut tx = self.pool.begin().await?;
-        let row = sqlx::query(concat!(
+        let consultation: VideoConsultation = sqlx::query_as(concat!(
             "INSERT INTO video_consultations (id, lawyer_id, client_id, title, notes, scheduled_at, \
              duration_minutes, status, created_by, created_at, updated_at, version) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, 'scheduled', $8, $9, $9, 0) RETURNING ",
@@ -233,7 +184,6 @@ impl_for_sql!(crate::ConsultationStore {
         .bind(DbTime(now))
         .fetch_one(&mut *tx)
         .await?;
-        let consultation = consultation_from_row(&row)?;
         for (user, role) in [
             (&booking.lawyer_id, Role::Lawyer),
             (&booking.client_id, Role::Client),
@@ -267,11 +217,10 @@ impl_for_sql!(crate::ConsultationStore {
 
     async fn consultation(&self, id: &str) -> Result<Option<VideoConsultation>, DbError> {
         let mut conn = self.pool.acquire().await?;
-        let row = sqlx::query(consultation_sql!("WHERE id = $1"))
+        Ok(sqlx::query_as(consultation_sql!("WHERE id = $1"))
             .bind(id.to_owned())
             .fetch_optional(&mut *conn)
-            .await?;
-        row.as_ref().map(consultation_from_row).transpose()
+            .await?)
     }
 
     async fn list_consultations(
@@ -279,7 +228,7 @@ impl_for_sql!(crate::ConsultationStore {
         filter: &ConsultationFilter,
     ) -> Result<Page<VideoConsultation>, DbError> {
         let mut conn = self.pool.acquire().await?;
-        let rows = sqlx::query(consultation_sql!(
+        let mut items: Vec<VideoConsultation> = sqlx::query_as(consultation_sql!(
             "WHERE ($1 IS NULL OR id IN (SELECT consultation_id FROM consultation_participants WHERE user_id = $1)) ",
             "AND ($2 IS NULL OR status = $2) ",
             "AND ($3 IS NULL OR scheduled_at >= $3) ",
@@ -296,10 +245,6 @@ impl_for_sql!(crate::ConsultationStore {
         .bind(i64::from(filter.limit) + 1)
         .fetch_all(&mut *conn)
         .await?;
-        let mut items = rows
-            .iter()
-            .map(consultation_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
         let next = if items.len() > filter.limit as usize {
             items.truncate(filter.limit as usize);
             items.last().map(|c| Cursor {
@@ -318,7 +263,7 @@ impl_for_sql!(crate::ConsultationStore {
         audit: NewAuditEvent,
     ) -> Result<Option<VideoConsultation>, DbError> {
         let mut tx = self.pool.begin().await?;
-        let row = sqlx::query(concat!(
+        let saved: Option<VideoConsultation> = sqlx::query_as(concat!(
             "UPDATE video_consultations SET title = $2, notes = $3, scheduled_at = $4, \
              duration_minutes = $5, status = $6, updated_at = $7, started_at = $8, ended_at = $9, \
              cancelled_at = $10, cancelled_by = $11, cancellation_reason = $12, \
@@ -342,10 +287,9 @@ impl_for_sql!(crate::ConsultationStore {
         .bind(c.quality_profile.clone())
         .fetch_optional(&mut *tx)
         .await?;
-        let Some(row) = row else {
+        let Some(saved) = saved else {
             return Ok(None);
         };
-        let saved = consultation_from_row(&row)?;
         insert_audit(&mut *tx, audit, c.updated_at).await?;
         tx.commit().await?;
         Ok(Some(saved))
@@ -353,23 +297,13 @@ impl_for_sql!(crate::ConsultationStore {
 
     async fn participants(&self, consultation_id: &str) -> Result<Vec<Participant>, DbError> {
         let mut conn = self.pool.acquire().await?;
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT consultation_id, user_id, role, added_at FROM consultation_participants \
              WHERE consultation_id = $1 ORDER BY added_at, user_id",
         )
         .bind(consultation_id.to_owned())
         .fetch_all(&mut *conn)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(Participant {
-                    consultation_id: row.try_get("consultation_id")?,
-                    user_id: row.try_get("user_id")?,
-                    role: decode_enum(row.try_get("role")?, "role")?,
-                    added_at: time(row, "added_at")?,
-                })
-            })
-            .collect()
+        .await?)
     }
 });
 
@@ -435,27 +369,14 @@ impl_for_sql!(crate::ConsentStore {
 
     async fn consents(&self, consultation_id: &str) -> Result<Vec<ConsentRecord>, DbError> {
         let mut conn = self.pool.acquire().await?;
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT id, consultation_id, recording_id, user_id, participant_id, notice_version, \
-             decision, decided_at FROM recording_consents WHERE consultation_id = $1 ORDER BY id",
+             decision = 'granted' AS granted, decided_at FROM recording_consents \
+             WHERE consultation_id = $1 ORDER BY id",
         )
         .bind(consultation_id.to_owned())
         .fetch_all(&mut *conn)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(ConsentRecord {
-                    id: row.try_get("id")?,
-                    consultation_id: row.try_get("consultation_id")?,
-                    recording_id: row.try_get("recording_id")?,
-                    user_id: row.try_get("user_id")?,
-                    participant_id: row.try_get("participant_id")?,
-                    notice_version: row.try_get("notice_version")?,
-                    granted: row.try_get::<String, _>("decision")? == "granted",
-                    decided_at: time(row, "decided_at")?,
-                })
-            })
-            .collect()
+        .await?)
     }
 });
 
@@ -491,56 +412,16 @@ impl_for_sql!(crate::QualityStore {
 
     async fn quality_samples(&self, consultation_id: &str) -> Result<Vec<QualitySample>, DbError> {
         let mut conn = self.pool.acquire().await?;
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT consultation_id, participant_id, user_id, taken_at, rtt_ms, jitter_ms, \
              packet_loss_pct, outbound_kbps, inbound_kbps, frame_rate, width, height, \
              candidate_type, mos, level FROM quality_samples WHERE consultation_id = $1 ORDER BY id",
         )
         .bind(consultation_id.to_owned())
         .fetch_all(&mut *conn)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(QualitySample {
-                    consultation_id: row.try_get("consultation_id")?,
-                    participant_id: row.try_get("participant_id")?,
-                    user_id: row.try_get("user_id")?,
-                    taken_at: time(row, "taken_at")?,
-                    report: QualityReport {
-                        rtt_ms: row.try_get("rtt_ms")?,
-                        jitter_ms: row.try_get("jitter_ms")?,
-                        packet_loss_pct: row.try_get("packet_loss_pct")?,
-                        outbound_kbps: row.try_get("outbound_kbps")?,
-                        inbound_kbps: row.try_get("inbound_kbps")?,
-                        frame_rate: row.try_get("frame_rate")?,
-                        // Stored from checked reports (at most 16,384).
-                        width: u32::try_from(row.try_get::<i64, _>("width")?).unwrap_or(0),
-                        height: u32::try_from(row.try_get::<i64, _>("height")?).unwrap_or(0),
-                        candidate_type: row.try_get("candidate_type")?,
-                    },
-                    mos: row.try_get("mos")?,
-                    level: Level::from_name(&row.try_get::<String, _>("level")?),
-                })
-            })
-            .collect()
+        .await?)
     }
 });
-
-fn user_from_row<R>(row: &R) -> Result<User, DbError>
-where
-    R: Row,
-    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
-    for<'r> DbTime: Decode<'r, R::Database> + Type<R::Database>,
-    for<'a> &'a str: ColumnIndex<R>,
-{
-    Ok(User {
-        id: row.try_get("id")?,
-        role: decode_enum::<Role>(row.try_get("role")?, "role")?,
-        name: row.try_get("name")?,
-        created_at: time(row, "created_at")?,
-        updated_at: time(row, "updated_at")?,
-    })
-}
 
 pub(crate) async fn insert_audit<'c, DB, E>(
     executor: E,

@@ -6,15 +6,15 @@
 //! writers one at a time.
 
 use chrono::{DateTime, Utc};
-use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row, Type};
+use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Row, Type};
 
 use crate::{
     DbError,
     push::{
-        CallState, Delivery, DeliveryFilter, DeliveryStatus, DeviceRegistration, DueReminder,
-        NewDevice, NewNotification, OutboxNotification, PushStore,
+        CallState, DeliveryFilter, DeviceRegistration, DueReminder, NewDevice, NewNotification,
+        OutboxNotification, Outcome, PushStore,
     },
-    sql::{decode_enum, impl_for_sql, opt_time, time},
+    sql::impl_for_sql,
     time::DbTime,
 };
 
@@ -27,73 +27,17 @@ const OUTBOX_COLUMNS: &str = "id, user_id, device_token, platform, kind, consult
 
 const REMINDER_COLUMNS: &str = "id, consultation_id, offset_seconds, due_at";
 
-fn device_from_row<R>(row: &R) -> Result<DeviceRegistration, DbError>
-where
-    R: Row,
-    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
-    for<'r> bool: Decode<'r, R::Database> + Type<R::Database>,
-    for<'r> DbTime: Decode<'r, R::Database> + Type<R::Database>,
-    for<'a> &'a str: ColumnIndex<R>,
-{
-    Ok(DeviceRegistration {
-        id: row.try_get("id")?,
-        user_id: row.try_get("user_id")?,
-        token: row.try_get("token")?,
-        platform: row.try_get("platform")?,
-        app_version: row.try_get("app_version")?,
-        locale: row.try_get("locale")?,
-        is_active: row.try_get("is_active")?,
-        deactivated_reason: row.try_get("deactivated_reason")?,
-        last_seen_at: time(row, "last_seen_at")?,
-        created_at: time(row, "created_at")?,
-        updated_at: time(row, "updated_at")?,
-    })
-}
-
-fn outbox_from_row<R>(row: &R) -> Result<OutboxNotification, DbError>
-where
-    R: Row,
-    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
-    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
-    for<'r> DbTime: Decode<'r, R::Database> + Type<R::Database>,
-    for<'a> &'a str: ColumnIndex<R>,
-{
-    let attempts: i64 = row.try_get("attempts")?;
-    Ok(OutboxNotification {
-        id: row.try_get("id")?,
-        user_id: row.try_get("user_id")?,
-        device_token: row.try_get("device_token")?,
-        platform: row.try_get("platform")?,
-        kind: row.try_get("kind")?,
-        consultation_id: row.try_get("consultation_id")?,
-        payload: row.try_get("payload")?,
-        status: decode_enum::<DeliveryStatus>(row.try_get("status")?, "delivery status")?,
-        attempts: u32::try_from(attempts)
-            .map_err(|_| DbError::Corrupt(format!("attempts {attempts}")))?,
-        next_attempt_at: time(row, "next_attempt_at")?,
-        expires_at: opt_time(row, "expires_at")?,
-        last_error: row.try_get("last_error")?,
-        message_name: row.try_get("message_name")?,
-        created_at: time(row, "created_at")?,
-        updated_at: time(row, "updated_at")?,
-        sent_at: opt_time(row, "sent_at")?,
-    })
-}
-
-fn reminder_from_row<R>(row: &R) -> Result<DueReminder, DbError>
-where
-    R: Row,
-    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
-    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
-    for<'r> DbTime: Decode<'r, R::Database> + Type<R::Database>,
-    for<'a> &'a str: ColumnIndex<R>,
-{
-    Ok(DueReminder {
-        id: row.try_get("id")?,
-        consultation_id: row.try_get("consultation_id")?,
-        offset_seconds: row.try_get("offset_seconds")?,
-        due_at: time(row, "due_at")?,
-    })
+/// Leases (for owner `$1` until `$2`) up to `$4` pending rows of `table` due by `$3`
+/// (`due <= $3`) whose lease is free or expired, oldest `order` first, returning `columns`.
+fn claim_sql(table: &str, due: &str, order: &str, columns: &str) -> String {
+    format!(
+        "UPDATE {table} SET lease_owner = $1, lease_until = $2 \
+         WHERE id IN (SELECT id FROM {table} WHERE status = 'pending' \
+         AND {due} <= $3 AND (lease_until IS NULL OR lease_until < $3) \
+         ORDER BY {order} LIMIT $4) \
+         AND status = 'pending' AND (lease_until IS NULL OR lease_until < $3) \
+         RETURNING {columns}"
+    )
 }
 
 async fn insert_notifications<DB>(
@@ -161,7 +105,7 @@ impl_for_sql!(PushStore {
         .bind(DbTime(now))
         .fetch_one(&mut *conn)
         .await?;
-        device_from_row(&row)
+        Ok(DeviceRegistration::from_row(&row)?)
     }
 
     async fn devices_of(&self, user_id: &str) -> Result<Vec<DeviceRegistration>, DbError> {
@@ -173,7 +117,7 @@ impl_for_sql!(PushStore {
         .bind(user_id.to_owned())
         .fetch_all(&mut *conn)
         .await?;
-        rows.iter().map(device_from_row).collect()
+        Ok(rows.iter().map(DeviceRegistration::from_row).collect::<Result<_, _>>()?)
     }
 
     async fn active_devices(
@@ -197,7 +141,7 @@ impl_for_sql!(PushStore {
         }
         let mut conn = self.pool().acquire().await?;
         let rows = query.fetch_all(&mut *conn).await?;
-        rows.iter().map(device_from_row).collect()
+        Ok(rows.iter().map(DeviceRegistration::from_row).collect::<Result<_, _>>()?)
     }
 
     async fn delete_device(&self, user_id: &str, token: &str) -> Result<bool, DbError> {
@@ -233,7 +177,7 @@ impl_for_sql!(PushStore {
         .bind(true)
         .fetch_optional(&mut *conn)
         .await?;
-        row.as_ref().map(device_from_row).transpose()
+        Ok(row.as_ref().map(DeviceRegistration::from_row).transpose()?)
     }
 
     async fn deactivate_device(
@@ -298,24 +242,15 @@ impl_for_sql!(PushStore {
         limit: u32,
     ) -> Result<Vec<OutboxNotification>, DbError> {
         let mut conn = self.pool().acquire().await?;
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE push_notifications SET lease_owner = $1, lease_until = $2 \
-             WHERE id IN (SELECT id FROM push_notifications WHERE status = 'pending' \
-             AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until < $3) \
-             ORDER BY next_attempt_at, id LIMIT $4) \
-             AND status = 'pending' AND (lease_until IS NULL OR lease_until < $3) \
-             RETURNING {OUTBOX_COLUMNS}"
-        )))
+        let mut claimed: Vec<OutboxNotification> = sqlx::query_as(sqlx::AssertSqlSafe(
+            claim_sql("push_notifications", "next_attempt_at", "next_attempt_at, id", OUTBOX_COLUMNS),
+        ))
         .bind(owner.to_owned())
         .bind(DbTime(until))
         .bind(DbTime(now))
         .bind(i64::from(limit))
         .fetch_all(&mut *conn)
         .await?;
-        let mut claimed = rows
-            .iter()
-            .map(outbox_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
         claimed.sort_by(|a, b| (a.next_attempt_at, &a.id).cmp(&(b.next_attempt_at, &b.id)));
         Ok(claimed)
     }
@@ -323,7 +258,7 @@ impl_for_sql!(PushStore {
     async fn finish_notifications(
         &self,
         owner: &str,
-        outcomes: &[(String, Delivery)],
+        outcomes: &[(String, Outcome)],
         now: DateTime<Utc>,
     ) -> Result<u64, DbError> {
         if outcomes.is_empty() {
@@ -337,7 +272,7 @@ impl_for_sql!(PushStore {
         let sent: Vec<(&String, &String)> = outcomes
             .iter()
             .filter_map(|(id, o)| match o {
-                Delivery::Sent { message_name } => Some((id, message_name)),
+                Outcome::Done { receipt } => Some((id, receipt)),
                 _ => None,
             })
             .collect();
@@ -366,8 +301,8 @@ impl_for_sql!(PushStore {
         }
         for (id, outcome) in outcomes {
             let query = match outcome {
-                Delivery::Sent { .. } => continue,
-                Delivery::Failed { error } => sqlx::query(sqlx::AssertSqlSafe(format!(
+                Outcome::Done { .. } => continue,
+                Outcome::Failed { error } => sqlx::query(sqlx::AssertSqlSafe(format!(
                     "UPDATE push_notifications SET status = 'failed', attempts = attempts + 1, \
                      last_error = $3, updated_at = $4, lease_owner = NULL, lease_until = NULL \
                      {held}"
@@ -376,14 +311,14 @@ impl_for_sql!(PushStore {
                 .bind(owner.to_owned())
                 .bind(error.clone())
                 .bind(DbTime(now)),
-                Delivery::Expired => sqlx::query(sqlx::AssertSqlSafe(format!(
+                Outcome::Expired => sqlx::query(sqlx::AssertSqlSafe(format!(
                     "UPDATE push_notifications SET status = 'expired', updated_at = $3, \
                      lease_owner = NULL, lease_until = NULL {held}"
                 )))
                 .bind(id.clone())
                 .bind(owner.to_owned())
                 .bind(DbTime(now)),
-                Delivery::Retry {
+                Outcome::Retry {
                     at,
                     error,
                     attempted,
@@ -464,27 +399,19 @@ impl_for_sql!(PushStore {
             .bind(i64::from(filter.limit))
             .fetch_all(&mut *conn)
             .await?;
-        rows.iter().map(outbox_from_row).collect()
+        Ok(rows.iter().map(OutboxNotification::from_row).collect::<Result<_, _>>()?)
     }
 
     async fn latest_call(&self, consultation_id: &str) -> Result<Option<CallState>, DbError> {
         let mut conn = self.pool().acquire().await?;
-        let row = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT kind, user_id, expires_at FROM push_notifications \
              WHERE consultation_id = $1 AND kind IN ('incoming_call', 'call_cancelled') \
              ORDER BY id DESC LIMIT 1",
         )
         .bind(consultation_id.to_owned())
         .fetch_optional(&mut *conn)
-        .await?;
-        row.map(|row| {
-            Ok(CallState {
-                kind: row.try_get("kind")?,
-                user_id: row.try_get("user_id")?,
-                expires_at: opt_time(&row, "expires_at")?,
-            })
-        })
-        .transpose()
+        .await?)
     }
 
     async fn replace_reminders(
@@ -536,7 +463,7 @@ impl_for_sql!(PushStore {
         .bind(consultation_id.to_owned())
         .fetch_all(&mut *conn)
         .await?;
-        rows.iter().map(reminder_from_row).collect()
+        Ok(rows.iter().map(DueReminder::from_row).collect::<Result<_, _>>()?)
     }
 
     async fn claim_reminders(
@@ -547,21 +474,18 @@ impl_for_sql!(PushStore {
         limit: u32,
     ) -> Result<Vec<DueReminder>, DbError> {
         let mut conn = self.pool().acquire().await?;
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE push_reminders SET lease_owner = $1, lease_until = $2 \
-             WHERE id IN (SELECT id FROM push_reminders WHERE status = 'pending' \
-             AND due_at <= $3 AND (lease_until IS NULL OR lease_until < $3) \
-             ORDER BY due_at LIMIT $4) \
-             AND status = 'pending' AND (lease_until IS NULL OR lease_until < $3) \
-             RETURNING {REMINDER_COLUMNS}"
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(claim_sql(
+            "push_reminders",
+            "due_at",
+            "due_at",
+            REMINDER_COLUMNS,
         )))
         .bind(owner.to_owned())
         .bind(DbTime(until))
         .bind(DbTime(now))
         .bind(i64::from(limit))
         .fetch_all(&mut *conn)
-        .await?;
-        rows.iter().map(reminder_from_row).collect()
+        .await?)
     }
 
     async fn complete_reminder(

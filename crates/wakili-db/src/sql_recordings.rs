@@ -4,17 +4,13 @@
 //! store (chunks, copies, finalization, deletes, key re-wrap) is here once, for both databases.
 
 use chrono::{DateTime, Utc};
-use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row, Type};
-use wakili_core::recording::RecordingStatus;
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, Row, Type};
 
 use crate::{
     DbError,
-    models::{
-        Chunk, ChunkState, FinalizedRecording, NewAuditEvent, NewRecording, ProviderUsage,
-        Recording,
-    },
+    models::{Chunk, FinalizedRecording, NewAuditEvent, NewRecording, ProviderUsage, Recording},
     recordings::RecordingStore,
-    sql::{decode_enum, impl_for_sql, insert_audit, opt_time, time},
+    sql::{impl_for_sql, insert_audit},
     time::DbTime,
 };
 
@@ -27,72 +23,6 @@ const CHUNK_COLUMNS: &str = "recording_id, seq, sha256, size, object_size, state
 
 /// Chunk states whose object a provider keeps.
 const HELD: &str = "state IN ('stored', 'terminator')";
-
-fn recording_from_row<R>(row: &R) -> Result<Recording, DbError>
-where
-    R: Row,
-    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
-    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
-    for<'r> f64: Decode<'r, R::Database> + Type<R::Database>,
-    for<'r> bool: Decode<'r, R::Database> + Type<R::Database>,
-    for<'r> DbTime: Decode<'r, R::Database> + Type<R::Database>,
-    for<'a> &'a str: ColumnIndex<R>,
-{
-    Ok(Recording {
-        id: row.try_get("id")?,
-        consultation_id: row.try_get("consultation_id")?,
-        started_by: row.try_get("started_by")?,
-        status: decode_enum::<RecordingStatus>(row.try_get("status")?, "recording status")?,
-        format: row.try_get("format")?,
-        codec: row.try_get("codec")?,
-        resolution: row.try_get("resolution")?,
-        duration_seconds: row.try_get("duration_seconds")?,
-        file_size_bytes: row.try_get("file_size_bytes")?,
-        chunk_count: row.try_get("chunk_count")?,
-        sha256: row.try_get("sha256")?,
-        started_at: time(row, "started_at")?,
-        completed_at: opt_time(row, "completed_at")?,
-        created_at: time(row, "created_at")?,
-        wrapped_key: row.try_get("wrapped_key")?,
-        key_id: row.try_get("key_id")?,
-        nonce_prefix: row.try_get("nonce_prefix")?,
-        manifest: row.try_get("manifest")?,
-        legal_hold: row.try_get("legal_hold")?,
-        legal_hold_reason: row.try_get("legal_hold_reason")?,
-        last_activity_at: opt_time(row, "last_activity_at")?,
-        deleted_at: opt_time(row, "deleted_at")?,
-    })
-}
-
-fn chunk_from_row<R>(row: &R) -> Result<Chunk, DbError>
-where
-    R: Row,
-    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
-    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
-    for<'a> &'a str: ColumnIndex<R>,
-{
-    let number = |column: &str| -> Result<u64, DbError> {
-        let value: i64 = row.try_get(column)?;
-        u64::try_from(value).map_err(|_| DbError::Corrupt(format!("{column} {value}")))
-    };
-    let seq = number("seq")?;
-    let state: String = row.try_get("state")?;
-    Ok(Chunk {
-        recording_id: row.try_get("recording_id")?,
-        seq: u32::try_from(seq).map_err(|_| DbError::Corrupt(format!("seq {seq}")))?,
-        sha256: row.try_get("sha256")?,
-        size: number("size")?,
-        object_size: number("object_size")?,
-        state: match state.as_str() {
-            "pending" => ChunkState::Pending,
-            "stored" => ChunkState::Stored,
-            "terminator" => ChunkState::Terminator,
-            other => return Err(DbError::Corrupt(format!("chunk state {other:?}"))),
-        },
-        object_key: row.try_get("object_key")?,
-        providers: Vec::new(),
-    })
-}
 
 /// `$first, $first+1, …` for an `IN (…)` list of `n` values.
 fn placeholders(first: usize, n: usize) -> String {
@@ -143,7 +73,7 @@ impl_for_sql!(RecordingStore {
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok((recording_from_row(&row)?, inserted))
+        Ok((Recording::from_row(&row)?, inserted))
     }
 
     async fn recording(&self, id: &str) -> Result<Option<Recording>, DbError> {
@@ -154,7 +84,7 @@ impl_for_sql!(RecordingStore {
         .bind(id.to_owned())
         .fetch_optional(&mut *conn)
         .await?;
-        row.as_ref().map(recording_from_row).transpose()
+        Ok(row.as_ref().map(Recording::from_row).transpose()?)
     }
 
     async fn recordings_of(&self, consultation_id: &str) -> Result<Vec<Recording>, DbError> {
@@ -166,7 +96,7 @@ impl_for_sql!(RecordingStore {
         .bind(consultation_id.to_owned())
         .fetch_all(&mut *conn)
         .await?;
-        rows.iter().map(recording_from_row).collect()
+        Ok(rows.iter().map(Recording::from_row).collect::<Result<_, _>>()?)
     }
 
     async fn claim_chunk(&self, chunk: &Chunk, now: DateTime<Utc>) -> Result<Chunk, DbError> {
@@ -193,7 +123,7 @@ impl_for_sql!(RecordingStore {
         .bind(i64::from(chunk.seq))
         .fetch_one(&mut *conn)
         .await?;
-        let mut stored = chunk_from_row(&row)?;
+        let mut stored = Chunk::from_row(&row)?;
         stored.providers = copies_of(&mut *conn, &chunk.recording_id, Some(chunk.seq))
             .await?
             .into_iter()
@@ -271,7 +201,7 @@ impl_for_sql!(RecordingStore {
         .await?;
         let mut chunks = rows
             .iter()
-            .map(chunk_from_row)
+            .map(Chunk::from_row)
             .collect::<Result<Vec<_>, _>>()?;
         for (seq, provider) in copies_of(&mut *conn, recording_id, None).await? {
             if let Ok(i) = chunks.binary_search_by_key(&seq, |c| c.seq) {
@@ -335,7 +265,7 @@ impl_for_sql!(RecordingStore {
         let rows = query.fetch_all(&mut *conn).await?;
         let mut chunks = Vec::with_capacity(rows.len());
         for row in &rows {
-            let mut chunk = chunk_from_row(row)?;
+            let mut chunk = Chunk::from_row(row)?;
             chunk.providers = copies_of(&mut *conn, &chunk.recording_id, Some(chunk.seq))
                 .await?
                 .into_iter()
@@ -524,7 +454,7 @@ impl_for_sql!(RecordingStore {
         .await?;
         insert_audit(&mut *tx, audit, done.now).await?;
         tx.commit().await?;
-        recording_from_row(&row)
+        Ok(Recording::from_row(&row)?)
     }
 
     async fn shred_recording(
@@ -727,12 +657,12 @@ impl_for_sql!(RecordingStore {
         };
         insert_audit(&mut *tx, audit, now).await?;
         tx.commit().await?;
-        recording_from_row(&row).map(Some)
+        Ok(Some(Recording::from_row(&row)?))
     }
 
     async fn storage_usage(&self) -> Result<Vec<ProviderUsage>, DbError> {
         let mut conn = self.pool().acquire().await?;
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT p.provider, COUNT(DISTINCT p.recording_id) AS recordings, \
              COUNT(*) AS objects, CAST(COALESCE(SUM(c.object_size), 0) AS BIGINT) AS bytes \
              FROM recording_chunk_copies p JOIN recording_chunks c \
@@ -740,20 +670,7 @@ impl_for_sql!(RecordingStore {
              GROUP BY p.provider ORDER BY p.provider",
         )
         .fetch_all(&mut *conn)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                let count = |column: &str| -> Result<u64, DbError> {
-                    Ok(u64::try_from(row.try_get::<i64, _>(column)?).unwrap_or(0))
-                };
-                Ok(ProviderUsage {
-                    provider: row.try_get("provider")?,
-                    recordings: count("recordings")?,
-                    objects: count("objects")?,
-                    bytes: count("bytes")?,
-                })
-            })
-            .collect()
+        .await?)
     }
 });
 

@@ -2,7 +2,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use wakili_core::notify::Rules;
+use wakili_core::{Clock, notify::Rules};
 use wakili_outbox::{RetryPolicy, WorkerConfig};
 use wakili_settings::PushSettings;
 
@@ -91,7 +91,10 @@ impl PushConfig {
 }
 
 /// The FCM sender configured by `[push]`, or `None` when push is off.
-pub fn sender_from_settings(s: &PushSettings) -> Result<Option<FcmSender>, PushError> {
+pub fn sender_from_settings(
+    s: &PushSettings,
+    clock: Clock,
+) -> Result<Option<FcmSender>, PushError> {
     let account = match (&s.credentials_file, &s.credentials_json) {
         (Some(path), _) => ServiceAccount::from_file(path)?,
         (None, Some(json)) => ServiceAccount::from_json(json.expose())?,
@@ -116,5 +119,6 @@ pub fn sender_from_settings(s: &PushSettings) -> Result<Option<FcmSender>, PushE
         &project,
         tokens,
         s.request_timeout,
+        clock,
     )?))
 }

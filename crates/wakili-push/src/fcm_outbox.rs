@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use rand::Rng;
 use wakili_core::Clock;
-use wakili_db::{Delivery, OutboxNotification, PushStore};
+use wakili_db::{OutboxNotification, PushStore};
 use wakili_outbox::{Delivered, Failure, Outbox, Outcome, RetryPolicy};
 
 use crate::{
@@ -73,7 +73,7 @@ impl Outbox for FcmOutbox {
             {
                 tracing::info!(reason, "device deactivated: FCM no longer knows its token");
             }
-            outcomes.push((id, delivery(outcome)));
+            outcomes.push((id, outcome));
         }
         self.store
             .finish_notifications(owner, &outcomes, now)
@@ -182,24 +182,4 @@ impl FcmOutbox {
 
 fn failed(error: String) -> Outcome {
     Outcome::Failed { error }
-}
-
-/// The outbox's outcome as `wakili-db` stores it.
-fn delivery(outcome: Outcome) -> Delivery {
-    match outcome {
-        Outcome::Done { receipt } => Delivery::Sent {
-            message_name: receipt,
-        },
-        Outcome::Failed { error } => Delivery::Failed { error },
-        Outcome::Expired => Delivery::Expired,
-        Outcome::Retry {
-            at,
-            error,
-            attempted,
-        } => Delivery::Retry {
-            at,
-            error,
-            attempted,
-        },
-    }
 }

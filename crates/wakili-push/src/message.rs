@@ -8,48 +8,18 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Value, json};
 
-pub use wakili_core::notification::{Kind, Notification, clip};
+pub use wakili_core::{
+    model::push::Platform,
+    notification::{Kind, Notification, clip},
+};
 
 use crate::PushError;
 
 /// FCM's limit on a message's payload (notification and data), in bytes.
 pub const MAX_PAYLOAD_BYTES: usize = 4096;
-
-/// Where a device runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Platform {
-    /// Apple (APNs through FCM).
-    Ios,
-    /// Android.
-    Android,
-    /// A browser (Web Push through FCM).
-    Web,
-}
-
-impl Platform {
-    /// The stored and API form.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Ios => "ios",
-            Self::Android => "android",
-            Self::Web => "web",
-        }
-    }
-
-    /// Reads the stored form.
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "ios" => Some(Self::Ios),
-            "android" => Some(Self::Android),
-            "web" => Some(Self::Web),
-            _ => None,
-        }
-    }
-}
 
 /// How a message is shaped for one kind.
 struct Shape {

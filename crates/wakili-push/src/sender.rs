@@ -4,7 +4,7 @@
 use std::{sync::Arc, time::Duration};
 
 use bytes::Bytes;
-use chrono::Utc;
+use wakili_core::Clock;
 
 use crate::{
     PushError,
@@ -18,6 +18,8 @@ pub struct FcmSender {
     http: reqwest::Client,
     endpoint: reqwest::Url,
     tokens: Arc<TokenSource>,
+    /// Reads "now" for `Retry-After` given in seconds.
+    clock: Clock,
 }
 
 impl std::fmt::Debug for FcmSender {
@@ -29,7 +31,8 @@ impl std::fmt::Debug for FcmSender {
 }
 
 impl FcmSender {
-    /// A sender for `project` at `base_url` (`https://fcm.googleapis.com`). A plain `http://`
+    /// A sender for `project` at `base_url` (`https://fcm.googleapis.com`), reading "now" from
+    /// `clock`. A plain `http://`
     /// base (test servers) is spoken to in HTTP/2 with prior knowledge; over TLS HTTP/2 is
     /// negotiated.
     pub fn new(
@@ -37,6 +40,7 @@ impl FcmSender {
         project: &str,
         tokens: Arc<TokenSource>,
         timeout: Duration,
+        clock: Clock,
     ) -> Result<Self, PushError> {
         let mut builder = reqwest::Client::builder()
             .timeout(timeout)
@@ -56,6 +60,7 @@ impl FcmSender {
             endpoint: reqwest::Url::parse(&endpoint)
                 .map_err(|e| PushError::Credentials(format!("push.fcm_base_url: {e}")))?,
             tokens,
+            clock,
         })
     }
 
@@ -110,6 +115,11 @@ impl FcmSender {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let bytes = response.bytes().await?;
-        Ok(classify(status, retry_after.as_deref(), &bytes, Utc::now()))
+        Ok(classify(
+            status,
+            retry_after.as_deref(),
+            &bytes,
+            self.clock.now(),
+        ))
     }
 }

@@ -72,7 +72,7 @@ fn config() -> PushConfig {
     }
 }
 
-fn sender(fcm: &FakeFcm) -> FcmSender {
+fn sender(fcm: &FakeFcm, clock: wakili_core::Clock) -> FcmSender {
     let account = ServiceAccount::from_json(&account().json).unwrap();
     let tokens = TokenSource::new(account, Some(fcm.token_url()), Duration::from_secs(5)).unwrap();
     FcmSender::new(
@@ -80,6 +80,7 @@ fn sender(fcm: &FakeFcm) -> FcmSender {
         "wakili-test",
         Arc::new(tokens),
         Duration::from_secs(5),
+        clock,
     )
     .unwrap()
 }
@@ -87,7 +88,7 @@ fn sender(fcm: &FakeFcm) -> FcmSender {
 fn service(s: &Setup, config: PushConfig) -> PushService {
     PushService::new(
         wakili_push::Stores::of(&s.db),
-        Some(sender(&s.fcm)),
+        Some(sender(&s.fcm, s.clock.clock())),
         config,
         s.clock.clock(),
     )
@@ -517,8 +518,8 @@ async fn leases_are_exclusive_and_a_lost_lease_changes_nothing(backend: Backend)
         .map(|r| {
             (
                 r.id.clone(),
-                wakili_db::Delivery::Sent {
-                    message_name: "late".into(),
+                wakili_db::Outcome::Done {
+                    receipt: "late".into(),
                 },
             )
         })
@@ -534,8 +535,8 @@ async fn leases_are_exclusive_and_a_lost_lease_changes_nothing(backend: Backend)
         .map(|r| {
             (
                 r.id.clone(),
-                wakili_db::Delivery::Sent {
-                    message_name: "on time".into(),
+                wakili_db::Outcome::Done {
+                    receipt: "on time".into(),
                 },
             )
         })

@@ -122,7 +122,7 @@ fn push_service(
     clock: &Clock,
     signaling: &wakili_signal::Signaling,
 ) -> Result<wakili_push::PushService, ServerError> {
-    let sender = wakili_push::sender_from_settings(&settings.push)?;
+    let sender = wakili_push::sender_from_settings(&settings.push, clock.clone())?;
     match &sender {
         Some(sender) => tracing::info!(endpoint = sender.endpoint(), "push is on (FCM HTTP v1)"),
         None => tracing::info!(

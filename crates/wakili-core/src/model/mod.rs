@@ -16,10 +16,12 @@ pub mod push;
 
 /// A platform user, upserted from token claims on every authenticated request.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
 pub struct User {
     /// The platform's `sub`.
     pub id: String,
     /// Role from the newest token.
+    #[cfg_attr(feature = "sqlx", sqlx(try_from = "String"))]
     pub role: Role,
     /// Display name from the newest token.
     pub name: String,
@@ -33,6 +35,7 @@ pub struct User {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = Consultation))]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
 pub struct VideoConsultation {
     /// Opaque id (UUIDv7).
     pub id: String,
@@ -48,8 +51,10 @@ pub struct VideoConsultation {
     /// When the call is due.
     pub scheduled_at: DateTime<Utc>,
     /// Planned length.
+    #[cfg_attr(feature = "sqlx", sqlx(try_from = "i64"))]
     pub duration_minutes: u32,
     /// Where it is in its life.
+    #[cfg_attr(feature = "sqlx", sqlx(try_from = "String"))]
     pub status: ConsultationStatus,
     /// Who booked it.
     pub created_by: String,
@@ -76,12 +81,14 @@ pub struct VideoConsultation {
 
 /// Someone entitled to take part in a consultation.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
 pub struct Participant {
     /// The consultation.
     pub consultation_id: String,
     /// The user.
     pub user_id: String,
     /// Their part in this consultation (`lawyer` or `client`).
+    #[cfg_attr(feature = "sqlx", sqlx(try_from = "String"))]
     pub role: Role,
     /// Since when.
     pub added_at: DateTime<Utc>,
@@ -172,6 +179,7 @@ pub struct Page<T> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
 pub struct ConsentRecord {
     /// Opaque id (UUIDv7).
     pub id: String,
@@ -195,6 +203,7 @@ pub struct ConsentRecord {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
 pub struct QualitySample {
     /// The consultation.
     pub consultation_id: String,
@@ -206,17 +215,20 @@ pub struct QualitySample {
     pub taken_at: DateTime<Utc>,
     /// What the participant reported (`quality:report`).
     #[serde(flatten)]
+    #[cfg_attr(feature = "sqlx", sqlx(flatten))]
     pub report: QualityReport,
     /// MOS-like score, 1–4.5.
     pub mos: f64,
     /// Quality level the report alone calls for (`low`, `medium`, `high`).
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    #[cfg_attr(feature = "sqlx", sqlx(try_from = "String"))]
     pub level: Level,
 }
 
 /// A consultation recording as stored: the seed's `ConsultationRecording` fields plus what
 /// storage needs (wrapped data key, nonce prefix, manifest, legal hold).
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
 pub struct Recording {
     /// Opaque id (the one signaling announced in `recording:state`).
     pub id: String,
@@ -225,6 +237,7 @@ pub struct Recording {
     /// The user who uploads it (the lawyer).
     pub started_by: String,
     /// Where it is in its life.
+    #[cfg_attr(feature = "sqlx", sqlx(try_from = "String"))]
     pub status: crate::recording::RecordingStatus,
     /// Container, e.g. `webm` or `mp4` (set on completion).
     pub format: Option<String>,
@@ -305,24 +318,46 @@ impl ChunkState {
     }
 }
 
+impl std::str::FromStr for ChunkState {
+    type Err = CoreError;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        match name {
+            "pending" => Ok(Self::Pending),
+            "stored" => Ok(Self::Stored),
+            "terminator" => Ok(Self::Terminator),
+            _ => Err(CoreError::invalid(
+                "state",
+                format!("unknown chunk state {name:?}"),
+            )),
+        }
+    }
+}
+
 /// One chunk of a recording (or its terminator), with the providers holding its object.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
 pub struct Chunk {
     /// The recording.
     pub recording_id: String,
     /// Position in the recording, from 0.
+    #[cfg_attr(feature = "sqlx", sqlx(try_from = "i64"))]
     pub seq: u32,
     /// SHA-256 of the plaintext, hex.
     pub sha256: String,
     /// Plaintext bytes.
+    #[cfg_attr(feature = "sqlx", sqlx(try_from = "i64"))]
     pub size: u64,
     /// Ciphertext bytes (the object's size).
+    #[cfg_attr(feature = "sqlx", sqlx(try_from = "i64"))]
     pub object_size: u64,
     /// Claimed, stored or terminator.
+    #[cfg_attr(feature = "sqlx", sqlx(try_from = "String"))]
     pub state: ChunkState,
     /// Object key inside every provider.
     pub object_key: String,
     /// Providers holding the object, by name.
+    #[cfg_attr(feature = "sqlx", sqlx(skip))]
     pub providers: Vec<String>,
 }
 
@@ -355,15 +390,50 @@ pub struct FinalizedRecording {
 
 /// What one provider holds, for `GET /api/v1/storage/usage`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
 pub struct ProviderUsage {
     /// Provider name.
     pub provider: String,
     /// Recordings with at least one object there.
+    #[cfg_attr(feature = "sqlx", sqlx(try_from = "i64"))]
     pub recordings: u64,
     /// Objects.
+    #[cfg_attr(feature = "sqlx", sqlx(try_from = "i64"))]
     pub objects: u64,
     /// Ciphertext bytes.
+    #[cfg_attr(feature = "sqlx", sqlx(try_from = "i64"))]
     pub bytes: u64,
+}
+
+impl QualitySample {
+    /// `report`, from `participant_id` (user `user_id`) in `consultation_id` at `taken_at`,
+    /// scored: its MOS and level always follow from the report. A report with out-of-range
+    /// values is refused, naming them.
+    pub fn scored(
+        consultation_id: &str,
+        participant_id: &str,
+        user_id: &str,
+        report: QualityReport,
+        taken_at: DateTime<Utc>,
+    ) -> Result<Self, CoreError> {
+        let problems = report.problems();
+        if !problems.is_empty() {
+            return Err(CoreError::invalid(
+                "report",
+                format!("out of range: {}", problems.join(", ")),
+            ));
+        }
+        let (level, _) = crate::quality::assess(&report);
+        Ok(Self {
+            consultation_id: consultation_id.to_owned(),
+            participant_id: participant_id.to_owned(),
+            user_id: user_id.to_owned(),
+            taken_at,
+            mos: crate::quality::mos(&report),
+            level,
+            report,
+        })
+    }
 }
 
 impl VideoConsultation {
@@ -388,5 +458,79 @@ impl VideoConsultation {
             Action::Edit | Action::Reschedule => {}
         }
         Ok(next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use chrono::TimeZone;
+
+    use super::{
+        push::{NewDevice, Platform},
+        *,
+    };
+
+    fn report(rtt_ms: f64, packet_loss_pct: f64) -> QualityReport {
+        QualityReport {
+            rtt_ms,
+            jitter_ms: 5.0,
+            packet_loss_pct,
+            outbound_kbps: 1500.0,
+            inbound_kbps: 1500.0,
+            frame_rate: 30.0,
+            width: 1280,
+            height: 720,
+            candidate_type: "host".into(),
+        }
+    }
+
+    #[test]
+    fn a_quality_sample_is_scored_from_its_report_and_refused_out_of_range() {
+        let at = Utc.with_ymd_and_hms(2026, 12, 5, 9, 0, 0).unwrap();
+        let good = QualitySample::scored("c", "p", "u", report(40.0, 0.0), at).unwrap();
+        assert_eq!(good.level, Level::High);
+        assert!(good.mos > 4.0, "{}", good.mos);
+        let lossy = QualitySample::scored("c", "p", "u", report(40.0, 15.0), at).unwrap();
+        assert_eq!(lossy.level, Level::Low);
+        assert!(lossy.mos < good.mos);
+        let err = QualitySample::scored("c", "p", "u", report(-1.0, 101.0), at).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "report: out of range: rttMs, packetLossPct"
+        );
+    }
+
+    #[test]
+    fn a_device_registration_is_checked_as_the_api_documents() {
+        let new = |token: &str, version: &str, locale: Option<&str>| {
+            NewDevice::new(
+                "d".into(),
+                "u",
+                token.into(),
+                Platform::Android,
+                version,
+                locale,
+            )
+        };
+        let ok = new("tok-1", "2.4.1  ", Some("sw-KE")).unwrap();
+        assert_eq!(
+            (ok.platform.as_str(), ok.app_version.as_str()),
+            ("android", "2.4.1")
+        );
+        assert_eq!(new("tok", "1", Some("")).unwrap().locale, None);
+        let refused = |token: &str, version: &str, locale: Option<&str>| {
+            new(token, version, locale).unwrap_err().to_string()
+        };
+        assert_eq!(refused("", "1", None), "token: 1 to 4096 characters");
+        assert_eq!(
+            refused(&"t".repeat(4097), "1", None),
+            "token: 1 to 4096 characters"
+        );
+        assert!(refused("a/b", "1", None).starts_with("token: visible ASCII"));
+        assert!(refused("a b", "1", None).starts_with("token: visible ASCII"));
+        assert!(refused("t", " 1", None).starts_with("appVersion:"));
+        assert!(refused("t", &"1".repeat(65), None).starts_with("appVersion:"));
+        assert!(refused("t", "1", Some("sw KE")).starts_with("locale:"));
     }
 }

@@ -3,11 +3,14 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::CoreError;
+
 /// A phone or browser that receives push notifications for its user. Serialized as the API
 /// shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
 pub struct DeviceRegistration {
     /// Opaque id (UUIDv7).
     pub id: String,
@@ -33,6 +36,63 @@ pub struct DeviceRegistration {
     pub updated_at: DateTime<Utc>,
 }
 
+/// Where a device runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Platform {
+    /// Apple (APNs through FCM).
+    Ios,
+    /// Android.
+    Android,
+    /// A browser (Web Push through FCM).
+    Web,
+}
+
+impl Platform {
+    /// The stored and API form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ios => "ios",
+            Self::Android => "android",
+            Self::Web => "web",
+        }
+    }
+
+    /// Reads the stored form.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "ios" => Some(Self::Ios),
+            "android" => Some(Self::Android),
+            "web" => Some(Self::Web),
+            _ => None,
+        }
+    }
+}
+
+/// Longest FCM registration token accepted (real ones are ~160–250 characters).
+pub const MAX_TOKEN_LEN: usize = 4096;
+
+/// A plausible FCM registration token: 1–4096 visible ASCII characters, without `/`, `?` or `#`
+/// (it goes into FCM URLs, API paths and logs).
+pub fn check_token(token: &str) -> Result<(), CoreError> {
+    if token.is_empty() || token.len() > MAX_TOKEN_LEN {
+        return Err(CoreError::invalid(
+            "token",
+            format!("1 to {MAX_TOKEN_LEN} characters"),
+        ));
+    }
+    if !token
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && b != b'/' && b != b'?' && b != b'#')
+    {
+        return Err(CoreError::invalid(
+            "token",
+            "visible ASCII characters only, without '/', '?' or '#'",
+        ));
+    }
+    Ok(())
+}
+
 /// A registration to store (upsert by token).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewDevice {
@@ -48,6 +108,53 @@ pub struct NewDevice {
     pub app_version: String,
     /// Preferred locale.
     pub locale: Option<String>,
+}
+
+impl NewDevice {
+    /// A registration of `token` for `user_id`, checked the way the API documents it:
+    /// - `token`: see [`check_token`];
+    /// - `app_version`: 1–64 printable ASCII characters, not starting with a space (trailing
+    ///   spaces are dropped);
+    /// - `locale`: a BCP 47 tag of up to 35 letters, digits, `-` and `_`; empty means none.
+    pub fn new(
+        id: String,
+        user_id: &str,
+        token: String,
+        platform: Platform,
+        app_version: &str,
+        locale: Option<&str>,
+    ) -> Result<Self, CoreError> {
+        check_token(&token)?;
+        let printable = |b: u8| (b' '..=b'~').contains(&b);
+        if !(1..=64).contains(&app_version.len())
+            || app_version.starts_with(' ')
+            || !app_version.bytes().all(printable)
+        {
+            return Err(CoreError::invalid(
+                "appVersion",
+                "1 to 64 printable ASCII characters, not starting with a space",
+            ));
+        }
+        let locale = match locale {
+            None | Some("") => None,
+            Some(l)
+                if l.len() <= 35
+                    && l.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') =>
+            {
+                Some(l.to_owned())
+            }
+            Some(_) => return Err(CoreError::invalid("locale", "a BCP 47 tag such as sw-KE")),
+        };
+        Ok(Self {
+            id,
+            user_id: user_id.to_owned(),
+            token,
+            platform: platform.as_str().to_owned(),
+            app_version: app_version.trim_end().to_owned(),
+            locale,
+        })
+    }
 }
 
 /// Where an outbox row is.
@@ -78,15 +185,20 @@ impl DeliveryStatus {
 }
 
 impl std::str::FromStr for DeliveryStatus {
-    type Err = ();
+    type Err = crate::CoreError;
 
-    fn from_str(s: &str) -> Result<Self, ()> {
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
         Ok(match s {
             "pending" => Self::Pending,
             "sent" => Self::Sent,
             "failed" => Self::Failed,
             "expired" => Self::Expired,
-            _ => return Err(()),
+            _ => {
+                return Err(crate::CoreError::invalid(
+                    "status",
+                    format!("unknown delivery status {s:?}"),
+                ));
+            }
         })
     }
 }
@@ -96,6 +208,7 @@ impl std::str::FromStr for DeliveryStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
 pub struct OutboxNotification {
     /// Opaque id (UUIDv7, so ids sort by creation).
     pub id: String,
@@ -114,8 +227,10 @@ pub struct OutboxNotification {
     #[serde(skip)]
     pub payload: String,
     /// Where it is.
+    #[cfg_attr(feature = "sqlx", sqlx(try_from = "String"))]
     pub status: DeliveryStatus,
     /// Send attempts so far.
+    #[cfg_attr(feature = "sqlx", sqlx(try_from = "i64"))]
     pub attempts: u32,
     /// When it is (next) due.
     pub next_attempt_at: DateTime<Utc>,
@@ -156,33 +271,6 @@ pub struct NewNotification {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-/// What became of a leased outbox row.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Delivery {
-    /// FCM accepted it.
-    Sent {
-        /// FCM's message name.
-        message_name: String,
-    },
-    /// Given up.
-    Failed {
-        /// Why.
-        error: String,
-    },
-    /// Its moment passed.
-    Expired,
-    /// Try again at `at`; `attempted` says whether this counts as an attempt (a rate-limited
-    /// row was not sent at all).
-    Retry {
-        /// When.
-        at: DateTime<Utc>,
-        /// Why.
-        error: Option<String>,
-        /// Whether FCM was asked.
-        attempted: bool,
-    },
-}
-
 /// Which deliveries to list.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeliveryFilter {
@@ -200,6 +288,7 @@ pub struct DeliveryFilter {
 
 /// A reminder due at some instant, as a worker leased it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
 pub struct DueReminder {
     /// Row id.
     pub id: String,
@@ -213,6 +302,7 @@ pub struct DueReminder {
 
 /// The newest call notification of a consultation (ringing or its cancellation).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
 pub struct CallState {
     /// `incoming_call` or `call_cancelled`.
     pub kind: String,

@@ -125,6 +125,16 @@ async fn may_edit(state: &AppState, auth: &Auth, id: &str) -> Result<(), ApiErro
 /// Applies `action` (and `change`) to a consultation the caller may change, stamping the
 /// lifecycle times, and saves it with an audit entry. A concurrent change is retried on the fresh
 /// row, so the state machine always judges the current state.
+/// [`change`] with nothing to edit and no detail: starting or ending the call.
+async fn plain(
+    state: &AppState,
+    auth: &Auth,
+    id: &str,
+    action: Action,
+) -> Result<VideoConsultation, ApiError> {
+    change(state, auth, id, action, |_| {}, serde_json::json!({})).await
+}
+
 async fn change(
     state: &AppState,
     auth: &Auth,
@@ -433,15 +443,7 @@ pub async fn start(
     auth: Auth,
     Path(id): Path<String>,
 ) -> Result<JsonResponse<VideoConsultation>, ApiError> {
-    let saved = change(
-        &state,
-        &auth,
-        &id,
-        Action::Start,
-        |_| {},
-        serde_json::json!({}),
-    )
-    .await?;
+    let saved = plain(&state, &auth, &id, Action::Start).await?;
     Ok(JsonResponse(saved))
 }
 
@@ -460,15 +462,7 @@ pub async fn end(
     auth: Auth,
     Path(id): Path<String>,
 ) -> Result<JsonResponse<VideoConsultation>, ApiError> {
-    let saved = change(
-        &state,
-        &auth,
-        &id,
-        Action::End,
-        |_| {},
-        serde_json::json!({}),
-    )
-    .await?;
+    let saved = plain(&state, &auth, &id, Action::End).await?;
     state
         .signaling
         .closed(&saved.id, auth.caller.user_id.as_str())

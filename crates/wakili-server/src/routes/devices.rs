@@ -3,8 +3,8 @@
 use axum::{Json as JsonResponse, extract::State, http::StatusCode, response::IntoResponse};
 use serde::Deserialize;
 use utoipa::ToSchema;
+use wakili_core::model::push::{Platform, check_token};
 use wakili_db::{DeviceRegistration, NewDevice};
-use wakili_push::Platform;
 
 use crate::{
     ApiError, AppState,
@@ -12,9 +12,6 @@ use crate::{
     error::ErrorBody,
     extract::{Json, Path},
 };
-
-/// Longest FCM registration token accepted (real ones are ~160–250 characters).
-const MAX_TOKEN_LEN: usize = 4096;
 
 /// Body of `POST /api/v1/devices`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -35,63 +32,17 @@ pub struct RegisterDevice {
     pub locale: Option<String>,
 }
 
-fn invalid(message: impl Into<String>) -> ApiError {
-    ApiError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
-        message,
-    )
-}
-
-/// A plausible FCM token: visible ASCII without spaces or slashes.
-fn check_token(token: &str) -> Result<(), ApiError> {
-    if token.is_empty() || token.len() > MAX_TOKEN_LEN {
-        return Err(invalid(format!("token: 1 to {MAX_TOKEN_LEN} characters")));
-    }
-    if !token
-        .bytes()
-        .all(|b| b.is_ascii_graphic() && b != b'/' && b != b'?' && b != b'#')
-    {
-        return Err(invalid(
-            "token: visible ASCII characters only, without '/', '?' or '#'",
-        ));
-    }
-    Ok(())
-}
-
 impl RegisterDevice {
     fn validate(self, user_id: &str, id: String) -> Result<NewDevice, ApiError> {
-        check_token(&self.token)?;
         // Exactly the rules the OpenAPI schema states.
-        let version = self.app_version.as_str();
-        let printable = |b: u8| (b' '..=b'~').contains(&b);
-        if !(1..=64).contains(&version.len())
-            || version.starts_with(' ')
-            || !version.bytes().all(printable)
-        {
-            return Err(invalid(
-                "appVersion: 1 to 64 printable ASCII characters, not starting with a space",
-            ));
-        }
-        let locale = match self.locale.as_deref() {
-            None | Some("") => None,
-            Some(l)
-                if l.len() <= 35
-                    && l.chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') =>
-            {
-                Some(l.to_owned())
-            }
-            Some(_) => return Err(invalid("locale: a BCP 47 tag such as sw-KE")),
-        };
-        Ok(NewDevice {
+        Ok(NewDevice::new(
             id,
-            user_id: user_id.to_owned(),
-            token: self.token,
-            platform: self.platform.as_str().into(),
-            app_version: version.trim_end().to_owned(),
-            locale,
-        })
+            user_id,
+            self.token,
+            self.platform,
+            &self.app_version,
+            self.locale.as_deref(),
+        )?)
     }
 }
 

@@ -11,7 +11,7 @@ use axum::{
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
-use wakili_core::Role;
+use wakili_core::{Caller, Role, UserId, consultation::Access, recording::RecordingUse};
 use wakili_db::models::ChunkState;
 use wakili_storage::{StateError, StorageError, parse_range};
 
@@ -46,7 +46,7 @@ pub async fn manifest(
     auth: Auth,
     Path(id): Path<String>,
 ) -> Result<JsonResponse<ManifestResponse>, ApiError> {
-    let (recording, _) = load(&state, &auth, &id).await?;
+    let recording = load(&state, &auth, &id, RecordingUse::Read).await?;
     let Some(jws) = recording
         .manifest
         .clone()
@@ -117,7 +117,7 @@ pub async fn download_url(
     auth: Auth,
     Path(id): Path<String>,
 ) -> Result<JsonResponse<DownloadUrl>, ApiError> {
-    let (recording, _) = load(&state, &auth, &id).await?;
+    let recording = load(&state, &auth, &id, RecordingUse::Read).await?;
     let user = auth.caller.user_id.as_str();
     let bound = state
         .settings
@@ -169,10 +169,15 @@ pub async fn media(
             .consultation(&recording.consultation_id)
             .await?
             .ok_or_else(|| ApiError::not_found("no such recording"))?;
-        let entitled = role == Role::Admin.as_str()
-            || consultation.lawyer_id == *user
-            || consultation.client_id == *user;
-        if !entitled {
+        let access = match (UserId::parse(user.as_str()), role.parse::<Role>()) {
+            (Ok(user_id), Ok(role)) => Access::of(
+                &Caller { user_id, role },
+                &consultation.lawyer_id,
+                &consultation.client_id,
+            ),
+            _ => Access::None,
+        };
+        if RecordingUse::Read.check(access, false).is_err() {
             return Err(ApiError::forbidden(
                 "this link's user may no longer see the recording",
             ));

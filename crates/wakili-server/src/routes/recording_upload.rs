@@ -9,6 +9,7 @@ use axum::{
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use wakili_core::recording::RecordingUse;
 use wakili_storage::{CompleteRequest, Completion, RequestError, StorageError};
 
 use crate::{
@@ -18,7 +19,7 @@ use crate::{
     extract::{DeferredJson, Path},
 };
 
-use super::recordings::{RecordingView, SHA256_HEADER, load, uploader_only, view};
+use super::recordings::{RecordingView, SHA256_HEADER, load, view};
 
 /// A chunk durably stored.
 #[derive(Debug, Serialize, ToSchema)]
@@ -56,8 +57,7 @@ pub async fn put_chunk(
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, JsonResponse<ChunkStored>), ApiError> {
-    let (recording, _) = load(&state, &auth, &id).await?;
-    uploader_only(&recording, &auth)?;
+    let recording = load(&state, &auth, &id, RecordingUse::Upload).await?;
     let sha = headers
         .get(SHA256_HEADER)
         .and_then(|v| v.to_str().ok())
@@ -176,8 +176,7 @@ pub async fn complete(
     Path(id): Path<String>,
     body: DeferredJson<CompleteBody>,
 ) -> Result<(StatusCode, JsonResponse<RecordingView>), ApiError> {
-    let (recording, _) = load(&state, &auth, &id).await?;
-    uploader_only(&recording, &auth)?;
+    let recording = load(&state, &auth, &id, RecordingUse::Upload).await?;
     let request = body.parse()?.validate()?;
     let outcome = state
         .recordings

@@ -5,7 +5,7 @@ use axum::{Json as JsonResponse, extract::State, http::StatusCode};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use wakili_core::{consultation::Access, recording::RecordingStatus};
+use wakili_core::recording::{RecordingRefusal, RecordingStatus, RecordingUse};
 use wakili_db::models::{ChunkState, Recording};
 use wakili_storage::{StateError, StorageError};
 
@@ -110,13 +110,14 @@ pub(super) async fn view(
     })
 }
 
-/// Loads a recording and its consultation's access for the caller; a recording of a consultation
-/// the caller may not see is indistinguishable from none.
+/// Loads a recording for `purpose`, refused by [`RecordingUse::check`]: a recording of a
+/// consultation the caller may not see is indistinguishable from none.
 pub(super) async fn load(
     state: &AppState,
     auth: &Auth,
     id: &str,
-) -> Result<(Recording, Access), ApiError> {
+    purpose: RecordingUse,
+) -> Result<Recording, ApiError> {
     let hidden = || ApiError::not_found("no such recording");
     if id.is_empty() || id.len() > 64 {
         return Err(hidden());
@@ -129,16 +130,16 @@ pub(super) async fn load(
     let (_, access) = visible(state, auth, &recording.consultation_id)
         .await
         .map_err(|_| hidden())?;
-    Ok((recording, access))
+    let is_uploader = recording.started_by == auth.caller.user_id.as_str();
+    purpose.check(access, is_uploader).map_err(refused)?;
+    Ok(recording)
 }
 
-pub(super) fn uploader_only(recording: &Recording, auth: &Auth) -> Result<(), ApiError> {
-    if recording.started_by == auth.caller.user_id.as_str() {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden(
-            "only the lawyer who started the recording uploads it",
-        ))
+/// The API's answer to a refused [`RecordingUse`].
+pub(super) fn refused(refusal: RecordingRefusal) -> ApiError {
+    match refusal {
+        RecordingRefusal::Hidden => ApiError::not_found("no such recording"),
+        RecordingRefusal::Forbidden(why) => ApiError::forbidden(why),
     }
 }
 
@@ -176,11 +177,7 @@ pub async fn create(
     Path(id): Path<String>,
 ) -> Result<(StatusCode, JsonResponse<RecordingCreated>), ApiError> {
     let (consultation, access) = visible(&state, &auth, &id).await?;
-    if access != Access::Lawyer {
-        return Err(ApiError::forbidden(
-            "only the consultation's lawyer records it",
-        ));
-    }
+    RecordingUse::Start.check(access, false).map_err(refused)?;
     let signaled = state
         .signaling
         .recording(&consultation.id)
@@ -201,9 +198,9 @@ pub async fn create(
             auth.caller.user_id.as_str(),
         )
         .await?;
-    if recording.started_by != auth.caller.user_id.as_str() {
-        return Err(ApiError::forbidden("another user uploads this recording"));
-    }
+    RecordingUse::Upload
+        .check(access, recording.started_by == auth.caller.user_id.as_str())
+        .map_err(refused)?;
     let body = RecordingCreated {
         recording_id: recording.id.clone(),
         max_chunk_bytes: state.recordings.max_chunk_bytes(),
@@ -254,7 +251,7 @@ pub async fn get(
     auth: Auth,
     Path(id): Path<String>,
 ) -> Result<JsonResponse<RecordingView>, ApiError> {
-    let (recording, _) = load(&state, &auth, &id).await?;
+    let recording = load(&state, &auth, &id, RecordingUse::Read).await?;
     Ok(JsonResponse(view(&state, recording).await?))
 }
 
@@ -273,7 +270,7 @@ pub async fn delete(
     Admin(auth): Admin,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let (recording, _) = load(&state, &auth, &id).await?;
+    let recording = load(&state, &auth, &id, RecordingUse::Manage).await?;
     state
         .recordings
         .delete(&recording, auth.caller.user_id.as_str())
@@ -318,7 +315,7 @@ pub async fn legal_hold(
             "reason: up to 500 characters",
         ));
     }
-    let (recording, _) = load(&state, &auth, &id).await?;
+    let recording = load(&state, &auth, &id, RecordingUse::Manage).await?;
     let updated = state
         .recordings
         .legal_hold(

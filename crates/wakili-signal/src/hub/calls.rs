@@ -9,7 +9,7 @@ use wakili_core::{
     Role,
     consultation::Access,
     new_id,
-    quality::{self, QualityReport},
+    quality::QualityReport,
     room::{Fact, Input, Recording, RoomError},
 };
 use wakili_db::models::{NewAuditEvent, QualitySample};
@@ -194,27 +194,25 @@ impl<A: Adapter> Worker<A> {
         let seat = self.seat()?;
         let now = self.hub.clock.now();
         let recommendation = self.tracker.observe(&report, self.hub.hysteresis, now);
-        let score = quality::mos(&report);
-        let (level, _) = quality::assess(&report);
+        let sample = QualitySample::scored(
+            &seat.consultation,
+            &seat.participant,
+            self.caller.user_id.as_str(),
+            report,
+            now,
+        )
+        .map_err(|e| Refusal::bad_request(format!("quality:report: {e}")))?;
+        let (score, level) = (sample.mos, sample.level);
         self.hub.telemetry.quality(
             &seat.consultation,
             &seat.participant,
-            &report,
+            &sample.report,
             (score, level, now),
         );
         let interval = chrono::Duration::from_std(self.hub.settings.quality_sample_interval)
             .unwrap_or(chrono::Duration::seconds(5));
         if recommendation.is_some() || self.last_sample.is_none_or(|at| now - at >= interval) {
             self.last_sample = Some(now);
-            let sample = QualitySample {
-                consultation_id: seat.consultation.clone(),
-                participant_id: seat.participant.clone(),
-                user_id: self.caller.user_id.to_string(),
-                taken_at: now,
-                report,
-                mos: score,
-                level,
-            };
             if let Err(e) = self.hub.stores.quality.add_quality_sample(&sample).await {
                 tracing::warn!(error = %e, "quality sample not stored");
             }

@@ -1,0 +1,254 @@
+//! Consent-gated recording: a recording starts only once everyone present has consented, a
+//! newcomer is asked before their media is recorded, and a refusal or the recorder leaving
+//! stops it.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+
+use super::{
+    ConsentNotice, ConsentRequest, Event, Fact, Outcome, Recording, RecordingState, RecordingView,
+    Room, RoomError, RoomPolicy, To, audit, send,
+};
+use crate::Role;
+
+impl Room {
+    /// The recording as participants see it.
+    pub fn recording_view(&self) -> RecordingView {
+        match &self.recording {
+            Recording::Idle => RecordingView {
+                active: false,
+                recording_id: None,
+            },
+            Recording::AwaitingConsent { id, .. } => RecordingView {
+                active: false,
+                recording_id: Some(id.clone()),
+            },
+            Recording::Active { id, .. } => RecordingView {
+                active: true,
+                recording_id: Some(id.clone()),
+            },
+        }
+    }
+
+    /// A participant became present: if a recording is on or being set up, they must consent
+    /// too, and the lawyer is told. An active recording pauses until they do.
+    pub(super) fn newcomer_and_recording(
+        &mut self,
+        id: &str,
+        policy: &RoomPolicy,
+        out: &mut Outcome,
+    ) {
+        let (recording_id, by, mut granted) = match &self.recording {
+            Recording::Idle => return,
+            Recording::AwaitingConsent {
+                id: r, by, granted, ..
+            }
+            | Recording::Active { id: r, by, granted } => (r.clone(), by.clone(), granted.clone()),
+        };
+        if id == by || granted.contains(id) {
+            return;
+        }
+        let mut pending = match &self.recording {
+            Recording::AwaitingConsent { pending, .. } => pending.clone(),
+            _ => BTreeSet::new(),
+        };
+        if matches!(self.recording, Recording::Active { .. }) {
+            let paused = Event::RecordingState(RecordingState {
+                active: false,
+                recording_id: Some(recording_id.clone()),
+                by: None,
+                reason: Some("consent_pending"),
+            });
+            send(out, To::All, paused);
+        }
+        pending.insert(id.to_owned());
+        granted.remove(id);
+        self.recording = Recording::AwaitingConsent {
+            id: recording_id.clone(),
+            by: by.clone(),
+            pending,
+            granted,
+        };
+        if let Some(m) = self.members.get(id) {
+            let notice = Event::ConsentNeeded(ConsentNotice {
+                participant_id: id.to_owned(),
+                user_id: m.user_id.clone(),
+            });
+            send(out, To::One(by), notice);
+        }
+        let request = Event::ConsentRequest(ConsentRequest {
+            notice_version: policy.notice_version.clone(),
+            recording_id,
+        });
+        send(out, To::One(id.to_owned()), request);
+    }
+
+    /// Someone who still had to consent left: the rest may now all have granted.
+    pub(super) fn consent_withdrawn_by_leaving(&mut self, id: &str, out: &mut Outcome) {
+        if let Recording::AwaitingConsent { pending, .. } = &mut self.recording
+            && pending.remove(id)
+        {
+            self.activate_if_complete(out);
+        }
+    }
+
+    fn activate_if_complete(&mut self, out: &mut Outcome) {
+        if let Recording::AwaitingConsent {
+            id,
+            by,
+            pending,
+            granted,
+        } = &self.recording
+            && pending.is_empty()
+        {
+            let (id, by, granted) = (id.clone(), by.clone(), granted.clone());
+            let event = Event::RecordingState(RecordingState {
+                active: true,
+                recording_id: Some(id.clone()),
+                by: Some(by.clone()),
+                reason: None,
+            });
+            send(out, To::All, event);
+            if let Some(m) = self.members.get(&by) {
+                let m = m.clone();
+                audit(out, "recording.active", &m);
+            }
+            self.recording = Recording::Active { id, by, granted };
+        }
+    }
+
+    pub(super) fn stop_recording(&mut self, reason: &'static str, out: &mut Outcome) {
+        let id = match &self.recording {
+            Recording::Idle => return,
+            Recording::AwaitingConsent { id, .. } | Recording::Active { id, .. } => id.clone(),
+        };
+        self.recording = Recording::Idle;
+        let event = Event::RecordingState(RecordingState {
+            active: false,
+            recording_id: Some(id),
+            by: None,
+            reason: Some(reason),
+        });
+        send(out, To::All, event);
+    }
+
+    /// `by` (the lawyer, present) asks to record as `recording_id`: everyone else present is
+    /// asked to consent; with no one else present it is active at once.
+    pub(super) fn start_recording(
+        &mut self,
+        by: String,
+        recording_id: String,
+        policy: &RoomPolicy,
+        out: &mut Outcome,
+    ) -> Result<(), RoomError> {
+        let starter = self.member(&by)?.clone();
+        if starter.role != Role::Lawyer {
+            return Err(RoomError::Forbidden("only the lawyer can record"));
+        }
+        if !starter.present() {
+            return Err(RoomError::Waiting);
+        }
+        if self.recording != Recording::Idle {
+            return Err(RoomError::Recording(
+                "a recording is already on or awaiting consent",
+            ));
+        }
+        let pending: BTreeSet<String> = self
+            .members
+            .values()
+            .filter(|m| m.present() && m.participant_id != by)
+            .map(|m| m.participant_id.clone())
+            .collect();
+        audit(out, "recording.requested", &starter);
+        for id in &pending {
+            let event = Event::ConsentRequest(ConsentRequest {
+                notice_version: policy.notice_version.clone(),
+                recording_id: recording_id.clone(),
+            });
+            send(out, To::One(id.clone()), event);
+        }
+        self.recording = Recording::AwaitingConsent {
+            id: recording_id,
+            by,
+            pending,
+            granted: BTreeSet::new(),
+        };
+        self.activate_if_complete(out);
+        Ok(())
+    }
+
+    /// `by` (the lawyer) stops the recording.
+    pub(super) fn stop_recording_by(
+        &mut self,
+        by: &str,
+        out: &mut Outcome,
+    ) -> Result<(), RoomError> {
+        let m = self.member(by)?.clone();
+        if m.role != Role::Lawyer {
+            return Err(RoomError::Forbidden(
+                "only the lawyer can stop the recording",
+            ));
+        }
+        if self.recording == Recording::Idle {
+            return Err(RoomError::Recording("nothing is being recorded"));
+        }
+        audit(out, "recording.stopped", &m);
+        self.stop_recording("stopped", out);
+        Ok(())
+    }
+
+    /// `participant_id`'s answer to the consent request: a grant may activate the recording, a
+    /// refusal stops it and tells the lawyer who refused.
+    pub(super) fn consent(
+        &mut self,
+        participant_id: String,
+        granted: bool,
+        policy: &RoomPolicy,
+        now: DateTime<Utc>,
+        out: &mut Outcome,
+    ) -> Result<(), RoomError> {
+        let m = self.member(&participant_id)?.clone();
+        let Recording::AwaitingConsent {
+            id,
+            by,
+            pending,
+            granted: yes,
+        } = &mut self.recording
+        else {
+            return Err(RoomError::Recording("no consent is being asked"));
+        };
+        if !pending.remove(&participant_id) {
+            return Err(RoomError::Recording("your consent is not being asked"));
+        }
+        out.facts.push(Fact::Consent {
+            recording_id: id.clone(),
+            user_id: m.user_id.clone(),
+            notice_version: policy.notice_version.clone(),
+            granted,
+            at: now,
+        });
+        audit(
+            out,
+            if granted {
+                "recording.consent_granted"
+            } else {
+                "recording.consent_refused"
+            },
+            &m,
+        );
+        if granted {
+            yes.insert(participant_id);
+            self.activate_if_complete(out);
+        } else {
+            let by = by.clone();
+            let event = Event::ConsentRefused(ConsentNotice {
+                participant_id: participant_id.clone(),
+                user_id: m.user_id.clone(),
+            });
+            send(out, To::One(by), event);
+            self.stop_recording("consent_refused", out);
+        }
+        Ok(())
+    }
+}
