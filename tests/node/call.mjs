@@ -28,6 +28,7 @@ scenario("call", async () => {
   assert.equal(lj.resumed, false);
   assert.equal(lj.recording.active, false);
   assert.ok(["low", "medium", "high"].includes(lj.qualityProfile), `qualityProfile ${lj.qualityProfile}`);
+  assert.equal(lj.mediaMode, "auto", "booked without a mode: the server's default");
   assert.equal(lj.participants.length, 1, `only the lawyer yet: ${short(lj.participants)}`);
   assertParticipant(lj.participants[0], { participantId: lj.participantId, role: "lawyer", waiting: false, reconnecting: false }, "lawyer in own ack");
 

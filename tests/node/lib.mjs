@@ -192,6 +192,7 @@ export class Peer {
     for (const field of ["participantId", "resumeToken", "qualityProfile"]) {
       assert.equal(typeof joined[field], "string", `${this.name}: join ack ${field} in ${short(joined)}`);
     }
+    assert.ok(["p2p", "sfu", "auto"].includes(joined.mediaMode), `${this.name}: join ack mediaMode in ${short(joined)}`);
     assert.ok(Array.isArray(joined.participants), `${this.name}: join ack participants in ${short(joined)}`);
     assert.equal(typeof joined.waiting, "boolean", `${this.name}: join ack waiting`);
     assert.equal(typeof joined.resumed, "boolean", `${this.name}: join ack resumed`);

@@ -1,12 +1,12 @@
 //! Video consultations: the state machine, what a valid consultation looks like, and who may see or
 //! change one.
 
-use std::{fmt, str::FromStr};
+use std::fmt;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{Caller, CoreError, Role, UserId};
+use crate::{Caller, CoreError, Role, UserId, media::MediaMode};
 
 /// Shortest bookable consultation.
 pub const MIN_DURATION_MINUTES: u32 = 5;
@@ -39,17 +39,14 @@ pub enum ConsultationStatus {
     Cancelled,
 }
 
-impl ConsultationStatus {
-    /// The status as the API and database spell it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Scheduled => "scheduled",
-            Self::InProgress => "in_progress",
-            Self::Ended => "ended",
-            Self::Cancelled => "cancelled",
-        }
-    }
+named!(ConsultationStatus, field "status", "status" {
+    Scheduled => "scheduled",
+    InProgress => "in_progress",
+    Ended => "ended",
+    Cancelled => "cancelled",
+});
 
+impl ConsultationStatus {
     /// Whether nothing more can happen to the consultation.
     pub fn is_closed(self) -> bool {
         matches!(self, Self::Ended | Self::Cancelled)
@@ -68,31 +65,6 @@ impl ConsultationStatus {
             (from, action) => return Err(CoreError::Transition { from, action }),
         };
         Ok(next)
-    }
-}
-
-impl fmt::Display for ConsultationStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for ConsultationStatus {
-    type Err = CoreError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "scheduled" => Ok(Self::Scheduled),
-            "in_progress" => Ok(Self::InProgress),
-            "ended" => Ok(Self::Ended),
-            "cancelled" => Ok(Self::Cancelled),
-            _ => Err(CoreError::invalid(
-                "status",
-                format!(
-                    "unknown status {s:?}; expected scheduled, in_progress, ended or cancelled"
-                ),
-            )),
-        }
     }
 }
 
@@ -272,6 +244,9 @@ pub struct ConsultationRequest {
         )
     )]
     pub notes: Option<String>,
+    /// How media travels: `p2p`, `sfu` or `auto` (peer to peer for two, the SFU from the third
+    /// participant on or while the server records). Default: the server's `media.mode`.
+    pub media_mode: Option<MediaMode>,
 }
 
 /// A consultation that passed every rule and may be stored.
@@ -289,6 +264,8 @@ pub struct NewConsultation {
     pub title: Option<String>,
     /// Notes, trimmed; `None` when blank.
     pub notes: Option<String>,
+    /// The media mode asked for; `None`: the server's default.
+    pub media_mode: Option<MediaMode>,
 }
 
 impl ConsultationRequest {
@@ -333,6 +310,7 @@ impl ConsultationRequest {
             duration_minutes: check_duration(self.duration_minutes)?,
             title: check_text("title", self.title, MAX_TITLE_CHARS)?,
             notes: check_text("notes", self.notes, MAX_NOTES_CHARS)?,
+            media_mode: self.media_mode,
         })
     }
 }
@@ -453,6 +431,7 @@ mod tests {
             duration_minutes: 45,
             title: Some("  Lease dispute ".into()),
             notes: Some("   ".into()),
+            media_mode: None,
         }
     }
 

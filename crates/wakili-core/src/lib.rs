@@ -4,12 +4,15 @@
 //! decisions out, so every rule here is unit-tested at simulated speed. [`Clock`] is the type the
 //! services around it read "now" from.
 
+#[macro_use]
+mod names;
 pub mod clock;
 pub mod consultation;
 pub mod delivery;
 mod error;
 pub mod ids;
 pub mod json;
+pub mod media;
 pub mod model;
 pub mod notification;
 pub mod notify;
@@ -27,26 +30,3 @@ pub use clock::Clock;
 pub use error::CoreError;
 pub use ids::{ConsultationId, UserId, new_id};
 pub use role::{Caller, Role};
-
-/// `TryFrom<String>` through `FromStr`, for the enums stored by name: the database decodes them
-/// with it (`sqlx(try_from = "String")`), and an unknown name is an error, never a default.
-macro_rules! stored_by_name {
-    ($($name:ty),+ $(,)?) => {
-        $(impl TryFrom<String> for $name {
-            type Error = <$name as std::str::FromStr>::Err;
-
-            fn try_from(name: String) -> Result<Self, Self::Error> {
-                name.parse()
-            }
-        })+
-    };
-}
-
-stored_by_name!(
-    Role,
-    consultation::ConsultationStatus,
-    recording::RecordingStatus,
-    quality::Level,
-    model::ChunkState,
-    model::push::DeliveryStatus,
-);

@@ -92,32 +92,11 @@ pub enum Level {
     High,
 }
 
-impl Level {
-    /// The profile name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Low => "low",
-            Self::Medium => "medium",
-            Self::High => "high",
-        }
-    }
-}
-
-impl std::str::FromStr for Level {
-    type Err = crate::CoreError;
-
-    fn from_str(name: &str) -> Result<Self, Self::Err> {
-        match name {
-            "low" => Ok(Self::Low),
-            "medium" => Ok(Self::Medium),
-            "high" => Ok(Self::High),
-            _ => Err(crate::CoreError::invalid(
-                "level",
-                format!("unknown level {name:?}; expected low, medium or high"),
-            )),
-        }
-    }
-}
+named!(Level, field "level", "level" {
+    Low => "low",
+    Medium => "medium",
+    High => "high",
+});
 
 /// The level one report alone calls for, and why.
 pub fn assess(report: &QualityReport) -> (Level, &'static str) {

@@ -1,11 +1,9 @@
 //! Consultation recordings: where a recording is in its life, who may do what with one, and
 //! what an upload still lacks.
 
-use std::{fmt, str::FromStr};
-
 use serde::{Deserialize, Serialize};
 
-use crate::{CoreError, consultation::Access};
+use crate::consultation::Access;
 
 /// Where a recording is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -25,47 +23,18 @@ pub enum RecordingStatus {
     Deleted,
 }
 
-impl RecordingStatus {
-    /// The status as the API and database spell it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Uploading => "uploading",
-            Self::Finalizing => "finalizing",
-            Self::Completed => "completed",
-            Self::Incomplete => "incomplete",
-            Self::Deleted => "deleted",
-        }
-    }
+named!(RecordingStatus, field "status", "recording status" {
+    Uploading => "uploading",
+    Finalizing => "finalizing",
+    Completed => "completed",
+    Incomplete => "incomplete",
+    Deleted => "deleted",
+});
 
+impl RecordingStatus {
     /// Whether the recording has a signed manifest and can be downloaded.
     pub fn is_final(self) -> bool {
         matches!(self, Self::Completed | Self::Incomplete)
-    }
-}
-
-impl fmt::Display for RecordingStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for RecordingStatus {
-    type Err = CoreError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(match s {
-            "uploading" => Self::Uploading,
-            "finalizing" => Self::Finalizing,
-            "completed" => Self::Completed,
-            "incomplete" => Self::Incomplete,
-            "deleted" => Self::Deleted,
-            other => {
-                return Err(CoreError::invalid(
-                    "status",
-                    format!("unknown recording status {other:?}"),
-                ));
-            }
-        })
     }
 }
 

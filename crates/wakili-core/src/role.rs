@@ -1,10 +1,8 @@
 //! Who is calling: the platform's roles.
 
-use std::{fmt, str::FromStr};
-
 use serde::{Deserialize, Serialize};
 
-use crate::{CoreError, UserId};
+use crate::UserId;
 
 /// A platform role, from the JWT `role` claim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -20,38 +18,11 @@ pub enum Role {
     Admin,
 }
 
-impl Role {
-    /// The role as the API and database spell it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Client => "client",
-            Role::Lawyer => "lawyer",
-            Role::Admin => "admin",
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Role {
-    type Err = CoreError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "client" => Ok(Role::Client),
-            "lawyer" => Ok(Role::Lawyer),
-            "admin" => Ok(Role::Admin),
-            _ => Err(CoreError::invalid(
-                "role",
-                format!("unknown role {s:?}; expected client, lawyer or admin"),
-            )),
-        }
-    }
-}
+named!(Role, field "role", "role" {
+    Client => "client",
+    Lawyer => "lawyer",
+    Admin => "admin",
+});
 
 /// An authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]

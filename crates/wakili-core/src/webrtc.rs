@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::media::MediaMode;
+
 /// Name of the profile used when a consultation has none and the policy names none.
 pub const MEDIUM: &str = "medium";
 
@@ -78,6 +80,8 @@ pub struct MediaPolicy {
     pub video_codecs: Vec<String>,
     /// Audio codecs in order of preference (MIME types).
     pub audio_codecs: Vec<String>,
+    /// How media travels in consultations booked without a mode of their own.
+    pub mode: MediaMode,
 }
 
 impl Default for AudioPolicy {
@@ -126,6 +130,7 @@ impl Default for MediaPolicy {
             screen_share: ScreenSharePolicy::default(),
             video_codecs: vec!["video/VP8".into(), "video/H264".into(), "video/VP9".into()],
             audio_codecs: vec!["audio/opus".into()],
+            mode: MediaMode::Auto,
         }
     }
 }
@@ -311,6 +316,8 @@ pub struct WebrtcConfig {
     pub screen_share: ScreenShareView,
     /// Codec preferences.
     pub codecs: CodecsView,
+    /// How this consultation's media travels: `p2p`, `sfu` or `auto`.
+    pub media_mode: MediaMode,
     /// When the TURN credentials inside stop working: fetch a new config before then.
     pub expires_at: DateTime<Utc>,
 }
@@ -406,11 +413,12 @@ impl MediaPolicy {
         problems
     }
 
-    /// The configuration for one participant: `profile` is the consultation's (or the default),
-    /// `ice_servers` carry that participant's credentials.
+    /// The configuration for one participant: `profile` and `media_mode` are the
+    /// consultation's (`None`: the defaults), `ice_servers` carry that participant's credentials.
     pub fn config(
         &self,
         profile: Option<&str>,
+        media_mode: Option<MediaMode>,
         ice_servers: Vec<IceServer>,
         ice_transport_policy: IceTransportPolicy,
         expires_at: DateTime<Utc>,
@@ -479,6 +487,7 @@ impl MediaPolicy {
                 video: self.video_codecs.clone(),
                 audio: self.audio_codecs.clone(),
             },
+            media_mode: media_mode.unwrap_or(self.mode),
             expires_at,
         }
     }
@@ -551,14 +560,29 @@ mod tests {
     #[test]
     fn config_uses_the_consultation_profile_or_the_default() {
         let p = MediaPolicy::default();
-        let c = p.config(Some("low"), vec![], IceTransportPolicy::All, expires());
+        let c = p.config(
+            Some("low"),
+            None,
+            vec![],
+            IceTransportPolicy::All,
+            expires(),
+        );
         assert_eq!(c.default_profile, "low");
         assert!(!c.simulcast.enabled && c.simulcast.encodings.is_empty());
-        let c = p.config(Some("gone"), vec![], IceTransportPolicy::Relay, expires());
+        let c = p.config(
+            Some("gone"),
+            Some(MediaMode::Sfu),
+            vec![],
+            IceTransportPolicy::Relay,
+            expires(),
+        );
         assert_eq!(c.default_profile, "medium");
         assert!(c.simulcast.enabled);
         let json = serde_json::to_value(&c).unwrap();
         assert_eq!(json["iceTransportPolicy"], "relay");
+        assert_eq!(json["mediaMode"], "sfu", "the consultation's mode");
+        let c = p.config(None, None, vec![], IceTransportPolicy::All, expires());
+        assert_eq!(c.media_mode, MediaMode::Auto, "the server's default");
         assert_eq!(json["audio"]["constraints"]["echoCancellation"], true);
         assert_eq!(json["audio"]["maxBitrate"], 32_000);
         assert_eq!(

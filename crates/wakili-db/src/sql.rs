@@ -78,7 +78,7 @@ macro_rules! consultation_columns {
     () => {
         "id, lawyer_id, client_id, title, notes, scheduled_at, duration_minutes, status, \
          created_by, created_at, updated_at, started_at, ended_at, cancelled_at, cancelled_by, \
-         cancellation_reason, quality_profile, version"
+         cancellation_reason, quality_profile, media_mode, version"
     };
 }
 
@@ -169,8 +169,8 @@ impl_for_sql!(crate::ConsultationStore {
         let mut tx = self.pool.begin().await?;
         let consultation: VideoConsultation = sqlx::query_as(concat!(
             "INSERT INTO video_consultations (id, lawyer_id, client_id, title, notes, scheduled_at, \
-             duration_minutes, status, created_by, created_at, updated_at, version) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'scheduled', $8, $9, $9, 0) RETURNING ",
+             duration_minutes, status, created_by, created_at, updated_at, version, media_mode) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'scheduled', $8, $9, $9, 0, $10) RETURNING ",
             consultation_columns!()
         ))
         .bind(id.clone())
@@ -182,6 +182,7 @@ impl_for_sql!(crate::ConsultationStore {
         .bind(i64::from(booking.duration_minutes))
         .bind(created_by.clone())
         .bind(DbTime(now))
+        .bind(booking.media_mode.unwrap_or_default().as_str().to_owned())
         .fetch_one(&mut *tx)
         .await?;
         for (user, role) in [
@@ -208,6 +209,7 @@ impl_for_sql!(crate::ConsultationStore {
                 "clientId": booking.client_id,
                 "scheduledAt": booking.scheduled_at,
                 "durationMinutes": booking.duration_minutes,
+                "mediaMode": booking.media_mode.unwrap_or_default(),
             }),
         };
         insert_audit(&mut *tx, audit, now).await?;

@@ -53,6 +53,7 @@ async fn story(backend: Backend) {
                 duration_minutes: 30,
                 title: None,
                 notes: None,
+                media_mode: None,
             },
             created_by: "l1".into(),
             now: t0,

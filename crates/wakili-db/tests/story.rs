@@ -29,6 +29,7 @@ fn booking(lawyer: &str, client: &str, when: &str) -> ConsultationInsert {
             duration_minutes: 30,
             title: Some(format!("{lawyer} with {client}")),
             notes: None,
+            media_mode: None,
         },
         created_by: lawyer.into(),
         now: at("2026-11-25T09:00:00.000001Z"),

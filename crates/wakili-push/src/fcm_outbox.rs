@@ -114,7 +114,7 @@ impl FcmOutbox {
         let Ok(notification) = serde_json::from_str::<Notification>(&row.payload) else {
             return (failed("stored payload does not decode".into()), None);
         };
-        let Some(platform) = Platform::parse(&row.platform) else {
+        let Ok(platform) = row.platform.parse::<Platform>() else {
             return (failed(format!("unknown platform {:?}", row.platform)), None);
         };
         let body = match fcm_body(

@@ -588,6 +588,7 @@ async fn a_reminder_moved_while_leased_is_not_sent_for_its_old_time(backend: Bac
                 duration_minutes: 30,
                 title: None,
                 notes: None,
+                media_mode: None,
             },
             created_by: "l1".into(),
             now,

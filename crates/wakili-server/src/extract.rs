@@ -9,10 +9,12 @@ use axum::{
     http::{StatusCode, request::Parts},
 };
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use crate::ApiError;
 
-/// A JSON body. Malformed JSON, wrong types, unknown fields → 400; too large → 413; not JSON → 415.
+/// A JSON body: a JSON object. Malformed JSON, not an object, wrong types, unknown fields → 400;
+/// too large → 413; not JSON → 415.
 pub struct Json<T>(pub T);
 
 impl<S, T> FromRequest<S> for Json<T>
@@ -23,11 +25,31 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(Self(value)),
+        match axum::Json::<Value>::from_request(req, state).await {
+            Ok(axum::Json(value)) => from_object(value).map(Self),
             Err(rejection) => Err(json_rejection(rejection)),
         }
     }
+}
+
+/// Reads a body that must be a JSON object. serde would also read a struct from an array of its
+/// fields in order (`["c1", …]`), which no client means and the OpenAPI document does not allow.
+pub fn from_object<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+    let invalid = |message: String| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            format!("request body does not match the schema: {message}"),
+        )
+    };
+    if !value.is_object() {
+        return Err(invalid("expected a JSON object".into()));
+    }
+    // The path names the field at fault (`mediaMode: unknown variant …`), as axum's reader does.
+    serde_path_to_error::deserialize(value).map_err(|e| match e.path().to_string().as_str() {
+        "." => invalid(e.inner().to_string()),
+        path => invalid(format!("{path}: {}", e.inner())),
+    })
 }
 
 /// A JSON body that is read with the request but judged later: the handler first checks who the

@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use wakili_core::Role;
+use wakili_core::{Role, media::MediaMode};
 use wakili_db::Backend;
 
 async fn lifecycle(backend: Backend) {
@@ -347,6 +347,111 @@ async fn listing(backend: Backend) {
         )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+}
+
+/// A consultation's media mode is fixed at booking: the lawyer's choice, else the server's
+/// `media.mode`; it is shown with the consultation and in its WebRTC config.
+async fn media_mode(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.media.mode = MediaMode::Sfu).await;
+    let lawyer = token("lawyer-1", Role::Lawyer);
+    let book = |mode: Option<&str>| {
+        let mut body =
+            json!({"clientId": "client-1", "scheduledAt": day(10, 9), "durationMinutes": 30});
+        if let Some(mode) = mode {
+            body["mediaMode"] = json!(mode);
+        }
+        body
+    };
+    let (status, default) = app
+        .call(
+            Method::POST,
+            "/api/v1/consultations",
+            &lawyer,
+            Some(book(None)),
+        )
+        .await;
+    assert_eq!(
+        (status, &default["mediaMode"]),
+        (StatusCode::CREATED, &json!("sfu")),
+        "{default}"
+    );
+    let (status, chosen) = app
+        .call(
+            Method::POST,
+            "/api/v1/consultations",
+            &lawyer,
+            Some(book(Some("p2p"))),
+        )
+        .await;
+    assert_eq!(
+        (status, &chosen["mediaMode"]),
+        (StatusCode::CREATED, &json!("p2p")),
+        "{chosen}"
+    );
+    let id = chosen["id"].as_str().unwrap();
+    let (_, seen) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/consultations/{id}"),
+            &lawyer,
+            None,
+        )
+        .await;
+    assert_eq!(seen["mediaMode"], "p2p");
+    let (status, config) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/webrtc/config?consultationId={id}"),
+            &lawyer,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, &config["mediaMode"]),
+        (StatusCode::OK, &json!("p2p")),
+        "{config}"
+    );
+    let (_, audit) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/consultations/{id}/audit"),
+            &lawyer,
+            None,
+        )
+        .await;
+    assert_eq!(audit[0]["detail"]["mediaMode"], "p2p", "{audit}");
+
+    // An unknown mode is refused, naming the field; nothing is booked.
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/api/v1/consultations",
+            &lawyer,
+            Some(book(Some("mesh"))),
+        )
+        .await;
+    assert!(status.is_client_error(), "{status} {body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("mediaMode"),
+        "{body}"
+    );
+    let (_, list) = app
+        .call(Method::GET, "/api/v1/consultations", &lawyer, None)
+        .await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 2, "{list}");
+}
+
+#[tokio::test]
+async fn media_mode_on_sqlite() {
+    media_mode(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn media_mode_on_postgres() {
+    media_mode(Backend::Postgres).await;
 }
 
 #[tokio::test]

@@ -245,6 +245,22 @@ async fn garbage_gets_json_4xx() {
             "invalid_body",
         ),
         (
+            "fields in order, as an array",
+            Method::POST,
+            "/api/v1/consultations".into(),
+            json!([null, "client-1", day(10, 9), 30, null, null, null]).to_string(),
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+        ),
+        (
+            "cancel as an array",
+            Method::POST,
+            format!("{one}/cancel"),
+            "[null]".into(),
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+        ),
+        (
             "cancel garbage",
             Method::POST,
             format!("{one}/cancel"),

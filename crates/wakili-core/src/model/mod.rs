@@ -74,6 +74,9 @@ pub struct VideoConsultation {
     pub cancellation_reason: Option<String>,
     /// Video quality profile chosen by the lawyer; `None`: the server default.
     pub quality_profile: Option<String>,
+    /// How its media travels, as booked.
+    #[cfg_attr(feature = "sqlx", sqlx(try_from = "String"))]
+    pub media_mode: crate::media::MediaMode,
     /// Optimistic-concurrency counter, bumped by every save.
     #[serde(skip)]
     pub version: i64,
@@ -307,32 +310,11 @@ pub enum ChunkState {
     Terminator,
 }
 
-impl ChunkState {
-    /// The name stored in the database.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Stored => "stored",
-            Self::Terminator => "terminator",
-        }
-    }
-}
-
-impl std::str::FromStr for ChunkState {
-    type Err = CoreError;
-
-    fn from_str(name: &str) -> Result<Self, Self::Err> {
-        match name {
-            "pending" => Ok(Self::Pending),
-            "stored" => Ok(Self::Stored),
-            "terminator" => Ok(Self::Terminator),
-            _ => Err(CoreError::invalid(
-                "state",
-                format!("unknown chunk state {name:?}"),
-            )),
-        }
-    }
-}
+named!(ChunkState, field "state", "chunk state" {
+    Pending => "pending",
+    Stored => "stored",
+    Terminator => "terminator",
+});
 
 /// One chunk of a recording (or its terminator), with the providers holding its object.
 #[derive(Debug, Clone, PartialEq, Eq)]

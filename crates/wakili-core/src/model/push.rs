@@ -48,26 +48,11 @@ pub enum Platform {
     Web,
 }
 
-impl Platform {
-    /// The stored and API form.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Ios => "ios",
-            Self::Android => "android",
-            Self::Web => "web",
-        }
-    }
-
-    /// Reads the stored form.
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "ios" => Some(Self::Ios),
-            "android" => Some(Self::Android),
-            "web" => Some(Self::Web),
-            _ => None,
-        }
-    }
-}
+named!(Platform, field "platform", "platform" {
+    Ios => "ios",
+    Android => "android",
+    Web => "web",
+});
 
 /// Longest FCM registration token accepted (real ones are ~160–250 characters).
 pub const MAX_TOKEN_LEN: usize = 4096;
@@ -172,36 +157,12 @@ pub enum DeliveryStatus {
     Expired,
 }
 
-impl DeliveryStatus {
-    /// The stored form.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Sent => "sent",
-            Self::Failed => "failed",
-            Self::Expired => "expired",
-        }
-    }
-}
-
-impl std::str::FromStr for DeliveryStatus {
-    type Err = crate::CoreError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(match s {
-            "pending" => Self::Pending,
-            "sent" => Self::Sent,
-            "failed" => Self::Failed,
-            "expired" => Self::Expired,
-            _ => {
-                return Err(crate::CoreError::invalid(
-                    "status",
-                    format!("unknown delivery status {s:?}"),
-                ));
-            }
-        })
-    }
-}
+named!(DeliveryStatus, field "status", "delivery status" {
+    Pending => "pending",
+    Sent => "sent",
+    Failed => "failed",
+    Expired => "expired",
+});
 
 /// One notification to one device, as the outbox holds it. Serialized (without the device
 /// token and the payload) for the admins' delivery list.

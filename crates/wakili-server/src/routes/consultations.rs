@@ -27,7 +27,7 @@ use crate::{
     ApiError, AppState,
     auth::Auth,
     error::ErrorBody,
-    extract::{DeferredJson, Path, Query},
+    extract::{DeferredJson, Path, Query, from_object},
 };
 
 /// The consultation as `access` may see it: the client never sees the lawyer's notes.
@@ -212,7 +212,8 @@ pub async fn create(
     }
     let body = body.parse()?;
     let now = state.now();
-    let booking = body.validate(&auth.caller, now)?;
+    let mut booking = body.validate(&auth.caller, now)?;
+    booking.media_mode.get_or_insert(state.settings.media.mode);
     if let Some(client) = state.db.user(booking.client_id.as_str()).await?
         && client.role != wakili_core::Role::Client
     {
@@ -389,19 +390,21 @@ pub async fn cancel(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<JsonResponse<VideoConsultation>, ApiError> {
-    // No body, or `null`: no reason given.
+    // No body, or `null`: no reason given; otherwise an object.
     let body: CancelConsultation = if body.iter().all(u8::is_ascii_whitespace) {
         CancelConsultation::default()
     } else {
-        serde_json::from_slice::<Option<CancelConsultation>>(&body)
-            .map(Option::unwrap_or_default)
-            .map_err(|e| {
-                ApiError::new(
+        match serde_json::from_slice::<serde_json::Value>(&body) {
+            Ok(serde_json::Value::Null) => CancelConsultation::default(),
+            Ok(value) => from_object(value)?,
+            Err(e) => {
+                return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,
                     "invalid_body",
                     format!("request body does not match the schema: {e}"),
-                )
-            })?
+                ));
+            }
+        }
     };
     let reason = check_reason(body.reason)?;
     let detail = serde_json::json!({ "reason": reason });

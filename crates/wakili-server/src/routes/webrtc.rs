@@ -58,6 +58,7 @@ pub async fn config(
     let (servers, expires_at) = state.ice.servers(&auth.caller.user_id, state.now())?;
     let config = state.settings.media.config(
         consultation.quality_profile.as_deref(),
+        Some(consultation.media_mode),
         servers,
         state.settings.ice.transport_policy,
         expires_at,
@@ -136,9 +137,13 @@ pub async fn mobile(
     let now = state.now();
     let settings = &state.settings;
     let (servers, expires_at) = state.ice.servers(&auth.caller.user_id, now)?;
-    let webrtc = settings
-        .media
-        .config(None, servers, settings.ice.transport_policy, expires_at);
+    let webrtc = settings.media.config(
+        None,
+        None,
+        servers,
+        settings.ice.transport_policy,
+        expires_at,
+    );
     let shared = serde_json::json!({
         "minVersions": settings.mobile.min_versions,
         "features": settings.mobile.features,

@@ -150,6 +150,7 @@ impl<A: Adapter> Worker<A> {
         let mut reply = Reply::ack(&JoinAck {
             joined,
             quality_profile: profile,
+            media_mode: consultation.media_mode,
         })?;
         reply.deliver = outcome.outbound;
         Ok(reply)

@@ -7,6 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use wakili_core::{
+    media::MediaMode,
     quality::{Level, QualityReport},
     room::Joined,
 };
@@ -177,6 +178,8 @@ pub struct JoinAck {
     pub joined: Joined,
     /// The consultation's quality profile.
     pub quality_profile: String,
+    /// How the consultation's media travels (`p2p`, `sfu` or `auto`).
+    pub media_mode: MediaMode,
 }
 
 /// What a `signal` carries.
