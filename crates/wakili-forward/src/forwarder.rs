@@ -324,6 +324,36 @@ impl Forwarder {
         Ok(())
     }
 
+    /// `subscriber`'s decoder lost pictures of `track` (it sent a PLI or FIR): ask the publisher
+    /// for a keyframe of the layer the subscriber receives (or waits for), under the same rate
+    /// limit as the forwarder's own requests, so a subscriber cannot make a publisher send
+    /// keyframes back to back. Nothing to do for audio, or while nothing is forwarded.
+    pub fn request_keyframe(
+        &mut self,
+        subscriber: ParticipantId,
+        track: TrackId,
+        now: Millis,
+    ) -> Result<(), ForwardError> {
+        let sub = self
+            .subscribers
+            .get(&subscriber)
+            .ok_or(ForwardError::UnknownSubscriber(subscriber))?;
+        let layer = match sub.subscriptions.get(&track) {
+            None => return Err(ForwardError::NotSubscribed { subscriber, track }),
+            Some(Subscription::Audio(_)) => None,
+            Some(Subscription::Video(video)) => {
+                video.rewriter.current().or(video.rewriter.target())
+            }
+        };
+        if let Some(rid) = layer
+            && self.keyframes.request((track, rid), now)
+        {
+            self.outputs
+                .push_back(Output::RequestKeyframe { track, rid });
+        }
+        Ok(())
+    }
+
     /// One packet from a publisher: who receives it with which header, plus any keyframe
     /// request, layer change or speaker change it causes.
     pub fn handle_packet(&mut self, packet: InboundPacket) -> Result<(), ForwardError> {

@@ -230,3 +230,30 @@ fn a_screen_share_without_simulcast_is_forwarded_as_one_layer() {
     assert_eq!(f.forwarded_layer(PATIENT, SCREEN), None);
     assert_continuous(&forwards(&outputs, PATIENT, SCREEN));
 }
+
+#[test]
+fn a_subscribers_picture_loss_asks_for_its_layer_within_the_rate_limit() {
+    let mut f = room();
+    let mut cam = Camera::simulcast(CAM);
+    cam.answers_pli = false;
+    f.subscribe(PATIENT, CAM, Millis(0)).unwrap();
+    f.subscribe(OBSERVER, MIC, Millis(0)).unwrap();
+    run(&mut f, &mut [&mut cam], 0, 1_000);
+    assert_eq!(f.forwarded_layer(PATIENT, CAM), Some(Rid::Q));
+    // The patient's decoder lost a picture: the publisher is asked for a q keyframe.
+    f.request_keyframe(PATIENT, CAM, Millis(1_000)).unwrap();
+    assert_eq!(keyframe_requests(&drain(&mut f), CAM), [Some(Rid::Q)]);
+    // A burst of PLIs within the interval makes no more requests.
+    f.request_keyframe(PATIENT, CAM, Millis(1_100)).unwrap();
+    assert!(keyframe_requests(&drain(&mut f), CAM).is_empty());
+    // Audio has no keyframes; unknown subscriptions are refused.
+    f.request_keyframe(OBSERVER, MIC, Millis(1_200)).unwrap();
+    assert!(drain(&mut f).is_empty());
+    assert_eq!(
+        f.request_keyframe(OBSERVER, CAM, Millis(1_200)),
+        Err(ForwardError::NotSubscribed {
+            subscriber: OBSERVER,
+            track: CAM
+        })
+    );
+}
