@@ -1,0 +1,295 @@
+//! The one task that owns every session: it reads the sockets, routes each datagram to the
+//! session it belongs to, runs commands from handles, drives timers, and sends what the rooms
+//! produce.
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use str0m::{
+    Input,
+    net::{DatagramRecv, Protocol, Receive, Transmit},
+};
+use tokio::{
+    net::UdpSocket,
+    sync::{broadcast, mpsc},
+};
+use wakili_forward::ParticipantId;
+
+use crate::{
+    SfuError, SfuEvent,
+    context::Context,
+    handle::Command,
+    net::TcpEvent,
+    room::{Effects, Room},
+};
+
+/// Counters readable from any handle.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    /// Datagrams (and ICE-TCP frames) no session accepted, or that were not STUN/DTLS/RTP.
+    pub(crate) dropped: AtomicU64,
+    /// Datagrams the socket could not take (buffer full, unreachable).
+    pub(crate) send_failures: AtomicU64,
+}
+
+/// Where a remote address's traffic goes, once a session accepted it.
+type Route = (String, ParticipantId);
+
+pub(crate) struct Engine {
+    pub(crate) ctx: Context,
+    pub(crate) socket: UdpSocket,
+    pub(crate) commands: mpsc::Receiver<Command>,
+    pub(crate) events: broadcast::Sender<SfuEvent>,
+    pub(crate) counters: Arc<Counters>,
+    pub(crate) tcp: Option<mpsc::Receiver<TcpEvent>>,
+    pub(crate) rooms: HashMap<String, Room>,
+    pub(crate) routes: HashMap<SocketAddr, Route>,
+    pub(crate) tcp_writers: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
+}
+
+impl Engine {
+    pub(crate) async fn run(mut self, shutdown: Pin<Box<dyn Future<Output = ()> + Send>>) {
+        let mut shutdown = shutdown;
+        let mut buf = vec![0u8; 2000];
+        loop {
+            let deadline = self.next_deadline();
+            let mut fx = Effects::default();
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                command = self.commands.recv() => match command {
+                    Some(command) => self.on_command(command, &mut fx),
+                    None => break,
+                },
+                received = self.socket.recv_from(&mut buf) => match received {
+                    Ok((n, source)) => {
+                        self.on_datagram(Protocol::Udp, source, &buf[..n], &mut fx);
+                        // Take what else is queued before sending and sleeping again.
+                        for _ in 0..64 {
+                            let Ok((n, source)) = self.socket.try_recv_from(&mut buf) else {
+                                break;
+                            };
+                            self.on_datagram(Protocol::Udp, source, &buf[..n], &mut fx);
+                        }
+                    }
+                    Err(error) => tracing::debug!(%error, "UDP receive failed"),
+                },
+                Some(event) = recv_tcp(&mut self.tcp) => self.on_tcp(event, &mut fx),
+                () = tokio::time::sleep_until(deadline.into()) => self.on_timeout(&mut fx),
+            }
+            self.apply(fx);
+        }
+        let mut fx = Effects::default();
+        for room in self.rooms.values_mut() {
+            room.close(&mut fx);
+        }
+        self.apply(fx);
+        tracing::info!("SFU stopped");
+    }
+
+    /// The earliest time a room has work; at most a second away.
+    fn next_deadline(&self) -> Instant {
+        let cap = Instant::now() + Duration::from_secs(1);
+        self.rooms
+            .values()
+            .map(|room| room.next_timeout(&self.ctx))
+            .fold(cap, Instant::min)
+    }
+
+    fn on_timeout(&mut self, fx: &mut Effects) {
+        let now = Instant::now();
+        for room in self.rooms.values_mut() {
+            if room.next_timeout(&self.ctx) <= now {
+                room.handle_timeout(&self.ctx, now, fx);
+            }
+        }
+        self.forget_empty_rooms();
+    }
+
+    fn on_datagram(&mut self, proto: Protocol, source: SocketAddr, data: &[u8], fx: &mut Effects) {
+        let now = Instant::now();
+        let Ok(contents) = DatagramRecv::try_from(data) else {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let input = Input::Receive(
+            now,
+            Receive {
+                proto,
+                source,
+                destination: self.ctx.local,
+                contents,
+            },
+        );
+        let cached = self
+            .routes
+            .get(&source)
+            .filter(|(room, id)| self.rooms.get(room).is_some_and(|r| r.accepts(*id, &input)));
+        let route = match cached {
+            Some(route) => Some(route.clone()),
+            None => {
+                let found = self
+                    .rooms
+                    .iter()
+                    .find_map(|(name, room)| room.find(&input).map(|id| (name.clone(), id)));
+                if let Some(route) = &found {
+                    self.routes.insert(source, route.clone());
+                }
+                found
+            }
+        };
+        let Some((room, id)) = route else {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            tracing::trace!(%source, "datagram from an unknown address dropped");
+            return;
+        };
+        if let Some(room) = self.rooms.get_mut(&room) {
+            room.receive(id, input, &self.ctx, now, fx);
+        }
+    }
+
+    fn on_tcp(&mut self, event: TcpEvent, fx: &mut Effects) {
+        match event {
+            TcpEvent::Opened { peer, writer } => {
+                self.tcp_writers.insert(peer, writer);
+            }
+            TcpEvent::Frame { peer, data } => self.on_datagram(Protocol::Tcp, peer, &data, fx),
+            TcpEvent::Closed { peer } => {
+                self.tcp_writers.remove(&peer);
+                self.routes.remove(&peer);
+            }
+        }
+    }
+
+    fn on_command(&mut self, command: Command, fx: &mut Effects) {
+        let now = Instant::now();
+        let ctx = &self.ctx;
+        match command {
+            Command::Join {
+                room,
+                participant,
+                offer,
+                reply,
+            } => {
+                let entry = self.rooms.entry(room.clone());
+                let room = entry.or_insert_with(|| Room::new(room, ctx, now));
+                let _ = reply.send(room.join(&participant, &offer, ctx, now, fx));
+            }
+            Command::Answer {
+                room,
+                participant,
+                sdp,
+                reply,
+            } => {
+                let result = find_room(&mut self.rooms, &room)
+                    .and_then(|r| r.answer(&participant, &sdp, ctx, now, fx));
+                let _ = reply.send(result);
+            }
+            Command::Leave {
+                room,
+                participant,
+                reply,
+            } => {
+                let result = find_room(&mut self.rooms, &room)
+                    .and_then(|r| r.leave(&participant, ctx, now, fx));
+                let _ = reply.send(result);
+            }
+            Command::Pause {
+                room,
+                subscriber,
+                track,
+                paused,
+                reply,
+            } => {
+                let result = find_room(&mut self.rooms, &room)
+                    .and_then(|r| r.pause(&subscriber, track, paused, ctx, now, fx));
+                let _ = reply.send(result);
+            }
+            Command::ForceLayer {
+                room,
+                subscriber,
+                rid,
+                reply,
+            } => {
+                let result = find_room(&mut self.rooms, &room)
+                    .and_then(|r| r.force_layer(&subscriber, rid, ctx, now, fx));
+                let _ = reply.send(result);
+            }
+            Command::QualityCap {
+                room,
+                subscriber,
+                cap,
+                reply,
+            } => {
+                let result = find_room(&mut self.rooms, &room)
+                    .and_then(|r| r.set_quality_cap(&subscriber, cap, ctx, now, fx));
+                let _ = reply.send(result);
+            }
+            Command::Stats { room, reply } => {
+                let _ = reply.send(find_room(&mut self.rooms, &room).map(|r| r.stats()));
+            }
+        }
+        self.forget_empty_rooms();
+    }
+
+    fn forget_empty_rooms(&mut self) {
+        self.rooms.retain(|_, room| !room.is_empty());
+        let rooms = &self.rooms;
+        self.routes
+            .retain(|_, (room, id)| rooms.get(room).is_some_and(|r| r.has(*id)));
+    }
+
+    /// Sends what the rooms produced and publishes their events.
+    fn apply(&mut self, fx: Effects) {
+        for transmit in fx.transmits {
+            self.send(transmit);
+        }
+        for event in fx.events {
+            tracing::debug!(?event, "SFU event");
+            // Nobody listening is fine.
+            let _ = self.events.send(event);
+        }
+    }
+
+    fn send(&mut self, transmit: Transmit) {
+        let sent = match transmit.proto {
+            Protocol::Udp => self
+                .socket
+                .try_send_to(&transmit.contents, transmit.destination)
+                .is_ok(),
+            Protocol::Tcp => self
+                .tcp_writers
+                .get(&transmit.destination)
+                .is_some_and(|writer| writer.try_send(transmit.contents.to_vec()).is_ok()),
+            _ => false,
+        };
+        if !sent {
+            self.counters.send_failures.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn find_room<'a>(
+    rooms: &'a mut HashMap<String, Room>,
+    name: &str,
+) -> Result<&'a mut Room, SfuError> {
+    rooms
+        .get_mut(name)
+        .ok_or_else(|| SfuError::UnknownRoom(name.to_owned()))
+}
+
+/// The next ICE-TCP event, or never when ICE-TCP is off.
+async fn recv_tcp(tcp: &mut Option<mpsc::Receiver<TcpEvent>>) -> Option<TcpEvent> {
+    match tcp {
+        Some(receiver) => receiver.recv().await,
+        None => std::future::pending().await,
+    }
+}

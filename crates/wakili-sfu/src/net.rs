@@ -1,0 +1,163 @@
+//! Sockets: the one UDP socket, and ICE-TCP connections (RFC 4571: each STUN/DTLS/SRTP packet
+//! is preceded by its length in two bytes).
+//!
+//! A task per TCP connection reads frames and hands them to the engine as if they were
+//! datagrams from the connection's remote address; the engine writes frames back through the
+//! connection's channel. Dropping that channel's sender closes the connection.
+
+use std::{io, net::SocketAddr};
+
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream, UdpSocket},
+    sync::mpsc,
+};
+
+use crate::SfuError;
+
+/// Socket buffers: bursts of media for many subscribers leave in one go.
+const BUFFER: usize = 4 * 1024 * 1024;
+/// Most simultaneous ICE-TCP connections.
+const MAX_TCP_CONNECTIONS: usize = 1024;
+/// Frames queued for one TCP connection before more are dropped (as UDP would).
+const TCP_QUEUE: usize = 512;
+
+/// Binds the UDP socket and, with ICE-TCP, a TCP listener on the same port number. With port
+/// 0 the kernel picks the UDP port, which may be taken for TCP: then another is tried.
+pub(crate) async fn bind(
+    addr: SocketAddr,
+    ice_tcp: bool,
+) -> Result<(UdpSocket, SocketAddr, Option<mpsc::Receiver<TcpEvent>>), SfuError> {
+    let attempts = if ice_tcp && addr.port() == 0 { 8 } else { 1 };
+    let mut failure = None;
+    for _ in 0..attempts {
+        let socket = bind_udp(addr)?;
+        let bound = socket.local_addr().map_err(|e| SfuError::Bind {
+            addr,
+            reason: e.to_string(),
+        })?;
+        if !ice_tcp {
+            return Ok((socket, bound, None));
+        }
+        let (events, receiver) = mpsc::channel(TCP_QUEUE);
+        match listen_tcp(bound, events).await {
+            Ok(_) => return Ok((socket, bound, Some(receiver))),
+            Err(error) => failure = Some(error),
+        }
+    }
+    Err(failure.unwrap_or(SfuError::Bind {
+        addr,
+        reason: "no port free for both UDP and TCP".into(),
+    }))
+}
+
+/// Binds the media socket, with large buffers (best effort: the kernel caps them).
+fn bind_udp(addr: SocketAddr) -> Result<UdpSocket, SfuError> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let bind_error = |e: io::Error| SfuError::Bind {
+        addr,
+        reason: e.to_string(),
+    };
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))
+        .map_err(bind_error)?;
+    let _ = socket.set_recv_buffer_size(BUFFER);
+    let _ = socket.set_send_buffer_size(BUFFER);
+    socket.set_nonblocking(true).map_err(bind_error)?;
+    socket.bind(&addr.into()).map_err(bind_error)?;
+    UdpSocket::from_std(socket.into()).map_err(bind_error)
+}
+
+/// What an ICE-TCP connection tells the engine.
+pub(crate) enum TcpEvent {
+    /// A connection from `peer`; frames for it go into `writer`.
+    Opened {
+        peer: SocketAddr,
+        writer: mpsc::Sender<Vec<u8>>,
+    },
+    /// A frame from `peer`.
+    Frame { peer: SocketAddr, data: Vec<u8> },
+    /// `peer`'s connection ended.
+    Closed { peer: SocketAddr },
+}
+
+/// Binds the ICE-TCP listener and accepts connections until `events` closes.
+async fn listen_tcp(
+    addr: SocketAddr,
+    events: mpsc::Sender<TcpEvent>,
+) -> Result<tokio::task::JoinHandle<()>, SfuError> {
+    let listener = TcpListener::bind(addr).await.map_err(|e| SfuError::Bind {
+        addr,
+        reason: e.to_string(),
+    })?;
+    Ok(tokio::spawn(accept(listener, events)))
+}
+
+async fn accept(listener: TcpListener, events: mpsc::Sender<TcpEvent>) {
+    let open = std::sync::Arc::new(());
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = events.closed() => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tracing::debug!(%error, "ICE-TCP accept failed");
+                continue;
+            }
+        };
+        // Each connection task holds a clone: the count of clones is the count of connections.
+        if std::sync::Arc::strong_count(&open) > MAX_TCP_CONNECTIONS {
+            tracing::warn!(%peer, "too many ICE-TCP connections, refused");
+            continue;
+        }
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(connection(stream, peer, events.clone(), open.clone()));
+    }
+}
+
+async fn connection(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    events: mpsc::Sender<TcpEvent>,
+    _open: std::sync::Arc<()>,
+) {
+    let (writer, mut frames) = mpsc::channel::<Vec<u8>>(TCP_QUEUE);
+    if events
+        .send(TcpEvent::Opened { peer, writer })
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let (mut read, mut write) = stream.split();
+    let reading = async {
+        loop {
+            let length = usize::from(read.read_u16().await?);
+            let mut data = vec![0; length];
+            read.read_exact(&mut data).await?;
+            if events.send(TcpEvent::Frame { peer, data }).await.is_err() {
+                return Ok::<(), io::Error>(());
+            }
+        }
+    };
+    let writing = async {
+        while let Some(frame) = frames.recv().await {
+            let Ok(length) = u16::try_from(frame.len()) else {
+                continue;
+            };
+            write.write_u16(length).await?;
+            write.write_all(&frame).await?;
+        }
+        Ok::<(), io::Error>(())
+    };
+    tokio::select! {
+        result = reading => if let Err(error) = result {
+            tracing::debug!(%peer, %error, "ICE-TCP connection ended");
+        },
+        result = writing => if let Err(error) = result {
+            tracing::debug!(%peer, %error, "ICE-TCP connection ended");
+        },
+    }
+    let _ = events.send(TcpEvent::Closed { peer }).await;
+}

@@ -1,0 +1,14 @@
+//! The SFU end to end: real UDP (and ICE-TCP) on 127.0.0.1, str0m sessions as the browsers,
+//! synthetic VP8 simulcast and Opus media.
+
+mod client;
+mod harness;
+
+mod forwarding;
+mod ice_tcp;
+mod layers;
+mod lifecycle;
+mod membership;
+mod pause;
+mod refusals;
+mod speaker;
