@@ -134,6 +134,7 @@ fn wakili_command(binary: &Path, port: u16, dir: &Path) -> Command {
         .arg("serve")
         .args(["--listen", "127.0.0.1:0"])
         .args(["--turn-listen", &format!("127.0.0.1:{port}")])
+        .args(["--sfu-listen", "127.0.0.1:0"])
         .arg("--data-dir")
         .arg(dir.join("data"));
     command

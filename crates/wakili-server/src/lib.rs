@@ -41,6 +41,9 @@ pub enum ServerError {
     /// The embedded STUN/TURN server could not start.
     #[error(transparent)]
     Turn(#[from] wakili_turn::TurnError),
+    /// The SFU could not start (its port is taken, say).
+    #[error("sfu: {0}")]
+    Sfu(#[from] wakili_sfu::SfuError),
     /// Signaling could not start (Redis unreachable?).
     #[error("signaling: {0}")]
     Signal(#[from] wakili_signal::SignalError),
@@ -91,6 +94,7 @@ pub async fn prepare(settings: Settings, clock: Clock) -> Result<AppState, Serve
         tls_port: running.tls_addr().map(|a| a.port()),
     });
     let ice = ice::IceDirectory::new(&settings, embedded, turn_secret);
+    let sfu = start_sfu(&settings).await?;
     let monitoring = Arc::new(monitoring::Monitoring::new());
     let signaling = wakili_signal::start(wakili_signal::Deps {
         stores: wakili_signal::Stores::of(&db),
@@ -99,6 +103,7 @@ pub async fn prepare(settings: Settings, clock: Clock) -> Result<AppState, Serve
         default_profile: settings.media.default_profile.clone(),
         clock: clock.clone(),
         telemetry: Arc::clone(&monitoring.telemetry),
+        sfu: sfu.as_ref().map(|(handle, _)| handle.clone()),
     })
     .await?;
     let recordings = recording_store(&settings, db.clone(), &clock)?;
@@ -108,10 +113,36 @@ pub async fn prepare(settings: Settings, clock: Clock) -> Result<AppState, Serve
         verifier,
         settings,
         clock,
-        (ice, turn),
+        (ice, turn, sfu),
         signaling,
         (recordings, monitoring, push),
     ))
+}
+
+/// The embedded SFU from `[sfu]`, with the sender that stops it.
+async fn start_sfu(
+    settings: &Settings,
+) -> Result<Option<(wakili_sfu::SfuHandle, tokio::sync::oneshot::Sender<()>)>, ServerError> {
+    let s = &settings.sfu;
+    if !s.enabled {
+        tracing::info!("the SFU is off (sfu.enabled = false): every call is peer to peer");
+        return Ok(None);
+    }
+    let config = wakili_sfu::SfuConfig {
+        bind: s.listen,
+        public_ip: s.public_ip.or(settings.turn.external_ip),
+        ice_tcp: s.ice_tcp,
+        max_participants_per_room: s.max_participants,
+        max_tracks_per_participant: s.max_tracks_per_participant,
+        ..wakili_sfu::SfuConfig::default()
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let handle = wakili_sfu::Sfu::start(config, async move {
+        let _ = stopped.await;
+    })
+    .await?;
+    tracing::info!(media = %handle.local_addr(), "the SFU is listening");
+    Ok(Some((handle, stop)))
 }
 
 /// The push service from `[push]`, told about presence changes by signaling (in order, on one

@@ -29,6 +29,8 @@ pub struct Inner {
     pub ice: crate::ice::IceDirectory,
     /// The embedded STUN/TURN server, while it runs (taken and stopped at shutdown).
     pub turn: Arc<tokio::sync::Mutex<Option<wakili_turn::RunningTurn>>>,
+    /// The embedded SFU while it runs; sending on (or dropping) the sender stops it.
+    pub sfu: Option<(wakili_sfu::SfuHandle, tokio::sync::oneshot::Sender<()>)>,
     /// Socket.IO signaling, for telling rooms about REST-side changes.
     pub signaling: wakili_signal::Signaling,
     /// Recording storage.
@@ -52,7 +54,11 @@ impl AppState {
         verifier: Verifier,
         settings: Settings,
         clock: Clock,
-        (ice, turn): (crate::ice::IceDirectory, Option<wakili_turn::RunningTurn>),
+        (ice, turn, sfu): (
+            crate::ice::IceDirectory,
+            Option<wakili_turn::RunningTurn>,
+            Option<(wakili_sfu::SfuHandle, tokio::sync::oneshot::Sender<()>)>,
+        ),
         (signaling, signal_layer): (wakili_signal::Signaling, wakili_signal::SignalLayer),
         (recordings, monitoring, push): (
             wakili_storage::RecordingStore,
@@ -67,6 +73,7 @@ impl AppState {
             clock,
             ice,
             turn: Arc::new(tokio::sync::Mutex::new(turn)),
+            sfu,
             signaling,
             signal_layer,
             recordings,

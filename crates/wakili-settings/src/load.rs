@@ -29,6 +29,9 @@ pub struct Overrides {
     /// `--turn-listen`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub turn: Option<TurnOverride>,
+    /// `--sfu-listen`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sfu: Option<SfuOverride>,
     /// `--dev`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub web: Option<WebOverride>,
@@ -45,6 +48,13 @@ pub struct WebOverride {
 #[derive(Debug, Clone, Serialize)]
 pub struct TurnOverride {
     /// `--turn-listen`.
+    pub listen: SocketAddr,
+}
+
+/// Flags under `[sfu]`.
+#[derive(Debug, Clone, Serialize)]
+pub struct SfuOverride {
+    /// `--sfu-listen`.
     pub listen: SocketAddr,
 }
 
@@ -135,6 +145,9 @@ mod tests {
                 turn: Some(TurnOverride {
                     listen: "127.0.0.1:13478".parse().unwrap(),
                 }),
+                sfu: Some(SfuOverride {
+                    listen: "127.0.0.1:13479".parse().unwrap(),
+                }),
                 web: Some(WebOverride { dev_login: true }),
             };
             let s = load(None, &flags).unwrap();
@@ -142,6 +155,7 @@ mod tests {
             assert_eq!(s.data_dir, PathBuf::from("/tmp/w"));
             assert_eq!(s.log_format, LogFormat::Json);
             assert_eq!(s.turn.listen.port(), 13478);
+            assert_eq!(s.sfu.listen.port(), 13479);
             assert!(s.web.dev_login);
             assert_eq!(
                 s.web.quality_report_seconds, 5,

@@ -50,6 +50,8 @@ pub struct Settings {
     pub ice: IceSettings,
     /// The embedded STUN/TURN server.
     pub turn: TurnSettings,
+    /// The embedded SFU.
+    pub sfu: crate::SfuSettings,
     /// The mobile start-up configuration.
     pub mobile: MobileSettings,
     /// Socket.IO signaling.
@@ -124,6 +126,7 @@ impl Default for Settings {
             media: MediaPolicy::default(),
             ice: IceSettings::default(),
             turn: TurnSettings::default(),
+            sfu: crate::SfuSettings::default(),
             mobile: MobileSettings::default(),
             signaling: SignalingSettings::default(),
             storage: StorageSettings::default(),
@@ -282,6 +285,7 @@ impl Settings {
             }
         }
         problems.extend(self.media.problems());
+        problems.extend(self.sfu.problems());
         problems.extend(crate::media::problems(&self.ice, &self.turn, &self.mobile));
         problems.extend(self.signaling.problems());
         problems.extend(self.storage.problems());

@@ -41,6 +41,7 @@ async fn concurrent_joins(nodes: [Arc<RoomStore>; 2], per_node: usize) -> usize 
                             participant_id: format!("p{n}-{i}"),
                             new_resume_token: format!("t{n}-{i}"),
                             connection: format!("s{n}-{i}"),
+                            media_mode: wakili_core::media::MediaMode::Auto,
                         };
                         room.join(join, &policy(), chrono::Utc::now()).map(|_| ())
                     })
@@ -102,6 +103,7 @@ async fn a_room_seen_from_another_node_is_the_same_room() {
         participant_id: format!("p-{user}"),
         new_resume_token: format!("t-{user}"),
         connection: format!("s-{user}"),
+        media_mode: wakili_core::media::MediaMode::Auto,
     };
     // The client waits on node A; the lawyer joins on node B and admits them.
     let waiting = a

@@ -12,6 +12,8 @@
 //!   endpoints).
 //! - [`clock`]: a clock the test moves by hand, given to the server as its `Clock`.
 //! - [`db`]: a throw-away SQLite or PostgreSQL database per test.
+//! - [`webrtc`] (feature `webrtc`): a str0m "browser" that publishes synthetic VP8 simulcast and
+//!   Opus to the SFU and records what it receives.
 //!
 //! The `server` feature is off by default, so the crates the server is built from (and
 //! `wakili-bench`) can use the rest of the kit without compiling the server.
@@ -22,3 +24,5 @@ pub mod fcm;
 pub mod s3;
 #[cfg(feature = "server")]
 pub mod server;
+#[cfg(feature = "webrtc")]
+pub mod webrtc;

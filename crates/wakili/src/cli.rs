@@ -103,6 +103,9 @@ pub struct Serve {
     /// STUN/TURN listen address, UDP and TCP (default 127.0.0.1:3478).
     #[arg(long, value_name = "ADDR")]
     pub turn_listen: Option<SocketAddr>,
+    /// SFU media listen address, UDP and ICE-TCP (default 127.0.0.1:3479).
+    #[arg(long, value_name = "ADDR")]
+    pub sfu_listen: Option<SocketAddr>,
     /// Development: serve a login page at /login that mints tokens for any user (never in
     /// production).
     #[arg(long)]

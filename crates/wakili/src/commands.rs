@@ -36,6 +36,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         overrides.turn = serve
             .turn_listen
             .map(|listen| wakili_settings::TurnOverride { listen });
+        overrides.sfu = serve
+            .sfu_listen
+            .map(|listen| wakili_settings::SfuOverride { listen });
         if serve.dev {
             overrides.web = Some(wakili_settings::WebOverride { dev_login: true });
         }

@@ -111,6 +111,7 @@ pub async fn start(kind: SignalServer, launch: &Launch<'_>) -> anyhow::Result<Ta
                 .arg("serve")
                 .args(["--listen", &format!("127.0.0.1:{port}")])
                 .args(["--turn-listen", "127.0.0.1:0"])
+                .args(["--sfu-listen", "127.0.0.1:0"])
                 .arg("--data-dir")
                 .arg(dir.path().join("data"));
             // Nothing from the caller's configuration leaks in: no ./wakili.toml, no WAKILI_*.

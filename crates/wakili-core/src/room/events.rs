@@ -66,6 +66,18 @@ events! {
     "recording:consent-needed" => ConsentNeeded(ConsentNotice),
     /// The consultation ended; to everyone.
     "consultation:ended" => Ended(Ended),
+    /// Media now travels another way (peer to peer, or through the SFU); to everyone.
+    "media:topology" => Topology(TopologyChange),
+}
+
+/// `media:topology`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct TopologyChange {
+    /// `p2p`: each participant connects to each other one (`signal`); `sfu`: each connects once
+    /// to the server (`media:publish`).
+    pub topology: crate::media::Topology,
 }
 
 /// `participant:left`.

@@ -8,13 +8,17 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::Role;
+use crate::{
+    Role,
+    media::{MediaMode, Topology},
+};
 
 mod events;
 mod model;
 mod recording;
 pub use events::{
     ConsentNotice, ConsentRequest, Ended, Event, Left, MediaChange, ParticipantRef, RecordingState,
+    TopologyChange,
 };
 pub use model::*;
 
@@ -29,6 +33,16 @@ pub struct Room {
     pub lawyer_arrived: bool,
     /// Ended: nothing more happens.
     pub ended: bool,
+    /// How the consultation was booked to carry media (from the joins).
+    #[serde(default)]
+    pub media_mode: MediaMode,
+    /// How media travels now, from the mode and who is present.
+    #[serde(default = "p2p")]
+    pub topology: Topology,
+}
+
+fn p2p() -> Topology {
+    Topology::P2p
 }
 
 impl Default for Room {
@@ -38,6 +52,8 @@ impl Default for Room {
             recording: Recording::Idle,
             lawyer_arrived: false,
             ended: false,
+            media_mode: MediaMode::Auto,
+            topology: Topology::P2p,
         }
     }
 }
@@ -98,6 +114,7 @@ impl Room {
             participant_id,
             new_resume_token,
             connection,
+            media_mode,
         } = input
         else {
             return Err(RoomError::Forbidden("not a join"));
@@ -106,6 +123,7 @@ impl Room {
             return Err(RoomError::Ended);
         }
         let mut out = Outcome::default();
+        self.media_mode = media_mode;
         self.expire(now, &mut out);
         // Resume: same user, matching token, still within the grace period (or not yet noticed gone).
         let resumable = resume_token.as_deref().and_then(|token| {
@@ -139,6 +157,7 @@ impl Room {
             if member.role == Role::Lawyer && member.present() {
                 self.lawyer_entered(policy, &mut out);
             }
+            self.settle_topology(&mut out);
             let joined = Joined {
                 participant_id: id,
                 resume_token: member.resume_token.clone(),
@@ -146,6 +165,7 @@ impl Room {
                 recording: self.recording_view(),
                 waiting: member.presence == Presence::Waiting,
                 resumed: true,
+                topology: self.topology,
             };
             return Ok((joined, out));
         }
@@ -198,6 +218,7 @@ impl Room {
         } else if !waits {
             self.newcomer_and_recording(&participant_id, policy, &mut out);
         }
+        self.settle_topology(&mut out);
         let joined = Joined {
             participant_id: participant_id.clone(),
             resume_token: member.resume_token.clone(),
@@ -205,6 +226,7 @@ impl Room {
             recording: self.recording_view(),
             waiting: waits,
             resumed: false,
+            topology: self.topology,
         };
         Ok((joined, out))
     }
@@ -405,7 +427,29 @@ impl Room {
                 out.facts.push(Fact::Ended);
             }
         }
+        if !self.ended {
+            self.settle_topology(&mut out);
+        }
         Ok(out)
+    }
+
+    /// Re-derives how media travels from the booked mode and who is present (waiting and
+    /// reconnecting participants do not count); on a change everyone is told
+    /// (`media:topology`). It never goes back from the SFU to peer to peer during a call, so
+    /// someone dropping for a moment does not make everyone renegotiate twice.
+    fn settle_topology(&mut self, out: &mut Outcome) {
+        let present = self.members.values().filter(|m| m.present()).count();
+        let wanted = self.media_mode.topology(present, false);
+        if wanted != self.topology
+            && !(self.topology == Topology::Sfu && self.media_mode == MediaMode::Auto)
+        {
+            self.topology = wanted;
+            send(
+                out,
+                To::All,
+                Event::Topology(TopologyChange { topology: wanted }),
+            );
+        }
     }
 }
 

@@ -176,6 +176,8 @@ pub enum Input {
         new_resume_token: String,
         /// The connection joining.
         connection: String,
+        /// How the consultation was booked to carry media.
+        media_mode: crate::media::MediaMode,
     },
     /// The participant's connection dropped.
     Disconnected {
@@ -320,6 +322,8 @@ pub struct Joined {
     pub waiting: bool,
     /// Whether this was a resume.
     pub resumed: bool,
+    /// How media travels now.
+    pub topology: crate::media::Topology,
 }
 
 /// Recording state as participants see it.

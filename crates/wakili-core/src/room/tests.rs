@@ -23,6 +23,7 @@ fn join(user: &str, role: Role, resume: Option<&str>) -> Input {
         participant_id: format!("p-{user}-{}", resume.unwrap_or("new")),
         new_resume_token: format!("token-{user}"),
         connection: format!("conn-{user}"),
+        media_mode: MediaMode::Auto,
     }
 }
 
@@ -543,4 +544,102 @@ fn closing_from_the_api_ends_the_call_for_everyone() {
         RoomError::Ended
     );
     assert!(room.close("admin-1").outbound.is_empty(), "only once");
+}
+
+fn join_with(user: &str, role: Role, mode: MediaMode) -> Input {
+    let mut input = join(user, role, None);
+    if let Input::Join { media_mode, .. } = &mut input {
+        *media_mode = mode;
+    }
+    input
+}
+
+#[test]
+fn auto_moves_to_the_sfu_when_a_third_participant_is_present_and_stays_there() {
+    let p = policy(Admission::OnLawyerJoin);
+    let mut room = call(&p);
+    assert_eq!(
+        room.topology,
+        Topology::P2p,
+        "two participants: browser to browser"
+    );
+    let (joined, out) = room.join(join("a", Role::Admin, None), &p, t(2)).unwrap();
+    assert_eq!(joined.topology, Topology::Sfu);
+    assert!(names(&out).contains(&("media:topology", To::All)));
+    assert!(out.outbound.iter().any(|o| o.event
+        == Event::Topology(TopologyChange {
+            topology: Topology::Sfu
+        })));
+    // The third leaving does not send everyone back to peer to peer mid-call.
+    let out = room
+        .handle(
+            Input::Leave {
+                participant_id: "p-a-new".into(),
+            },
+            &p,
+            t(3),
+        )
+        .unwrap();
+    assert!(
+        !names(&out)
+            .iter()
+            .any(|(name, _)| *name == "media:topology")
+    );
+    assert_eq!(room.topology, Topology::Sfu);
+}
+
+#[test]
+fn a_participant_in_the_waiting_room_does_not_count_towards_the_sfu() {
+    let p = policy(Admission::Manual);
+    let mut room = Room::default();
+    room.join(join("l", Role::Lawyer, None), &p, t(0)).unwrap();
+    let (c, _) = room.join(join("c", Role::Client, None), &p, t(1)).unwrap();
+    let (a, _) = room.join(join("a", Role::Admin, None), &p, t(2)).unwrap();
+    assert!(c.waiting);
+    assert_eq!(
+        a.topology,
+        Topology::P2p,
+        "only the lawyer and the admin are present"
+    );
+    let out = room
+        .handle(
+            Input::Admit {
+                by: "p-l-new".into(),
+                target: "p-c-new".into(),
+            },
+            &p,
+            t(3),
+        )
+        .unwrap();
+    assert!(names(&out).contains(&("media:topology", To::All)));
+    assert_eq!(room.topology, Topology::Sfu);
+}
+
+#[test]
+fn fixed_modes_keep_their_topology_whoever_is_present() {
+    let p = policy(Admission::OnLawyerJoin);
+    let mut room = Room::default();
+    let (joined, _) = room
+        .join(join_with("l", Role::Lawyer, MediaMode::Sfu), &p, t(0))
+        .unwrap();
+    assert_eq!(
+        joined.topology,
+        Topology::Sfu,
+        "sfu from the first participant"
+    );
+    let mut room = Room::default();
+    for (i, (user, role)) in [("l", Role::Lawyer), ("c", Role::Client), ("a", Role::Admin)]
+        .into_iter()
+        .enumerate()
+    {
+        let (joined, out) = room
+            .join(join_with(user, role, MediaMode::P2p), &p, t(i as i64))
+            .unwrap();
+        assert_eq!(joined.topology, Topology::P2p);
+        assert!(
+            !names(&out)
+                .iter()
+                .any(|(name, _)| *name == "media:topology")
+        );
+    }
 }

@@ -80,7 +80,11 @@ impl Harness {
 
     /// `name` joins the room publishing `publish`; its offers are answered from now on.
     pub async fn join(&self, name: &str, publish: Publish) -> Result<Client, SfuError> {
-        let client = Client::join(&self.sfu, ROOM, name, publish).await?;
+        let sfu = self.sfu.clone();
+        let client = Client::connect(self.sfu.local_addr(), name, publish, async |sdp: String| {
+            sfu.join(ROOM, name, &sdp).await.map(|answer| answer.sdp)
+        })
+        .await?;
         self.sinks
             .lock()
             .expect("not poisoned")

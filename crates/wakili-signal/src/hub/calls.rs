@@ -102,6 +102,7 @@ impl<A: Adapter> Worker<A> {
                 uuid::Uuid::new_v4().simple()
             ),
             connection: self.socket.id.to_string(),
+            media_mode: consultation.media_mode,
         };
         let now = hub.clock.now();
         let id = consultation.id.clone();

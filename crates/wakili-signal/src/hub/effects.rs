@@ -65,6 +65,10 @@ impl Hub {
         outbound: Vec<Outbound>,
     ) {
         for o in outbound {
+            if let wakili_core::room::Event::Left(left) = &o.event {
+                // Gone from the call for good: so is its media.
+                self.leave_sfu(consultation, &left.participant_id).await;
+            }
             let operators = match &o.to {
                 To::One(p) => io.to(participant_room(p)),
                 To::AllBut(p) => io

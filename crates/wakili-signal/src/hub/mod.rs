@@ -40,6 +40,7 @@ use crate::{
 mod calls;
 mod effects;
 mod intake;
+mod media;
 mod token;
 mod worker;
 
@@ -82,6 +83,8 @@ pub struct Deps {
     pub clock: Clock,
     /// What this node counts (connections, joins, signals, seated participants).
     pub telemetry: Arc<crate::Telemetry>,
+    /// The embedded SFU, when it runs (`media:publish` is refused otherwise).
+    pub sfu: Option<wakili_sfu::SfuHandle>,
 }
 
 /// Someone joined or left a consultation's call.
@@ -120,6 +123,8 @@ struct Hub {
     telemetry: Arc<crate::Telemetry>,
     /// Connections per user on this node.
     sockets: Arc<UserSockets>,
+    /// The embedded SFU, when it runs.
+    sfu: Option<wakili_sfu::SfuHandle>,
 }
 
 /// The running signaling service: lets the REST side tell rooms about changes.
@@ -184,6 +189,7 @@ pub async fn start(deps: Deps) -> Result<(Signaling, SignalLayer), SignalError> 
         clock: deps.clock,
         telemetry: deps.telemetry,
         sockets: UserSockets::new(settings.max_sockets_per_user),
+        sfu: deps.sfu,
         settings,
     });
     let max_payload = hub.settings.max_packet_bytes;
@@ -214,6 +220,9 @@ pub async fn start(deps: Deps) -> Result<(Signaling, SignalLayer), SignalError> 
                 "/",
                 (async |_: SocketRef<LocalAdapter>| {}).with(intake::authenticate),
             );
+            if let Some(sfu) = hub.sfu.clone() {
+                tokio::spawn(media::pump(io.clone(), sfu, Arc::clone(&hub)));
+            }
             let io = Io::Local(io);
             Ok((Signaling { hub, io }, SignalLayer::Local(layer)))
         }
@@ -231,6 +240,9 @@ pub async fn start(deps: Deps) -> Result<(Signaling, SignalLayer), SignalError> 
             )
             .await
             .map_err(|e| SignalError::Adapter(e.to_string()))?;
+            if let Some(sfu) = hub.sfu.clone() {
+                tokio::spawn(media::pump(io.clone(), sfu, Arc::clone(&hub)));
+            }
             let io = Io::Redis(io);
             Ok((Signaling { hub, io }, SignalLayer::Redis(layer)))
         }

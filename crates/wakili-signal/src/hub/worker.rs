@@ -157,6 +157,9 @@ impl<A: Adapter> Worker<A> {
             }
             ClientEvent::Consent(request) => self.consent(request).await,
             ClientEvent::Leave(()) => self.leave().await,
+            ClientEvent::Publish(request) => self.publish(request).await,
+            ClientEvent::MediaAnswer(request) => self.media_answer(request).await,
+            ClientEvent::Subscription(request) => self.subscription(request).await,
             ClientEvent::End(()) => {
                 let seat = self.seat()?;
                 self.change(Input::End {

@@ -120,6 +120,59 @@ client_events! {
     "recording:consent" => Consent(ConsentRequest) -> NoFields,
     /// Replace the connection's token before it expires.
     "auth:refresh" => Refresh(RefreshRequest) -> RefreshAck,
+    /// Connect your media to the SFU (topology `sfu`): your SDP offer in, the server's answer back.
+    "media:publish" => Publish(SdpRequest) -> SdpAck,
+    /// Your answer to a `media:offer` from the server.
+    "media:answer" => MediaAnswer(SdpRequest) -> NoFields,
+    /// Stop or resume receiving one track you do not show.
+    "media:subscription" => Subscription(SubscriptionRequest) -> NoFields,
+}
+
+/// Longest SDP accepted (a browser's offer with simulcast is a few KiB).
+pub const MAX_SDP_BYTES: usize = 64 * 1024;
+
+/// `media:publish` and `media:answer`: a session description.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SdpRequest {
+    /// SDP text (`RTCSessionDescription.sdp`), up to 64 KiB, starting `v=0`.
+    #[schemars(length(min = 3, max = 65536))]
+    pub sdp: String,
+}
+
+impl Payload<'_> for SdpRequest {
+    fn read(event: &str, data: Option<&RawValue>) -> Result<Self, Refusal> {
+        let request: Self = decode(event, data)?;
+        if request.sdp.len() > MAX_SDP_BYTES || !request.sdp.starts_with("v=0") {
+            return Err(Refusal::bad_request(format!(
+                "{event}: sdp must be a session description (v=0…) of at most {MAX_SDP_BYTES} bytes"
+            )));
+        }
+        Ok(request)
+    }
+}
+
+/// The ack of `media:publish`: the server's answer.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct SdpAck {
+    /// SDP answer; the SFU's candidates are in it (ICE-lite, no trickle).
+    pub sdp: String,
+}
+
+/// `media:subscription`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SubscriptionRequest {
+    /// The track, as `media:track` announced it.
+    pub track_id: u64,
+    /// Stop (`true`) or resume (`false`) receiving it.
+    pub paused: bool,
+}
+
+impl Payload<'_> for SubscriptionRequest {
+    fn read(event: &str, data: Option<&RawValue>) -> Result<Self, Refusal> {
+        decode(event, data)
+    }
 }
 
 /// At most 64 characters of `text`, for messages that quote the client.

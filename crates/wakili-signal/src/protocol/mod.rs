@@ -14,8 +14,8 @@ pub mod server;
 
 pub use client::{
     AdmitRequest, ClientEvent, ConsentRequest, EventName, JoinAck, JoinRequest, MAX_SIGNAL_PAYLOAD,
-    MediaRequest, NoFields, QualityAck, RecordingStartAck, RefreshAck, RefreshRequest,
-    SignalRequest, SignalType,
+    MediaRequest, NoFields, QualityAck, RecordingStartAck, RefreshAck, RefreshRequest, SdpAck,
+    SdpRequest, SignalRequest, SignalType, SubscriptionRequest,
 };
 pub use server::{
     CallAnswered, CloseReason, ProfileChanged, ServerEvent, SessionClosed, SignalOut,

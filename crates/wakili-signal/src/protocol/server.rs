@@ -116,6 +116,73 @@ impl ServerEvent for SessionClosed {
     }
 }
 
+/// `media:offer`: the SFU renegotiates (someone published or removed a track); answer with
+/// `media:answer`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct MediaOffer {
+    /// SDP offer.
+    pub sdp: String,
+}
+
+impl ServerEvent for MediaOffer {
+    fn name(&self) -> &'static str {
+        "media:offer"
+    }
+}
+
+/// `media:track`: a participant's track reached the SFU or went away; to everyone in the call.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MediaTrack {
+    /// The publisher (also the `msid` stream id of the track in `media:offer`s).
+    pub participant_id: String,
+    /// The track id (`t<id>` is the `msid` track id).
+    pub track_id: u64,
+    /// `audio` or `video` (absent when it went away).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<&'static str>,
+    /// Its simulcast layers (`q`, `h`, `f`), low to high; empty without simulcast.
+    pub layers: Vec<&'static str>,
+    /// Published (`true`) or gone (`false`).
+    pub active: bool,
+}
+
+impl ServerEvent for MediaTrack {
+    fn name(&self) -> &'static str {
+        "media:track"
+    }
+}
+
+/// `speaker:active`: the dominant speaker changed; to everyone in the call.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ActiveSpeaker {
+    /// Who speaks now.
+    pub participant_id: String,
+}
+
+impl ServerEvent for ActiveSpeaker {
+    fn name(&self) -> &'static str {
+        "speaker:active"
+    }
+}
+
+/// `media:layer`: the simulcast layer you receive of a track changed; to that subscriber.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LayerChanged {
+    /// The track.
+    pub track_id: u64,
+    /// `q`, `h` or `f`; `null` when none is forwarded (paused).
+    pub rid: Option<&'static str>,
+}
+
+impl ServerEvent for LayerChanged {
+    fn name(&self) -> &'static str {
+        "media:layer"
+    }
+}
+
 /// Every event the server sends, room events first, with the JSON Schema of its payload.
 pub fn schemas(generator: &mut schemars::SchemaGenerator) -> Vec<(&'static str, schemars::Schema)> {
     let mut all = Event::schemas(generator);
@@ -134,6 +201,10 @@ pub fn schemas(generator: &mut schemars::SchemaGenerator) -> Vec<(&'static str, 
         ("call:declined", call),
         ("auth:expiring", generator.subschema_for::<Expiring>()),
         ("session:closed", generator.subschema_for::<SessionClosed>()),
+        ("media:offer", generator.subschema_for::<MediaOffer>()),
+        ("media:track", generator.subschema_for::<MediaTrack>()),
+        ("speaker:active", generator.subschema_for::<ActiveSpeaker>()),
+        ("media:layer", generator.subschema_for::<LayerChanged>()),
     ]);
     all
 }
@@ -184,6 +255,24 @@ mod tests {
             SessionClosed {
                 reason: CloseReason::Replaced,
                 message: "m",
+            }
+            .name(),
+            MediaOffer { sdp: "v=0".into() }.name(),
+            MediaTrack {
+                participant_id: "p".into(),
+                track_id: 1,
+                kind: Some("video"),
+                layers: vec!["q"],
+                active: true,
+            }
+            .name(),
+            ActiveSpeaker {
+                participant_id: "p".into(),
+            }
+            .name(),
+            LayerChanged {
+                track_id: 1,
+                rid: None,
             }
             .name(),
         ];

@@ -86,6 +86,7 @@ impl Launch {
         configure(&mut settings);
         settings.validate().expect("valid test settings");
         settings.turn.listen = "127.0.0.1:0".parse().expect("a socket address");
+        settings.sfu.listen = "127.0.0.1:0".parse().expect("a socket address");
         let state = wakili_server::prepare(settings, self.clock)
             .await
             .expect("the server prepares");
@@ -115,11 +116,13 @@ impl Launch {
         let db = TestDatabase::new(backend).await;
         let TestServer {
             addr,
+            sfu,
             running,
             turn_ports,
             data,
         } = self.start(&db.url, configure).await;
         TestApp {
+            sfu,
             addr,
             http: Client::new(),
             db,
@@ -155,12 +158,18 @@ impl Prepared {
             .expect("a free local port");
         let addr = listener.local_addr().expect("the listener's address");
         let turn_ports = embedded_turn_ports(&self.state);
+        let sfu = self
+            .state
+            .sfu
+            .as_ref()
+            .map(|(handle, _)| handle.local_addr());
         let (shutdown, stopped) = oneshot::channel();
         let task = tokio::spawn(wakili_server::serve(self.state, listener, async {
             let _ = stopped.await;
         }));
         let server = TestServer {
             addr,
+            sfu,
             running: Running {
                 shutdown: Some(shutdown),
                 task: Some(task),
@@ -216,6 +225,8 @@ impl Running {
 pub struct TestServer {
     /// Where it serves HTTP.
     pub addr: SocketAddr,
+    /// Where its SFU takes media (UDP and ICE-TCP), when it runs one.
+    pub sfu: Option<SocketAddr>,
     running: Running,
     turn_ports: (u16, u16),
     /// Its data directory.
@@ -249,6 +260,8 @@ impl TestServer {
 pub struct TestApp {
     /// Where it serves HTTP.
     pub addr: SocketAddr,
+    /// Where its SFU takes media (UDP and ICE-TCP), when it runs one.
+    pub sfu: Option<SocketAddr>,
     /// A client for the tests' requests.
     pub http: Client,
     /// Its database.

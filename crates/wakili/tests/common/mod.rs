@@ -56,6 +56,8 @@ impl Server {
                 "127.0.0.1:0",
                 "--turn-listen",
                 "127.0.0.1:0",
+                "--sfu-listen",
+                "127.0.0.1:0",
             ])
             .args(extra)
             .stdout(Stdio::piped())

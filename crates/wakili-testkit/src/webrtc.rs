@@ -1,5 +1,6 @@
 //! A "browser" for the tests: a str0m session in RTP mode on its own socket (UDP, or ICE-TCP),
-//! publishing synthetic media and recording what it receives.
+//! publishing synthetic media and recording what it receives. It negotiates through whatever
+//! the test gives it (the SFU's handle directly, or `media:publish` over signaling).
 //!
 //! Video is VP8 in three simulcast layers at ~16 frames/s, one packet per frame:
 //! `[X|S, I, picture id (15 bits), VP8 header (P bit: keyframe or not), layer byte, frame]`,
@@ -9,6 +10,8 @@
 
 use std::{
     collections::{BTreeSet, HashMap},
+    future::Future,
+    net::SocketAddr,
     sync::{Arc, Mutex},
     time::Instant,
 };
@@ -29,11 +32,13 @@ use tokio::{
 /// What a client publishes.
 #[derive(Debug, Clone)]
 pub struct Publish {
+    /// Send a microphone (Opus with the audio-level extension).
     pub audio: bool,
     /// Simulcast RIDs of the camera; empty: no camera.
     pub layers: Vec<&'static str>,
     /// More single-layer video m-lines (to exceed the track limit).
     pub extra_video: usize,
+    /// Connect over ICE-TCP instead of UDP.
     pub tcp: bool,
     /// Drop every n-th SRTP/SRTCP datagram received once connected (a lossy downlink).
     pub drop_every: Option<u64>,
@@ -55,9 +60,13 @@ impl Publish {
 /// One stream the client receives (one m-line the SFU offered).
 #[derive(Debug, Clone)]
 pub struct Incoming {
+    /// Its publisher (the `msid` stream id).
     pub publisher: String,
+    /// Its track (the `msid` track id).
     pub track: String,
+    /// Audio or video.
     pub kind: MediaKind,
+    /// RTP packets received.
     pub packets: u64,
     last_seq: Option<u64>,
     /// Sequence numbers skipped and not (yet) received.
@@ -72,8 +81,11 @@ pub struct Incoming {
 /// What the client saw.
 #[derive(Debug, Default)]
 pub struct Seen {
+    /// ICE and DTLS are up.
     pub connected: bool,
+    /// What arrives, by m-line.
     pub incoming: HashMap<Mid, Incoming>,
+    /// PLIs/FIRs the server sent this client (as a publisher).
     pub keyframe_requests: u64,
     /// Datagrams dropped on purpose (see [`Publish::drop_every`]).
     pub dropped: u64,
@@ -98,6 +110,8 @@ mod runner;
 
 use runner::{Link, Media, Runner};
 
+pub use str0m::media::MediaKind as Kind;
+
 enum Command {
     AcceptOffer(String, oneshot::Sender<String>),
     Level(u8),
@@ -105,7 +119,9 @@ enum Command {
 
 /// A running client.
 pub struct Client {
+    /// Its name (the participant, and the `msid` stream id of what it sends).
     pub name: String,
+    /// What it saw so far.
     pub seen: Arc<Mutex<Seen>>,
     commands: mpsc::Sender<Command>,
     task: tokio::task::JoinHandle<()>,
@@ -119,8 +135,11 @@ impl Drop for Client {
 
 /// A session with `publish`'s m-lines, and its offer.
 pub struct Offered {
+    /// The session.
     pub rtc: Rtc,
+    /// Its offer, waiting for the answer.
     pub pending: SdpPendingOffer,
+    /// The offer as SDP text.
     pub sdp: String,
     /// The m-lines it sends on.
     pub own: Vec<(Mid, MediaKind)>,
@@ -188,20 +207,26 @@ pub fn offer(publish: &Publish, name: &str, codecs: &[Codec]) -> Offered {
 }
 
 impl Client {
-    /// Joins `room` as `name` and starts sending.
-    pub async fn join(
-        sfu: &wakili_sfu::SfuHandle,
-        room: &str,
+    /// Connects to the SFU at `server` as `name` and starts sending: `negotiate` takes the
+    /// offer's SDP and returns the server's answer (or why it refused).
+    ///
+    /// # Panics
+    /// When a local socket cannot be opened or the answer is not SDP.
+    pub async fn connect<E, F>(
+        server: SocketAddr,
         name: &str,
         publish: Publish,
-    ) -> Result<Client, wakili_sfu::SfuError> {
+        negotiate: impl FnOnce(String) -> F,
+    ) -> Result<Client, E>
+    where
+        F: Future<Output = Result<String, E>>,
+    {
         let Offered {
             mut rtc,
             pending,
             sdp,
             own,
         } = offer(&publish, name, &[Codec::Vp8, Codec::Opus]);
-        let server = sfu.local_addr();
         let link = if publish.tcp {
             let stream = TcpStream::connect(server).await.expect("ICE-TCP connect");
             let local = stream.local_addr().expect("local address");
@@ -239,8 +264,8 @@ impl Client {
             rtc.add_local_candidate(Candidate::host(local, "udp").expect("host candidate"));
             Link::Udp(socket, local)
         };
-        let answer = sfu.join(room, name, &sdp).await?;
-        let answer = SdpAnswer::from_sdp_string(&answer.sdp).expect("answer parses");
+        let answer = negotiate(sdp).await?;
+        let answer = SdpAnswer::from_sdp_string(&answer).expect("answer parses");
         rtc.sdp_api()
             .accept_answer(pending, answer)
             .expect("answer accepted");
@@ -287,6 +312,7 @@ impl Client {
 pub struct OfferSink(mpsc::Sender<Command>);
 
 impl OfferSink {
+    /// Has the client accept the server's offer `sdp`; its answer, once it made one.
     pub async fn accept(&self, sdp: String) -> Option<String> {
         let (reply, answer) = oneshot::channel();
         self.0.send(Command::AcceptOffer(sdp, reply)).await.ok()?;

@@ -1,0 +1,187 @@
+//! Media through the embedded SFU, negotiated over Socket.IO as a client would: a consultation
+//! booked with media mode `sfu`, its lawyer and client joined over signaling, each publishing
+//! synthetic VP8 simulcast and Opus with `media:publish` and answering the server's
+//! `media:offer`s, each receiving the other's audio and video over real UDP.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use reqwest::Method;
+use serde_json::{Value, json};
+use wakili_client::{Client as Socket, ClientError, Events};
+use wakili_core::Role;
+use wakili_db::Backend;
+use wakili_testkit::webrtc::{Client as Browser, Kind, Publish};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn book(app: &TestApp, lawyer: &str, mode: &str) -> String {
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/api/v1/consultations",
+            lawyer,
+            Some(json!({"clientId": "client-1", "scheduledAt": day(1, 9),
+                        "durationMinutes": 30, "mediaMode": mode})),
+        )
+        .await;
+    assert!(status.is_success(), "{body}");
+    body["id"].as_str().unwrap().to_owned()
+}
+
+/// Joins `consultation` over signaling; the join ack.
+async fn join(app: &TestApp, token: &str, consultation: &str) -> (Socket, Events, Value) {
+    let (socket, events) = Socket::connect(&app.url(""), token).await.unwrap();
+    let ack = socket
+        .call_ok(
+            "consultation:join",
+            &json!({ "consultationId": consultation }),
+        )
+        .await
+        .unwrap();
+    (socket, events, ack)
+}
+
+/// Publishes over `media:publish` and answers every `media:offer` until the socket closes.
+async fn publish(app: &TestApp, socket: Socket, mut events: Events, name: &str) -> Browser {
+    let server = app.sfu.expect("the SFU runs");
+    let browser = Browser::connect(server, name, Publish::camera_and_mic(), async |sdp| {
+        let ack = socket
+            .call_ok("media:publish", &json!({ "sdp": sdp }))
+            .await?;
+        Ok::<_, ClientError>(ack["sdp"].as_str().unwrap().to_owned())
+    })
+    .await
+    .unwrap();
+    let offers = browser.offers();
+    tokio::spawn(async move {
+        while let Some(event) = events.next().await {
+            if event.name != "media:offer" {
+                continue;
+            }
+            let offer: Value = event.parse().unwrap();
+            let sdp = offer["sdp"].as_str().unwrap().to_owned();
+            if let Some(answer) = offers.accept(sdp).await {
+                socket
+                    .call_ok("media:answer", &json!({ "sdp": answer }))
+                    .await
+                    .unwrap();
+            }
+        }
+    });
+    browser
+}
+
+async fn received(browser: &Browser, from: &str, kind: Kind, at_least: u64) -> u64 {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let packets = browser.seen(|s| s.packets(from, kind));
+        if packets >= at_least || tokio::time::Instant::now() > deadline {
+            return packets;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_consultation_in_sfu_mode_carries_both_parties_media_through_the_server() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let lawyer = token("lawyer-1", Role::Lawyer);
+    let client = token("client-1", Role::Client);
+    let id = book(&app, &lawyer, "sfu").await;
+
+    let (l, l_events, l_ack) = join(&app, &lawyer, &id).await;
+    let (c, c_events, c_ack) = join(&app, &client, &id).await;
+    assert_eq!(
+        (l_ack["mediaMode"].as_str(), l_ack["topology"].as_str()),
+        (Some("sfu"), Some("sfu"))
+    );
+    assert_eq!(c_ack["topology"], "sfu");
+    let l_id = l_ack["participantId"].as_str().unwrap().to_owned();
+    let c_id = c_ack["participantId"].as_str().unwrap().to_owned();
+
+    let l_browser = publish(&app, l, l_events, &l_id).await;
+    let c_browser = publish(&app, c, c_events, &c_id).await;
+    for (browser, other) in [(&l_browser, &c_id), (&c_browser, &l_id)] {
+        let video = received(browser, other, Kind::Video, 20).await;
+        let audio = received(browser, other, Kind::Audio, 20).await;
+        assert!(
+            video >= 20 && audio >= 20,
+            "{} got {video} video and {audio} audio packets from {other}",
+            browser.name
+        );
+    }
+}
+
+#[tokio::test]
+async fn media_is_refused_with_a_clear_error_outside_the_sfu_and_for_bad_input() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let lawyer = token("lawyer-1", Role::Lawyer);
+    let client = token("client-1", Role::Client);
+    let refused = async |socket: &Socket, event: &str, data: Value| {
+        let answer = socket.call(event, &data).await.unwrap();
+        assert_eq!(answer["ok"], false, "{event} {data} → {answer}");
+        answer["error"]["code"].as_str().unwrap().to_owned()
+    };
+
+    // Not in a consultation yet.
+    let (stranger, _) = Socket::connect(&app.url(""), &client).await.unwrap();
+    let offer = json!({ "sdp": "v=0\r\n" });
+    assert_eq!(
+        refused(&stranger, "media:publish", offer.clone()).await,
+        "not_joined"
+    );
+
+    // A peer-to-peer call uses `signal`, not the SFU.
+    let p2p = book(&app, &lawyer, "p2p").await;
+    let (l, _l_events, ack) = join(&app, &lawyer, &p2p).await;
+    assert_eq!(ack["topology"], "p2p");
+    assert_eq!(
+        refused(&l, "media:publish", offer.clone()).await,
+        "wrong_topology"
+    );
+    l.close().await;
+
+    // In an sfu call: malformed payloads and SDP are refused; the call goes on.
+    let sfu = book(&app, &lawyer, "sfu").await;
+    let (l, _l_events, _) = join(&app, &lawyer, &sfu).await;
+    assert_eq!(refused(&l, "media:publish", json!({})).await, "bad_request");
+    assert_eq!(
+        refused(&l, "media:publish", json!({ "sdp": "hello" })).await,
+        "bad_request"
+    );
+    let huge = format!("v=0\r\n{}", "a=x\r\n".repeat(13_200));
+    assert_eq!(
+        refused(&l, "media:publish", json!({ "sdp": huge })).await,
+        "bad_request"
+    );
+    assert_eq!(refused(&l, "media:publish", offer).await, "media_refused");
+    assert_eq!(
+        refused(&l, "media:answer", json!({ "sdp": "v=0\r\n" })).await,
+        "media_refused",
+        "no offer awaits an answer"
+    );
+    assert_eq!(
+        refused(
+            &l,
+            "media:subscription",
+            json!({ "trackId": "one", "paused": true })
+        )
+        .await,
+        "bad_request"
+    );
+    let answer = l
+        .call(
+            "quality:report",
+            &json!({"rttMs": 40.0, "jitterMs": 2.0, "packetLossPct": 0.0,
+            "outboundKbps": 900.0, "inboundKbps": 900.0, "frameRate": 30.0, "width": 1280,
+            "height": 720, "candidateType": "host"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer["ok"], true, "the connection still works: {answer}");
+}

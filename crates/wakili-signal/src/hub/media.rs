@@ -1,0 +1,185 @@
+//! Media through the SFU: `media:publish`, `media:answer` and `media:subscription` from
+//! participants, and what the SFU reports (offers, tracks, the active speaker, layers) delivered
+//! to them. A participant may connect its media only while present in the call (not waiting)
+//! and while the consultation's topology is `sfu`.
+
+use std::sync::Arc;
+
+use socketioxide::{SocketIo, adapter::Adapter};
+use tokio::sync::broadcast::error::RecvError;
+use wakili_core::media::Topology;
+use wakili_sfu::{MediaKind, SfuError, SfuEvent, SfuHandle, TrackId};
+
+use super::{Hub, Reply, Worker, consultation_room, emit_event, participant_room};
+use crate::protocol::{
+    NoFields, Refusal, SdpAck, SdpRequest, SubscriptionRequest,
+    server::{ActiveSpeaker, LayerChanged, MediaOffer, MediaTrack},
+};
+
+/// What the client sees when the SFU refuses.
+fn refused(e: SfuError) -> Refusal {
+    match e {
+        SfuError::Stopped | SfuError::Bind { .. } | SfuError::NoPublicIp => {
+            tracing::error!(error = %e, "the SFU is unavailable");
+            Refusal::new("unavailable", "the media server is unavailable; retry")
+        }
+        SfuError::RoomFull { .. } => Refusal::new("room_full", e.to_string()),
+        other => Refusal::new("media_refused", other.to_string()),
+    }
+}
+
+impl<A: Adapter> Worker<A> {
+    /// The SFU, and this connection's consultation and participant when it may use it.
+    async fn media_seat(&self) -> Result<(SfuHandle, String, String), Refusal> {
+        let seat = self.seat()?;
+        let Some(sfu) = self.hub.sfu.clone() else {
+            return Err(Refusal::new(
+                "sfu_disabled",
+                "this server runs no SFU (sfu.enabled = false): media goes peer to peer",
+            ));
+        };
+        let topology = self
+            .hub
+            .store
+            .read(&seat.consultation, |room| {
+                let room = room.ok_or(wakili_core::room::RoomError::NoParticipant)?;
+                room.check_signal(&seat.participant, &seat.participant)?;
+                Ok::<_, wakili_core::room::RoomError>(room.topology)
+            })
+            .await??;
+        if topology != Topology::Sfu {
+            return Err(Refusal::new(
+                "wrong_topology",
+                "this call is peer to peer now: use signal; media:topology says when it moves to the SFU",
+            ));
+        }
+        Ok((sfu, seat.consultation, seat.participant))
+    }
+
+    /// `media:publish`: the participant's offer to the SFU, answered.
+    pub(super) async fn publish(&mut self, request: SdpRequest) -> Result<Reply, Refusal> {
+        let (sfu, room, participant) = self.media_seat().await?;
+        let answer = sfu
+            .join(&room, &participant, &request.sdp)
+            .await
+            .map_err(refused)?;
+        tracing::info!(consultation_id = %room, participant_id = %participant, "media published to the SFU");
+        Reply::ack(&SdpAck { sdp: answer.sdp })
+    }
+
+    /// `media:answer`: the participant's answer to the SFU's last `media:offer`.
+    pub(super) async fn media_answer(&mut self, request: SdpRequest) -> Result<Reply, Refusal> {
+        let (sfu, room, participant) = self.media_seat().await?;
+        sfu.answer(&room, &participant, &request.sdp)
+            .await
+            .map_err(refused)?;
+        Reply::ack(&NoFields {})
+    }
+
+    /// `media:subscription`: pause or resume one received track.
+    pub(super) async fn subscription(
+        &mut self,
+        request: SubscriptionRequest,
+    ) -> Result<Reply, Refusal> {
+        let (sfu, room, participant) = self.media_seat().await?;
+        sfu.pause(
+            &room,
+            &participant,
+            TrackId(request.track_id),
+            request.paused,
+        )
+        .await
+        .map_err(refused)?;
+        Reply::ack(&NoFields {})
+    }
+}
+
+impl Hub {
+    /// Ends `participant`'s SFU session, if it has one (it left the call for good).
+    pub(super) async fn leave_sfu(&self, consultation: &str, participant: &str) {
+        if let Some(sfu) = &self.sfu {
+            match sfu.leave(consultation, participant).await {
+                Ok(()) | Err(SfuError::UnknownRoom(_) | SfuError::UnknownParticipant { .. }) => {}
+                Err(e) => tracing::warn!(error = %e, "SFU session not ended"),
+            }
+        }
+    }
+}
+
+/// Delivers what the SFU reports, until it stops. Offers and layers go to one participant,
+/// tracks and the active speaker to the whole call; with the Redis adapter they reach
+/// participants connected to any node.
+pub(super) async fn pump<A: Adapter>(io: SocketIo<A>, sfu: SfuHandle, _hub: Arc<Hub>) {
+    let mut events = sfu.events();
+    loop {
+        let event = match events.recv().await {
+            Ok(event) => event,
+            Err(RecvError::Lagged(missed)) => {
+                tracing::error!(missed, "SFU events were dropped: signaling fell behind");
+                continue;
+            }
+            Err(RecvError::Closed) => return,
+        };
+        match event {
+            SfuEvent::Offer {
+                participant, sdp, ..
+            } => emit_event(&io, participant_room(&participant), &MediaOffer { sdp }).await,
+            SfuEvent::TrackPublished {
+                room,
+                participant,
+                track,
+            } => {
+                let event = MediaTrack {
+                    participant_id: participant,
+                    track_id: track.id.0,
+                    kind: Some(kind(track.kind)),
+                    layers: track.layers.iter().map(|r| r.as_str()).collect(),
+                    active: true,
+                };
+                emit_event(&io, consultation_room(&room), &event).await;
+            }
+            SfuEvent::TrackRemoved {
+                room,
+                participant,
+                track,
+            } => {
+                let event = MediaTrack {
+                    participant_id: participant,
+                    track_id: track.0,
+                    kind: None,
+                    layers: Vec::new(),
+                    active: false,
+                };
+                emit_event(&io, consultation_room(&room), &event).await;
+            }
+            SfuEvent::ActiveSpeaker { room, participant } => {
+                let event = ActiveSpeaker {
+                    participant_id: participant,
+                };
+                emit_event(&io, consultation_room(&room), &event).await;
+            }
+            SfuEvent::LayerChanged {
+                subscriber,
+                track,
+                rid,
+                ..
+            } => {
+                let event = LayerChanged {
+                    track_id: track.0,
+                    rid: rid.map(|r| r.as_str()),
+                };
+                emit_event(&io, participant_room(&subscriber), &event).await;
+            }
+            SfuEvent::Disconnected { room, participant } => {
+                tracing::info!(consultation_id = %room, participant_id = %participant, "media connection to the SFU lost");
+            }
+        }
+    }
+}
+
+fn kind(kind: MediaKind) -> &'static str {
+    match kind {
+        MediaKind::Audio => "audio",
+        MediaKind::Video => "video",
+    }
+}
