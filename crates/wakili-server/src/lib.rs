@@ -82,8 +82,12 @@ pub async fn prepare(settings: Settings, clock: Clock) -> Result<AppState, Serve
     )
     .await?;
     let turn_secret = settings.turn_secret()?;
+    // The SFU first: the relay lets clients reach its address.
+    let sfu = start_sfu(&settings).await?;
+    let sfu_addr = sfu.as_ref().map(|(handle, _)| handle.local_addr());
     let turn = if settings.turn.enabled {
-        Some(wakili_turn::start(turn_config(&settings, turn_secret.clone(), &clock)?).await?)
+        let config = turn_config(&settings, turn_secret.clone(), &clock, sfu_addr)?;
+        Some(wakili_turn::start(config).await?)
     } else {
         None
     };
@@ -94,7 +98,6 @@ pub async fn prepare(settings: Settings, clock: Clock) -> Result<AppState, Serve
         tls_port: running.tls_addr().map(|a| a.port()),
     });
     let ice = ice::IceDirectory::new(&settings, embedded, turn_secret);
-    let sfu = start_sfu(&settings).await?;
     let monitoring = Arc::new(monitoring::Monitoring::new());
     let signaling = wakili_signal::start(wakili_signal::Deps {
         stores: wakili_signal::Stores::of(&db),
@@ -120,9 +123,7 @@ pub async fn prepare(settings: Settings, clock: Clock) -> Result<AppState, Serve
 }
 
 /// The embedded SFU from `[sfu]`, with the sender that stops it.
-async fn start_sfu(
-    settings: &Settings,
-) -> Result<Option<(wakili_sfu::SfuHandle, tokio::sync::oneshot::Sender<()>)>, ServerError> {
+async fn start_sfu(settings: &Settings) -> Result<Option<state::RunningSfu>, ServerError> {
     let s = &settings.sfu;
     if !s.enabled {
         tracing::info!("the SFU is off (sfu.enabled = false): every call is peer to peer");
@@ -258,6 +259,7 @@ fn turn_config(
     settings: &Settings,
     secret: Vec<u8>,
     clock: &Clock,
+    sfu: Option<std::net::SocketAddr>,
 ) -> Result<wakili_turn::TurnConfig, ServerError> {
     let t = &settings.turn;
     let read = |path: &std::path::Path| {
@@ -284,6 +286,7 @@ fn turn_config(
         policy: wakili_turn::PeerPolicy {
             allow_loopback: t.allow_loopback_peers,
             allow_private: t.allow_private_peers,
+            sfu,
         },
         max_allocations_per_user: t.max_allocations_per_user as usize,
         clock: clock.clone(),

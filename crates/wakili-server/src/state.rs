@@ -11,6 +11,9 @@ use wakili_core::Clock;
 use wakili_db::Db;
 use wakili_settings::Settings;
 
+/// The embedded SFU's handle, with the sender that stops it (sending on it, or dropping it).
+pub type RunningSfu = (wakili_sfu::SfuHandle, tokio::sync::oneshot::Sender<()>);
+
 /// Shared state behind every request.
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -29,8 +32,8 @@ pub struct Inner {
     pub ice: crate::ice::IceDirectory,
     /// The embedded STUN/TURN server, while it runs (taken and stopped at shutdown).
     pub turn: Arc<tokio::sync::Mutex<Option<wakili_turn::RunningTurn>>>,
-    /// The embedded SFU while it runs; sending on (or dropping) the sender stops it.
-    pub sfu: Option<(wakili_sfu::SfuHandle, tokio::sync::oneshot::Sender<()>)>,
+    /// The embedded SFU while it runs.
+    pub sfu: Option<RunningSfu>,
     /// Socket.IO signaling, for telling rooms about REST-side changes.
     pub signaling: wakili_signal::Signaling,
     /// Recording storage.
@@ -57,7 +60,7 @@ impl AppState {
         (ice, turn, sfu): (
             crate::ice::IceDirectory,
             Option<wakili_turn::RunningTurn>,
-            Option<(wakili_sfu::SfuHandle, tokio::sync::oneshot::Sender<()>)>,
+            Option<RunningSfu>,
         ),
         (signaling, signal_layer): (wakili_signal::Signaling, wakili_signal::SignalLayer),
         (recordings, monitoring, push): (

@@ -12,7 +12,7 @@
 //! can be opened separately: loopback, and private networks (RFC 1918, shared address space
 //! 100.64.0.0/10, unique-local fc00::/7, link-local).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use ip_network::{Ipv4Network, Ipv6Network};
 
@@ -23,6 +23,10 @@ pub struct PeerPolicy {
     pub allow_loopback: bool,
     /// Allow RFC 1918, shared address space (100.64/10), unique-local (fc00::/7) and link-local.
     pub allow_private: bool,
+    /// One address always allowed, whatever its class: the embedded SFU's, so a client that can
+    /// only reach the relay still reaches the SFU while other loopback and private peers stay
+    /// refused. Permissions are granted for its IP; data flows to and from that address only.
+    pub sfu: Option<SocketAddr>,
 }
 
 /// What kind of address a peer is, as far as the policy cares.
@@ -83,8 +87,23 @@ fn v6_special_purpose(first: u16, second: u16) -> bool {
 }
 
 impl PeerPolicy {
-    /// Whether relaying to `ip` is allowed. IPv4-mapped IPv6 addresses are judged as IPv4.
+    /// Whether a permission for `ip` may be installed (CreatePermission, ChannelBind): its class
+    /// allows it, or it is the SFU's IP.
     pub fn allows(&self, ip: IpAddr) -> bool {
+        self.sfu.is_some_and(|sfu| same_ip(sfu.ip(), ip)) || self.allows_class(ip)
+    }
+
+    /// Whether data may be relayed to or from `peer`: its class allows it, or it is exactly the
+    /// SFU's address (another port of the SFU's IP is judged by its class).
+    pub fn allows_addr(&self, peer: SocketAddr) -> bool {
+        self.sfu
+            .is_some_and(|sfu| same_ip(sfu.ip(), peer.ip()) && sfu.port() == peer.port())
+            || self.allows_class(peer.ip())
+    }
+
+    /// Whether relaying to `ip` is allowed by its class. IPv4-mapped IPv6 addresses are judged
+    /// as IPv4.
+    fn allows_class(&self, ip: IpAddr) -> bool {
         let class = match ip {
             IpAddr::V6(v6) => v6
                 .to_ipv4_mapped()
@@ -98,6 +117,15 @@ impl PeerPolicy {
             Class::Special => false,
         }
     }
+}
+
+/// The same address, an IPv4-mapped IPv6 form included.
+fn same_ip(a: IpAddr, b: IpAddr) -> bool {
+    let canonical = |ip: IpAddr| match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        IpAddr::V4(_) => ip,
+    };
+    canonical(a) == canonical(b)
 }
 
 #[cfg(test)]
@@ -157,6 +185,7 @@ mod tests {
         let open = PeerPolicy {
             allow_loopback: true,
             allow_private: true,
+            sfu: None,
         };
         for refused in [
             "198.18.0.1",
@@ -196,6 +225,7 @@ mod tests {
         let loopback = PeerPolicy {
             allow_loopback: true,
             allow_private: false,
+            sfu: None,
         };
         assert!(loopback.allows(ip("64:ff9b::7f00:1")));
     }
@@ -205,16 +235,46 @@ mod tests {
         let loopback = PeerPolicy {
             allow_loopback: true,
             allow_private: false,
+            sfu: None,
         };
         assert!(loopback.allows(ip("127.0.0.1")) && loopback.allows(ip("::ffff:127.0.0.1")));
         assert!(!loopback.allows(ip("10.0.0.1")));
         let private = PeerPolicy {
             allow_loopback: false,
             allow_private: true,
+            sfu: None,
         };
         assert!(private.allows(ip("10.0.0.1")) && private.allows(ip("fd00::1")));
         assert!(private.allows(ip("100.64.0.1")) && private.allows(ip("fe80::1")));
         assert!(!private.allows(ip("127.0.0.1")));
         assert!(!private.allows(ip("0.0.0.0")), "never unspecified");
+    }
+
+    /// Relaying to the embedded SFU works even on a loopback or private address, and only to
+    /// it: the rest of loopback and private space stays refused.
+    #[test]
+    fn the_sfu_is_reachable_through_the_relay_and_nothing_else_on_its_network() {
+        let policy = PeerPolicy {
+            sfu: Some("127.0.0.1:3479".parse().unwrap()),
+            ..PeerPolicy::default()
+        };
+        let addr = |a: &str| a.parse::<SocketAddr>().unwrap();
+        assert!(
+            policy.allows(ip("127.0.0.1")),
+            "a permission for the SFU's IP"
+        );
+        assert!(policy.allows(ip("::ffff:127.0.0.1")));
+        assert!(policy.allows_addr(addr("127.0.0.1:3479")));
+        assert!(policy.allows_addr(addr("[::ffff:127.0.0.1]:3479")));
+        assert!(
+            !policy.allows_addr(addr("127.0.0.1:5432")),
+            "another port: PostgreSQL"
+        );
+        assert!(!policy.allows(ip("127.0.0.2")) && !policy.allows(ip("10.0.0.1")));
+        assert!(!policy.allows_addr(addr("10.0.0.1:3479")));
+        assert!(
+            policy.allows_addr(addr("8.8.8.8:53")),
+            "global peers as before"
+        );
     }
 }

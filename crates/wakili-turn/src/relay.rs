@@ -69,7 +69,7 @@ impl Conn for RelayConn {
     async fn recv_from(&self, buf: &mut [u8]) -> util::Result<(usize, SocketAddr)> {
         loop {
             let (n, src) = self.socket.recv_from(buf).await?;
-            if self.shared.policy.allows(src.ip()) {
+            if self.shared.policy.allows_addr(src) {
                 let stats = &self.shared.stats;
                 TurnStats::add(&stats.relayed_bytes_from_peers, n as u64);
                 TurnStats::add(&stats.relayed_packets_from_peers, 1);
@@ -83,7 +83,7 @@ impl Conn for RelayConn {
     }
 
     async fn send_to(&self, buf: &[u8], target: SocketAddr) -> util::Result<usize> {
-        if !self.shared.policy.allows(target.ip()) {
+        if !self.shared.policy.allows_addr(target) {
             return Ok(buf.len());
         }
         let stats = &self.shared.stats;

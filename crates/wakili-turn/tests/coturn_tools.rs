@@ -39,6 +39,7 @@ async fn server_with_tls(
 const LOOPBACK: PeerPolicy = PeerPolicy {
     allow_loopback: true,
     allow_private: false,
+    sfu: None,
 };
 
 fn tool(name: &str) -> Command {

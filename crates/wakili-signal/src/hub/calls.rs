@@ -224,6 +224,7 @@ impl<A: Adapter> Worker<A> {
             level,
         })?;
         if let Some(recommendation) = recommendation {
+            self.cap_layers(recommendation.profile).await;
             reply.direct(&recommendation)?;
         }
         Ok(reply)

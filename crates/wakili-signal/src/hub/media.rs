@@ -8,11 +8,11 @@ use std::sync::Arc;
 use socketioxide::{SocketIo, adapter::Adapter};
 use tokio::sync::broadcast::error::RecvError;
 use wakili_core::media::Topology;
-use wakili_sfu::{MediaKind, SfuError, SfuEvent, SfuHandle, TrackId};
+use wakili_sfu::{MediaKind, Quality, Rid, SfuError, SfuEvent, SfuHandle, TrackId};
 
 use super::{Hub, Reply, Worker, consultation_room, emit_event, participant_room};
 use crate::protocol::{
-    NoFields, Refusal, SdpAck, SdpRequest, SubscriptionRequest,
+    LayerPreference, NoFields, Refusal, SdpAck, SdpRequest, SubscriptionRequest,
     server::{ActiveSpeaker, LayerChanged, MediaOffer, MediaTrack},
 };
 
@@ -91,6 +91,41 @@ impl<A: Adapter> Worker<A> {
         .await
         .map_err(refused)?;
         Reply::ack(&NoFields {})
+    }
+}
+
+impl<A: Adapter> Worker<A> {
+    /// `media:layer-preference`: one layer for every video this participant receives, or the
+    /// server's choice again.
+    pub(super) async fn layer_preference(
+        &mut self,
+        request: LayerPreference,
+    ) -> Result<Reply, Refusal> {
+        let (sfu, room, participant) = self.media_seat().await?;
+        let rid = request.rid.as_deref().and_then(Rid::parse);
+        sfu.force_layer(&room, &participant, rid)
+            .await
+            .map_err(refused)?;
+        Reply::ack(&NoFields {})
+    }
+
+    /// The quality engine recommended `profile` to this participant: in an SFU call, the layers
+    /// it receives are capped to match (its downlink is what the report measured).
+    pub(super) async fn cap_layers(&self, profile: &str) {
+        let (Some(sfu), Some(seat)) = (&self.hub.sfu, &self.seat) else {
+            return;
+        };
+        match sfu
+            .set_quality_cap(
+                &seat.consultation,
+                &seat.participant,
+                Quality::from_profile(profile),
+            )
+            .await
+        {
+            Ok(()) | Err(SfuError::UnknownRoom(_) | SfuError::UnknownParticipant { .. }) => {}
+            Err(e) => tracing::warn!(error = %e, "layer cap not applied"),
+        }
     }
 }
 

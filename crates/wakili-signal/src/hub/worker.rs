@@ -160,6 +160,7 @@ impl<A: Adapter> Worker<A> {
             ClientEvent::Publish(request) => self.publish(request).await,
             ClientEvent::MediaAnswer(request) => self.media_answer(request).await,
             ClientEvent::Subscription(request) => self.subscription(request).await,
+            ClientEvent::LayerPreference(request) => self.layer_preference(request).await,
             ClientEvent::End(()) => {
                 let seat = self.seat()?;
                 self.change(Input::End {

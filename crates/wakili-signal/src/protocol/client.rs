@@ -126,6 +126,33 @@ client_events! {
     "media:answer" => MediaAnswer(SdpRequest) -> NoFields,
     /// Stop or resume receiving one track you do not show.
     "media:subscription" => Subscription(SubscriptionRequest) -> NoFields,
+    /// Receive every video in this simulcast layer (`q`, `h`, `f`) whatever the bandwidth, or
+    /// `null` to let the server choose again (a grid of small tiles asks for `q`).
+    "media:layer-preference" => LayerPreference(LayerPreference) -> NoFields,
+}
+
+/// `media:layer-preference`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LayerPreference {
+    /// `q`, `h` or `f`; `null`: the server chooses from the bandwidth estimate.
+    pub rid: Option<String>,
+}
+
+impl Payload<'_> for LayerPreference {
+    fn read(event: &str, data: Option<&RawValue>) -> Result<Self, Refusal> {
+        let request: Self = decode(event, data)?;
+        if request
+            .rid
+            .as_deref()
+            .is_some_and(|rid| !["q", "h", "f"].contains(&rid))
+        {
+            return Err(Refusal::bad_request(format!(
+                "{event}: rid must be q, h, f or null"
+            )));
+        }
+        Ok(request)
+    }
 }
 
 /// Longest SDP accepted (a browser's offer with simulcast is a few KiB).

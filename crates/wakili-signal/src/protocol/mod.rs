@@ -13,9 +13,9 @@ pub mod schema;
 pub mod server;
 
 pub use client::{
-    AdmitRequest, ClientEvent, ConsentRequest, EventName, JoinAck, JoinRequest, MAX_SIGNAL_PAYLOAD,
-    MediaRequest, NoFields, QualityAck, RecordingStartAck, RefreshAck, RefreshRequest, SdpAck,
-    SdpRequest, SignalRequest, SignalType, SubscriptionRequest,
+    AdmitRequest, ClientEvent, ConsentRequest, EventName, JoinAck, JoinRequest, LayerPreference,
+    MAX_SIGNAL_PAYLOAD, MediaRequest, NoFields, QualityAck, RecordingStartAck, RefreshAck,
+    RefreshRequest, SdpAck, SdpRequest, SignalRequest, SignalType, SubscriptionRequest,
 };
 pub use server::{
     CallAnswered, CloseReason, ProfileChanged, ServerEvent, SessionClosed, SignalOut,
