@@ -1,13 +1,17 @@
 // The call page: /c/{consultationId}#token=JWT (the token may also come from the dev login page).
 //
 // Flow: preview (camera, microphone, device choice) → join over Socket.IO → waiting room or call.
-// One RTCPeerConnection per other participant; for each pair the participant with the smaller id
-// makes the offers, so offers never collide. A reload resumes the same participant with the
-// resume token kept in sessionStorage, then tells the others to start a fresh connection.
+// Topology "p2p": one RTCPeerConnection per other participant; for each pair the participant
+// with the smaller id makes the offers, so offers never collide. Topology "sfu" (the join ack or
+// a later `media:topology`): one connection to the server's SFU (sfu.js); the p2p connections
+// are closed and the local tracks carry on. A reload resumes the same participant with the
+// resume token kept in sessionStorage, then (p2p) tells the others to start a fresh connection
+// or (sfu) publishes again.
 
 import { Socket } from "./sio.js";
 import { applyProfile, cameraConstraints, displayConstraints, readStats } from "./media.js";
 import { RecordingUploader } from "./recorder.js";
+import { SfuSession } from "./sfu.js";
 
 const $ = (id) => document.getElementById(id);
 const settings = JSON.parse(document.querySelector('meta[name="wakili-config"]').content);
@@ -30,6 +34,10 @@ const state = {
   participants: new Map(),
   peers: new Map(),
   pendingCandidates: new Map(),
+  topology: "p2p",
+  sfu: null,
+  switchedToSfuAt: null,
+  activeSpeaker: null,
   local: null,
   screen: null,
   media: { audio: true, video: true, screen: false },
@@ -47,6 +55,11 @@ const state = {
   tokenRefreshes: 0,
 };
 window.wakili = state;
+// For the browser tests: what arrives from each participant through the SFU (sfu.js `inbound`),
+// and the simulcast layer to receive of every video (`media:layer-preference`; null: the
+// server's choice).
+state.inboundStats = () => state.sfu?.inbound() ?? Promise.resolve({});
+state.setLayerPreference = (rid) => state.sfu?.setLayerPreference(rid);
 
 // ---------------------------------------------------------------- start-up
 
@@ -140,6 +153,8 @@ async function startCamera(devices) {
       }
     }
   }
+  await state.sfu?.replaceTrack("audio", stream.getAudioTracks()[0]);
+  await state.sfu?.replaceTrack("camera", stream.getVideoTracks()[0]);
   old?.getTracks().forEach((t) => t.stop());
 }
 
@@ -189,7 +204,7 @@ function connect() {
     });
     socket.on("participant:joined", (p) => {
       state.participants.set(p.participantId, p);
-      if (!p.waiting && !state.waiting) {
+      if (!p.waiting && !state.waiting && state.topology === "p2p") {
         connectTo(p);
       }
       renderParticipants();
@@ -198,7 +213,7 @@ function connect() {
       const p = state.participants.get(participantId);
       if (p) {
         p.waiting = false;
-        if (!state.waiting) {
+        if (!state.waiting && state.topology === "p2p") {
           connectTo(p);
         }
       }
@@ -208,6 +223,10 @@ function connect() {
       state.waiting = false;
       state.joinStartedAt = performance.now(); // time to first frame counts from admission
       enterCall();
+      if (state.topology === "sfu") {
+        startSfu();
+        return;
+      }
       for (const p of state.participants.values()) {
         if (!p.waiting) {
           connectTo(p);
@@ -241,6 +260,15 @@ function connect() {
       renderParticipants();
     });
     socket.on("signal", (message) => onSignal(message).catch((e) => console.error("signal", e)));
+    socket.on("media:topology", ({ topology }) => useTopology(topology, true));
+    socket.on("media:offer", ({ sdp }) => {
+      state.sfu?.offer(sdp).catch((e) => console.error("media:offer", e));
+    });
+    socket.on("media:layer", (layer) => state.sfu?.layerChanged(layer));
+    socket.on("speaker:active", ({ participantId }) => {
+      state.activeSpeaker = participantId;
+      renderParticipants();
+    });
     socket.on("quality:recommendation", (r) => applyRecommendation(r));
     socket.on("quality-profile:changed", ({ profile }) => applyRecommendation({ profile, reason: "changed by the lawyer" }));
     socket.on("recording:consent-request", ({ recordingId }) => askConsent(recordingId));
@@ -370,6 +398,7 @@ async function join(resumeToken) {
   state.joined = true;
   state.resumed = Boolean(answer.resumed);
   state.waiting = Boolean(answer.waiting);
+  useTopology(answer.topology ?? "p2p", false);
   sessionStorage.setItem(resumeKey(), JSON.stringify({ resumeToken: answer.resumeToken, participantId: answer.participantId }));
   state.participants.clear();
   for (const p of answer.participants) {
@@ -390,6 +419,12 @@ async function join(resumeToken) {
     return;
   }
   enterCall();
+  if (state.topology === "sfu") {
+    startSfu();
+    renderParticipants();
+    sendMediaState();
+    return;
+  }
   for (const p of state.participants.values()) {
     if (p.waiting) {
       continue;
@@ -411,6 +446,109 @@ function enterCall() {
   setStatus(state.participants.size ? "In the call" : "Waiting for the other party");
   $("self-video").srcObject = state.screen ?? state.local;
   startQualityReports();
+}
+
+// ---------------------------------------------------------------- topology and the SFU
+
+/**
+ * How media travels now: the join ack's `topology`, then `media:topology` (`announced`). On the
+ * move to the SFU the peer connections close and the local tracks are published to the SFU.
+ */
+function useTopology(topology, announced) {
+  if (topology === state.topology) {
+    return;
+  }
+  state.topology = topology;
+  if (topology === "sfu") {
+    if (announced) {
+      state.switchedToSfuAt = performance.now();
+      console.log(`switched to sfu at ${new Date().toISOString()} (t=${state.switchedToSfuAt.toFixed(1)} ms)`);
+    }
+    for (const id of [...state.peers.keys()]) {
+      closePeer(id);
+    }
+    state.pendingCandidates.clear();
+    if (state.joined && !state.waiting && !state.ended) {
+      startSfu();
+    }
+  } else {
+    // Not during a call (auto never moves back), but a new call may start peer to peer.
+    stopSfu();
+    if (state.joined && !state.waiting && !state.ended) {
+      for (const p of state.participants.values()) {
+        if (!p.waiting) {
+          connectTo(p);
+        }
+      }
+    }
+  }
+  renderParticipants();
+}
+
+/** Publishes the local tracks to the SFU, unless a session is already up. */
+function startSfu() {
+  if (state.sfu && !state.sfu.closed) {
+    return state.sfu.queue;
+  }
+  const session = new SfuSession({
+    socket: state.socket,
+    config: state.config,
+    forceRelay,
+    onRemoteChange: () => renderParticipants(),
+    onFailed: () => {
+      // The media connection is lost for good: publish again (the server replaces the session).
+      if (state.sfu === session) {
+        console.warn("SFU connection failed: publishing again");
+        restartSfu();
+      }
+    },
+  });
+  state.sfu = session;
+  const published = session.publish({
+    audio: state.local?.getAudioTracks()[0],
+    camera: state.local?.getVideoTracks()[0],
+    screen: state.screen?.getVideoTracks()[0],
+    stream: state.local,
+  });
+  published
+    .then(() => {
+      const profile = state.config.qualityProfiles[state.profile];
+      if (profile && state.profile !== state.config.defaultProfile) {
+        return session.applyProfile(profile);
+      }
+    })
+    .catch((error) => {
+      if (state.sfu !== session || state.ended) {
+        return;
+      }
+      console.error("media:publish", error);
+      session.close();
+      state.sfu = null;
+      if (error.code !== "wrong_topology" && error.code !== "waiting") {
+        showError(`Cannot connect the media: ${error.message}`);
+        setTimeout(() => state.topology === "sfu" && !state.sfu && !state.ended && startSfu(), 2000);
+      }
+    });
+  return published;
+}
+
+function stopSfu() {
+  state.sfu?.close();
+  state.sfu = null;
+}
+
+/** A new SFU session with the current local tracks (the screen share started or stopped). */
+function restartSfu() {
+  stopSfu();
+  return startSfu();
+}
+
+/** The stream shown on `participantId`'s tile. */
+function remoteStream(participantId) {
+  if (state.topology === "sfu") {
+    return state.sfu?.cameraStream(participantId) ?? null;
+  }
+  return state.peers.get(participantId)?.stream ?? null;
 }
 
 // ---------------------------------------------------------------- peer connections
@@ -501,6 +639,9 @@ function closePeer(id) {
 }
 
 async function onSignal({ from, type, payload }) {
+  if (state.topology === "sfu") {
+    return; // late signals of the peer connections the SFU replaced
+  }
   if (type === "restart") {
     if (payload?.fresh) {
       closePeer(from);
@@ -572,11 +713,12 @@ function renderParticipants() {
       container.append(tile);
     }
     const video = tile.querySelector("video");
-    const peer = state.peers.get(p.participantId);
-    if (peer && video.srcObject !== peer.stream) {
-      video.srcObject = peer.stream;
+    const stream = remoteStream(p.participantId);
+    if (stream && video.srcObject !== stream) {
+      video.srcObject = stream;
       watchFirstFrame(video);
     }
+    tile.classList.toggle("speaking", state.activeSpeaker === p.participantId);
     const flags = [];
     if (p.waiting) flags.push("waiting");
     if (p.reconnecting) flags.push("reconnecting…");
@@ -588,13 +730,47 @@ function renderParticipants() {
     tile.dataset.video = String(p.media?.video ?? true);
     tile.dataset.screen = String(p.media?.screen ?? false);
   }
+  renderScreens(container, seen);
   for (const tile of [...container.children]) {
-    if (!seen.has(tile.dataset.participant)) {
+    if (!seen.has(tile.dataset.participant ?? tile.dataset.screenOf)) {
       tile.remove();
     }
   }
+  $("self-video").classList.toggle("speaking", Boolean(state.participantId) && state.activeSpeaker === state.participantId);
   if (state.joined && !state.waiting && !state.ended) {
     setStatus(state.participants.size ? "In the call" : "Waiting for the other party");
+  }
+}
+
+/** Through the SFU a screen share is a track of its own: a tile of its own, after its sharer's. */
+function renderScreens(container, present) {
+  for (const participantId of present) {
+    const stream = state.topology === "sfu" ? state.sfu?.screenStream(participantId) : null;
+    let tile = container.querySelector(`[data-screen-of="${CSS.escape(participantId)}"]`);
+    if (!stream) {
+      tile?.remove();
+      continue;
+    }
+    if (!tile) {
+      const p = state.participants.get(participantId);
+      tile = document.createElement("figure");
+      tile.className = "tile screen";
+      tile.dataset.screenOf = participantId;
+      const video = document.createElement("video");
+      video.autoplay = true;
+      video.playsInline = true;
+      video.muted = true;
+      video.setAttribute("aria-label", `${p?.name ?? "Someone"}'s screen`);
+      const caption = document.createElement("figcaption");
+      caption.textContent = `${p?.name ?? "Someone"}'s screen`;
+      tile.append(video, caption);
+      const sharer = container.querySelector(`[data-participant="${CSS.escape(participantId)}"]`);
+      sharer ? sharer.after(tile) : container.append(tile);
+    }
+    const video = tile.querySelector("video");
+    if (video.srcObject !== stream) {
+      video.srcObject = stream;
+    }
   }
 }
 
@@ -701,6 +877,10 @@ async function startSharing() {
   track.contentHint = state.config.screenShare?.contentHint ?? "detail";
   state.screen = screen;
   track.addEventListener("ended", stopSharing);
+  if (state.topology === "sfu" && state.sfu) {
+    // The share is a track of its own through the SFU: publish again with it.
+    await restartSfu().catch(() => {});
+  }
   await replaceVideo(track, state.config.screenShare?.maxBitrate);
   $("self-video").srcObject = screen;
   state.media.screen = true;
@@ -716,6 +896,9 @@ async function stopSharing() {
   state.screen.getTracks().forEach((t) => t.stop());
   state.screen = null;
   const camera = state.local?.getVideoTracks()[0];
+  if (state.topology === "sfu" && state.sfu) {
+    await restartSfu().catch(() => {});
+  }
   if (camera) {
     await replaceVideo(camera, state.config.qualityProfiles[state.profile]?.maxBitrate);
   }
@@ -755,7 +938,13 @@ function startQualityReports() {
 }
 
 async function reportQuality() {
-  const peer = [...state.peers.values()].find((p) => p.pc.connectionState === "connected");
+  // Through the SFU its one connection's figures; peer to peer the first connected peer's.
+  const peer =
+    state.topology === "sfu"
+      ? state.sfu?.pc.connectionState === "connected"
+        ? state.sfu
+        : null
+      : [...state.peers.values()].find((p) => p.pc.connectionState === "connected");
   if (!peer || !state.socket?.connected) {
     return;
   }
@@ -787,6 +976,7 @@ async function applyRecommendation({ profile, reason }) {
       const sender = peer.pc.getSenders().find((s) => s.track?.kind === "video");
       await applyProfile(sender, view).catch((e) => console.warn("setParameters failed", e));
     }
+    await state.sfu?.applyProfile(view).catch((e) => console.warn("setParameters failed", e));
   }
   setStatus(`Video quality set to ${profile} (${reason})`);
 }
@@ -872,13 +1062,14 @@ async function startUploading() {
   }
 }
 
-// The other party's video with both voices mixed; our own video when nobody else is there.
+// The other party's video with every voice mixed; our own video when nobody else is there.
 function recordedStream() {
-  const remote = [...state.peers.values()].find((p) => p.stream.getVideoTracks().length);
-  const video = remote?.stream.getVideoTracks()[0] ?? state.local?.getVideoTracks()[0];
+  const remotes = [...state.participants.keys()].map(remoteStream).filter(Boolean);
+  const remote = remotes.find((stream) => stream.getVideoTracks().length);
+  const video = remote?.getVideoTracks()[0] ?? state.local?.getVideoTracks()[0];
   const context = new AudioContext();
   const mix = context.createMediaStreamDestination();
-  for (const stream of [state.local, remote?.stream]) {
+  for (const stream of [state.local, ...remotes]) {
     if (stream?.getAudioTracks().length) {
       context.createMediaStreamSource(stream).connect(mix);
     }
@@ -902,6 +1093,7 @@ function finish(reason) {
   for (const id of [...state.peers.keys()]) {
     closePeer(id);
   }
+  stopSfu();
   state.local?.getTracks().forEach((t) => t.stop());
   state.screen?.getTracks().forEach((t) => t.stop());
   state.socket?.close();

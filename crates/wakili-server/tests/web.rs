@@ -46,6 +46,7 @@ async fn the_call_page_and_its_files_are_served_with_a_strict_policy() {
         ("call.js", "text/javascript; charset=utf-8"),
         ("sio.js", "text/javascript; charset=utf-8"),
         ("media.js", "text/javascript; charset=utf-8"),
+        ("sfu.js", "text/javascript; charset=utf-8"),
         ("recorder.js", "text/javascript; charset=utf-8"),
         ("style.css", "text/css; charset=utf-8"),
     ] {

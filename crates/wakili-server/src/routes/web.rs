@@ -46,6 +46,11 @@ const ASSETS: &[Asset] = &[
         body: include_str!("../../../../web/recorder.js"),
     },
     Asset {
+        name: "sfu.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../../../web/sfu.js"),
+    },
+    Asset {
         name: "sio.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("../../../../web/sio.js"),
