@@ -201,18 +201,15 @@ impl Forwarder {
         track: TrackId,
         now: Millis,
     ) -> Result<(), ForwardError> {
-        let sub = self
-            .subscribers
-            .get_mut(&subscriber)
-            .ok_or(ForwardError::UnknownSubscriber(subscriber))?;
-        sub.subscriptions
-            .remove(&track)
-            .ok_or(ForwardError::NotSubscribed { subscriber, track })?;
-        spread_estimate(sub, now, &self.config.layer);
+        self.change_subscriber(subscriber, now, true, |sub| {
+            sub.subscriptions
+                .remove(&track)
+                .map(drop)
+                .ok_or(ForwardError::NotSubscribed { subscriber, track })
+        })?;
         if let Some(published) = self.tracks.get_mut(&track) {
             published.subscribers.remove(&subscriber);
         }
-        self.refresh(subscriber, now);
         Ok(())
     }
 
@@ -243,19 +240,15 @@ impl Forwarder {
         paused: bool,
         now: Millis,
     ) -> Result<(), ForwardError> {
-        let sub = self
-            .subscribers
-            .get_mut(&subscriber)
-            .ok_or(ForwardError::UnknownSubscriber(subscriber))?;
-        match sub.subscriptions.get_mut(&track) {
-            None => return Err(ForwardError::NotSubscribed { subscriber, track }),
-            Some(Subscription::Audio(rewriter)) if paused => rewriter.pause(),
-            Some(Subscription::Audio(rewriter)) => rewriter.resume(),
-            Some(Subscription::Video(video)) => video.selector.set_paused(paused),
-        }
-        spread_estimate(sub, now, &self.config.layer);
-        self.refresh(subscriber, now);
-        Ok(())
+        self.change_subscriber(subscriber, now, true, |sub| {
+            match sub.subscriptions.get_mut(&track) {
+                None => return Err(ForwardError::NotSubscribed { subscriber, track }),
+                Some(Subscription::Audio(rewriter)) if paused => rewriter.pause(),
+                Some(Subscription::Audio(rewriter)) => rewriter.resume(),
+                Some(Subscription::Video(video)) => video.selector.set_paused(paused),
+            }
+            Ok(())
+        })
     }
 
     /// A new downlink bandwidth estimate for `subscriber` (bits per second, from TWCC/REMB).
@@ -265,14 +258,10 @@ impl Forwarder {
         bps: u64,
         now: Millis,
     ) -> Result<(), ForwardError> {
-        let sub = self
-            .subscribers
-            .get_mut(&subscriber)
-            .ok_or(ForwardError::UnknownSubscriber(subscriber))?;
-        sub.estimate = Some(bps);
-        spread_estimate(sub, now, &self.config.layer);
-        self.refresh(subscriber, now);
-        Ok(())
+        self.change_subscriber(subscriber, now, true, |sub| {
+            sub.estimate = Some(bps);
+            Ok(())
+        })
     }
 
     /// The quality engine's recommendation for `subscriber`, capping all its video layers.
@@ -282,18 +271,15 @@ impl Forwarder {
         cap: Quality,
         now: Millis,
     ) -> Result<(), ForwardError> {
-        let sub = self
-            .subscribers
-            .get_mut(&subscriber)
-            .ok_or(ForwardError::UnknownSubscriber(subscriber))?;
-        sub.cap = cap;
-        for subscription in sub.subscriptions.values_mut() {
-            if let Subscription::Video(video) = subscription {
-                video.selector.set_cap(cap);
+        self.change_subscriber(subscriber, now, false, |sub| {
+            sub.cap = cap;
+            for subscription in sub.subscriptions.values_mut() {
+                if let Subscription::Video(video) = subscription {
+                    video.selector.set_cap(cap);
+                }
             }
-        }
-        self.refresh(subscriber, now);
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Forces the layer `subscriber` receives of a simulcast `track` (`None` lifts it).
@@ -311,14 +297,35 @@ impl Forwarder {
         if rid.is_some_and(|r| !published.layers.contains(&r)) {
             return Err(ForwardError::UnknownLayer { track, rid });
         }
+        self.change_subscriber(subscriber, now, false, |sub| {
+            match sub.subscriptions.get_mut(&track) {
+                Some(Subscription::Video(video)) => video.selector.force(rid),
+                Some(Subscription::Audio(_)) => {
+                    return Err(ForwardError::UnknownLayer { track, rid });
+                }
+                None => return Err(ForwardError::NotSubscribed { subscriber, track }),
+            }
+            Ok(())
+        })
+    }
+
+    /// Applies `change` to `subscriber`, then (with `respread`) shares its estimate anew among
+    /// its video subscriptions and re-decides its layers. Nothing is re-decided when `change`
+    /// refuses.
+    fn change_subscriber(
+        &mut self,
+        subscriber: ParticipantId,
+        now: Millis,
+        respread: bool,
+        change: impl FnOnce(&mut Subscriber) -> Result<(), ForwardError>,
+    ) -> Result<(), ForwardError> {
         let sub = self
             .subscribers
             .get_mut(&subscriber)
             .ok_or(ForwardError::UnknownSubscriber(subscriber))?;
-        match sub.subscriptions.get_mut(&track) {
-            Some(Subscription::Video(video)) => video.selector.force(rid),
-            Some(Subscription::Audio(_)) => return Err(ForwardError::UnknownLayer { track, rid }),
-            None => return Err(ForwardError::NotSubscribed { subscriber, track }),
+        change(sub)?;
+        if respread {
+            spread_estimate(sub, now, &self.config.layer);
         }
         self.refresh(subscriber, now);
         Ok(())

@@ -184,4 +184,36 @@ async fn media_is_refused_with_a_clear_error_outside_the_sfu_and_for_bad_input()
         .await
         .unwrap();
     assert_eq!(answer["ok"], true, "the connection still works: {answer}");
+
+    // Junk on the media port is dropped and counted, for operators to see.
+    let junk = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let media = app.sfu.expect("the SFU runs");
+    for _ in 0..3 {
+        junk.send_to(b"not webrtc", media).await.unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let text = app
+            .http
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let dropped = text
+            .lines()
+            .find_map(|l| l.strip_prefix("wakili_sfu_dropped_datagrams_total "))
+            .map(|v| v.trim().parse::<f64>().unwrap())
+            .expect("wakili_sfu_dropped_datagrams_total in /metrics");
+        if dropped >= 3.0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{dropped} dropped datagrams counted"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -135,6 +135,16 @@ const DESCRIPTIONS: &[(&str, Kind, &str)] = &[
         "Bytes the embedded TURN relay forwarded, by direction",
     ),
     (
+        "wakili_sfu_dropped_datagrams_total",
+        Kind::Counter,
+        "Datagrams the SFU's media port dropped: from no known session, or not WebRTC",
+    ),
+    (
+        "wakili_sfu_send_failures_total",
+        Kind::Counter,
+        "Media datagrams the SFU could not send",
+    ),
+    (
         "wakili_recording_ingested_bytes_total",
         Kind::Counter,
         "Recording chunk bytes acknowledged to uploaders",
@@ -422,6 +432,12 @@ impl Monitoring {
                 )
                 .absolute(n);
             }
+        }
+        if let Some((sfu, _)) = &state.sfu {
+            self.counter("wakili_sfu_dropped_datagrams_total", vec![])
+                .absolute(sfu.dropped_datagrams());
+            self.counter("wakili_sfu_send_failures_total", vec![])
+                .absolute(sfu.send_failures());
         }
         match state.recordings.usage().await {
             Ok(usage) => self
