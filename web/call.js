@@ -1,5 +1,9 @@
 // The call page: /c/{consultationId}#token=JWT (the token may also come from the dev login page).
 //
+// Over 600 lines because it is the page's one state machine (preview, join, p2p media, the move
+// to the SFU, recording, quality, token renewal); the TypeScript SDK (issue 19) will take the
+// protocol out of it.
+//
 // Flow: preview (camera, microphone, device choice) → join over Socket.IO → waiting room or call.
 // Topology "p2p": one RTCPeerConnection per other participant; for each pair the participant
 // with the smaller id makes the offers, so offers never collide. Topology "sfu" (the join ack or
