@@ -49,6 +49,17 @@ pub enum Command {
     /// The local FCM of `wakili-bench push`, run as its child process.
     #[command(hide = true)]
     PushFakeFcm(PushFakeArgs),
+    /// SFU: publishers send Opus and VP8 simulcast, subscribers receive one layer of each,
+    /// through Wakili's SFU and through Janus's VideoRoom (the reference), one after the other.
+    ///
+    /// Both servers run as child processes, so their CPU time and memory are read from /proc
+    /// apart from the load generator (str0m peers in this process). Installs Janus with
+    /// apt-get when it is missing (unless --no-install).
+    Sfu(crate::sfu::args::SfuArgs),
+    /// Wakili's SFU for `wakili-bench sfu`, run as its child process (JSON lines on
+    /// stdin/stdout).
+    #[command(hide = true)]
+    SfuServer(crate::sfu::args::SfuServerArgs),
 }
 
 /// Flags of `wakili-bench push`.

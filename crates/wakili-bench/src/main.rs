@@ -6,6 +6,7 @@ mod process;
 mod push;
 mod report;
 mod servers;
+mod sfu;
 mod signal;
 mod turn;
 mod uclient;
@@ -23,6 +24,8 @@ fn main() -> ExitCode {
         cli::Command::SignalReferenceServer(args) => signal::reference::serve(args),
         cli::Command::Push(args) => push::run(args),
         cli::Command::PushFakeFcm(args) => push::serve_fake(args),
+        cli::Command::Sfu(args) => sfu::run(args),
+        cli::Command::SfuServer(args) => sfu::serve(args),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,

@@ -4,7 +4,7 @@ use std::{
     fs,
     net::{TcpListener, UdpSocket},
     path::{Path, PathBuf},
-    process::{Child, ChildStderr, ChildStdout, Command, ExitStatus},
+    process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, ExitStatus},
 };
 
 use anyhow::{Context, bail};
@@ -35,6 +35,11 @@ impl ChildGuard {
     /// Takes the stdout and stderr pipes, when they were piped.
     pub fn take_output(&mut self) -> (Option<ChildStdout>, Option<ChildStderr>) {
         (self.child.stdout.take(), self.child.stderr.take())
+    }
+
+    /// Takes the stdin pipe, when it was piped.
+    pub fn take_stdin(&mut self) -> Option<ChildStdin> {
+        self.child.stdin.take()
     }
 
     /// The exit status when the process has ended, without waiting.
