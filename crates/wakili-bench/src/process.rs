@@ -209,6 +209,18 @@ pub fn log_tail(path: &Path, n: usize) -> String {
         .collect()
 }
 
+/// The load generator's runtime with `threads` workers (by default one per core), and how many.
+pub fn client_runtime(threads: Option<usize>) -> anyhow::Result<(tokio::runtime::Runtime, usize)> {
+    let threads =
+        threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    Ok((runtime, threads))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

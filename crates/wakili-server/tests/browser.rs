@@ -30,24 +30,8 @@ fn artifacts() -> PathBuf {
 
 /// Runs the browser script and returns its `RESULT` line.
 async fn run_browser(input: &Value) -> Value {
-    assert!(
-        Path::new("/usr/bin/chromium").exists(),
-        "Debian's chromium is needed (scripts/install-test-tools installs it)"
-    );
     eprintln!("screenshots: {}", artifacts().display());
-    let stdout = run_node(
-        "browser-call.mjs",
-        input,
-        "playwright-core",
-        &[("WAKILI_TEST_VERBOSE", "1")],
-        SCRIPT_TIMEOUT,
-    )
-    .await;
-    let line = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("RESULT "))
-        .expect("the script prints RESULT");
-    serde_json::from_str(line).unwrap()
+    run_browser_script("browser-call.mjs", input, SCRIPT_TIMEOUT).await
 }
 
 /// The media's length in seconds: the last packet's end, as ffprobe reads it (MediaRecorder's

@@ -51,10 +51,6 @@ fn numbers(value: &Value) -> Vec<f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_browsers_move_from_peer_to_peer_to_the_sfu_direct_and_through_the_relay() {
-    assert!(
-        Path::new("/usr/bin/chromium").exists(),
-        "Debian's chromium is needed (scripts/install-test-tools installs it)"
-    );
     // No `turn.allow_loopback_peers`: the relayed run reaches the SFU on loopback through the
     // relay's exception for the SFU's own address. Other loopback peers stay refused, among them
     // another browser's relay address, so here a relayed call cannot start peer to peer: the
@@ -76,19 +72,7 @@ async fn three_browsers_move_from_peer_to_peer_to_the_sfu_direct_and_through_the
         "tokens": {"lawyer": lawyer, "client": client, "admin": admin},
         "artifacts": artifacts(),
     });
-    let stdout = run_node(
-        "browser-sfu.mjs",
-        &input,
-        "playwright-core",
-        &[("WAKILI_TEST_VERBOSE", "1")],
-        SCRIPT_TIMEOUT,
-    )
-    .await;
-    let line = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("RESULT "))
-        .expect("the script prints RESULT");
-    let result: Value = serde_json::from_str(line).unwrap();
+    let result = run_browser_script("browser-sfu.mjs", &input, SCRIPT_TIMEOUT).await;
 
     let freeze = &result["freezeMs"];
     eprintln!(

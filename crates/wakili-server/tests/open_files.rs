@@ -55,23 +55,10 @@ async fn out_of_descriptors_the_accept_loop_backs_off_and_recovers() {
             "connection {i} served after the limit was lifted"
         );
     }
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
+    let errors = app
+        .metric("wakili_http_accept_errors_total")
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let errors: f64 = metrics
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("wakili_http_accept_errors_total ")?
-                .parse()
-                .ok()
-        })
-        .unwrap();
+        .expect("wakili_http_accept_errors_total in /metrics");
     // One failed accept per 100 ms pause over about a second: not a spin of thousands.
     assert!(
         (1.0..=30.0).contains(&errors),

@@ -193,19 +193,9 @@ async fn media_is_refused_with_a_clear_error_outside_the_sfu_and_for_bad_input()
     }
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let text = app
-            .http
-            .get(app.url("/metrics"))
-            .send()
+        let dropped = app
+            .metric("wakili_sfu_dropped_datagrams_total")
             .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let dropped = text
-            .lines()
-            .find_map(|l| l.strip_prefix("wakili_sfu_dropped_datagrams_total "))
-            .map(|v| v.trim().parse::<f64>().unwrap())
             .expect("wakili_sfu_dropped_datagrams_total in /metrics");
         if dropped >= 3.0 {
             break;

@@ -48,14 +48,7 @@ pub fn run(args: &SfuArgs) -> anyhow::Result<bool> {
         false => None,
     };
     crate::signal::raise_open_file_limit();
-    let threads = args
-        .client_threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let (runtime, threads) = crate::process::client_runtime(args.client_threads)?;
     let machine = Machine::detect_basic();
     let ticks_per_s = machine.clock_ticks_per_s as f64;
     let limit = args.connect_timeout * 2

@@ -6,7 +6,7 @@ pub mod reference;
 mod report;
 pub mod target;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 
 use crate::{
     cli::{SignalArgs, SignalServer},
@@ -77,14 +77,7 @@ pub fn run(args: &SignalArgs) -> anyhow::Result<bool> {
     if args.servers.contains(&SignalServer::Wakili) && args.url.is_none() {
         servers::locate_wakili(args.wakili_bin.as_deref())?;
     }
-    let threads = args
-        .client_threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let (runtime, threads) = crate::process::client_runtime(args.client_threads)?;
     let machine = Machine::detect_basic();
     let ticks_per_s = machine.clock_ticks_per_s as f64;
     let mut results = Vec::new();

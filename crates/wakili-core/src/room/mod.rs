@@ -439,10 +439,13 @@ impl Room {
     /// someone dropping for a moment does not make everyone renegotiate twice.
     fn settle_topology(&mut self, out: &mut Outcome) {
         let present = self.members.values().filter(|m| m.present()).count();
-        let wanted = self.media_mode.topology(present, false);
-        if wanted != self.topology
-            && !(self.topology == Topology::Sfu && self.media_mode == MediaMode::Auto)
-        {
+        let sticks = self.media_mode == MediaMode::Auto && self.topology == Topology::Sfu;
+        let wanted = if sticks {
+            Topology::Sfu
+        } else {
+            self.media_mode.topology(present, false)
+        };
+        if wanted != self.topology {
             self.topology = wanted;
             send(
                 out,

@@ -62,3 +62,25 @@ pub async fn run_node(
     eprint!("{stdout}");
     stdout
 }
+
+/// Runs the playwright script `tests/node/<script>` in Debian's Chromium with `input` and returns
+/// what it printed on its `RESULT ` line, parsed.
+pub async fn run_browser_script(script: &str, input: &Value, timeout: Duration) -> Value {
+    assert!(
+        std::path::Path::new("/usr/bin/chromium").exists(),
+        "Debian's chromium is needed (scripts/install-test-tools installs it)"
+    );
+    let stdout = run_node(
+        script,
+        input,
+        "playwright-core",
+        &[("WAKILI_TEST_VERBOSE", "1")],
+        timeout,
+    )
+    .await;
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .expect("the script prints RESULT");
+    serde_json::from_str(line).unwrap()
+}

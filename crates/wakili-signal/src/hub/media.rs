@@ -3,8 +3,6 @@
 //! to them. A participant may connect its media only while present in the call (not waiting)
 //! and while the consultation's topology is `sfu`.
 
-use std::sync::Arc;
-
 use socketioxide::{SocketIo, adapter::Adapter};
 use tokio::sync::broadcast::error::RecvError;
 use wakili_core::media::Topology;
@@ -144,7 +142,7 @@ impl Hub {
 /// Delivers what the SFU reports, until it stops. Offers and layers go to one participant,
 /// tracks and the active speaker to the whole call; with the Redis adapter they reach
 /// participants connected to any node.
-pub(super) async fn pump<A: Adapter>(io: SocketIo<A>, sfu: SfuHandle, _hub: Arc<Hub>) {
+pub(super) async fn pump<A: Adapter>(io: SocketIo<A>, sfu: SfuHandle) {
     let mut events = sfu.events();
     loop {
         let event = match events.recv().await {
@@ -178,13 +176,7 @@ pub(super) async fn pump<A: Adapter>(io: SocketIo<A>, sfu: SfuHandle, _hub: Arc<
                 participant,
                 track,
             } => {
-                let event = MediaTrack {
-                    participant_id: participant,
-                    track_id: track.0,
-                    kind: None,
-                    layers: Vec::new(),
-                    active: false,
-                };
+                let event = MediaTrack::removed(participant, track.0);
                 emit_event(&io, consultation_room(&room), &event).await;
             }
             SfuEvent::ActiveSpeaker { room, participant } => {

@@ -221,7 +221,7 @@ pub async fn start(deps: Deps) -> Result<(Signaling, SignalLayer), SignalError> 
                 (async |_: SocketRef<LocalAdapter>| {}).with(intake::authenticate),
             );
             if let Some(sfu) = hub.sfu.clone() {
-                tokio::spawn(media::pump(io.clone(), sfu, Arc::clone(&hub)));
+                tokio::spawn(media::pump(io.clone(), sfu));
             }
             let io = Io::Local(io);
             Ok((Signaling { hub, io }, SignalLayer::Local(layer)))
@@ -241,7 +241,7 @@ pub async fn start(deps: Deps) -> Result<(Signaling, SignalLayer), SignalError> 
             .await
             .map_err(|e| SignalError::Adapter(e.to_string()))?;
             if let Some(sfu) = hub.sfu.clone() {
-                tokio::spawn(media::pump(io.clone(), sfu, Arc::clone(&hub)));
+                tokio::spawn(media::pump(io.clone(), sfu));
             }
             let io = Io::Redis(io);
             Ok((Signaling { hub, io }, SignalLayer::Redis(layer)))

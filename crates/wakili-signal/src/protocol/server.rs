@@ -147,6 +147,19 @@ pub struct MediaTrack {
     pub active: bool,
 }
 
+impl MediaTrack {
+    /// `participant_id`'s track `track_id` went away.
+    pub fn removed(participant_id: String, track_id: u64) -> Self {
+        Self {
+            participant_id,
+            track_id,
+            kind: None,
+            layers: Vec::new(),
+            active: false,
+        }
+    }
+}
+
 impl ServerEvent for MediaTrack {
     fn name(&self) -> &'static str {
         "media:track"

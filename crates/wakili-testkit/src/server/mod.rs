@@ -309,6 +309,24 @@ impl TestApp {
         self.http.request(method, self.url(path)).bearer_auth(token)
     }
 
+    /// The value of the unlabelled sample `name` in `/metrics`, if it is there.
+    ///
+    /// # Panics
+    /// When `/metrics` does not answer.
+    pub async fn metric(&self, name: &str) -> Option<f64> {
+        let text = self
+            .http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("/metrics answers")
+            .text()
+            .await
+            .expect("/metrics has a body");
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+    }
+
     /// Sends a request (with `body` as JSON, if any) and [`read`]s the answer.
     ///
     /// # Panics
