@@ -6,7 +6,7 @@ use std::fmt;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{Caller, CoreError, Role, UserId, media::MediaMode};
+use crate::{Caller, CoreError, GuestRole, ParticipantRole, Role, UserId, media::MediaMode};
 
 /// Shortest bookable consultation.
 pub const MIN_DURATION_MINUTES: u32 = 5;
@@ -124,10 +124,13 @@ pub enum Access {
     Lawyer,
     /// Platform staff.
     Admin,
+    /// Someone the lawyer invited: sees the consultation and joins its call, changes nothing.
+    Guest(GuestRole),
 }
 
 impl Access {
-    /// Decides a caller's access from the consultation's two parties.
+    /// Decides a caller's access from the consultation's two parties. A guest's access comes
+    /// from their invitation: see [`Access::or_guest`].
     pub fn of(caller: &Caller, lawyer_id: &str, client_id: &str) -> Self {
         if caller.role == Role::Admin {
             Self::Admin
@@ -140,6 +143,15 @@ impl Access {
         }
     }
 
+    /// This access, or a guest's when the caller is none of the parties and was invited as
+    /// `invited`.
+    pub fn or_guest(self, invited: Option<GuestRole>) -> Self {
+        match (self, invited) {
+            (Self::None, Some(role)) => Self::Guest(role),
+            (access, _) => access,
+        }
+    }
+
     /// Whether the caller may see the consultation at all.
     pub fn can_view(self) -> bool {
         self != Self::None
@@ -148,9 +160,25 @@ impl Access {
     /// Whether the caller may perform `action`.
     pub fn allows(self, action: Action) -> bool {
         match self {
-            Self::None => false,
+            Self::None | Self::Guest(_) => false,
             Self::Admin | Self::Lawyer => true,
             Self::Client => action == Action::Cancel,
+        }
+    }
+
+    /// Whether the caller may invite guests, change their roles and remove them.
+    pub fn may_invite(self) -> bool {
+        matches!(self, Self::Lawyer | Self::Admin)
+    }
+
+    /// The part the caller takes in the consultation's call, if any.
+    pub fn participant_role(self) -> Option<ParticipantRole> {
+        match self {
+            Self::None => None,
+            Self::Client => Some(ParticipantRole::Client),
+            Self::Lawyer => Some(ParticipantRole::Lawyer),
+            Self::Admin => Some(ParticipantRole::Admin),
+            Self::Guest(role) => Some(role.into()),
         }
     }
 }
@@ -524,6 +552,24 @@ mod tests {
         assert!(!Access::Client.allows(Action::Start));
         assert!(!Access::Client.allows(Action::Reschedule));
         assert!(Access::Lawyer.allows(Action::End));
+    }
+
+    #[test]
+    fn an_invited_guest_sees_the_consultation_and_changes_nothing() {
+        let stranger = Access::of(&caller("i1", Role::Client), "l1", "c1");
+        let guest = stranger.or_guest(Some(GuestRole::Interpreter));
+        assert_eq!(guest, Access::Guest(GuestRole::Interpreter));
+        assert!(guest.can_view() && !guest.may_invite());
+        for action in [Action::Start, Action::End, Action::Cancel, Action::Edit] {
+            assert!(!guest.allows(action), "{action}");
+        }
+        assert_eq!(guest.participant_role(), Some(ParticipantRole::Interpreter));
+        assert_eq!(stranger.or_guest(None), Access::None);
+        // A party's own access wins over a stale invitation.
+        let lawyer = Access::of(&caller("l1", Role::Lawyer), "l1", "c1");
+        assert_eq!(lawyer.or_guest(Some(GuestRole::Observer)), Access::Lawyer);
+        assert!(lawyer.may_invite() && Access::Admin.may_invite());
+        assert!(!Access::Client.may_invite());
     }
 
     #[test]

@@ -17,7 +17,8 @@ pub enum MediaMode {
     /// Through the SFU, always.
     Sfu,
     /// Browser to browser for two participants; the SFU from the third participant on, or
-    /// whenever the server records.
+    /// whenever the server must see the media (it records, or an observer must be kept from
+    /// sending).
     #[default]
     Auto,
 }
@@ -44,13 +45,14 @@ pub enum Topology {
 pub const SFU_FROM_PARTICIPANTS: usize = 3;
 
 impl MediaMode {
-    /// The topology for `present` participants, with the server recording or not. `p2p` stays
-    /// peer to peer whatever happens (a server recording needs `sfu` or `auto`).
-    pub fn topology(self, present: usize, server_recording: bool) -> Topology {
+    /// The topology for `present` participants, where `server_must_see` says whether the server
+    /// must carry the media (it records, or a listen-only observer is present). `p2p` stays peer
+    /// to peer whatever happens (a server recording or an observer needs `sfu` or `auto`).
+    pub fn topology(self, present: usize, server_must_see: bool) -> Topology {
         match self {
             Self::P2p => Topology::P2p,
             Self::Sfu => Topology::Sfu,
-            Self::Auto if present >= SFU_FROM_PARTICIPANTS || server_recording => Topology::Sfu,
+            Self::Auto if present >= SFU_FROM_PARTICIPANTS || server_must_see => Topology::Sfu,
             Self::Auto => Topology::P2p,
         }
     }

@@ -41,7 +41,8 @@ impl RecordingStatus {
 /// What a caller wants to do with a recording: the one place that says who may.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecordingUse {
-    /// See it, its manifest, and download it: its consultation's parties and admins.
+    /// See it, its manifest, and download it: its consultation's parties and admins (not
+    /// invited guests).
     Read,
     /// Start storing the consultation's recording: its lawyer.
     Start,
@@ -68,6 +69,9 @@ impl RecordingUse {
             return Err(RecordingRefusal::Hidden);
         }
         match self {
+            Self::Read if matches!(access, Access::Guest(_)) => Err(RecordingRefusal::Forbidden(
+                "recordings are for the consultation's lawyer, its client and admins, not guests",
+            )),
             Self::Read => Ok(()),
             Self::Start if access == Access::Lawyer => Ok(()),
             Self::Start => Err(RecordingRefusal::Forbidden(
@@ -161,6 +165,10 @@ mod tests {
         assert!(!allowed(Upload, Access::Admin, false));
         assert!(allowed(Manage, Access::Admin, false));
         assert!(!allowed(Manage, Access::Lawyer, true));
+        let counsel = Access::Guest(crate::GuestRole::Counsel);
+        for u in [Read, Start, Manage] {
+            assert!(!allowed(u, counsel, false), "a guest may not {u:?}");
+        }
     }
 
     #[test]

@@ -13,6 +13,10 @@ pub enum DbError {
     /// A statement failed.
     #[error("database query failed: {0}")]
     Query(#[from] sqlx::Error),
+    /// The user is one of the consultation's parties, who cannot be invited or removed as a
+    /// guest.
+    #[error("{0} is one of the consultation's parties, not a guest")]
+    NotAGuest(String),
     /// A stored value does not decode into the domain type (a bug or a hand-edited row).
     #[error("stored data is invalid: {0}")]
     Corrupt(String),

@@ -13,6 +13,7 @@ mod push;
 mod recordings;
 mod repository;
 mod sql;
+mod sql_guests;
 mod sql_push;
 mod sql_recordings;
 pub mod stores;
@@ -33,7 +34,9 @@ pub use push::{
 pub use recordings::RecordingStore;
 pub use repository::Repository;
 pub use sql::SqlStore;
-pub use stores::{AuditStore, ConsentStore, ConsultationStore, QualityStore, UserStore};
+pub use stores::{
+    AuditStore, ConsentStore, ConsultationStore, GuestStore, QualityStore, UserStore,
+};
 
 /// A shared handle to the repository.
 pub type Db = Arc<dyn Repository>;

@@ -8,6 +8,7 @@ use crate::DbError;
 pub trait Repository:
     crate::UserStore
     + crate::ConsultationStore
+    + crate::GuestStore
     + crate::AuditStore
     + crate::ConsentStore
     + crate::QualityStore

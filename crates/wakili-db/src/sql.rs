@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row, Type};
-use wakili_core::{Role, new_id, page::Cursor};
+use wakili_core::{ParticipantRole, new_id, page::Cursor};
 
 use crate::{
     Backend, DbError, Repository,
@@ -186,8 +186,8 @@ impl_for_sql!(crate::ConsultationStore {
         .fetch_one(&mut *tx)
         .await?;
         for (user, role) in [
-            (&booking.lawyer_id, Role::Lawyer),
-            (&booking.client_id, Role::Client),
+            (&booking.lawyer_id, ParticipantRole::Lawyer),
+            (&booking.client_id, ParticipantRole::Client),
         ] {
             sqlx::query(
                 "INSERT INTO consultation_participants (consultation_id, user_id, role, added_at) \
@@ -300,8 +300,9 @@ impl_for_sql!(crate::ConsultationStore {
     async fn participants(&self, consultation_id: &str) -> Result<Vec<Participant>, DbError> {
         let mut conn = self.pool.acquire().await?;
         Ok(sqlx::query_as(
-            "SELECT consultation_id, user_id, role, added_at FROM consultation_participants \
-             WHERE consultation_id = $1 ORDER BY added_at, user_id",
+            "SELECT consultation_id, user_id, role, added_at, invited_by \
+             FROM consultation_participants WHERE consultation_id = $1 \
+             ORDER BY invited_by IS NOT NULL, added_at, user_id",
         )
         .bind(consultation_id.to_owned())
         .fetch_all(&mut *conn)

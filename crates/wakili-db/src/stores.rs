@@ -1,16 +1,18 @@
 //! The stores, one per capability. Each service is handed only the ones it uses (signaling:
-//! consultations, audit, consents, quality; storage: recordings, audit, consents; push: push and
+//! consultations, guests, audit, consents, quality; storage: recordings, audit, consents; push: push and
 //! consultations); [`crate::Repository`] is all of them, for the API that serves everything.
 //! [`crate::SqlStore`] implements each once, for SQLite and PostgreSQL alike.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use wakili_core::GuestRole;
+
 use crate::{
     DbError,
     models::{
-        AuditEvent, ConsentRecord, ConsultationFilter, ConsultationInsert, NewAuditEvent, Page,
-        Participant, QualitySample, User, UserClaims, VideoConsultation,
+        AuditEvent, ConsentRecord, ConsultationFilter, ConsultationInsert, GuestChange,
+        NewAuditEvent, Page, Participant, QualitySample, User, UserClaims, VideoConsultation,
     },
 };
 
@@ -52,8 +54,42 @@ pub trait ConsultationStore: Send + Sync {
         audit: NewAuditEvent,
     ) -> Result<Option<VideoConsultation>, DbError>;
 
-    /// The people entitled to take part in a consultation.
+    /// The people entitled to take part in a consultation: its two parties, then its guests in
+    /// the order they were invited (or last given a role).
     async fn participants(&self, consultation_id: &str) -> Result<Vec<Participant>, DbError>;
+}
+
+/// Guests: who the lawyer invited to a consultation, and as what.
+#[async_trait]
+pub trait GuestStore: Send + Sync {
+    /// The role `user_id` was invited to `consultation_id` as, if they are a guest of it.
+    async fn invitation(
+        &self,
+        consultation_id: &str,
+        user_id: &str,
+    ) -> Result<Option<GuestRole>, DbError>;
+
+    /// Invites `user_id` as `role`, or gives a guest a new role, with its audit entry
+    /// (`participant.invited` or `participant.role_changed`), atomically. Refuses with
+    /// [`DbError::NotAGuest`] when the user is one of the consultation's parties.
+    async fn put_guest(
+        &self,
+        consultation_id: &str,
+        user_id: &str,
+        role: GuestRole,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<GuestChange, DbError>;
+
+    /// Withdraws a guest's invitation with its audit entry (`participant.uninvited`); `false`
+    /// when the user was no guest of the consultation.
+    async fn remove_guest(
+        &self,
+        consultation_id: &str,
+        user_id: &str,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, DbError>;
 }
 
 /// The append-only audit log.

@@ -4,14 +4,14 @@
 
 use chrono::{DateTime, Duration, Utc};
 use wakili_core::{
-    Role, UserId,
+    GuestRole, ParticipantRole, Role, UserId,
     consultation::{Action, ConsultationStatus, NewConsultation},
 };
 use wakili_db::{
     Backend, Db, PoolOptions, connect,
     models::{
-        ConsentRecord, ConsultationFilter, ConsultationInsert, NewAuditEvent, QualitySample,
-        UserClaims,
+        ConsentRecord, ConsultationFilter, ConsultationInsert, GuestChange, NewAuditEvent,
+        QualitySample, UserClaims,
     },
 };
 use wakili_testkit::db::TestDatabase;
@@ -105,7 +105,81 @@ async fn story(backend: Backend) {
         .iter()
         .map(|p| (p.user_id.as_str(), p.role))
         .collect();
-    assert!(parties.contains(&("l1", Role::Lawyer)) && parties.contains(&("c1", Role::Client)));
+    assert!(
+        parties.contains(&("l1", ParticipantRole::Lawyer))
+            && parties.contains(&("c1", ParticipantRole::Client))
+    );
+
+    // Guests: invited, given a new role, listed, found by the listing, withdrawn; the parties
+    // are never guests.
+    let now = at("2026-11-25T09:30:00Z");
+    let invite = |user: &'static str, role| db.put_guest(&c3.id, user, role, "l2", now);
+    assert_eq!(
+        invite("i1", GuestRole::Interpreter).await.unwrap(),
+        GuestChange::Invited
+    );
+    assert_eq!(
+        invite("i1", GuestRole::Interpreter).await.unwrap(),
+        GuestChange::Unchanged
+    );
+    assert_eq!(
+        invite("i1", GuestRole::Observer).await.unwrap(),
+        GuestChange::RoleChanged
+    );
+    assert!(matches!(
+        invite("c1", GuestRole::Counsel).await,
+        Err(wakili_db::DbError::NotAGuest(_))
+    ));
+    assert_eq!(
+        db.invitation(&c3.id, "i1").await.unwrap(),
+        Some(GuestRole::Observer)
+    );
+    assert_eq!(db.invitation(&c3.id, "c1").await.unwrap(), None, "a party");
+    assert_eq!(db.invitation(&c2.id, "i1").await.unwrap(), None);
+    let guest = db
+        .participants(&c3.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|p| p.user_id == "i1")
+        .unwrap();
+    assert_eq!(
+        (guest.role, guest.invited_by.as_deref()),
+        (ParticipantRole::Observer, Some("l2"))
+    );
+    let theirs = db
+        .list_consultations(&ConsultationFilter {
+            participant: Some("i1".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        theirs.items.iter().map(|c| &c.id).collect::<Vec<_>>(),
+        [&c3.id],
+        "a guest lists the consultations they are invited to"
+    );
+    assert!(!db.remove_guest(&c3.id, "c1", "l2", now).await.unwrap());
+    assert!(db.remove_guest(&c3.id, "i1", "l2", now).await.unwrap());
+    assert!(!db.remove_guest(&c3.id, "i1", "l2", now).await.unwrap());
+    assert_eq!(db.invitation(&c3.id, "i1").await.unwrap(), None);
+    let trail: Vec<String> = db
+        .audit_log(&c3.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .filter(|a| a.starts_with("participant."))
+        .collect();
+    assert_eq!(
+        trail,
+        [
+            "participant.invited",
+            "participant.role_changed",
+            "participant.uninvited"
+        ]
+    );
 
     // Listing: own consultations only, in schedule order, page by page.
     let mut filter = ConsultationFilter {

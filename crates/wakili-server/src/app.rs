@@ -75,6 +75,11 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(c::end))
         .routes(routes!(c::audit))
         .routes(routes!(c::set_quality_profile))
+        .routes(routes!(routes::participants::list))
+        .routes(routes!(
+            routes::participants::put,
+            routes::participants::remove
+        ))
         .routes(routes!(webrtc::config))
         .routes(routes!(webrtc::mobile))
         .routes(routes!(webrtc::turn_stats))

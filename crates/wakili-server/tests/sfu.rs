@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use wakili_client::{Client as Socket, ClientError, Events};
 use wakili_core::Role;
 use wakili_db::Backend;
-use wakili_testkit::webrtc::{Client as Browser, Kind, Publish};
+use wakili_testkit::webrtc::{Client as Browser, Codec, Kind, Publish};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -47,9 +47,20 @@ async fn join(app: &TestApp, token: &str, consultation: &str) -> (Socket, Events
 }
 
 /// Publishes over `media:publish` and answers every `media:offer` until the socket closes.
-async fn publish(app: &TestApp, socket: Socket, mut events: Events, name: &str) -> Browser {
+async fn publish(app: &TestApp, socket: Socket, events: Events, name: &str) -> Browser {
+    publish_as(app, socket, events, name, Publish::camera_and_mic()).await
+}
+
+/// [`publish`] with what the client sends (nothing, for an observer).
+async fn publish_as(
+    app: &TestApp,
+    socket: Socket,
+    mut events: Events,
+    name: &str,
+    sends: Publish,
+) -> Browser {
     let server = app.sfu.expect("the SFU runs");
-    let browser = Browser::connect(server, name, Publish::camera_and_mic(), async |sdp| {
+    let browser = Browser::connect(server, name, sends, async |sdp| {
         let ack = socket
             .call_ok("media:publish", &json!({ "sdp": sdp }))
             .await?;
@@ -115,6 +126,127 @@ async fn a_consultation_in_sfu_mode_carries_both_parties_media_through_the_serve
             browser.name
         );
     }
+}
+
+/// Invites `user` to `consultation` as `role` (the lawyer's token).
+async fn invite(app: &TestApp, lawyer: &str, consultation: &str, user: &str, role: &str) {
+    let path = format!("/api/v1/consultations/{consultation}/participants/{user}");
+    let (status, body) = app
+        .call(Method::PUT, &path, lawyer, Some(json!({ "role": role })))
+        .await;
+    assert!(status.is_success(), "{body}");
+}
+
+#[tokio::test]
+async fn invited_guests_join_an_observer_only_listens_and_a_removed_guest_is_out() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let lawyer = token("lawyer-1", Role::Lawyer);
+    let client = token("client-1", Role::Client);
+    let interpreter = token("interp-1", Role::Client);
+    let observer = token("trainee-1", Role::Lawyer);
+    let id = book(&app, &lawyer, "auto").await;
+
+    // Not yet invited: nothing.
+    let (o, _) = Socket::connect(&app.url(""), &observer).await.unwrap();
+    let answer = o
+        .call("consultation:join", &json!({ "consultationId": id }))
+        .await
+        .unwrap();
+    assert_eq!(answer["error"]["code"], "forbidden", "{answer}");
+    o.close().await;
+    invite(&app, &lawyer, &id, "interp-1", "interpreter").await;
+    invite(&app, &lawyer, &id, "trainee-1", "observer").await;
+
+    // The lawyer and the observer alone: the observer moves even two people to the SFU.
+    let (l, mut l_events, l_ack) = join(&app, &lawyer, &id).await;
+    assert_eq!(l_ack["topology"], "p2p");
+    let (o, o_events, o_ack) = join(&app, &observer, &id).await;
+    assert_eq!(o_ack["topology"], "sfu", "{o_ack}");
+    let me = o_ack["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["userId"] == "trainee-1")
+        .cloned()
+        .unwrap();
+    assert_eq!(me["role"], "observer");
+    let topology = l_events.wait_for("media:topology", WAIT).await.unwrap();
+    assert_eq!(topology.parse::<Value>().unwrap()["topology"], "sfu");
+    let (c, c_events, c_ack) = join(&app, &client, &id).await;
+    let (i, mut i_events, i_ack) = join(&app, &interpreter, &id).await;
+    assert!(
+        i_ack["waiting"] == false,
+        "the lawyer is there, so the interpreter enters: {i_ack}"
+    );
+    let l_id = l_ack["participantId"].as_str().unwrap().to_owned();
+    let c_id = c_ack["participantId"].as_str().unwrap().to_owned();
+    let o_id = o_ack["participantId"].as_str().unwrap().to_owned();
+    let i_id = i_ack["participantId"].as_str().unwrap().to_owned();
+
+    // An observer sends no signal, and an offer that sends media is refused.
+    let answer = o
+        .call(
+            "signal",
+            &json!({"to": l_id, "type": "offer", "payload": {"type": "offer", "sdp": "v=0"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer["error"]["code"], "forbidden", "{answer}");
+    let sending = wakili_testkit::webrtc::offer(
+        &Publish::camera_and_mic(),
+        &o_id,
+        &[Codec::Vp8, Codec::Opus],
+    );
+    let answer = o
+        .call("media:publish", &json!({ "sdp": sending.sdp }))
+        .await
+        .unwrap();
+    assert_eq!(answer["error"]["code"], "listen_only", "{answer}");
+
+    // Everyone else publishes; the observer receives them all, and no one receives it.
+    let l_browser = publish(&app, l.clone(), l_events, &l_id).await;
+    let c_browser = publish(&app, c.clone(), c_events, &c_id).await;
+    let o_browser = publish_as(&app, o.clone(), o_events, &o_id, Publish::nothing()).await;
+    for from in [&l_id, &c_id] {
+        let video = received(&o_browser, from, Kind::Video, 20).await;
+        let audio = received(&o_browser, from, Kind::Audio, 20).await;
+        assert!(
+            video >= 20 && audio >= 20,
+            "observer got {video}/{audio} from {from}"
+        );
+    }
+    assert!(received(&l_browser, &c_id, Kind::Audio, 20).await >= 20);
+    assert_eq!(l_browser.seen(|s| s.packets(&o_id, Kind::Audio)), 0);
+    assert_eq!(c_browser.seen(|s| s.packets(&o_id, Kind::Video)), 0);
+
+    // The lawyer withdraws the interpreter's invitation: out of the call, and cannot rejoin.
+    let path = format!("/api/v1/consultations/{id}/participants/interp-1");
+    let (status, _) = app.call(Method::DELETE, &path, &lawyer, None).await;
+    assert_eq!(status, reqwest::StatusCode::NO_CONTENT);
+    let closed = i_events.wait_for("session:closed", WAIT).await.unwrap();
+    assert_eq!(closed.parse::<Value>().unwrap()["reason"], "dismissed");
+    let (again, _) = Socket::connect(&app.url(""), &interpreter).await.unwrap();
+    let answer = again
+        .call("consultation:join", &json!({ "consultationId": id }))
+        .await
+        .unwrap();
+    assert_eq!(answer["error"]["code"], "forbidden", "{answer}");
+    let audit = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/consultations/{id}/audit"),
+            &lawyer,
+            None,
+        )
+        .await
+        .1;
+    let left = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["action"] == "participant.left" && e["detail"]["participantId"] == i_id);
+    assert!(left, "the dismissal is audited: {audit}");
+    drop((i, c));
 }
 
 #[tokio::test]

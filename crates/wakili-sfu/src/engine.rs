@@ -177,11 +177,13 @@ impl Engine {
                 room,
                 participant,
                 offer,
+                may_publish,
                 reply,
             } => {
                 let entry = self.rooms.entry(room.clone());
                 let room = entry.or_insert_with(|| Room::new(room, ctx, now));
-                let _ = reply.send(room.join(&participant, &offer, ctx, now, fx));
+                let joined = room.join(&participant, &offer, may_publish, ctx, now, fx);
+                let _ = reply.send(joined);
             }
             Command::Answer {
                 room,

@@ -49,6 +49,14 @@ pub enum SfuError {
         /// The limit.
         max: usize,
     },
+    /// A listen-only participant (an observer) offered to send media.
+    #[error(
+        "this participant may only listen, and the offer sends {offered} tracks: offer receive-only media or a data channel"
+    )]
+    ListenOnly {
+        /// Tracks the offer sends.
+        offered: usize,
+    },
     /// A simulcast layer is not one of `q`, `h`, `f`.
     #[error("unsupported simulcast layer {0:?} (use q, h, f)")]
     UnsupportedLayer(String),

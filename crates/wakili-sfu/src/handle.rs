@@ -17,6 +17,8 @@ pub(crate) enum Command {
         room: String,
         participant: String,
         offer: String,
+        /// False for a listen-only participant: an offer that sends media is refused.
+        may_publish: bool,
         reply: oneshot::Sender<Result<Answer, SfuError>>,
     },
     Answer {
@@ -108,12 +110,35 @@ impl SfuHandle {
         participant: &str,
         offer_sdp: &str,
     ) -> Result<Answer, SfuError> {
+        self.join_as(room, participant, offer_sdp, true).await
+    }
+
+    /// Like [`join`](Self::join), for a participant who may only receive (an observer): an
+    /// offer that sends any media is refused with [`SfuError::ListenOnly`]. Its offer carries
+    /// a data channel or receive-only m-lines; everyone else's tracks reach it as usual.
+    pub async fn listen(
+        &self,
+        room: &str,
+        participant: &str,
+        offer_sdp: &str,
+    ) -> Result<Answer, SfuError> {
+        self.join_as(room, participant, offer_sdp, false).await
+    }
+
+    async fn join_as(
+        &self,
+        room: &str,
+        participant: &str,
+        offer_sdp: &str,
+        may_publish: bool,
+    ) -> Result<Answer, SfuError> {
         offer::check_name("room", room)?;
         offer::check_name("participant", participant)?;
         self.call(|reply| Command::Join {
             room: room.to_owned(),
             participant: participant.to_owned(),
             offer: offer_sdp.to_owned(),
+            may_publish,
             reply,
         })
         .await

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use chrono::Duration;
 use wakili_core::{
-    Role,
+    ParticipantRole,
     room::{Admission, Input, RoomPolicy},
 };
 use wakili_signal::RoomStore;
@@ -35,7 +35,7 @@ async fn concurrent_joins(nodes: [Arc<RoomStore>; 2], per_node: usize) -> usize 
                     .update(&consultation, |room| {
                         let join = Input::Join {
                             user_id: format!("u{n}-{i}"),
-                            role: Role::Admin,
+                            role: ParticipantRole::Admin,
                             name: "n".into(),
                             resume_token: None,
                             participant_id: format!("p{n}-{i}"),
@@ -108,7 +108,7 @@ async fn a_room_seen_from_another_node_is_the_same_room() {
     // The client waits on node A; the lawyer joins on node B and admits them.
     let waiting = a
         .update(&consultation, |room| {
-            room.join(join("client", Role::Client), &policy(), now)
+            room.join(join("client", ParticipantRole::Client), &policy(), now)
                 .map(|(j, _)| j.waiting)
         })
         .await
@@ -117,7 +117,7 @@ async fn a_room_seen_from_another_node_is_the_same_room() {
     assert!(waiting);
     let admitted = b
         .update(&consultation, |room| {
-            room.join(join("lawyer", Role::Lawyer), &policy(), now)
+            room.join(join("lawyer", ParticipantRole::Lawyer), &policy(), now)
                 .map(|(_, out)| {
                     out.outbound
                         .iter()

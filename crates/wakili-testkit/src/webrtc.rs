@@ -16,10 +16,10 @@ use std::{
     time::Instant,
 };
 
+pub use str0m::format::Codec;
 use str0m::{
     Candidate, Rtc, RtcConfig,
     change::{SdpAnswer, SdpPendingOffer},
-    format::Codec,
     media::{Direction, MediaKind, Mid, Simulcast, SimulcastLayer},
     net::TcpType,
 };
@@ -53,6 +53,15 @@ impl Publish {
             extra_video: 0,
             tcp: false,
             drop_every: None,
+        }
+    }
+
+    /// Nothing: the client only receives (an observer). Its offer carries a data channel.
+    pub fn nothing() -> Self {
+        Self {
+            audio: false,
+            layers: vec![],
+            ..Self::camera_and_mic()
         }
     }
 }
@@ -196,6 +205,11 @@ pub fn offer(publish: &Publish, name: &str, codecs: &[Codec]) -> Offered {
             None,
             None,
         );
+    }
+    if own.is_empty() && publish.extra_video == 0 {
+        // Nothing to send: a data channel gives the offer its one m-line, as a browser's
+        // receive-only page does.
+        change.add_channel("wakili".into());
     }
     let (offer, pending) = change.apply().expect("an offer");
     Offered {

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::{
-    CoreError, Role,
+    CoreError, ParticipantRole, Role,
     consultation::{Action, ConsultationStatus, NewConsultation},
     page::Cursor,
     quality::{Level, QualityReport},
@@ -82,19 +82,36 @@ pub struct VideoConsultation {
     pub version: i64,
 }
 
-/// Someone entitled to take part in a consultation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Someone entitled to take part in a consultation: its lawyer and client from the booking, and
+/// the guests the lawyer invited. Serialized as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = ConsultationParticipant))]
+#[serde(rename_all = "camelCase")]
 #[cfg_attr(feature = "sqlx", derive(sqlx::FromRow))]
 pub struct Participant {
     /// The consultation.
     pub consultation_id: String,
     /// The user.
     pub user_id: String,
-    /// Their part in this consultation (`lawyer` or `client`).
+    /// Their part in this consultation.
     #[cfg_attr(feature = "sqlx", sqlx(try_from = "String"))]
-    pub role: Role,
-    /// Since when.
+    pub role: ParticipantRole,
+    /// Since when (for a guest: since their latest invitation or role change).
     pub added_at: DateTime<Utc>,
+    /// Who invited them (absent for the two parties).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invited_by: Option<String>,
+}
+
+/// What inviting a guest did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuestChange {
+    /// A new guest.
+    Invited,
+    /// An existing guest with a new role.
+    RoleChanged,
+    /// Already invited with this role.
+    Unchanged,
 }
 
 /// One entry of the append-only audit log. Serialized as the API shows it.

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Role,
+    ParticipantRole,
     media::{MediaMode, Topology},
 };
 
@@ -82,16 +82,17 @@ impl Room {
     fn lawyer_here(&self) -> bool {
         self.members
             .values()
-            .any(|m| m.role == Role::Lawyer && !matches!(m.presence, Presence::Waiting))
+            .any(|m| m.role == ParticipantRole::Lawyer && !matches!(m.presence, Presence::Waiting))
     }
 
     fn may_run_call(&self, id: &str) -> Result<&Member, RoomError> {
         let m = self.member(id)?;
-        match m.role {
-            Role::Lawyer | Role::Admin => Ok(m),
-            Role::Client => Err(RoomError::Forbidden(
+        if m.role.runs_call() {
+            Ok(m)
+        } else {
+            Err(RoomError::Forbidden(
                 "only the lawyer or an admin can do this",
-            )),
+            ))
         }
     }
 
@@ -121,6 +122,11 @@ impl Room {
         };
         if self.ended {
             return Err(RoomError::Ended);
+        }
+        if role == ParticipantRole::Observer && media_mode == MediaMode::P2p {
+            return Err(RoomError::Forbidden(
+                "an observer needs the SFU, and this consultation is booked peer to peer",
+            ));
         }
         let mut out = Outcome::default();
         self.media_mode = media_mode;
@@ -154,7 +160,7 @@ impl Room {
             }
             let member = self.member(&id)?.clone();
             audit(&mut out, "participant.resumed", &member);
-            if member.role == Role::Lawyer && member.present() {
+            if member.role == ParticipantRole::Lawyer && member.present() {
                 self.lawyer_entered(policy, &mut out);
             }
             self.settle_topology(&mut out);
@@ -182,8 +188,7 @@ impl Room {
             });
             self.remove(&old, "replaced", &mut out);
         }
-        let waits =
-            role == Role::Client && (policy.admission == Admission::Manual || !self.lawyer_here());
+        let waits = role.waits() && (policy.admission == Admission::Manual || !self.lawyer_here());
         let member = Member {
             participant_id: participant_id.clone(),
             user_id,
@@ -213,7 +218,7 @@ impl Room {
             To::AllBut(participant_id.clone()),
             Event::Joined(member.view()),
         );
-        if role == Role::Lawyer {
+        if role == ParticipantRole::Lawyer {
             self.lawyer_entered(policy, &mut out);
         } else if !waits {
             self.newcomer_and_recording(&participant_id, policy, &mut out);
@@ -321,6 +326,11 @@ impl Room {
         if !sender.present() {
             return Err(RoomError::Waiting);
         }
+        if !sender.role.may_publish() {
+            return Err(RoomError::Forbidden(
+                "an observer only listens: it receives the call through the SFU",
+            ));
+        }
         if !recipient.present() {
             return Err(RoomError::Forbidden("that participant is not in the call"));
         }
@@ -341,6 +351,29 @@ impl Room {
         send(&mut out, To::All, event);
         self.members.clear();
         self.ended = true;
+        out
+    }
+
+    /// `user_id`'s invitation was withdrawn or their role changed over the API: they leave the
+    /// call (the others see `participant:left` with `reason`) and their connection is closed.
+    /// They may join again if they are still invited, with their new role.
+    pub fn dismiss(&mut self, user_id: &str, reason: &'static str) -> Outcome {
+        let mut out = Outcome::default();
+        let dismissed: Vec<String> = self
+            .members
+            .values()
+            .filter(|m| m.user_id == user_id)
+            .map(|m| m.participant_id.clone())
+            .collect();
+        for id in dismissed {
+            out.facts.push(Fact::Disconnect {
+                participant_id: id.clone(),
+            });
+            self.remove(&id, reason, &mut out);
+        }
+        if !self.ended {
+            self.settle_topology(&mut out);
+        }
         out
     }
 
@@ -399,6 +432,9 @@ impl Room {
                     .members
                     .get_mut(&participant_id)
                     .ok_or(RoomError::NoParticipant)?;
+                if !m.role.may_publish() && (media.audio || media.video || media.screen) {
+                    return Err(RoomError::Forbidden("an observer sends no media"));
+                }
                 m.media = media;
                 let event = Event::Media(MediaChange {
                     participant_id: participant_id.clone(),
@@ -434,16 +470,21 @@ impl Room {
     }
 
     /// Re-derives how media travels from the booked mode and who is present (waiting and
-    /// reconnecting participants do not count); on a change everyone is told
+    /// reconnecting participants do not count; an observer present needs the SFU, which alone
+    /// can keep them from sending); on a change everyone is told
     /// (`media:topology`). It never goes back from the SFU to peer to peer during a call, so
     /// someone dropping for a moment does not make everyone renegotiate twice.
     fn settle_topology(&mut self, out: &mut Outcome) {
         let present = self.members.values().filter(|m| m.present()).count();
+        let observer = self
+            .members
+            .values()
+            .any(|m| m.present() && !m.role.may_publish());
         let sticks = self.media_mode == MediaMode::Auto && self.topology == Topology::Sfu;
         let wanted = if sticks {
             Topology::Sfu
         } else {
-            self.media_mode.topology(present, false)
+            self.media_mode.topology(present, observer)
         };
         if wanted != self.topology {
             self.topology = wanted;

@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::Event;
-use crate::Role;
+use crate::ParticipantRole;
 
 /// How clients are let in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,8 +67,8 @@ pub struct Member {
     pub participant_id: String,
     /// Platform user.
     pub user_id: String,
-    /// Role in this consultation.
-    pub role: Role,
+    /// Part in this consultation.
+    pub role: ParticipantRole,
     /// Display name.
     pub name: String,
     /// Media state.
@@ -91,8 +91,8 @@ pub struct MemberView {
     pub participant_id: String,
     /// User id.
     pub user_id: String,
-    /// Role.
-    pub role: Role,
+    /// Part in the consultation.
+    pub role: ParticipantRole,
     /// Display name.
     pub name: String,
     /// Media state.
@@ -164,8 +164,8 @@ pub enum Input {
     Join {
         /// Platform user.
         user_id: String,
-        /// Role in the consultation.
-        role: Role,
+        /// Part in the consultation.
+        role: ParticipantRole,
         /// Display name.
         name: String,
         /// Token from an earlier join.

@@ -10,7 +10,7 @@ use super::{
     ConsentNotice, ConsentRequest, Event, Fact, Outcome, Recording, RecordingState, RecordingView,
     Room, RoomError, RoomPolicy, To, audit, send,
 };
-use crate::Role;
+use crate::ParticipantRole;
 
 impl Room {
     /// The recording as participants see it.
@@ -143,7 +143,7 @@ impl Room {
         out: &mut Outcome,
     ) -> Result<(), RoomError> {
         let starter = self.member(&by)?.clone();
-        if starter.role != Role::Lawyer {
+        if starter.role != ParticipantRole::Lawyer {
             return Err(RoomError::Forbidden("only the lawyer can record"));
         }
         if !starter.present() {
@@ -185,7 +185,7 @@ impl Room {
         out: &mut Outcome,
     ) -> Result<(), RoomError> {
         let m = self.member(by)?.clone();
-        if m.role != Role::Lawyer {
+        if m.role != ParticipantRole::Lawyer {
             return Err(RoomError::Forbidden(
                 "only the lawyer can stop the recording",
             ));

@@ -14,7 +14,7 @@ fn policy(admission: Admission) -> RoomPolicy {
     }
 }
 
-fn join(user: &str, role: Role, resume: Option<&str>) -> Input {
+fn join(user: &str, role: ParticipantRole, resume: Option<&str>) -> Input {
     Input::Join {
         user_id: user.into(),
         role,
@@ -37,8 +37,10 @@ fn names(out: &Outcome) -> Vec<(&'static str, To)> {
 /// Lawyer `p-l-new` and client `p-c-new`, both in the call.
 fn call(p: &RoomPolicy) -> Room {
     let mut room = Room::default();
-    room.join(join("l", Role::Lawyer, None), p, t(0)).unwrap();
-    room.join(join("c", Role::Client, None), p, t(1)).unwrap();
+    room.join(join("l", ParticipantRole::Lawyer, None), p, t(0))
+        .unwrap();
+    room.join(join("c", ParticipantRole::Client, None), p, t(1))
+        .unwrap();
     room
 }
 
@@ -46,14 +48,18 @@ fn call(p: &RoomPolicy) -> Room {
 fn a_client_waits_until_the_lawyer_arrives() {
     let p = policy(Admission::OnLawyerJoin);
     let mut room = Room::default();
-    let (joined, _) = room.join(join("c", Role::Client, None), &p, t(0)).unwrap();
+    let (joined, _) = room
+        .join(join("c", ParticipantRole::Client, None), &p, t(0))
+        .unwrap();
     assert!(joined.waiting);
     assert_eq!(
         room.check_signal("p-c-new", "p-c-new"),
         Err(RoomError::Waiting)
     );
 
-    let (joined, out) = room.join(join("l", Role::Lawyer, None), &p, t(5)).unwrap();
+    let (joined, out) = room
+        .join(join("l", ParticipantRole::Lawyer, None), &p, t(5))
+        .unwrap();
     assert!(!joined.waiting);
     assert!(
         out.facts.contains(&Fact::LawyerArrived),
@@ -77,8 +83,11 @@ fn a_client_waits_until_the_lawyer_arrives() {
 fn manual_admission_needs_the_lawyer() {
     let p = policy(Admission::Manual);
     let mut room = Room::default();
-    room.join(join("l", Role::Lawyer, None), &p, t(0)).unwrap();
-    let (joined, _) = room.join(join("c", Role::Client, None), &p, t(1)).unwrap();
+    room.join(join("l", ParticipantRole::Lawyer, None), &p, t(0))
+        .unwrap();
+    let (joined, _) = room
+        .join(join("c", ParticipantRole::Client, None), &p, t(1))
+        .unwrap();
     assert!(joined.waiting, "waits even with the lawyer there");
     let refuse = room.handle(
         Input::Admit {
@@ -124,7 +133,11 @@ fn a_resume_within_the_grace_period_keeps_the_participant() {
     assert_eq!(room.next_deadline(), Some(t(40)));
 
     let (joined, out) = room
-        .join(join("c", Role::Client, Some("token-c")), &p, t(39))
+        .join(
+            join("c", ParticipantRole::Client, Some("token-c")),
+            &p,
+            t(39),
+        )
         .unwrap();
     assert!(joined.resumed);
     assert_eq!(joined.participant_id, "p-c-new", "same participant id");
@@ -168,7 +181,11 @@ fn after_the_grace_period_others_see_a_leave() {
     assert_eq!(room.next_deadline(), None);
     // A late resume is a fresh join.
     let (joined, _) = room
-        .join(join("c", Role::Client, Some("token-c")), &p, t(41))
+        .join(
+            join("c", ParticipantRole::Client, Some("token-c")),
+            &p,
+            t(41),
+        )
         .unwrap();
     assert!(!joined.resumed);
     assert_eq!(joined.participant_id, "p-c-token-c");
@@ -180,7 +197,7 @@ fn a_second_connection_replaces_the_first() {
     let mut room = call(&p);
     // Another tab without the token: the old participant leaves, its socket is closed.
     let (joined, out) = room
-        .join(join("c", Role::Client, Some("forged")), &p, t(5))
+        .join(join("c", ParticipantRole::Client, Some("forged")), &p, t(5))
         .unwrap();
     assert!(!joined.resumed);
     assert!(out.facts.contains(&Fact::Disconnect {
@@ -189,7 +206,11 @@ fn a_second_connection_replaces_the_first() {
     assert_eq!(room.members.len(), 2);
     // With the token, while the old connection is still open: take over the same participant.
     let (joined, out) = room
-        .join(join("c", Role::Client, Some("token-c")), &p, t(6))
+        .join(
+            join("c", ParticipantRole::Client, Some("token-c")),
+            &p,
+            t(6),
+        )
         .unwrap();
     assert!(joined.resumed);
     assert!(out.facts.contains(&Fact::Disconnect {
@@ -313,7 +334,9 @@ fn a_newcomer_pauses_the_recording_until_they_consent() {
         t(11),
     )
     .unwrap();
-    let (_, out) = room.join(join("a", Role::Admin, None), &p, t(20)).unwrap();
+    let (_, out) = room
+        .join(join("a", ParticipantRole::Admin, None), &p, t(20))
+        .unwrap();
     let sent = names(&out);
     assert!(
         sent.contains(&("recording:state", To::All)),
@@ -453,7 +476,7 @@ fn only_the_lawyer_or_an_admin_ends_it() {
     assert_eq!(names(&out), [("consultation:ended", To::All)]);
     assert!(out.facts.contains(&Fact::Ended));
     let err = room
-        .join(join("c", Role::Client, None), &p, t(3))
+        .join(join("c", ParticipantRole::Client, None), &p, t(3))
         .unwrap_err();
     assert_eq!(err.code(), "consultation_closed");
 }
@@ -506,7 +529,7 @@ fn a_drop_of_a_replaced_connection_is_ignored() {
     let p = policy(Admission::OnLawyerJoin);
     let mut room = call(&p);
     // The client reopens the app: the new connection resumes while the old one is still open.
-    let mut again = join("c", Role::Client, Some("token-c"));
+    let mut again = join("c", ParticipantRole::Client, Some("token-c"));
     if let Input::Join { connection, .. } = &mut again {
         *connection = "conn-c-2".into();
     }
@@ -539,14 +562,14 @@ fn closing_from_the_api_ends_the_call_for_everyone() {
     assert_eq!(names(&out), [("consultation:ended", To::All)]);
     assert!(room.ended);
     assert_eq!(
-        room.join(join("c", Role::Client, None), &p, t(9))
+        room.join(join("c", ParticipantRole::Client, None), &p, t(9))
             .unwrap_err(),
         RoomError::Ended
     );
     assert!(room.close("admin-1").outbound.is_empty(), "only once");
 }
 
-fn join_with(user: &str, role: Role, mode: MediaMode) -> Input {
+fn join_with(user: &str, role: ParticipantRole, mode: MediaMode) -> Input {
     let mut input = join(user, role, None);
     if let Input::Join { media_mode, .. } = &mut input {
         *media_mode = mode;
@@ -563,7 +586,9 @@ fn auto_moves_to_the_sfu_when_a_third_participant_is_present_and_stays_there() {
         Topology::P2p,
         "two participants: browser to browser"
     );
-    let (joined, out) = room.join(join("a", Role::Admin, None), &p, t(2)).unwrap();
+    let (joined, out) = room
+        .join(join("a", ParticipantRole::Admin, None), &p, t(2))
+        .unwrap();
     assert_eq!(joined.topology, Topology::Sfu);
     assert!(names(&out).contains(&("media:topology", To::All)));
     assert!(out.outbound.iter().any(|o| o.event
@@ -592,9 +617,14 @@ fn auto_moves_to_the_sfu_when_a_third_participant_is_present_and_stays_there() {
 fn a_participant_in_the_waiting_room_does_not_count_towards_the_sfu() {
     let p = policy(Admission::Manual);
     let mut room = Room::default();
-    room.join(join("l", Role::Lawyer, None), &p, t(0)).unwrap();
-    let (c, _) = room.join(join("c", Role::Client, None), &p, t(1)).unwrap();
-    let (a, _) = room.join(join("a", Role::Admin, None), &p, t(2)).unwrap();
+    room.join(join("l", ParticipantRole::Lawyer, None), &p, t(0))
+        .unwrap();
+    let (c, _) = room
+        .join(join("c", ParticipantRole::Client, None), &p, t(1))
+        .unwrap();
+    let (a, _) = room
+        .join(join("a", ParticipantRole::Admin, None), &p, t(2))
+        .unwrap();
     assert!(c.waiting);
     assert_eq!(
         a.topology,
@@ -620,7 +650,11 @@ fn fixed_modes_keep_their_topology_whoever_is_present() {
     let p = policy(Admission::OnLawyerJoin);
     let mut room = Room::default();
     let (joined, _) = room
-        .join(join_with("l", Role::Lawyer, MediaMode::Sfu), &p, t(0))
+        .join(
+            join_with("l", ParticipantRole::Lawyer, MediaMode::Sfu),
+            &p,
+            t(0),
+        )
         .unwrap();
     assert_eq!(
         joined.topology,
@@ -628,9 +662,13 @@ fn fixed_modes_keep_their_topology_whoever_is_present() {
         "sfu from the first participant"
     );
     let mut room = Room::default();
-    for (i, (user, role)) in [("l", Role::Lawyer), ("c", Role::Client), ("a", Role::Admin)]
-        .into_iter()
-        .enumerate()
+    for (i, (user, role)) in [
+        ("l", ParticipantRole::Lawyer),
+        ("c", ParticipantRole::Client),
+        ("a", ParticipantRole::Admin),
+    ]
+    .into_iter()
+    .enumerate()
     {
         let (joined, out) = room
             .join(join_with(user, role, MediaMode::P2p), &p, t(i as i64))
@@ -642,4 +680,147 @@ fn fixed_modes_keep_their_topology_whoever_is_present() {
                 .any(|(name, _)| *name == "media:topology")
         );
     }
+}
+
+#[test]
+fn an_interpreter_waits_like_the_client_and_counsel_goes_straight_in() {
+    let p = policy(Admission::Manual);
+    let mut room = Room::default();
+    room.join(join("l", ParticipantRole::Lawyer, None), &p, t(0))
+        .unwrap();
+    let (interpreter, _) = room
+        .join(join("i", ParticipantRole::Interpreter, None), &p, t(1))
+        .unwrap();
+    let (counsel, _) = room
+        .join(join("k", ParticipantRole::Counsel, None), &p, t(2))
+        .unwrap();
+    assert!(interpreter.waiting, "admitted by the lawyer, like a client");
+    assert!(!counsel.waiting, "a second lawyer needs no admission");
+    // Counsel does not run the call: admitting is the lawyer's (or an admin's).
+    let admit = |by: &str| Input::Admit {
+        by: by.into(),
+        target: "p-i-new".into(),
+    };
+    assert!(matches!(
+        room.handle(admit("p-k-new"), &p, t(3)),
+        Err(RoomError::Forbidden(_))
+    ));
+    room.handle(admit("p-l-new"), &p, t(4)).unwrap();
+    let view = |id: &str| room.views().into_iter().find(|v| v.participant_id == id);
+    assert_eq!(
+        view("p-i-new").map(|v| (v.role, v.waiting)),
+        Some((ParticipantRole::Interpreter, false))
+    );
+    assert_eq!(room.topology, Topology::Sfu, "three present");
+}
+
+#[test]
+fn counsel_can_neither_record_nor_end_the_call() {
+    let p = policy(Admission::OnLawyerJoin);
+    let mut room = call(&p);
+    room.join(join("k", ParticipantRole::Counsel, None), &p, t(2))
+        .unwrap();
+    let record = Input::RecordingStart {
+        by: "p-k-new".into(),
+        recording_id: "r1".into(),
+    };
+    assert!(matches!(
+        room.handle(record, &p, t(3)),
+        Err(RoomError::Forbidden(_))
+    ));
+    let end = Input::End {
+        by: "p-k-new".into(),
+    };
+    assert!(matches!(
+        room.handle(end, &p, t(4)),
+        Err(RoomError::Forbidden(_))
+    ));
+    assert!(!room.ended);
+}
+
+#[test]
+fn an_observer_moves_even_a_two_person_call_to_the_sfu() {
+    let p = policy(Admission::OnLawyerJoin);
+    let mut room = Room::default();
+    room.join(join("l", ParticipantRole::Lawyer, None), &p, t(0))
+        .unwrap();
+    let (joined, out) = room
+        .join(join("o", ParticipantRole::Observer, None), &p, t(1))
+        .unwrap();
+    assert!(!joined.waiting, "the lawyer is there");
+    assert_eq!(
+        joined.topology,
+        Topology::Sfu,
+        "only the SFU keeps them from sending"
+    );
+    assert!(names(&out).contains(&("media:topology", To::All)));
+}
+
+#[test]
+fn an_observer_sends_no_signals_and_reports_no_media() {
+    let p = policy(Admission::OnLawyerJoin);
+    let mut room = call(&p);
+    room.join(join("o", ParticipantRole::Observer, None), &p, t(2))
+        .unwrap();
+    assert!(matches!(
+        room.check_signal("p-o-new", "p-l-new"),
+        Err(RoomError::Forbidden(_))
+    ));
+    assert!(room.check_signal("p-l-new", "p-o-new").is_ok());
+    let media = |audio| Input::Media {
+        participant_id: "p-o-new".into(),
+        media: MediaState {
+            audio,
+            video: false,
+            screen: false,
+        },
+    };
+    assert!(matches!(
+        room.handle(media(true), &p, t(3)),
+        Err(RoomError::Forbidden(_))
+    ));
+    room.handle(media(false), &p, t(4)).unwrap();
+}
+
+#[test]
+fn an_observer_cannot_join_a_call_booked_peer_to_peer() {
+    let p = policy(Admission::OnLawyerJoin);
+    let mut room = Room::default();
+    room.join(
+        join_with("l", ParticipantRole::Lawyer, MediaMode::P2p),
+        &p,
+        t(0),
+    )
+    .unwrap();
+    assert!(matches!(
+        room.join(
+            join_with("o", ParticipantRole::Observer, MediaMode::P2p),
+            &p,
+            t(1)
+        ),
+        Err(RoomError::Forbidden(_))
+    ));
+    assert_eq!(room.members.len(), 1);
+}
+
+#[test]
+fn a_dismissed_guest_leaves_the_call_and_their_connection_closes() {
+    let p = policy(Admission::OnLawyerJoin);
+    let mut room = call(&p);
+    room.join(join("i", ParticipantRole::Interpreter, None), &p, t(2))
+        .unwrap();
+    let out = room.dismiss("i", "removed");
+    assert!(out.facts.contains(&Fact::Disconnect {
+        participant_id: "p-i-new".into()
+    }));
+    assert!(out.outbound.iter().any(|o| o.event
+        == Event::Left(Left {
+            participant_id: "p-i-new".into(),
+            reason: "removed",
+        })));
+    assert!(!room.members.contains_key("p-i-new"));
+    assert!(
+        room.dismiss("i", "removed").outbound.is_empty(),
+        "only once"
+    );
 }

@@ -30,9 +30,10 @@ use crate::{
     extract::{DeferredJson, Path, Query, from_object},
 };
 
-/// The consultation as `access` may see it: the client never sees the lawyer's notes.
+/// The consultation as `access` may see it: the lawyer's notes are for those who may edit it,
+/// never for the client or a guest.
 fn view(mut consultation: VideoConsultation, access: Access) -> VideoConsultation {
-    if access == Access::Client {
+    if !access.allows(Action::Edit) {
         consultation.notes = None;
     }
     consultation
@@ -97,11 +98,18 @@ pub(crate) async fn visible(
         .consultation(id.as_str())
         .await?
         .ok_or_else(hidden)?;
-    let access = Access::of(
+    let mut access = Access::of(
         &auth.caller,
         &consultation.lawyer_id,
         &consultation.client_id,
     );
+    if access == Access::None {
+        let invited = state
+            .db
+            .invitation(&consultation.id, auth.caller.user_id.as_str())
+            .await?;
+        access = access.or_guest(invited);
+    }
     if access.can_view() {
         Ok((consultation, access))
     } else {
@@ -479,7 +487,7 @@ pub async fn end(
     responses(
         (status = 200, description = "The log", body = Vec<AuditEvent>),
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
-        (status = 403, description = "Clients cannot read the audit log", body = ErrorBody),
+        (status = 403, description = "Clients and guests cannot read the audit log", body = ErrorBody),
         (status = 404, description = "No such consultation, or not the caller's", body = ErrorBody),
     ))]
 pub async fn audit(
@@ -488,7 +496,7 @@ pub async fn audit(
     Path(id): Path<String>,
 ) -> Result<JsonResponse<Vec<AuditEvent>>, ApiError> {
     let (consultation, access) = visible(&state, &auth, &id).await?;
-    if access == Access::Client {
+    if !access.allows(Action::Edit) {
         return Err(ApiError::forbidden(
             "only the consultation's lawyer or an admin can read its audit log",
         ));

@@ -7,6 +7,7 @@ pub mod health;
 pub mod load_tests;
 pub mod me;
 pub mod notifications;
+pub mod participants;
 pub mod performance;
 mod recording_download;
 mod recording_upload;

@@ -216,12 +216,13 @@ pub async fn create(
     Ok((status, JsonResponse(body)))
 }
 
-/// A consultation's recordings (its participants, admins).
+/// A consultation's recordings (its lawyer and client, admins; not guests).
 #[utoipa::path(get, path = "/api/v1/consultations/{id}/recordings", operation_id = "listRecordings", tag = "recordings", security(("bearer" = [])),
     params(("id" = String, Path, description = "Consultation id")),
     responses(
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 200, description = "Recordings, oldest first", body = Vec<RecordingView>),
+        (status = 403, description = "A guest: recordings are for the parties", body = ErrorBody),
         (status = 404, description = "No such consultation, or not the caller's", body = ErrorBody),
     ))]
 pub async fn list(
@@ -229,7 +230,8 @@ pub async fn list(
     auth: Auth,
     Path(id): Path<String>,
 ) -> Result<JsonResponse<Vec<RecordingView>>, ApiError> {
-    let (consultation, _) = visible(&state, &auth, &id).await?;
+    let (consultation, access) = visible(&state, &auth, &id).await?;
+    RecordingUse::Read.check(access, false).map_err(refused)?;
     let recordings = state.db.recordings_of(&consultation.id).await?;
     let mut out = Vec::with_capacity(recordings.len());
     for recording in recordings {

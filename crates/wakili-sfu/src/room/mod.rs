@@ -122,11 +122,13 @@ impl Room {
             .unwrap_or_default()
     }
 
-    /// `name` joins with `offer_sdp`; a session it already had is replaced.
+    /// `name` joins with `offer_sdp` (refused if it sends media and `may_publish` is false); a
+    /// session it already had is replaced.
     pub(crate) fn join(
         &mut self,
         name: &str,
         offer_sdp: &str,
+        may_publish: bool,
         ctx: &Context,
         now: Instant,
         fx: &mut Effects,
@@ -152,6 +154,11 @@ impl Room {
             &ctx.config.codecs,
             ctx.config.max_tracks_per_participant,
         )?;
+        if !may_publish && !publications.is_empty() {
+            return Err(SfuError::ListenOnly {
+                offered: publications.len(),
+            });
+        }
         if let Some(old) = existing {
             tracing::info!(room = %self.name, participant = name, "rejoin replaces the session");
             self.remove(old, false, ctx, now, fx);

@@ -80,9 +80,23 @@ impl Harness {
 
     /// `name` joins the room publishing `publish`; its offers are answered from now on.
     pub async fn join(&self, name: &str, publish: Publish) -> Result<Client, SfuError> {
+        self.enter(name, publish, true).await
+    }
+
+    /// `name` joins the room listen-only (an observer), publishing nothing.
+    pub async fn listen(&self, name: &str) -> Result<Client, SfuError> {
+        self.enter(name, Publish::nothing(), false).await
+    }
+
+    async fn enter(&self, name: &str, publish: Publish, speaks: bool) -> Result<Client, SfuError> {
         let sfu = self.sfu.clone();
         let client = Client::connect(self.sfu.local_addr(), name, publish, async |sdp: String| {
-            sfu.join(ROOM, name, &sdp).await.map(|answer| answer.sdp)
+            let answer = if speaks {
+                sfu.join(ROOM, name, &sdp).await
+            } else {
+                sfu.listen(ROOM, name, &sdp).await
+            };
+            answer.map(|answer| answer.sdp)
         })
         .await?;
         self.sinks

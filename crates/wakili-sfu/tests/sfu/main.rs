@@ -9,6 +9,7 @@ mod forwarding;
 mod ice_tcp;
 mod layers;
 mod lifecycle;
+mod listening;
 mod membership;
 mod pause;
 mod refusals;

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use serde_json::json;
 use socketioxide::adapter::Adapter;
 use wakili_core::{
-    Role,
     consultation::Access,
     new_id,
     quality::QualityReport,
@@ -69,20 +68,24 @@ impl<A: Adapter> Worker<A> {
             .consultation(&request.consultation_id)
             .await?
             .ok_or_else(|| Refusal::new("not_found", "no such consultation"))?;
-        let role = match Access::of(
+        let mut access = Access::of(
             &self.caller,
             &consultation.lawyer_id,
             &consultation.client_id,
-        ) {
-            Access::None => {
-                return Err(Refusal::new(
-                    "forbidden",
-                    "only the consultation's lawyer, its client and admins can join",
-                ));
-            }
-            Access::Client => Role::Client,
-            Access::Lawyer => Role::Lawyer,
-            Access::Admin => Role::Admin,
+        );
+        if access == Access::None {
+            let invited = hub
+                .stores
+                .guests
+                .invitation(&consultation.id, self.caller.user_id.as_str())
+                .await?;
+            access = access.or_guest(invited);
+        }
+        let Some(role) = access.participant_role() else {
+            return Err(Refusal::new(
+                "forbidden",
+                "only the consultation's lawyer, its client, its invited guests and admins can join",
+            ));
         };
         if consultation.status.is_closed() {
             return Err(Refusal::new(

@@ -84,14 +84,51 @@ impl Hub {
 
     /// Closes the connections of a participant that another connection replaced.
     pub(super) async fn kick<A: Adapter>(&self, io: &SocketIo<A>, participant: &str) {
-        let room = participant_room(participant);
         let notice = SessionClosed {
             reason: CloseReason::Replaced,
             message: "this participant joined from another connection",
         };
+        self.close_participant(io, participant, notice).await;
+    }
+
+    /// Closes a participant's connections, telling them why first.
+    pub(super) async fn close_participant<A: Adapter>(
+        &self,
+        io: &SocketIo<A>,
+        participant: &str,
+        notice: SessionClosed,
+    ) {
+        let room = participant_room(participant);
         emit_event(io, room.clone(), &notice).await;
         if let Err(e) = io.to(room).disconnect().await {
-            tracing::warn!(error = %e, "could not close a replaced connection");
+            tracing::warn!(error = %e, "could not close a participant's connection");
+        }
+    }
+
+    /// Carries out a dismissal ([`Room::dismiss`]): the guest's connections are told and
+    /// closed, the others see them leave, and the leave is audited.
+    pub(super) async fn dismiss<A: Adapter>(
+        &self,
+        io: &SocketIo<A>,
+        consultation: &str,
+        outcome: Outcome,
+    ) {
+        let mut facts = Vec::new();
+        for fact in outcome.facts {
+            match fact {
+                Fact::Disconnect { participant_id } => {
+                    let notice = SessionClosed {
+                        reason: CloseReason::Dismissed,
+                        message: "the lawyer removed you from this consultation or changed your role",
+                    };
+                    self.close_participant(io, &participant_id, notice).await;
+                }
+                other => facts.push(other),
+            }
+        }
+        self.deliver(io, consultation, outcome.outbound).await;
+        if let Err(e) = self.persist(consultation, facts, "", "").await {
+            tracing::warn!(consultation_id = consultation, error = ?e, "dismissal not recorded");
         }
     }
 

@@ -5,7 +5,10 @@
 
 use socketioxide::{SocketIo, adapter::Adapter};
 use tokio::sync::broadcast::error::RecvError;
-use wakili_core::media::Topology;
+use wakili_core::{
+    media::Topology,
+    room::{Presence, RoomError},
+};
 use wakili_sfu::{MediaKind, Quality, Rid, SfuError, SfuEvent, SfuHandle, TrackId};
 
 use super::{Hub, Reply, Worker, consultation_room, emit_event, participant_room};
@@ -22,6 +25,7 @@ fn refused(e: SfuError) -> Refusal {
             Refusal::new("unavailable", "the media server is unavailable; retry")
         }
         SfuError::RoomFull { .. } => Refusal::new("room_full", e.to_string()),
+        SfuError::ListenOnly { .. } => Refusal::new("listen_only", e.to_string()),
         other => Refusal::new("media_refused", other.to_string()),
     }
 }
@@ -29,6 +33,12 @@ fn refused(e: SfuError) -> Refusal {
 impl<A: Adapter> Worker<A> {
     /// The SFU, and this connection's consultation and participant when it may use it.
     async fn media_seat(&self) -> Result<(SfuHandle, String, String), Refusal> {
+        let (sfu, room, participant, _) = self.media_seat_as().await?;
+        Ok((sfu, room, participant))
+    }
+
+    /// [`media_seat`](Self::media_seat), and whether the participant may send media.
+    async fn media_seat_as(&self) -> Result<(SfuHandle, String, String, bool), Refusal> {
         let seat = self.seat()?;
         let Some(sfu) = self.hub.sfu.clone() else {
             return Err(Refusal::new(
@@ -36,13 +46,19 @@ impl<A: Adapter> Worker<A> {
                 "this server runs no SFU (sfu.enabled = false): media goes peer to peer",
             ));
         };
-        let topology = self
+        let (topology, may_publish) = self
             .hub
             .store
             .read(&seat.consultation, |room| {
-                let room = room.ok_or(wakili_core::room::RoomError::NoParticipant)?;
-                room.check_signal(&seat.participant, &seat.participant)?;
-                Ok::<_, wakili_core::room::RoomError>(room.topology)
+                let room = room.ok_or(RoomError::NoParticipant)?;
+                let me = room
+                    .members
+                    .get(&seat.participant)
+                    .ok_or(RoomError::NoParticipant)?;
+                if me.presence != Presence::Present {
+                    return Err(RoomError::Waiting);
+                }
+                Ok((room.topology, me.role.may_publish()))
             })
             .await??;
         if topology != Topology::Sfu {
@@ -51,16 +67,19 @@ impl<A: Adapter> Worker<A> {
                 "this call is peer to peer now: use signal; media:topology says when it moves to the SFU",
             ));
         }
-        Ok((sfu, seat.consultation, seat.participant))
+        Ok((sfu, seat.consultation, seat.participant, may_publish))
     }
 
-    /// `media:publish`: the participant's offer to the SFU, answered.
+    /// `media:publish`: the participant's offer to the SFU, answered. An observer's offer may
+    /// only receive.
     pub(super) async fn publish(&mut self, request: SdpRequest) -> Result<Reply, Refusal> {
-        let (sfu, room, participant) = self.media_seat().await?;
-        let answer = sfu
-            .join(&room, &participant, &request.sdp)
-            .await
-            .map_err(refused)?;
+        let (sfu, room, participant, may_publish) = self.media_seat_as().await?;
+        let answer = if may_publish {
+            sfu.join(&room, &participant, &request.sdp).await
+        } else {
+            sfu.listen(&room, &participant, &request.sdp).await
+        };
+        let answer = answer.map_err(refused)?;
         tracing::info!(consultation_id = %room, participant_id = %participant, "media published to the SFU");
         Reply::ack(&SdpAck { sdp: answer.sdp })
     }

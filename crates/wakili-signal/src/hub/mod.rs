@@ -27,7 +27,9 @@ use wakili_core::{
     quality::{Hysteresis, Tracker},
     room::{Outbound, RecordingView, Room, RoomPolicy},
 };
-use wakili_db::{AuditStore, ConsentStore, ConsultationStore, Db, DbError, QualityStore};
+use wakili_db::{
+    AuditStore, ConsentStore, ConsultationStore, Db, DbError, GuestStore, QualityStore,
+};
 use wakili_settings::SignalingSettings;
 
 use crate::{
@@ -49,6 +51,8 @@ mod worker;
 pub struct Stores {
     /// Consultations: who may join, and their status changes.
     pub consultations: Arc<dyn ConsultationStore>,
+    /// Guests: who was invited to join, and as what.
+    pub guests: Arc<dyn GuestStore>,
     /// The audit log.
     pub audit: Arc<dyn AuditStore>,
     /// Recording consent decisions.
@@ -62,6 +66,7 @@ impl Stores {
     pub fn of(db: &Db) -> Self {
         Self {
             consultations: db.clone(),
+            guests: db.clone(),
             audit: db.clone(),
             consents: db.clone(),
             quality: db.clone(),
@@ -298,6 +303,28 @@ impl Signaling {
             Err(e) => {
                 tracing::error!(consultation_id = consultation, error = %e, "closing the room failed")
             }
+        }
+    }
+
+    /// `user_id`'s invitation was withdrawn or their role changed over the API: they leave the
+    /// call (`participant:left` with `reason` to the others, `session:closed` `dismissed` to
+    /// them) and their connection closes.
+    pub async fn dismissed(&self, consultation: &str, user_id: &str, reason: &'static str) {
+        let outcome = self
+            .hub
+            .store
+            .update(consultation, |room| room.dismiss(user_id, reason))
+            .await;
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                tracing::error!(consultation_id = consultation, error = %e, "dismissing a guest failed");
+                return;
+            }
+        };
+        match &self.io {
+            Io::Local(io) => self.hub.dismiss(io, consultation, outcome).await,
+            Io::Redis(io) => self.hub.dismiss(io, consultation, outcome).await,
         }
     }
 

@@ -99,6 +99,9 @@ pub enum CloseReason {
     Replaced,
     /// Its token expired without an `auth:refresh`.
     TokenExpired,
+    /// The lawyer withdrew this guest's invitation, or gave them another role (join again to
+    /// take part with it).
+    Dismissed,
 }
 
 /// `session:closed`: sent to a connection right before the server closes it.

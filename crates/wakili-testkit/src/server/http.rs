@@ -1,15 +1,19 @@
-//! Reading the API's answers in tests: every response is JSON, every error has one shape.
+//! Reading the API's answers in tests: every response is JSON (but a 204), every error has one shape.
 
 use reqwest::{Response, StatusCode};
 use serde_json::Value;
 
-/// Status and JSON body; every response of this API is JSON.
+/// Status and JSON body; every response of this API is JSON, but a 204's empty body (read as
+/// `null`).
 ///
 /// # Panics
 /// When the body cannot be read or is not JSON (the message shows it).
 pub async fn read(response: Response) -> (StatusCode, Value) {
     let status = response.status();
     let text = response.text().await.expect("a readable body");
+    if status == StatusCode::NO_CONTENT && text.is_empty() {
+        return (status, Value::Null);
+    }
     let body =
         serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text:?}"));
     (status, body)
