@@ -105,11 +105,15 @@ async function main() {
     return;
   }
   try {
-    [state.me, state.consultation, state.config] = await Promise.all([
+    let roster;
+    [state.me, state.consultation, state.config, roster] = await Promise.all([
       apiJson("/api/v1/me"),
       apiJson(`/api/v1/consultations/${encodeURIComponent(consultationId)}`),
       apiJson(`/api/v1/webrtc/config?consultationId=${encodeURIComponent(consultationId)}`),
+      apiJson(`/api/v1/consultations/${encodeURIComponent(consultationId)}/participants`),
     ]);
+    // My part in this consultation: a party, a guest, or (not listed) staff.
+    state.role = roster.find((p) => p.userId === state.me.id)?.role ?? state.me.role;
   } catch (error) {
     showError(error.message);
     setStatus("Cannot open this consultation");
@@ -117,13 +121,21 @@ async function main() {
   }
   state.profile = state.config.defaultProfile;
   $("title").textContent = state.consultation.title || "Consultation";
-  $("record").hidden = state.me.role !== "lawyer";
-  $("end").hidden = state.me.role === "client";
+  $("record").hidden = state.role !== "lawyer";
+  $("end").hidden = !["lawyer", "admin"].includes(state.role);
   wireControls();
-  try {
-    await startCamera({});
-  } catch (error) {
-    showError(`Camera or microphone unavailable: ${error.message}`);
+  if (state.role === "observer") {
+    // An observer only listens and watches: no camera, no microphone, nothing to share.
+    state.media = { audio: false, video: false, screen: false };
+    for (const id of ["mute", "camera", "share"]) {
+      $(id).hidden = true;
+    }
+  } else {
+    try {
+      await startCamera({});
+    } catch (error) {
+      showError(`Camera or microphone unavailable: ${error.message}`);
+    }
   }
   await listDevices();
   const saved = JSON.parse(sessionStorage.getItem(resumeKey()) ?? "null");
@@ -132,7 +144,7 @@ async function main() {
     await join(saved.resumeToken);
   } else {
     show("preview");
-    setStatus("Ready to join");
+    setStatus(state.role === "observer" ? "Ready to join as an observer: you see and hear the call" : "Ready to join");
     $("join").focus();
   }
 }

@@ -116,6 +116,11 @@ export class SfuSession {
         this.#preferCodecs(transceiver);
         this.senders.screen = transceiver.sender;
       }
+      if (!audio && !camera && !screen) {
+        // Nothing to send (an observer, or no devices): a data channel gives the offer its one
+        // m-line; the server adds the others' tracks in its own offers.
+        this.pc.createDataChannel("wakili");
+      }
       await this.pc.setLocalDescription(await this.pc.createOffer());
       await this.#gathered();
       const answer = await this.socket.request("media:publish", { sdp: this.pc.localDescription.sdp });

@@ -4,7 +4,7 @@
 // into the SFU. Each run may force every page through the embedded TURN relay (`?relay=1`).
 //
 // Inputs (WAKILI_TEST_FILE): {url, runs: [{name, consultationId, query, mode}], tokens: {lawyer,
-// client, admin}, artifacts}.
+// client, admin, observer?}, artifacts}. The observer, invited to the direct run, joins last.
 // Prints one line `RESULT {...}`: per run the freeze on the move to the SFU (from
 // `media:topology` to the first frame decoded from each other participant through the SFU), the
 // received frame widths before, during and after a forced low layer, and what the pages saw.
@@ -323,6 +323,20 @@ async function run(browser, { name, consultationId, query, mode }) {
     await until("admin: the screen tile goes", () =>
       admin.evaluate((id) => !document.querySelector(`#remotes [data-screen-of="${id}"]`), ids.lawyer),
     );
+  }
+
+  if (name === "direct" && env.tokens.observer) {
+    note(`${name}: an invited observer joins: sees and hears everyone, sends nothing`);
+    const observer = await joined(browser, "observer", consultationId, env.tokens.observer, query);
+    assert.equal(await observer.locator("#mute").isHidden(), true, "an observer has no microphone button");
+    const everyone = Object.values(ids);
+    const seen = await mediaAdvancing(observer, everyone);
+    const observerId = await observer.evaluate(() => window.wakili.participantId);
+    await mediaAdvancing(lawyer, others("lawyer"));
+    assert.equal((await sfuView(lawyer)).inbound[observerId], undefined, "nothing comes from the observer");
+    out.observer = { participantId: observerId, receivedFrom: everyone.filter((id) => seen[id]).length };
+    await screenshot(observer, `${name}-observer`);
+    await observer.context().close();
   }
 
   out.quality = await until("client: a quality report scored through the SFU", () =>

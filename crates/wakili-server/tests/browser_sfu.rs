@@ -6,7 +6,8 @@
 //! move to the SFU. The script checks that everyone decodes the others' video and hears their
 //! audio, that a forced low simulcast layer lowers the received frame width and releasing it
 //! raises it again, that a reload rejoins the same participant with media, and that the active
-//! speaker is highlighted. It reports the freeze on the move (from `media:topology` to each
+//! speaker is highlighted, and (direct) that an invited observer sees and hears all three while
+//! sending nothing. It reports the freeze on the move (from `media:topology` to each
 //! publisher's first frame through the SFU). A second run forces every page through the embedded
 //! TURN relay, booked `sfu` (see below why it cannot start peer to peer here). Screenshots go to
 //! `<target>/tmp/test-artifacts/browser-sfu/`.
@@ -59,8 +60,22 @@ async fn three_browsers_move_from_peer_to_peer_to_the_sfu_direct_and_through_the
     let lawyer = token("lawyer-1", Role::Lawyer);
     let client = token("client-1", Role::Client);
     let admin = token("admin-1", Role::Admin);
+    let observer = token("trainee-1", Role::Lawyer);
     let direct = book(&app, &lawyer, &day(1, 10), "auto").await;
     let relay = book(&app, &lawyer, &day(1, 11), "sfu").await;
+    let invite = format!(
+        "/api/v1/consultations/{}/participants/trainee-1",
+        direct.as_str().unwrap()
+    );
+    let (status, body) = app
+        .call(
+            Method::PUT,
+            &invite,
+            &lawyer,
+            Some(json!({"role": "observer"})),
+        )
+        .await;
+    assert!(status.is_success(), "{body}");
     let _ = std::fs::remove_dir_all(artifacts());
     eprintln!("screenshots: {}", artifacts().display());
     let input = json!({
@@ -69,7 +84,7 @@ async fn three_browsers_move_from_peer_to_peer_to_the_sfu_direct_and_through_the
             {"name": "direct", "consultationId": direct, "query": "", "mode": "auto"},
             {"name": "relay", "consultationId": relay, "query": "?relay=1", "mode": "sfu"},
         ],
-        "tokens": {"lawyer": lawyer, "client": client, "admin": admin},
+        "tokens": {"lawyer": lawyer, "client": client, "admin": admin, "observer": observer},
         "artifacts": artifacts(),
     });
     let result = run_browser_script("browser-sfu.mjs", &input, SCRIPT_TIMEOUT).await;
@@ -114,5 +129,10 @@ async fn three_browsers_move_from_peer_to_peer_to_the_sfu_direct_and_through_the
         }
         assert!(run["quality"]["score"].as_f64().unwrap() > 0.0, "{run}");
     }
+    let observed = &result["runs"]["direct"]["observer"];
+    assert_eq!(
+        observed["receivedFrom"], 3,
+        "the observer sees everyone: {result}"
+    );
     app.stop().await.unwrap();
 }

@@ -23,8 +23,14 @@ async fn an_observer_receives_every_track_and_publishes_none() {
             .await;
         }
     }
-    assert!(h.tracks_of("olive", wakili_sfu::MediaKind::Audio).is_empty());
-    assert!(h.tracks_of("olive", wakili_sfu::MediaKind::Video).is_empty());
+    assert!(
+        h.tracks_of("olive", wakili_sfu::MediaKind::Audio)
+            .is_empty()
+    );
+    assert!(
+        h.tracks_of("olive", wakili_sfu::MediaKind::Video)
+            .is_empty()
+    );
 }
 
 #[tokio::test]
