@@ -143,6 +143,7 @@ async fn metrics_pass_promtool_and_move_with_traffic() {
         "wakili_turn_relayed_bytes_total{direction=\"to_peers\"}",
         "wakili_sfu_dropped_datagrams_total",
         "wakili_sfu_send_failures_total",
+        "wakili_sfu_sessions",
         "wakili_signals_relayed_total{type=\"offer\"}",
         "process_cpu_seconds_total",
         "process_resident_memory_bytes",

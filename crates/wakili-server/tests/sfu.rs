@@ -126,6 +126,25 @@ async fn a_consultation_in_sfu_mode_carries_both_parties_media_through_the_serve
             browser.name
         );
     }
+    assert_eq!(app.metric("wakili_sfu_sessions").await, Some(2.0));
+
+    // The lawyer ends the call: its media sessions end with it, not seconds later.
+    end_over_api(&app, &lawyer, &id).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while app.metric("wakili_sfu_sessions").await != Some(0.0) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "SFU sessions still open after the end"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Ends `consultation` over the API, as its lawyer.
+async fn end_over_api(app: &TestApp, lawyer: &str, consultation: &str) {
+    let path = format!("/api/v1/consultations/{consultation}/end");
+    let (status, body) = app.call(Method::POST, &path, lawyer, None).await;
+    assert!(status.is_success(), "{body}");
 }
 
 /// Invites `user` to `consultation` as `role` (the lawyer's token).

@@ -38,6 +38,8 @@ pub(crate) struct Counters {
     pub(crate) dropped: AtomicU64,
     /// Datagrams the socket could not take (buffer full, unreachable).
     pub(crate) send_failures: AtomicU64,
+    /// Sessions in all rooms, after the latest command or timeout.
+    pub(crate) sessions: AtomicU64,
 }
 
 /// Where a remote address's traffic goes, once a session accepted it.
@@ -238,12 +240,20 @@ impl Engine {
             Command::Stats { room, reply } => {
                 let _ = reply.send(find_room(&mut self.rooms, &room).map(|r| r.stats()));
             }
+            Command::Close { room, reply } => {
+                let result = find_room(&mut self.rooms, &room).map(|r| r.close(fx));
+                let _ = reply.send(result);
+            }
         }
         self.forget_empty_rooms();
     }
 
     fn forget_empty_rooms(&mut self) {
         self.rooms.retain(|_, room| !room.is_empty());
+        let sessions: usize = self.rooms.values().map(Room::len).sum();
+        self.counters
+            .sessions
+            .store(sessions as u64, Ordering::Relaxed);
         let rooms = &self.rooms;
         self.routes
             .retain(|_, (room, id)| rooms.get(room).is_some_and(|r| r.has(*id)));

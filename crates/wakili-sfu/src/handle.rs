@@ -55,6 +55,10 @@ pub(crate) enum Command {
         room: String,
         reply: oneshot::Sender<Result<RoomStats, SfuError>>,
     },
+    Close {
+        room: String,
+        reply: oneshot::Sender<Result<(), SfuError>>,
+    },
 }
 
 /// Controls a running [`Sfu`](crate::Sfu). Cheap to clone; the SFU stops when its shutdown
@@ -96,6 +100,11 @@ impl SfuHandle {
     /// Datagrams the socket refused to send (full buffer, unreachable destination).
     pub fn send_failures(&self) -> u64 {
         self.counters.send_failures.load(Ordering::Relaxed)
+    }
+
+    /// Media sessions open now, all rooms together.
+    pub fn sessions(&self) -> u64 {
+        self.counters.sessions.load(Ordering::Relaxed)
     }
 
     /// `participant` joins `room` (created on first join) with its SDP offer, which may
@@ -218,6 +227,16 @@ impl SfuHandle {
             room: room.to_owned(),
             subscriber: subscriber.to_owned(),
             cap: level,
+            reply,
+        })
+        .await
+    }
+
+    /// Ends every session of `room` at once (the consultation ended): their connections close
+    /// and the room is forgotten.
+    pub async fn close(&self, room: &str) -> Result<(), SfuError> {
+        self.call(|reply| Command::Close {
+            room: room.to_owned(),
             reply,
         })
         .await

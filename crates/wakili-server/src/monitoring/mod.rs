@@ -145,6 +145,11 @@ const DESCRIPTIONS: &[(&str, Kind, &str)] = &[
         "Media datagrams the SFU could not send",
     ),
     (
+        "wakili_sfu_sessions",
+        Kind::Gauge,
+        "Media sessions the SFU holds open, all consultations together",
+    ),
+    (
         "wakili_recording_ingested_bytes_total",
         Kind::Counter,
         "Recording chunk bytes acknowledged to uploaders",
@@ -438,6 +443,7 @@ impl Monitoring {
                 .absolute(sfu.dropped_datagrams());
             self.counter("wakili_sfu_send_failures_total", vec![])
                 .absolute(sfu.send_failures());
+            self.gauge("wakili_sfu_sessions").set(sfu.sessions() as f64);
         }
         match state.recordings.usage().await {
             Ok(usage) => self

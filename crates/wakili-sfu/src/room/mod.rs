@@ -78,12 +78,18 @@ impl Room {
         self.participants.is_empty()
     }
 
+    /// How many sessions the room holds.
+    pub(crate) fn len(&self) -> usize {
+        self.participants.len()
+    }
+
     /// Whether `id` is (still) in the room.
     pub(crate) fn has(&self, id: ParticipantId) -> bool {
         self.participants.contains_key(&id)
     }
 
-    /// The SFU stops: every session says goodbye (RTCP BYE, DTLS close_notify).
+    /// The SFU stops or the call ended: every session says goodbye (RTCP BYE, DTLS
+    /// close_notify).
     pub(crate) fn close(&mut self, fx: &mut Effects) {
         for p in self.participants.values_mut() {
             if p.rtc.close().is_ok() {

@@ -9,7 +9,7 @@ use socketioxide::{SocketIo, adapter::Adapter};
 use wakili_core::{
     consultation::Action,
     new_id,
-    room::{Fact, Outbound, Outcome, Room, To},
+    room::{Event, Fact, Outbound, Outcome, Room, To},
 };
 use wakili_db::{
     DbError,
@@ -65,9 +65,11 @@ impl Hub {
         outbound: Vec<Outbound>,
     ) {
         for o in outbound {
-            if let wakili_core::room::Event::Left(left) = &o.event {
+            match &o.event {
                 // Gone from the call for good: so is its media.
-                self.leave_sfu(consultation, &left.participant_id).await;
+                Event::Left(left) => self.leave_sfu(consultation, &left.participant_id).await,
+                Event::Ended(_) => self.close_sfu(consultation).await,
+                _ => {}
             }
             let operators = match &o.to {
                 To::One(p) => io.to(participant_room(p)),

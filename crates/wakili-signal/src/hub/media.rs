@@ -156,6 +156,16 @@ impl Hub {
             }
         }
     }
+
+    /// Ends every SFU session of the consultation (its call ended).
+    pub(super) async fn close_sfu(&self, consultation: &str) {
+        if let Some(sfu) = &self.sfu {
+            match sfu.close(consultation).await {
+                Ok(()) | Err(SfuError::UnknownRoom(_)) => {}
+                Err(e) => tracing::warn!(error = %e, "SFU sessions not ended"),
+            }
+        }
+    }
 }
 
 /// Delivers what the SFU reports, until it stops. Offers and layers go to one participant,
