@@ -6,6 +6,7 @@
 
 #[macro_use]
 mod names;
+pub mod audit_chain;
 pub mod clock;
 pub mod consultation;
 pub mod delivery;

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row, Type};
-use wakili_core::{ParticipantRole, new_id, page::Cursor};
+use wakili_core::{ParticipantRole, audit_chain, new_id, page::Cursor};
 
 use crate::{
     Backend, DbError, Repository,
@@ -35,6 +35,7 @@ macro_rules! impl_for_sql {
             for<'q> chrono::DateTime<chrono::Utc>: sqlx::Decode<'q, DB> + sqlx::Type<DB>,
             for<'q> Option<String>: sqlx::Encode<'q, DB>,
             for<'q> Option<f64>: sqlx::Encode<'q, DB>,
+            for<'q> Option<i64>: sqlx::Encode<'q, DB>,
             for<'q> Option<$crate::time::DbTime>: sqlx::Encode<'q, DB>,
             for<'a> &'a str: sqlx::ColumnIndex<DB::Row>,
             for<'r> $crate::models::User: sqlx::FromRow<'r, DB::Row>,
@@ -59,7 +60,7 @@ pub(crate) use impl_for_sql;
 /// A [`Repository`] over an sqlx connection pool of any supported driver.
 pub struct SqlStore<DB: Database> {
     pool: Pool<DB>,
-    backend: Backend,
+    pub(crate) backend: Backend,
 }
 
 impl<DB: Database> SqlStore<DB> {
@@ -70,6 +71,16 @@ impl<DB: Database> SqlStore<DB> {
 
     pub(crate) fn pool(&self) -> &Pool<DB> {
         &self.pool
+    }
+
+    /// A transaction for a change. On SQLite it begins `IMMEDIATE`, taking the write lock first,
+    /// so what it reads stays current until it commits (a deferred one that read before another
+    /// writer committed would fail with `SQLITE_BUSY_SNAPSHOT` on its first write).
+    pub(crate) async fn begin(&self) -> Result<sqlx::Transaction<'static, DB>, DbError> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
     }
 }
 
@@ -93,6 +104,7 @@ fn audit_from_row<R>(row: &R) -> Result<AuditEvent, DbError>
 where
     R: Row,
     for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
     for<'r> DateTime<Utc>: Decode<'r, R::Database> + Type<R::Database>,
     for<'a> &'a str: ColumnIndex<R>,
 {
@@ -105,11 +117,18 @@ where
         detail: serde_json::from_str(&detail)
             .map_err(|e| DbError::Corrupt(format!("audit detail: {e}")))?,
         created_at: row.try_get("created_at")?,
+        chain_seq: row
+            .try_get::<Option<i64>, _>("chain_seq")?
+            .map(|seq| u64::try_from(seq).map_err(|_| DbError::Corrupt(format!("chain_seq {seq}"))))
+            .transpose()?,
+        prev_hash: row.try_get("prev_hash")?,
+        hash: row.try_get("hash")?,
     })
 }
 
-const INSERT_AUDIT: &str = "INSERT INTO audit_events (id, consultation_id, actor_id, action, detail, created_at) \
-     VALUES ($1, $2, $3, $4, $5, $6)";
+const INSERT_AUDIT: &str = "INSERT INTO audit_events \
+     (id, consultation_id, actor_id, action, detail, created_at, chain_seq, prev_hash, hash) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
 impl_for_sql!(Repository {
     fn pool_connections(&self) -> (u32, usize) {
@@ -166,7 +185,7 @@ impl_for_sql!(crate::ConsultationStore {
             now,
         } = insert;
         let id = new_id();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let consultation: VideoConsultation = sqlx::query_as(concat!(
             "INSERT INTO video_consultations (id, lawyer_id, client_id, title, notes, scheduled_at, \
              duration_minutes, status, created_by, created_at, updated_at, version, media_mode) \
@@ -212,7 +231,7 @@ impl_for_sql!(crate::ConsultationStore {
                 "mediaMode": booking.media_mode.unwrap_or_default(),
             }),
         };
-        insert_audit(&mut *tx, audit, now).await?;
+        insert_audit(&mut *tx, self.backend, audit, now).await?;
         tx.commit().await?;
         Ok(consultation)
     }
@@ -264,7 +283,7 @@ impl_for_sql!(crate::ConsultationStore {
         c: &VideoConsultation,
         audit: NewAuditEvent,
     ) -> Result<Option<VideoConsultation>, DbError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let saved: Option<VideoConsultation> = sqlx::query_as(concat!(
             "UPDATE video_consultations SET title = $2, notes = $3, scheduled_at = $4, \
              duration_minutes = $5, status = $6, updated_at = $7, started_at = $8, ended_at = $9, \
@@ -292,7 +311,7 @@ impl_for_sql!(crate::ConsultationStore {
         let Some(saved) = saved else {
             return Ok(None);
         };
-        insert_audit(&mut *tx, audit, c.updated_at).await?;
+        insert_audit(&mut *tx, self.backend, audit, c.updated_at).await?;
         tx.commit().await?;
         Ok(Some(saved))
     }
@@ -316,20 +335,28 @@ impl_for_sql!(crate::AuditStore {
         event: NewAuditEvent,
         now: DateTime<Utc>,
     ) -> Result<AuditEvent, DbError> {
-        let mut conn = self.pool.acquire().await?;
-        insert_audit(&mut *conn, event, now).await
+        let mut tx = self.begin().await?;
+        let stored = insert_audit(&mut *tx, self.backend, event, now).await?;
+        tx.commit().await?;
+        Ok(stored)
     }
 
     async fn audit_log(&self, consultation_id: &str) -> Result<Vec<AuditEvent>, DbError> {
         let mut conn = self.pool.acquire().await?;
         let rows = sqlx::query(
-            "SELECT id, consultation_id, actor_id, action, detail, created_at FROM audit_events \
-             WHERE consultation_id = $1 ORDER BY id",
+            "SELECT id, consultation_id, actor_id, action, detail, created_at, chain_seq, \
+             prev_hash, hash FROM audit_events WHERE consultation_id = $1 \
+             ORDER BY chain_seq IS NOT NULL, chain_seq, id",
         )
         .bind(consultation_id.to_owned())
         .fetch_all(&mut *conn)
         .await?;
         rows.iter().map(audit_from_row).collect()
+    }
+
+    async fn audit_head(&self, consultation_id: &str) -> Result<Option<audit_chain::Head>, DbError> {
+        let mut conn = self.pool.acquire().await?;
+        chain_head(&mut *conn, consultation_id).await
     }
 
     async fn append_audits(
@@ -340,9 +367,9 @@ impl_for_sql!(crate::AuditStore {
         if events.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         for event in events {
-            insert_audit(&mut *tx, event, now).await?;
+            insert_audit(&mut *tx, self.backend, event, now).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -426,27 +453,92 @@ impl_for_sql!(crate::QualityStore {
     }
 });
 
-pub(crate) async fn insert_audit<'c, DB, E>(
-    executor: E,
+/// The last entry of `consultation`'s audit chain.
+async fn chain_head<DB>(
+    conn: &mut DB::Connection,
+    consultation: &str,
+) -> Result<Option<audit_chain::Head>, DbError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> i64: Decode<'q, DB> + Type<DB>,
+    for<'a> &'a str: ColumnIndex<DB::Row>,
+{
+    let row = sqlx::query(
+        "SELECT chain_seq, hash FROM audit_events \
+         WHERE consultation_id = $1 AND chain_seq IS NOT NULL \
+         ORDER BY chain_seq DESC LIMIT 1",
+    )
+    .bind(consultation.to_owned())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let seq: i64 = row.try_get("chain_seq")?;
+    Ok(Some(audit_chain::Head {
+        seq: u64::try_from(seq).map_err(|_| DbError::Corrupt(format!("chain_seq {seq}")))?,
+        hash: row.try_get("hash")?,
+    }))
+}
+
+/// Appends `event` to the audit log inside the caller's transaction, chained to its
+/// consultation's previous entry. Writers of one consultation's chain take turns: on PostgreSQL
+/// through a transaction-scoped advisory lock, on SQLite because every transaction that writes
+/// begins `IMMEDIATE` ([`SqlStore::begin`]); the unique `(consultation_id, chain_seq)` index
+/// refuses a fork should either ever fail.
+pub(crate) async fn insert_audit<DB>(
+    conn: &mut DB::Connection,
+    backend: Backend,
     event: NewAuditEvent,
     now: DateTime<Utc>,
 ) -> Result<AuditEvent, DbError>
 where
     DB: Database,
-    E: Executor<'c, Database = DB>,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     DB::Arguments: IntoArguments<DB>,
-    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> DbTime: Encode<'q, DB> + Type<DB>,
     for<'q> Option<String>: Encode<'q, DB>,
+    for<'q> Option<i64>: Encode<'q, DB>,
+    for<'a> &'a str: ColumnIndex<DB::Row>,
 {
-    let stored = AuditEvent {
+    let mut stored = AuditEvent {
         id: new_id(),
         consultation_id: event.consultation_id,
         actor_id: event.actor_id,
         action: event.action.to_owned(),
         detail: event.detail,
         created_at: now,
+        chain_seq: None,
+        prev_hash: None,
+        hash: None,
     };
+    if let Some(consultation) = stored.consultation_id.clone() {
+        if backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                .bind(consultation.clone())
+                .execute(&mut *conn)
+                .await?;
+        }
+        let (seq, prev) = match chain_head(&mut *conn, &consultation).await? {
+            Some(head) => (head.seq + 1, head.hash),
+            None => (1, audit_chain::GENESIS.to_owned()),
+        };
+        let link = audit_chain::Link {
+            seq,
+            id: &stored.id,
+            consultation_id: &consultation,
+            actor_id: stored.actor_id.as_deref(),
+            action: &stored.action,
+            detail: &stored.detail,
+            created_at: now,
+        };
+        stored.hash = Some(link.hash(&prev));
+        stored.chain_seq = Some(seq);
+        stored.prev_hash = Some(prev);
+    }
     sqlx::query(INSERT_AUDIT)
         .bind(stored.id.clone())
         .bind(stored.consultation_id.clone())
@@ -454,7 +546,10 @@ where
         .bind(stored.action.clone())
         .bind(stored.detail.to_string())
         .bind(DbTime(now))
-        .execute(executor)
+        .bind(stored.chain_seq.map(|seq| seq as i64))
+        .bind(stored.prev_hash.clone())
+        .bind(stored.hash.clone())
+        .execute(&mut *conn)
         .await?;
     Ok(stored)
 }

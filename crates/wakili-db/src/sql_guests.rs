@@ -68,7 +68,7 @@ impl_for_sql!(crate::GuestStore {
         by: &str,
         now: DateTime<Utc>,
     ) -> Result<GuestChange, DbError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         let stored = stored_role(&mut *tx, consultation_id, user_id).await?;
         let (change, detail) = match stored {
             None => {
@@ -116,7 +116,7 @@ impl_for_sql!(crate::GuestStore {
             },
             detail,
         };
-        insert_audit(&mut *tx, audit, now).await?;
+        insert_audit(&mut *tx, self.backend, audit, now).await?;
         tx.commit().await?;
         Ok(change)
     }
@@ -128,7 +128,7 @@ impl_for_sql!(crate::GuestStore {
         by: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, DbError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         let Some(role) = stored_role(&mut *tx, consultation_id, user_id).await? else {
             return Ok(false);
         };
@@ -148,7 +148,7 @@ impl_for_sql!(crate::GuestStore {
             action: "participant.uninvited",
             detail: json!({ "userId": user_id, "role": role }),
         };
-        insert_audit(&mut *tx, audit, now).await?;
+        insert_audit(&mut *tx, self.backend, audit, now).await?;
         tx.commit().await?;
         Ok(true)
     }

@@ -228,7 +228,7 @@ impl_for_sql!(PushStore {
         if notifications.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         insert_notifications(&mut *tx, notifications, now).await?;
         tx.commit().await?;
         Ok(())
@@ -265,7 +265,7 @@ impl_for_sql!(PushStore {
             return Ok(0);
         }
         let held = "WHERE id = $1 AND lease_owner = $2 AND status = 'pending' RETURNING id";
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         let mut updated = 0;
         // Accepted rows (nearly all) in one statement per 1,000: `message_name` per row through
         // a CASE, the lease re-checked for each.
@@ -420,7 +420,7 @@ impl_for_sql!(PushStore {
         reminders: &[(i64, DateTime<Utc>)],
         now: DateTime<Utc>,
     ) -> Result<(), DbError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         sqlx::query("DELETE FROM push_reminders WHERE consultation_id = $1 AND status = 'pending'")
             .bind(consultation_id.to_owned())
             .execute(&mut *tx)
@@ -495,7 +495,7 @@ impl_for_sql!(PushStore {
         notifications: &[NewNotification],
         now: DateTime<Utc>,
     ) -> Result<bool, DbError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         let done = sqlx::query(
             "UPDATE push_reminders SET status = 'done', done_at = $3, lease_owner = NULL, \
              lease_until = NULL WHERE id = $1 AND lease_owner = $2 AND status = 'pending' \

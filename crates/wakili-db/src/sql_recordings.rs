@@ -46,7 +46,7 @@ impl_for_sql!(RecordingStore {
         new: &NewRecording,
         audit: NewAuditEvent,
     ) -> Result<(Recording, bool), DbError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO consultation_recordings (id, consultation_id, started_by, status, \
              started_at, created_at, wrapped_key, key_id, nonce_prefix, last_activity_at) \
@@ -64,7 +64,7 @@ impl_for_sql!(RecordingStore {
         .await?
         .is_some();
         if inserted {
-            insert_audit(&mut *tx, audit, new.now).await?;
+            insert_audit(&mut *tx, self.backend, audit, new.now).await?;
         }
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {RECORDING_COLUMNS} FROM consultation_recordings WHERE id = $1"
@@ -139,7 +139,7 @@ impl_for_sql!(RecordingStore {
         now: DateTime<Utc>,
     ) -> Result<bool, DbError> {
         let (recording_id, seq) = (chunk.recording_id.as_str(), chunk.seq);
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         // Serializes with `begin_finalizing`: a chunk is either recorded before finalization
         // lists the chunks, or refused.
         let open = sqlx::query(
@@ -431,7 +431,7 @@ impl_for_sql!(RecordingStore {
         done: &FinalizedRecording,
         audit: NewAuditEvent,
     ) -> Result<Recording, DbError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE consultation_recordings SET status = $2, format = $3, codec = $4, \
              resolution = $5, duration_seconds = $6, file_size_bytes = $7, chunk_count = $8, \
@@ -452,7 +452,7 @@ impl_for_sql!(RecordingStore {
         .bind(DbTime(done.now))
         .fetch_one(&mut *tx)
         .await?;
-        insert_audit(&mut *tx, audit, done.now).await?;
+        insert_audit(&mut *tx, self.backend, audit, done.now).await?;
         tx.commit().await?;
         Ok(Recording::from_row(&row)?)
     }
@@ -463,7 +463,7 @@ impl_for_sql!(RecordingStore {
         now: DateTime<Utc>,
         audit: NewAuditEvent,
     ) -> Result<bool, DbError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         let changed = sqlx::query(
             "UPDATE consultation_recordings SET wrapped_key = NULL, status = 'deleted', \
              deleted_at = $2 WHERE id = $1 AND status <> 'deleted' AND legal_hold = $3 RETURNING id",
@@ -476,7 +476,7 @@ impl_for_sql!(RecordingStore {
         if changed.is_none() {
             return Ok(false);
         }
-        insert_audit(&mut *tx, audit, now).await?;
+        insert_audit(&mut *tx, self.backend, audit, now).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -487,7 +487,7 @@ impl_for_sql!(RecordingStore {
         providers: &[String],
         now: DateTime<Utc>,
     ) -> Result<(), DbError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         for provider in providers {
             sqlx::query(
                 "INSERT INTO recording_object_deletes (provider, object_key, recording_id, \
@@ -642,7 +642,7 @@ impl_for_sql!(RecordingStore {
         audit: NewAuditEvent,
         now: DateTime<Utc>,
     ) -> Result<Option<Recording>, DbError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE consultation_recordings SET legal_hold = $2, legal_hold_reason = $3 \
              WHERE id = $1 AND status <> 'deleted' RETURNING {RECORDING_COLUMNS}"
@@ -655,7 +655,7 @@ impl_for_sql!(RecordingStore {
         let Some(row) = row else {
             return Ok(None);
         };
-        insert_audit(&mut *tx, audit, now).await?;
+        insert_audit(&mut *tx, self.backend, audit, now).await?;
         tx.commit().await?;
         Ok(Some(Recording::from_row(&row)?))
     }

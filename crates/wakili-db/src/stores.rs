@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use wakili_core::GuestRole;
+use wakili_core::{GuestRole, audit_chain::Head};
 
 use crate::{
     DbError,
@@ -102,8 +102,13 @@ pub trait AuditStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<AuditEvent, DbError>;
 
-    /// A consultation's audit log, oldest first.
+    /// A consultation's audit log, oldest first (entries older than the hash chain first, then
+    /// the chain in order).
     async fn audit_log(&self, consultation_id: &str) -> Result<Vec<AuditEvent>, DbError>;
+
+    /// The last entry of a consultation's hash chain, if it has one: what a signed manifest
+    /// vouches for.
+    async fn audit_head(&self, consultation_id: &str) -> Result<Option<Head>, DbError>;
 
     /// Appends several audit entries in one transaction (one disk sync), in order.
     async fn append_audits(

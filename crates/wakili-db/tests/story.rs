@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use wakili_core::{
-    GuestRole, ParticipantRole, Role, UserId,
+    GuestRole, ParticipantRole, Role, UserId, audit_chain,
     consultation::{Action, ConsultationStatus, NewConsultation},
 };
 use wakili_db::{
@@ -288,6 +288,33 @@ async fn story(backend: Backend) {
     );
     assert_eq!(log[0].detail["clientId"], "c1");
     assert_audit_is_append_only(&test_db).await;
+
+    // Each consultation's entries form a hash chain, also when written concurrently: writers of
+    // one chain take turns, so it never forks.
+    let writers: Vec<_> = (0..16)
+        .map(|i| {
+            let db = db.clone();
+            let id = c1.id.clone();
+            tokio::spawn(async move {
+                let event = NewAuditEvent {
+                    consultation_id: Some(id),
+                    actor_id: None,
+                    action: "test.concurrent",
+                    detail: serde_json::json!({ "writer": i }),
+                };
+                db.append_audit(event, now).await.unwrap();
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let log = db.audit_log(&c1.id).await.unwrap();
+    assert_eq!(log.len(), 5 + 16);
+    let chained: Vec<_> = log.iter().filter_map(|e| e.claimed()).collect();
+    assert_eq!(chained.len(), log.len(), "every entry is chained");
+    let report = audit_chain::verify(&chained, None).unwrap();
+    assert_eq!(report.last.map(|h| h.seq), Some(21));
 
     // Consent decisions and quality samples keep their values and order.
     for (i, granted) in [(1, true), (2, false)] {

@@ -38,6 +38,8 @@ pub struct Verified {
     pub chain_head: String,
     /// Id of the key that signed the manifest (derived from the key, not read from the JWS).
     pub key_id: String,
+    /// The consultation's audit chain head the manifest vouches for, if any.
+    pub audit_head: Option<crate::manifest::Head>,
 }
 
 /// Verifies `media` (the plaintext download) against the signed manifest `jws` and `key`.
@@ -113,6 +115,7 @@ pub fn verify_recording(jws: &str, key: &VerifyingKey, mut media: impl Read) -> 
         sha256: manifest.sha256,
         chain_head: manifest.chain_head,
         key_id: key_id_of(key),
+        audit_head: manifest.audit_head,
     })
 }
 

@@ -162,6 +162,11 @@ pub struct VerifyRecording {
     /// A bearer token for --url, read from this file, if the server asks for one.
     #[arg(long, value_name = "FILE", requires = "url")]
     pub token_file: Option<PathBuf>,
+    /// Also check an exported audit log (the JSON `GET /api/v1/consultations/{id}/audit`
+    /// returns) against the audit chain head the manifest signs: an entry edited, removed or
+    /// reordered is reported.
+    #[arg(long, value_name = "FILE")]
+    pub audit: Option<PathBuf>,
     /// The downloaded media (the decrypted download).
     #[arg(value_name = "MEDIA_FILE")]
     pub media: PathBuf,

@@ -269,8 +269,61 @@ async fn verify_recording(flags: VerifyRecording) -> anyhow::Result<()> {
             explain_failure(&e, &jws, &key, &key_id, &flags)
         ),
     };
+    let audit = match &flags.audit {
+        Some(path) => Some(verify_audit(path, &verified)?),
+        None => None,
+    };
     print!("{}", verification_summary(&verified, &source, &flags));
+    if let Some(line) = audit {
+        println!("  audit log     {line}");
+    }
     Ok(())
+}
+
+/// Checks the exported audit log at `path` against the chain head the verified manifest signs;
+/// what it established, in one line.
+fn verify_audit(
+    path: &std::path::Path,
+    verified: &wakili_storage::Verified,
+) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("--audit: cannot read {}", path.display()))?;
+    let entries: Vec<wakili_core::model::AuditEvent> =
+        serde_json::from_str(&text).with_context(|| {
+            format!(
+                "--audit {}: not the audit log JSON the API returns",
+                path.display()
+            )
+        })?;
+    if let Some(other) = entries
+        .iter()
+        .find(|e| e.consultation_id.as_deref() != Some(verified.consultation_id.as_str()))
+    {
+        bail!(
+            "audit verification FAILED: entry {} is not of consultation {}",
+            other.id,
+            verified.consultation_id
+        );
+    }
+    let chained: Vec<_> = entries.iter().filter_map(|e| e.claimed()).collect();
+    let unchained = entries.len() - chained.len();
+    let head = verified.audit_head.as_ref();
+    let report = wakili_core::audit_chain::verify(&chained, head)
+        .map_err(|e| anyhow::anyhow!("audit verification FAILED: {e}"))?;
+    let through = match head {
+        Some(head) => format!("intact through the signed head (entry {})", head.seq),
+        None => "intact; the manifest signs no head (recorded before the chain existed)".into(),
+    };
+    let last = report.last.map_or(0, |h| h.seq);
+    let older = if unchained > 0 {
+        format!("; {unchained} older entries predate the chain and are not covered")
+    } else {
+        String::new()
+    };
+    Ok(format!(
+        "{} chained entries, {through}, last {last}{older}",
+        report.entries
+    ))
 }
 
 /// The compact JWS in a manifest file: the `jws` of the JSON the API returns, or the bare text.

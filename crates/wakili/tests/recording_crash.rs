@@ -174,4 +174,61 @@ async fn acknowledged_chunks_survive_kill_9_and_a_vanished_uploader_leaves_an_in
     let expected: Vec<u8> = [0, 1, 2, 4].into_iter().flat_map(body).collect();
     assert_eq!(sha(&media), sha(&expected));
     assert_eq!(finalized["sha256"], sha(&expected));
+
+    // The evidence verifies offline, the consultation's exported audit log with it; an audit
+    // log edited, cut or reordered after the fact does not.
+    let dir = cwd.path();
+    std::fs::write(dir.join("manifest.json"), manifest.to_string()).unwrap();
+    std::fs::write(dir.join("media.webm"), &media).unwrap();
+    let key = http
+        .get(format!("{}/api/v1/recordings/signing-key", server.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let key: Value = serde_json::from_str(&key).unwrap();
+    std::fs::write(dir.join("key.pem"), key["publicKeyPem"].as_str().unwrap()).unwrap();
+    let audit = get(
+        &server.base,
+        &lawyer,
+        &format!("/api/v1/consultations/{consultation}/audit"),
+    )
+    .await;
+    assert!(
+        manifest["manifest"]["auditHead"]["seq"].as_u64().unwrap() >= 3,
+        "{manifest}"
+    );
+    let check = |log: &Value| {
+        std::fs::write(dir.join("audit.json"), log.to_string()).unwrap();
+        common::run(common::wakili(dir).args([
+            "verify-recording",
+            "--manifest",
+            "manifest.json",
+            "--key",
+            "key.pem",
+            "--audit",
+            "audit.json",
+            "media.webm",
+        ]))
+    };
+    let ok = check(&audit);
+    let out = common::stdout(&ok);
+    assert!(out.contains("intact through the signed head"), "{out}");
+    let entries = audit.as_array().unwrap().clone();
+    let mut edited = entries.clone();
+    edited[1]["detail"] = json!({"participantId": "someone else"});
+    let mut cut = entries.clone();
+    cut.remove(1);
+    let mut reordered = entries.clone();
+    reordered.swap(1, 2);
+    for (what, log) in [("edited", edited), ("cut", cut), ("reordered", reordered)] {
+        let refused = check(&Value::Array(log));
+        let err = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            !refused.status.success() && err.contains("audit verification FAILED"),
+            "an {what} audit log: {err}"
+        );
+    }
 }

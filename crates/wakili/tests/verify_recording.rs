@@ -48,6 +48,7 @@ fn recording(signer: &ManifestSigner, present: &[usize], expected: u32) -> (Stri
         started_at: Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0).unwrap(),
         finalized_at: Utc.with_ymd_and_hms(2026, 11, 2, 9, 1, 0).unwrap(),
         consents: vec![],
+        audit_head: None,
     };
     let manifest =
         Manifest::build(draft, entries, expected, Sha256::digest(&media).into()).unwrap();

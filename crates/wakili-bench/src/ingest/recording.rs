@@ -569,6 +569,7 @@ mod tests {
             started_at: Utc::now(),
             finalized_at: Utc::now(),
             consents: vec![],
+            audit_head: None,
         };
         Manifest::build(draft, entries, media.chunk_count() as u32, media.sha256).unwrap()
     }

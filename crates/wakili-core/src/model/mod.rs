@@ -114,8 +114,9 @@ pub enum GuestChange {
     Unchanged,
 }
 
-/// One entry of the append-only audit log. Serialized as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One entry of the append-only audit log. Serialized as the API shows it (and read back from
+/// an export to check its hash chain offline).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = AuditEntry))]
 #[serde(rename_all = "camelCase")]
 pub struct AuditEvent {
@@ -132,6 +133,43 @@ pub struct AuditEvent {
     pub detail: serde_json::Value,
     /// When.
     pub created_at: DateTime<Utc>,
+    /// Position in the consultation's hash chain, from 1 (absent for entries of no consultation,
+    /// and for entries older than the chain).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chain_seq: Option<u64>,
+    /// The previous entry's hash (`0`×64 for the first), lowercase hex.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prev_hash: Option<String>,
+    /// This entry's hash: `wakili_core::audit_chain::Link::hash`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
+}
+
+impl AuditEvent {
+    /// The entry as the hash chain sees it, when it is chained.
+    pub fn claimed(&self) -> Option<crate::audit_chain::Claimed<'_>> {
+        let (Some(seq), Some(consultation_id), Some(prev_hash), Some(hash)) = (
+            self.chain_seq,
+            self.consultation_id.as_deref(),
+            self.prev_hash.as_deref(),
+            self.hash.as_deref(),
+        ) else {
+            return None;
+        };
+        Some(crate::audit_chain::Claimed {
+            link: crate::audit_chain::Link {
+                seq,
+                id: &self.id,
+                consultation_id,
+                actor_id: self.actor_id.as_deref(),
+                action: &self.action,
+                detail: &self.detail,
+                created_at: self.created_at,
+            },
+            prev_hash,
+            hash,
+        })
+    }
 }
 
 /// An audit entry to append.

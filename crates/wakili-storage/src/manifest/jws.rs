@@ -359,8 +359,13 @@ mod tests {
                 .unwrap();
         let key = signer.verifying_key();
         let jws = include_str!("../../testdata/manifest-hand-rolled.jws").trim();
+        // Signed before manifests carried the audit chain's head.
+        let before_the_audit_chain = crate::manifest::ManifestDraft {
+            audit_head: None,
+            ..draft()
+        };
         let expected = Manifest::build(
-            draft(),
+            before_the_audit_chain,
             vec![entry(0, b"a"), entry(2, b"ccc")],
             4,
             sha(b"accc"),

@@ -12,6 +12,7 @@ mod jws;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+pub use wakili_core::audit_chain::Head;
 
 pub use jws::{ManifestSigner, key_id_of, parse_verifying_key, verify_manifest};
 
@@ -163,6 +164,10 @@ pub struct Manifest {
     pub consents: Vec<ConsentEntry>,
     /// How the media is encrypted at rest.
     pub encryption: EncryptionInfo,
+    /// The head of the consultation's audit hash chain when the manifest was signed: an
+    /// exported audit log verifies against it (`wakili verify-recording --audit`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_head: Option<Head>,
 }
 
 /// A present chunk as the manifest builder takes it.
@@ -200,6 +205,8 @@ pub struct ManifestDraft {
     pub finalized_at: DateTime<Utc>,
     /// Consent decisions.
     pub consents: Vec<ConsentEntry>,
+    /// The head of the consultation's audit hash chain, if it has one.
+    pub audit_head: Option<Head>,
 }
 
 impl Manifest {
@@ -276,6 +283,7 @@ impl Manifest {
             total_bytes: chunks.iter().map(|c| c.size).sum(),
             sha256: hex::encode(whole_sha256),
             consents: draft.consents,
+            audit_head: draft.audit_head,
             encryption: EncryptionInfo::default(),
         })
     }
@@ -357,6 +365,10 @@ pub(crate) mod tests {
                 granted: true,
                 decided_at: Utc.with_ymd_and_hms(2026, 11, 2, 8, 59, 0).unwrap(),
             }],
+            audit_head: Some(Head {
+                seq: 7,
+                hash: "ab".repeat(32),
+            }),
         }
     }
 

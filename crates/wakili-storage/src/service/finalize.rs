@@ -282,6 +282,11 @@ impl RecordingStore {
                 decided_at: c.decided_at,
             })
             .collect();
+        let audit_head = inner
+            .stores
+            .audit
+            .audit_head(&recording.consultation_id)
+            .await?;
         let now = inner.clock.now();
         let draft = ManifestDraft {
             recording_id: recording.id.clone(),
@@ -294,6 +299,7 @@ impl RecordingStore {
             started_at: recording.started_at,
             finalized_at: now,
             consents,
+            audit_head,
         };
         let manifest =
             Manifest::build(draft, entries, request.chunk_count, whole.finalize().into())?;
