@@ -26,21 +26,22 @@
 //!
 //! # Why this muxer
 //!
-//! No Rust library writes live WebM in chunks of our choosing. `webm` (libwebm through
-//! `webm-sys`, C++) writes a whole file to one writer: in live mode it does write an
-//! unknown-size Segment, but it decides by itself where Clusters start (a new one on a video
-//! keyframe, otherwise only when a block's 16-bit timecode runs out, about 32 s), so an audio
-//! track could not be cut every few seconds and a chunk boundary could only be found by
-//! watching which bytes it wrote when; it also puts C++ and `unsafe` FFI in the media path.
-//! `webm-iterable`/`ebml-iterable` and `mkv-element` are pure-Rust EBML readers and
-//! writers, not muxers. We use `mkv-element` (MIT, typed elements generated from the
-//! Matroska specification, unknown sizes supported) to encode every element, and compose
-//! the handful a live WebM needs here (`webm.rs`, ~200 lines): EBML header, Segment of
-//! unknown size, Info, one TrackEntry, Clusters built whole in memory so their size is known
-//! when they are sealed, and SimpleBlocks. Only the element framing of SimpleBlocks is
-//! written by hand (track number, relative timecode, flags), because that is the per-frame
-//! hot path. Cues and Duration are left out, as in any live WebM: the chunks are never
-//! rewritten once sealed, which is what encrypted, append-only evidence storage needs.
+//! No Rust library writes live WebM in chunks of our choosing. `webm` 2.2 (libwebm through
+//! `webm-sys`, C++) writes one whole file to one writer: in live mode it does write a Segment
+//! of unknown size, but libwebm decides by itself where Clusters start (at every video
+//! keyframe, otherwise after 30 s, a limit the crate does not let us change), so an audio
+//! track could not be cut every few seconds, and a chunk boundary could only be found by
+//! watching which bytes it happened to write when; it also brings C++ and `unsafe` FFI into
+//! the media path. `webm-iterable`/`ebml-iterable` and `mkv-element` are pure-Rust EBML
+//! readers and writers, not muxers. We use `mkv-element` 0.4 (MIT, elements generated from
+//! the Matroska specification, unknown sizes supported) to encode every element, and compose
+//! here (`webm.rs`, about 200 lines) the few a live WebM needs: the EBML header, a Segment of
+//! unknown size, Info (with `DateUTC`), one TrackEntry, and Clusters built whole in memory so
+//! that each is written with its size once sealed. Only the three bytes inside a SimpleBlock
+//! (track number, relative timecode, flags) are written by hand, on the per-frame hot path.
+//! Cues and Duration are left out, as in any live WebM: a chunk is never rewritten once
+//! sealed, which is what encrypted, append-only evidence storage needs (ffprobe then reports
+//! no container duration; stream and packet times are exact).
 //!
 //! # Not here
 //!
