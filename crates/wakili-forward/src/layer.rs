@@ -7,13 +7,17 @@
 //!   (less a small tolerance, as estimates are noisy), to the highest layer that still fits;
 //! - **up only after a sustained surplus**: the estimate must have stayed above a higher
 //!   layer's bitrate × [`LayerConfig::up_factor`] for [`LayerConfig::up_hold`], so a noisy
-//!   estimate does not make the picture flap;
+//!   estimate does not make the picture flap. Before the first estimate the lowest layer is
+//!   a placeholder: the first estimate picks the highest layer it covers at once;
 //! - **never above the quality cap** the quality engine recommends for this subscriber;
 //! - **only layers the publisher is sending** ([`LayerActivity`]): a layer without a packet for
 //!   [`LayerConfig::stopped_after`] is considered stopped (browsers drop high layers when their
 //!   own uplink or CPU suffers);
-//! - a **forced layer** (operators, tests) overrides the estimate and the cap, not pause or
-//!   availability;
+//! - a **forced layer** (operators, tests) replaces the cap as the highest layer allowed, and
+//!   is still held to the estimate: when the estimate does not cover it, the subscriber gets
+//!   the best layer below it that fits (and steps up to it by the rules above), instead of a
+//!   stream its downlink cannot carry. A forced layer the publisher does not send gives way
+//!   to the closest one below it, else above it;
 //! - **paused** by the subscriber: nothing.
 //!
 //! The lowest layer that is sent and allowed by the cap is kept even when the estimate is
@@ -208,6 +212,11 @@ impl LayerSelector {
 
     /// A new bandwidth estimate (bits per second) for this track.
     pub fn set_estimate(&mut self, bps: u64, now: Millis, config: &LayerConfig) {
+        if self.estimate.is_none() {
+            // Nothing was known before: the first estimate makes a first choice, not a step
+            // up held back by `up_hold`.
+            self.current = None;
+        }
         self.estimate = Some(bps);
         for rid in Rid::ALL {
             let needed = config.bitrates.get(rid) as f64 * config.up_factor;
@@ -225,7 +234,8 @@ impl LayerSelector {
         self.cap = cap;
     }
 
-    /// Forces a layer (`None` lifts the override).
+    /// Forces a layer: the highest allowed, in place of the cap, still within the estimate
+    /// (`None` lifts the override).
     pub fn force(&mut self, rid: Option<Rid>) {
         self.forced = rid;
     }
@@ -252,27 +262,31 @@ impl LayerSelector {
             return None;
         }
         let active = |rid: Rid| activity.is_active(rid, now, config.stopped_after);
-        if let Some(forced) = self.forced {
-            // The forced layer, else the closest one below it, else the closest above.
-            let below = Rid::ALL.into_iter().rev().filter(|r| *r <= forced);
-            let above = Rid::ALL.into_iter().filter(|r| *r > forced);
-            let chosen = below.chain(above).find(|r| active(*r));
-            if chosen.is_some() {
-                self.current = chosen;
-            }
-            return chosen;
-        }
-        let max = self.cap.highest_rid();
+        // The forced layer replaces the cap as the highest allowed.
+        let max = self.forced.unwrap_or(self.cap.highest_rid());
         let allowed: Vec<Rid> = Rid::ALL
             .into_iter()
             .filter(|r| *r <= max && active(*r))
             .collect();
-        let Some(&lowest) = allowed.first() else {
+        if allowed.is_empty()
+            && let Some(forced) = self.forced
+        {
+            // Forced above nothing that is sent: the closest layer above it rather than none.
+            let above = Rid::ALL.into_iter().find(|r| *r > forced && active(*r));
+            if above.is_some() {
+                self.current = above;
+            }
+            return above;
+        }
+        let (Some(&lowest), Some(&highest)) = (allowed.first(), allowed.last()) else {
             self.current = None;
             return None;
         };
         let bitrate = |rid: Rid| config.bitrates.get(rid) as f64;
         let chosen = match self.current {
+            // Without an estimate (estimation off, or none measured yet) there is nothing to
+            // hold a forced layer to.
+            _ if self.forced.is_some() && self.estimate.is_none() => highest,
             // First choice: the highest layer the estimate covers, the lowest without one.
             None => {
                 let covered = |rid: &Rid| self.estimate.is_some_and(|e| e as f64 >= bitrate(*rid));

@@ -27,9 +27,14 @@ use crate::{
     SfuError, SfuEvent,
     context::Context,
     handle::Command,
-    net::TcpEvent,
+    net::{self, TcpEvent},
     room::{Effects, Room},
 };
+
+/// A deadline this close is handled at once instead of slept for: tokio's timers tick in
+/// milliseconds, and str0m asks for a timeout a microsecond after every packet it sends.
+/// Waiting for the tick there was most of the forwarding latency.
+const TIMER_SLACK: Duration = Duration::from_micros(500);
 
 /// Counters readable from any handle.
 #[derive(Debug, Default)]
@@ -71,11 +76,17 @@ impl Engine {
                     Some(command) => self.on_command(command, &mut fx),
                     None => break,
                 },
+                // Before the socket: under load it is always readable, and a due timer (str0m's
+                // feedback, retransmissions, pacing) must not wait for it to run dry.
+                () = until(deadline) => self.on_timeout(deadline, &mut fx),
                 received = self.socket.recv_from(&mut buf) => match received {
                     Ok((n, source)) => {
                         self.on_datagram(Protocol::Udp, source, &buf[..n], &mut fx);
-                        // Take what else is queued before sending and sleeping again.
+                        // Take what else is queued before waiting again; what each datagram
+                        // produced leaves before the next is read, as a batch of 64 inbound
+                        // packets fans out to hundreds and the first would wait for them all.
                         for _ in 0..64 {
+                            self.apply(std::mem::take(&mut fx));
                             let Ok((n, source)) = self.socket.try_recv_from(&mut buf) else {
                                 break;
                             };
@@ -85,7 +96,6 @@ impl Engine {
                     Err(error) => tracing::debug!(%error, "UDP receive failed"),
                 },
                 Some(event) = recv_tcp(&mut self.tcp) => self.on_tcp(event, &mut fx),
-                () = tokio::time::sleep_until(deadline.into()) => self.on_timeout(&mut fx),
             }
             self.apply(fx);
         }
@@ -106,8 +116,9 @@ impl Engine {
             .fold(cap, Instant::min)
     }
 
-    fn on_timeout(&mut self, fx: &mut Effects) {
-        let now = Instant::now();
+    /// The timer for `deadline` fired (or it is within [`TIMER_SLACK`]: then it counts as now).
+    fn on_timeout(&mut self, deadline: Instant, fx: &mut Effects) {
+        let now = Instant::now().max(deadline);
         for room in self.rooms.values_mut() {
             if room.next_timeout(&self.ctx) <= now {
                 room.handle_timeout(&self.ctx, now, fx);
@@ -260,9 +271,19 @@ impl Engine {
     }
 
     /// Sends what the rooms produced and publishes their events.
-    fn apply(&mut self, fx: Effects) {
-        for transmit in fx.transmits {
-            self.send(transmit);
+    fn apply(&mut self, mut fx: Effects) {
+        fx.transmits.retain(|transmit| match transmit.proto {
+            Protocol::Udp => true,
+            _ => {
+                self.send_tcp(transmit);
+                false
+            }
+        });
+        let failed = net::send_udp(&self.socket, &fx.transmits);
+        if failed > 0 {
+            self.counters
+                .send_failures
+                .fetch_add(failed as u64, Ordering::Relaxed);
         }
         for event in fx.events {
             tracing::debug!(?event, "SFU event");
@@ -271,18 +292,13 @@ impl Engine {
         }
     }
 
-    fn send(&mut self, transmit: Transmit) {
-        let sent = match transmit.proto {
-            Protocol::Udp => self
-                .socket
-                .try_send_to(&transmit.contents, transmit.destination)
-                .is_ok(),
-            Protocol::Tcp => self
+    /// An ICE-TCP frame to its connection's writer.
+    fn send_tcp(&self, transmit: &Transmit) {
+        let sent = transmit.proto == Protocol::Tcp
+            && self
                 .tcp_writers
                 .get(&transmit.destination)
-                .is_some_and(|writer| writer.try_send(transmit.contents.to_vec()).is_ok()),
-            _ => false,
-        };
+                .is_some_and(|writer| writer.try_send(transmit.contents.to_vec()).is_ok());
         if !sent {
             self.counters.send_failures.fetch_add(1, Ordering::Relaxed);
         }
@@ -296,6 +312,14 @@ fn find_room<'a>(
     rooms
         .get_mut(name)
         .ok_or_else(|| SfuError::UnknownRoom(name.to_owned()))
+}
+
+/// Waits for `deadline`; returns at once when it is within [`TIMER_SLACK`], as tokio would
+/// only wake at its next millisecond tick.
+async fn until(deadline: Instant) {
+    if deadline > Instant::now() + TIMER_SLACK {
+        tokio::time::sleep_until(deadline.into()).await;
+    }
 }
 
 /// The next ICE-TCP event, or never when ICE-TCP is off.

@@ -247,17 +247,22 @@ async fn wait_connected(rooms: &[RoomPeers], limit: Duration) -> anyhow::Result<
     .await
 }
 
-/// Waits until every subscriber receives all it should: audio and one layer of each
-/// publisher of its room.
-pub async fn wait_receiving(rooms: &[RoomPeers], limit: Duration) -> anyhow::Result<()> {
+/// Waits until every subscriber receives all it should: audio and layer `layer` (0 q, 1 h,
+/// 2 f) of each publisher of its room. Wakili's SFU may start a subscriber on a lower layer
+/// than the forced one, until its bandwidth estimate covers it.
+pub async fn wait_receiving(
+    rooms: &[RoomPeers],
+    layer: usize,
+    limit: Duration,
+) -> anyhow::Result<()> {
     for room in rooms {
-        let want = room.publishers.len() * 2;
+        let want = room.expected_streams(layer);
         let peers: Vec<&PeerHandle> = room.subscribers.iter().collect();
         wait_all(&peers, limit, "receive every publisher", |p| {
             p.shared
                 .streams_seen
-                .load(std::sync::atomic::Ordering::Relaxed)
-                >= want
+                .lock()
+                .is_ok_and(|seen| want.iter().all(|s| seen.contains(s)))
         })
         .await?;
     }

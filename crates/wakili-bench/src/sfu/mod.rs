@@ -237,7 +237,7 @@ async fn measure_window(
     idle: Idle,
     started: Instant,
 ) -> anyhow::Result<Figures> {
-    load::wait_receiving(&rooms, args.connect_timeout).await?;
+    load::wait_receiving(&rooms, args.layer.index(), args.connect_timeout).await?;
     let setup_s = started.elapsed().as_secs_f64();
     tokio::time::sleep(args.settle).await;
     let before = probe.cpu(pid)?;

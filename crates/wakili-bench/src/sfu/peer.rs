@@ -7,7 +7,7 @@ use std::{
     net::{IpAddr, SocketAddr},
     sync::{
         Arc, Mutex,
-        atomic::{AtomicBool, AtomicUsize, Ordering},
+        atomic::{AtomicBool, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -58,8 +58,8 @@ pub enum Role {
 pub struct Shared {
     /// ICE and DTLS are up.
     pub connected: AtomicBool,
-    /// Distinct streams received so far (subscriber).
-    pub streams_seen: AtomicUsize,
+    /// Distinct streams received so far (subscriber), in the order first seen.
+    pub streams_seen: Mutex<Vec<u16>>,
     /// Why the session ended early.
     pub failure: Mutex<Option<String>>,
 }
@@ -382,10 +382,10 @@ impl Peer {
         let Some(marker) = Marker::read(&packet.payload) else {
             return;
         };
-        if self.seen.insert(marker.stream) {
-            self.shared
-                .streams_seen
-                .store(self.seen.len(), Ordering::Relaxed);
+        if self.seen.insert(marker.stream)
+            && let Ok(mut seen) = self.shared.streams_seen.lock()
+        {
+            seen.push(marker.stream);
         }
         if !self.window.contains(marker.sent_us) {
             return;

@@ -34,6 +34,24 @@ fn the_first_choice_is_the_highest_layer_the_estimate_covers() {
 }
 
 #[test]
+fn the_first_estimate_is_a_first_choice_not_a_step_up() {
+    let config = LayerConfig::default();
+    let mut selector = LayerSelector::new();
+    let now = Millis(0);
+    assert_eq!(
+        selector.decide(now, &all_active(now), &config),
+        Some(Rid::Q)
+    );
+    // 60 ms later the first estimate arrives: straight to f, no 3 s hold.
+    let now = Millis(60);
+    selector.set_estimate(5_000_000, now, &config);
+    assert_eq!(
+        selector.decide(now, &all_active(now), &config),
+        Some(Rid::F)
+    );
+}
+
+#[test]
 fn a_falling_estimate_steps_down_at_once_to_the_layer_that_fits() {
     let config = LayerConfig::default();
     let mut selector = settled_on(Rid::F, &config);
@@ -111,20 +129,87 @@ fn the_recommendation_caps_the_layer() {
 }
 
 #[test]
-fn a_forced_layer_overrides_estimate_and_cap_but_not_pause() {
+fn a_forced_layer_overrides_the_cap_but_not_pause() {
     let config = LayerConfig::default();
-    let mut selector = settled_on(Rid::Q, &config);
+    let mut selector = LayerSelector::new();
+    selector.set_estimate(2_000_000, Millis(0), &config);
     let now = Millis(10);
     let activity = all_active(now);
     selector.set_cap(Quality::Low);
+    assert_eq!(selector.decide(now, &activity, &config), Some(Rid::Q));
     selector.force(Some(Rid::F));
-    assert_eq!(selector.decide(now, &activity, &config), Some(Rid::F));
+    // The estimate (2M > 1.5M × 1.2) has had room for f since 0: f, the cap notwithstanding.
+    let later = Millis(3_010);
+    assert_eq!(
+        selector.decide(later, &all_active(later), &config),
+        Some(Rid::F)
+    );
+    selector.force(Some(Rid::H));
+    assert_eq!(
+        selector.decide(later, &all_active(later), &config),
+        Some(Rid::H)
+    );
     selector.set_paused(true);
-    assert_eq!(selector.decide(now, &activity, &config), None);
+    assert_eq!(selector.decide(later, &activity, &config), None);
     selector.set_paused(false);
     selector.force(None);
-    // Back to the rules: the estimate (150k + 1) and the cap both say q.
-    assert_eq!(selector.decide(now, &activity, &config), Some(Rid::Q));
+    // Back to the rules: the cap says q.
+    assert_eq!(
+        selector.decide(later, &all_active(later), &config),
+        Some(Rid::Q)
+    );
+}
+
+#[test]
+fn a_forced_layer_above_the_estimate_gives_the_best_layer_that_fits() {
+    let config = LayerConfig::default();
+    let mut selector = LayerSelector::new();
+    // 1 Mbit/s covers h, not f.
+    selector.set_estimate(1_000_000, Millis(0), &config);
+    selector.force(Some(Rid::F));
+    let activity = all_active(Millis(0));
+    assert_eq!(selector.decide(Millis(0), &activity, &config), Some(Rid::H));
+    // A falling estimate takes it further down at once, as without a forced layer.
+    selector.set_estimate(300_000, Millis(100), &config);
+    assert_eq!(
+        selector.decide(Millis(100), &all_active(Millis(100)), &config),
+        Some(Rid::Q)
+    );
+    // Without an estimate (estimation off) the forced layer is taken as it is, up or down.
+    let mut blind = LayerSelector::new();
+    assert_eq!(blind.decide(Millis(0), &activity, &config), Some(Rid::Q));
+    blind.force(Some(Rid::F));
+    assert_eq!(blind.decide(Millis(0), &activity, &config), Some(Rid::F));
+    blind.force(Some(Rid::H));
+    assert_eq!(blind.decide(Millis(0), &activity, &config), Some(Rid::H));
+}
+
+#[test]
+fn a_forced_layer_is_reached_once_the_estimate_holds_it() {
+    let config = LayerConfig::default();
+    let mut selector = settled_on(Rid::Q, &config);
+    selector.force(Some(Rid::F));
+    // 2 Mbit/s > 1.5M × 1.2: f after the hold time, not before, and never above it.
+    for ms in (0..3_000).step_by(500) {
+        let now = Millis(1_000 + ms);
+        selector.set_estimate(2_000_000, now, &config);
+        assert_eq!(
+            selector.decide(now, &all_active(now), &config),
+            Some(Rid::Q),
+            "{ms} ms into the surplus"
+        );
+    }
+    let now = Millis(4_000);
+    assert_eq!(
+        selector.decide(now, &all_active(now), &config),
+        Some(Rid::F)
+    );
+    selector.force(Some(Rid::H));
+    selector.set_estimate(10_000_000, now, &config);
+    assert_eq!(
+        selector.decide(now, &all_active(now), &config),
+        Some(Rid::H)
+    );
 }
 
 #[test]

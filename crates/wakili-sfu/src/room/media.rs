@@ -30,7 +30,7 @@ impl Room {
             return;
         };
         match event {
-            Event::RtpPacket(packet) => self.on_rtp(id, &packet, ctx, fx),
+            Event::RtpPacket(packet) => self.on_rtp(id, &packet, ctx, now, fx),
             Event::Connected => {
                 tracing::debug!(room = %self.name, participant = %p.name, "connected");
                 p.connected = true;
@@ -56,6 +56,12 @@ impl Room {
                     }
                     _ => return,
                 };
+                if p.estimate.is_none() && Some(bps) == ctx.config.initial_estimate_bps {
+                    // str0m first reports the starting bitrate it was configured with: not a
+                    // measurement. The forwarder waits for the first one (its probe follows
+                    // within tens of milliseconds) and takes it as a first choice.
+                    return;
+                }
                 p.estimate = Some(bps);
                 if let Err(error) = self.forwarder.set_estimate(id, bps, ctx.millis(now)) {
                     tracing::debug!(%error, "estimate ignored");
@@ -67,7 +73,14 @@ impl Room {
     }
 
     /// A publisher's RTP packet: forwarded to whom the forwarder says.
-    fn on_rtp(&mut self, id: ParticipantId, packet: &RtpPacket, ctx: &Context, fx: &mut Effects) {
+    fn on_rtp(
+        &mut self,
+        id: ParticipantId,
+        packet: &RtpPacket,
+        ctx: &Context,
+        now: Instant,
+        fx: &mut Effects,
+    ) {
         let Some(p) = self.participants.get_mut(&id) else {
             return;
         };
@@ -137,7 +150,7 @@ impl Room {
                 vp8_layer: (codec == Codec::Vp8).then_some(layer),
             };
             if sub.write(track, forwarded) {
-                sub.drain(&mut fx.transmits, &mut self.pending);
+                sub.drain_at(now, &mut fx.transmits, &mut self.pending);
             }
         }
     }

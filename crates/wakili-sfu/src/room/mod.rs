@@ -311,7 +311,7 @@ impl Room {
             // A bad packet is the sender's problem; str0m stays usable (or reports it dead).
             tracing::debug!(participant = %p.name, %error, "input refused");
         }
-        p.drain(&mut fx.transmits, &mut self.pending);
+        p.drain_at(now, &mut fx.transmits, &mut self.pending);
         self.settle(ctx, now, fx);
     }
 
@@ -340,11 +340,8 @@ impl Room {
                 tracing::info!(participant = %p.name, "not connected in time");
                 p.fail();
             } else if p.timeout <= now {
-                if let Err(error) = p.rtc.handle_input(Input::Timeout(now)) {
-                    tracing::warn!(participant = %p.name, %error, "session failed");
-                    p.fail();
-                }
-                p.drain(&mut fx.transmits, &mut self.pending);
+                p.handle_timeout(now, &mut fx.transmits, &mut self.pending);
+                p.drain_at(now, &mut fx.transmits, &mut self.pending);
             }
         }
         let due = self

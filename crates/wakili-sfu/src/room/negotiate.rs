@@ -162,9 +162,12 @@ impl Room {
     /// sent, and the forwarder would never see room for a higher layer.
     pub(super) fn retarget_bwe(&mut self, id: ParticipantId, ctx: &Context, fx: &mut Effects) {
         const AUDIO_BPS: u64 = 64_000;
-        // Enough for the forwarder to step up to f (it wants a surplus of `up_factor`).
+        // Above what the forwarder needs to step up to f (a surplus of `up_factor`, held for
+        // `up_hold`): an estimate that settles right at that threshold dips under it now and
+        // then, and each dip restarts the hold, so the subscriber would stay on h.
+        const MARGIN: f64 = 1.25;
         let layer = &ctx.config.forwarder.layer;
-        let top = (layer.bitrates.f as f64 * layer.up_factor) as u64;
+        let top = (layer.bitrates.f as f64 * layer.up_factor * MARGIN) as u64;
         let Some(p) = self.participants.get_mut(&id) else {
             return;
         };

@@ -6,7 +6,7 @@ use std::{
 };
 
 use str0m::{
-    Event, Output, Rtc,
+    Event, Input, Output, Rtc,
     change::SdpPendingOffer,
     format::PayloadParams,
     media::{Mid, Pt, Rid as StrRid},
@@ -19,6 +19,10 @@ use crate::{Rid, TrackId, vp8::Vp8Munger};
 
 /// A str0m event and the participant whose `Rtc` produced it.
 pub(crate) type Pending = VecDeque<(ParticipantId, Event)>;
+
+/// Most timeouts one [`Participant::drain_at`] handles; any left wait for the engine's timer,
+/// so a session that keeps asking cannot hold up the others.
+const MAX_TIMEOUTS_PER_DRAIN: usize = 64;
 
 /// One participant of a room.
 pub(crate) struct Participant {
@@ -99,6 +103,41 @@ impl Participant {
         }
     }
 
+    /// Drains like [`drain`](Self::drain), and handles the timeouts already due at `now` on
+    /// the spot: str0m releases a written packet only from a timeout, so the packet leaves in
+    /// this turn of the engine instead of a timer tick later. The timeout str0m asks for
+    /// right after each packet (1 µs on) is left to the engine: the next packet written before
+    /// then is released by the same call.
+    pub(crate) fn drain_at(
+        &mut self,
+        now: Instant,
+        transmits: &mut Vec<Transmit>,
+        pending: &mut Pending,
+    ) {
+        self.drain(transmits, pending);
+        for _ in 0..MAX_TIMEOUTS_PER_DRAIN {
+            if self.failed || self.timeout > now {
+                return;
+            }
+            self.handle_timeout(now, transmits, pending);
+        }
+    }
+
+    /// Time passed for the session: its timers run, and what they produce is drained.
+    pub(crate) fn handle_timeout(
+        &mut self,
+        now: Instant,
+        transmits: &mut Vec<Transmit>,
+        pending: &mut Pending,
+    ) {
+        if let Err(error) = self.rtc.handle_input(Input::Timeout(now)) {
+            tracing::warn!(participant = %self.name, %error, "session failed");
+            self.fail();
+            return;
+        }
+        self.drain(transmits, pending);
+    }
+
     /// Marks the session failed and stops it.
     pub(crate) fn fail(&mut self) {
         self.failed = true;
@@ -171,6 +210,11 @@ impl Participant {
         let Some(stream) = direct.stream_tx_by_mid(mid, None) else {
             return false;
         };
+        // Forwarded media leaves as it arrives: the publisher paced it already, and holding
+        // it to the estimate would queue it for as long as the estimate lags the layer sent.
+        // The layer is what fits the estimate (the forwarder's choice); str0m still stamps
+        // every packet for TWCC, so the estimate keeps following what is sent.
+        stream.set_unpaced(true);
         stream.write_rtp(write);
         out.forwarded += 1;
         self.forwarded += 1;

@@ -27,6 +27,7 @@ async fn forcing_a_subscribers_layer_down_and_back_up_switches_what_it_receives(
 
     h.sfu.force_layer(ROOM, "bob", Some(Rid::Q)).await.unwrap();
     wait_for("bob on q", || receiving(&bob, "alice") == Some(b'q')).await;
+    // Up again: f once the estimate covers it (at 1 Mbit/s it would be h for good).
     h.sfu.force_layer(ROOM, "bob", Some(Rid::F)).await.unwrap();
     wait_for("bob on f", || receiving(&bob, "alice") == Some(b'f')).await;
     let stats = h.sfu.stats(ROOM).await.unwrap();
@@ -56,7 +57,10 @@ async fn forcing_a_subscribers_layer_down_and_back_up_switches_what_it_receives(
         let video = s.from("alice", MediaKind::Video)[0];
         assert!(video.missing.is_empty(), "{video:?}");
         assert_eq!(video.picture_id_jumps, 0, "{video:?}");
-        assert!(video.layers.ends_with(b"qfq"), "{:?}", video.layers);
+        // Forced back up, bob may pass through h while his estimate grows to cover f (a
+        // forced layer is held to the estimate).
+        let ends = |tail: &[u8]| video.layers.ends_with(tail);
+        assert!(ends(b"qfq") || ends(b"qhfq"), "{:?}", video.layers);
     });
     // Alice, not forced, still receives bob's video.
     let before = alice.seen(|s| s.packets("bob", MediaKind::Video));

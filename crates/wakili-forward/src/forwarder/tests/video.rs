@@ -137,19 +137,35 @@ fn the_quality_cap_limits_the_layer_whatever_the_estimate() {
 }
 
 #[test]
-fn a_forced_layer_is_forwarded_whatever_the_estimate() {
+fn a_forced_layer_is_held_to_the_estimate() {
     let mut f = room();
     let mut cam = Camera::simulcast(CAM);
     run(&mut f, &mut [&mut cam], 0, 500);
-    f.set_estimate(PATIENT, 100_000, Millis(500)).unwrap();
+    // 700 kbit/s covers h, not f: forcing f gives h, the best layer that fits.
+    f.set_estimate(PATIENT, 700_000, Millis(500)).unwrap();
     f.subscribe(PATIENT, CAM, Millis(500)).unwrap();
-    f.force_layer(PATIENT, CAM, Some(Rid::H), Millis(500))
+    f.force_layer(PATIENT, CAM, Some(Rid::F), Millis(500))
         .unwrap();
     let mut outputs = run(&mut f, &mut [&mut cam], 500, 1_000);
     assert_eq!(layer_changes(&outputs, PATIENT, CAM), [Some(Rid::H)]);
-    f.force_layer(PATIENT, CAM, None, Millis(1_000)).unwrap();
-    outputs.extend(run(&mut f, &mut [&mut cam], 1_000, 1_500));
+    // The estimate grows past f's bitrate × 1.2: f once that has lasted 3 s.
+    f.set_estimate(PATIENT, 2_000_000, Millis(1_000)).unwrap();
+    outputs.extend(run(&mut f, &mut [&mut cam], 1_000, 3_900));
+    assert_eq!(f.forwarded_layer(PATIENT, CAM), Some(Rid::H));
+    outputs.extend(run(&mut f, &mut [&mut cam], 3_900, 4_500));
+    assert_eq!(f.forwarded_layer(PATIENT, CAM), Some(Rid::F));
+    // Forced to q, q whatever the estimate; lifted, the estimate decides again.
+    f.force_layer(PATIENT, CAM, Some(Rid::Q), Millis(4_500))
+        .unwrap();
+    outputs.extend(run(&mut f, &mut [&mut cam], 4_500, 5_000));
     assert_eq!(f.forwarded_layer(PATIENT, CAM), Some(Rid::Q));
+    f.force_layer(PATIENT, CAM, None, Millis(5_000)).unwrap();
+    outputs.extend(run(&mut f, &mut [&mut cam], 5_000, 5_500));
+    assert_eq!(f.forwarded_layer(PATIENT, CAM), Some(Rid::F));
+    assert_eq!(
+        layer_changes(&outputs, PATIENT, CAM),
+        [Some(Rid::H), Some(Rid::F), Some(Rid::Q), Some(Rid::F)]
+    );
     assert_continuous(&forwards(&outputs, PATIENT, CAM));
 }
 
