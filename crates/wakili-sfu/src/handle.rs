@@ -198,8 +198,10 @@ impl SfuHandle {
         .await
     }
 
-    /// Forces the simulcast layer `subscriber` receives of every video track (the track's
-    /// closest layer at or below `rid`); `None` returns to automatic choice.
+    /// Sets the highest simulcast layer `subscriber` receives of every video track (the track's
+    /// closest layer at or below `rid`), held to its bandwidth estimate: when the estimate does
+    /// not cover it, the best layer below that fits, stepping up as the estimate allows (without
+    /// estimation, `rid` as it is). `None` returns to automatic choice.
     pub async fn force_layer(
         &self,
         room: &str,
