@@ -59,16 +59,24 @@ pub enum InviteRefusal {
     ObserverNeedsSfu,
 }
 
+/// Which of a consultation's two parties `user_id` is, if either: the parties are never guests.
+pub fn party(lawyer_id: &str, client_id: &str, user_id: &str) -> Option<&'static str> {
+    if user_id == lawyer_id {
+        Some("lawyer")
+    } else if user_id == client_id {
+        Some("client")
+    } else {
+        None
+    }
+}
+
 impl InviteContext<'_> {
     /// Checks inviting `user_id` as `role` (a new invitation, or a new role for a guest).
     pub fn check(&self, user_id: &str, role: GuestRole) -> Result<UserId, InviteRefusal> {
         let user = UserId::parse(user_id)
             .map_err(|_| CoreError::invalid("userId", "must be a valid user id"))?;
-        if user.as_str() == self.lawyer_id {
-            return Err(InviteRefusal::Party(user.to_string(), "lawyer"));
-        }
-        if user.as_str() == self.client_id {
-            return Err(InviteRefusal::Party(user.to_string(), "client"));
+        if let Some(party) = party(self.lawyer_id, self.client_id, user.as_str()) {
+            return Err(InviteRefusal::Party(user.to_string(), party));
         }
         if self.status.is_closed() {
             return Err(InviteRefusal::Closed(self.status));

@@ -70,43 +70,31 @@ impl_for_sql!(crate::GuestStore {
     ) -> Result<GuestChange, DbError> {
         let mut tx = self.begin().await?;
         let stored = stored_role(&mut *tx, consultation_id, user_id).await?;
-        let (change, detail) = match stored {
-            None => {
-                sqlx::query(
-                    "INSERT INTO consultation_participants \
-                     (consultation_id, user_id, role, added_at, invited_by) \
-                     VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(consultation_id.to_owned())
-                .bind(user_id.to_owned())
-                .bind(role.as_str().to_owned())
-                .bind(DbTime(now))
-                .bind(by.to_owned())
-                .execute(&mut *tx)
-                .await?;
-                let detail = json!({ "userId": user_id, "role": role });
-                (GuestChange::Invited, detail)
-            }
-            Some(stored) => match guest_role(&stored)? {
-                None => return Err(DbError::NotAGuest(user_id.to_owned())),
-                Some(current) if current == role => return Ok(GuestChange::Unchanged),
-                Some(current) => {
-                    sqlx::query(
-                        "UPDATE consultation_participants SET role = $3, added_at = $4, \
-                         invited_by = $5 WHERE consultation_id = $1 AND user_id = $2",
-                    )
-                    .bind(consultation_id.to_owned())
-                    .bind(user_id.to_owned())
-                    .bind(role.as_str().to_owned())
-                    .bind(DbTime(now))
-                    .bind(by.to_owned())
-                    .execute(&mut *tx)
-                    .await?;
-                    let detail = json!({ "userId": user_id, "from": current, "to": role });
-                    (GuestChange::RoleChanged, detail)
-                }
-            },
+        let (change, detail) = match stored.as_deref().map(guest_role).transpose()? {
+            None => (
+                GuestChange::Invited,
+                json!({ "userId": user_id, "role": role }),
+            ),
+            Some(None) => return Err(DbError::NotAGuest(user_id.to_owned())),
+            Some(Some(current)) if current == role => return Ok(GuestChange::Unchanged),
+            Some(Some(current)) => (
+                GuestChange::RoleChanged,
+                json!({ "userId": user_id, "from": current, "to": role }),
+            ),
         };
+        sqlx::query(
+            "INSERT INTO consultation_participants \
+             (consultation_id, user_id, role, added_at, invited_by) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (consultation_id, user_id) DO UPDATE SET role = excluded.role, \
+             added_at = excluded.added_at, invited_by = excluded.invited_by",
+        )
+        .bind(consultation_id.to_owned())
+        .bind(user_id.to_owned())
+        .bind(role.as_str().to_owned())
+        .bind(DbTime(now))
+        .bind(by.to_owned())
+        .execute(&mut *tx)
+        .await?;
         let audit = NewAuditEvent {
             consultation_id: Some(consultation_id.to_owned()),
             actor_id: Some(by.to_owned()),

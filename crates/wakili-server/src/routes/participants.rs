@@ -4,7 +4,7 @@
 use axum::{Json as JsonResponse, extract::State, http::StatusCode, response::IntoResponse};
 use wakili_core::{
     consultation::Access,
-    guest::{GuestRequest, InviteContext, InviteRefusal},
+    guest::{GuestRequest, InviteContext, InviteRefusal, party},
 };
 use wakili_db::{
     DbError,
@@ -164,19 +164,8 @@ pub async fn remove(
 ) -> Result<StatusCode, ApiError> {
     let (consultation, access) = visible(&state, &auth, &id).await?;
     may_invite(access)?;
-    let party = if user_id == consultation.lawyer_id {
-        Some("lawyer")
-    } else if user_id == consultation.client_id {
-        Some("client")
-    } else {
-        None
-    };
-    if let Some(party) = party {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "party",
-            format!("that user is the consultation's {party}, not a guest"),
-        ));
+    if let Some(party) = party(&consultation.lawyer_id, &consultation.client_id, &user_id) {
+        return Err(InviteRefusal::Party(user_id, party).into());
     }
     let by = auth.caller.user_id.as_str();
     if !state
