@@ -1032,11 +1032,22 @@ function answerConsent(granted) {
 
 async function onRecordingState(s) {
   const wasActive = state.recording.active;
-  state.recording = { active: Boolean(s.active), recordingId: s.recordingId ?? null, reason: s.reason };
+  state.recording = {
+    active: Boolean(s.active),
+    recordingId: s.recordingId ?? null,
+    reason: s.reason,
+    server: Boolean(s.server),
+  };
   $("recording-indicator").hidden = !s.active;
   $("record").setAttribute("aria-pressed", String(Boolean(s.active)));
   $("record").textContent = s.active ? "Stop recording" : "Record";
-  if (state.me?.role !== "lawyer") {
+  // A server recording (through the SFU) needs nothing from this browser.
+  if (state.me?.role !== "lawyer" || (s.server && !state.uploader)) {
+    if (s.server) {
+      const note = $("recording-progress");
+      note.hidden = !s.active;
+      note.textContent = "Recorded by the server: every participant's camera, microphone and screen.";
+    }
     return;
   }
   if (s.active && !state.uploader) {

@@ -107,6 +107,7 @@ pub async fn prepare(settings: Settings, clock: Clock) -> Result<AppState, Serve
         clock: clock.clone(),
         telemetry: Arc::clone(&monitoring.telemetry),
         sfu: sfu.as_ref().map(|(handle, _)| handle.clone()),
+        recorder: None,
     })
     .await?;
     let recordings = recording_store(&settings, db.clone(), &clock)?;

@@ -79,8 +79,9 @@ async fn two_browsers_hold_a_consultation_direct_and_through_the_relay_and_recor
     .await;
     let lawyer = token(LAWYER, Role::Lawyer);
     let client = token(CLIENT, Role::Client);
-    let direct = app.book(&lawyer, CLIENT, &day(1, 10)).await;
-    let relay = app.book(&lawyer, CLIENT, &day(1, 11)).await;
+    // Peer to peer, recorded by the lawyer's browser.
+    let direct = app.book_in(&lawyer, CLIENT, &day(1, 10), "p2p").await;
+    let relay = app.book_in(&lawyer, CLIENT, &day(1, 11), "p2p").await;
     let (status, config) = app
         .call(
             Method::GET,

@@ -86,7 +86,10 @@ struct Call {
 async fn consented_recording(app: &TestApp) -> Call {
     let lawyer = token("lawyer-1", Role::Lawyer);
     let client = token("client-1", Role::Client);
-    let consultation = app.book(&lawyer, "client-1", &common::day(1, 10)).await["id"]
+    // Peer to peer: the lawyer's browser records and uploads.
+    let consultation = app
+        .book_in(&lawyer, "client-1", &common::day(1, 10), "p2p")
+        .await["id"]
         .as_str()
         .unwrap()
         .to_owned();

@@ -22,6 +22,16 @@ pub struct SfuSettings {
     pub max_participants: usize,
     /// Most tracks one participant may publish (microphone, camera, screen…).
     pub max_tracks_per_participant: usize,
+    /// The SFU records consultations (every participant's tracks) when their media mode allows
+    /// it; off: the lawyer's browser records.
+    pub record: bool,
+    /// Media per stored chunk of a server recording (what a crash may lose at most).
+    #[serde(with = "humantime_serde")]
+    pub record_chunk: std::time::Duration,
+    /// Memory for recording chunks waiting for storage, all recordings together (MiB).
+    pub record_memory_mib: u64,
+    /// Spool space for recording chunks waiting for storage once that memory is full (MiB).
+    pub record_spool_mib: u64,
 }
 
 impl Default for SfuSettings {
@@ -33,6 +43,10 @@ impl Default for SfuSettings {
             ice_tcp: true,
             max_participants: 8,
             max_tracks_per_participant: 4,
+            record: true,
+            record_chunk: std::time::Duration::from_secs(4),
+            record_memory_mib: 64,
+            record_spool_mib: 2048,
         }
     }
 }
@@ -46,6 +60,15 @@ impl SfuSettings {
         }
         if !(1..=16).contains(&self.max_tracks_per_participant) {
             problems.push("sfu.max_tracks_per_participant: 1–16".into());
+        }
+        if !(1..=30).contains(&self.record_chunk.as_secs()) {
+            problems.push("sfu.record_chunk: 1s–30s".into());
+        }
+        if !(1..=65_536).contains(&self.record_memory_mib) {
+            problems.push("sfu.record_memory_mib: 1–65536".into());
+        }
+        if self.record_spool_mib > 1 << 24 {
+            problems.push("sfu.record_spool_mib: at most 16777216 (16 TiB)".into());
         }
         problems
     }

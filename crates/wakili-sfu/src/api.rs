@@ -145,3 +145,52 @@ pub struct SubscriptionStats {
     /// RTP packets of this track forwarded to the subscriber.
     pub forwarded_packets: u64,
 }
+
+/// What the SFU hands a recorder ([`SfuHandle::record`](crate::SfuHandle::record)).
+#[derive(Debug, Clone)]
+pub enum RecorderFeed {
+    /// A packet of a published track, as the publisher sent it.
+    Packet(RecordedPacket),
+    /// A track is no longer published (its publisher left, rejoined or dropped).
+    TrackEnded {
+        /// The publisher.
+        participant: String,
+        /// The track.
+        track: TrackId,
+    },
+}
+
+/// A received RTP packet of a published track, copied for the recorder before forwarding.
+/// Of a simulcast track only the highest layer the publisher offered is recorded.
+#[derive(Debug, Clone)]
+pub struct RecordedPacket {
+    /// The publisher.
+    pub participant: String,
+    /// The track.
+    pub track: TrackId,
+    /// `audio`, `video`, `video-2`…: the kind and its rank among the tracks of that kind the
+    /// publisher sends (a screen share is the second video).
+    pub label: std::sync::Arc<str>,
+    /// Audio or video.
+    pub kind: MediaKind,
+    /// The payload's codec, as negotiated.
+    pub codec: str0m::format::Codec,
+    /// The codec's RTP clock rate.
+    pub clock_rate: u32,
+    /// Audio channels, as negotiated.
+    pub channels: Option<u8>,
+    /// RTP SSRC (a new one after the publisher reconnects).
+    pub ssrc: u32,
+    /// RTP sequence number.
+    pub seq: u16,
+    /// RTP timestamp.
+    pub timestamp: u32,
+    /// RTP marker bit.
+    pub marker: bool,
+    /// The payload, shared with the forwarded copies (not copied).
+    pub payload: std::sync::Arc<[u8]>,
+    /// When it arrived.
+    pub arrival: std::time::Instant,
+    /// The latest RTCP sender report of its stream: wall clock and RTP time of one instant.
+    pub sender_report: Option<(std::time::SystemTime, u32)>,
+}

@@ -28,7 +28,7 @@ use crate::{
     context::Context,
     handle::Command,
     net::{self, TcpEvent},
-    room::{Effects, Room},
+    room::{Effects, Room, Tap},
 };
 
 /// A deadline this close is handled at once instead of slept for: tokio's timers tick in
@@ -45,6 +45,8 @@ pub(crate) struct Counters {
     pub(crate) send_failures: AtomicU64,
     /// Sessions in all rooms, after the latest command or timeout.
     pub(crate) sessions: AtomicU64,
+    /// Packets a recorder had no room for (shared with every [`Tap`]).
+    pub(crate) recorder_dropped: Arc<AtomicU64>,
 }
 
 /// Where a remote address's traffic goes, once a session accepted it.
@@ -58,6 +60,8 @@ pub(crate) struct Engine {
     pub(crate) counters: Arc<Counters>,
     pub(crate) tcp: Option<mpsc::Receiver<TcpEvent>>,
     pub(crate) rooms: HashMap<String, Room>,
+    /// Recorded rooms' taps, kept while the room has no session yet.
+    pub(crate) taps: HashMap<String, Tap>,
     pub(crate) routes: HashMap<SocketAddr, Route>,
     pub(crate) tcp_writers: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
 }
@@ -193,8 +197,9 @@ impl Engine {
                 may_publish,
                 reply,
             } => {
+                let tap = self.taps.get(&room).cloned();
                 let entry = self.rooms.entry(room.clone());
-                let room = entry.or_insert_with(|| Room::new(room, ctx, now));
+                let room = entry.or_insert_with(|| Room::new(room, tap, ctx, now));
                 let joined = room.join(&participant, &offer, may_publish, ctx, now, fx);
                 let _ = reply.send(joined);
             }
@@ -250,6 +255,29 @@ impl Engine {
             }
             Command::Stats { room, reply } => {
                 let _ = reply.send(find_room(&mut self.rooms, &room).map(|r| r.stats()));
+            }
+            Command::Record {
+                room,
+                sender,
+                reply,
+            } => {
+                let tap = sender.map(|sender| Tap {
+                    sender,
+                    dropped: self.counters.recorder_dropped.clone(),
+                });
+                if let Some(r) = self.rooms.get_mut(&room) {
+                    r.set_tap(tap.clone());
+                }
+                match tap {
+                    Some(tap) => self.taps.insert(room, tap),
+                    None => self.taps.remove(&room),
+                };
+                let _ = reply.send(Ok(()));
+            }
+            Command::RecorderKeyframe { room, track, reply } => {
+                let result =
+                    find_room(&mut self.rooms, &room).and_then(|r| r.recorder_keyframe(track, fx));
+                let _ = reply.send(result);
             }
             Command::Close { room, reply } => {
                 let result = find_room(&mut self.rooms, &room).map(|r| r.close(fx));

@@ -8,7 +8,8 @@ use std::{
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::{
-    Answer, Quality, Rid, RoomStats, SfuError, SfuEvent, TrackId, engine::Counters, offer,
+    Answer, Quality, RecorderFeed, Rid, RoomStats, SfuError, SfuEvent, TrackId, engine::Counters,
+    offer,
 };
 
 /// What a handle asks of the engine; each carries where the result goes.
@@ -57,6 +58,16 @@ pub(crate) enum Command {
     },
     Close {
         room: String,
+        reply: oneshot::Sender<Result<(), SfuError>>,
+    },
+    Record {
+        room: String,
+        sender: Option<mpsc::Sender<RecorderFeed>>,
+        reply: oneshot::Sender<Result<(), SfuError>>,
+    },
+    RecorderKeyframe {
+        room: String,
+        track: TrackId,
         reply: oneshot::Sender<Result<(), SfuError>>,
     },
 }
@@ -242,6 +253,50 @@ impl SfuHandle {
             reply,
         })
         .await
+    }
+
+    /// Records `room` (it need not have sessions yet): from now on every packet of every track
+    /// published there (of a simulcast track, its highest layer) is copied to `feed`, and the
+    /// end of each track is told. The SFU never waits for the recorder: a packet `feed` has no
+    /// room for is dropped and counted ([`recorder_dropped`](Self::recorder_dropped)).
+    pub async fn record(
+        &self,
+        room: &str,
+        feed: mpsc::Sender<RecorderFeed>,
+    ) -> Result<(), SfuError> {
+        offer::check_name("room", room)?;
+        self.call(|reply| Command::Record {
+            room: room.to_owned(),
+            sender: Some(feed),
+            reply,
+        })
+        .await
+    }
+
+    /// Stops copying `room`'s packets to its recorder.
+    pub async fn stop_recording(&self, room: &str) -> Result<(), SfuError> {
+        self.call(|reply| Command::Record {
+            room: room.to_owned(),
+            sender: None,
+            reply,
+        })
+        .await
+    }
+
+    /// The recorder needs a keyframe of `track` (to begin its file or a chunk): a PLI goes to
+    /// the publisher for the recorded layer.
+    pub async fn recorder_keyframe(&self, room: &str, track: TrackId) -> Result<(), SfuError> {
+        self.call(|reply| Command::RecorderKeyframe {
+            room: room.to_owned(),
+            track,
+            reply,
+        })
+        .await
+    }
+
+    /// Packets dropped because a recorder's feed was full (all rooms, since the start).
+    pub fn recorder_dropped(&self) -> u64 {
+        self.counters.recorder_dropped.load(Ordering::Relaxed)
     }
 
     /// The room's participants, tracks, forwarded packets and chosen layers.

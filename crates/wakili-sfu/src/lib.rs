@@ -96,12 +96,14 @@ use std::{collections::HashMap, net::SocketAddr, sync::Arc};
 use tokio::sync::{broadcast, mpsc};
 
 pub use api::{
-    Answer, MediaKind, ParticipantStats, PublishedStats, RoomStats, SfuEvent, SubscriptionStats,
-    TrackInfo,
+    Answer, MediaKind, ParticipantStats, PublishedStats, RecordedPacket, RecorderFeed, RoomStats,
+    SfuEvent, SubscriptionStats, TrackInfo,
 };
 pub use config::{Codecs, SfuConfig};
 pub use error::SfuError;
 pub use handle::SfuHandle;
+/// The codecs str0m negotiates ([`RecordedPacket::codec`]).
+pub use str0m::format::Codec;
 pub use wakili_forward::{Quality, Rid, TrackId};
 
 use context::Context;
@@ -139,6 +141,7 @@ impl Sfu {
             counters: counters.clone(),
             tcp,
             rooms: HashMap::new(),
+            taps: HashMap::new(),
             routes: HashMap::new(),
             tcp_writers: HashMap::new(),
         };

@@ -18,6 +18,8 @@ pub mod protocol;
 mod store;
 pub mod telemetry;
 
-pub use hub::{Deps, PresenceChange, PresenceObserver, SignalLayer, Signaling, Stores, start};
+pub use hub::{
+    Deps, PresenceChange, PresenceObserver, ServerRecorder, SignalLayer, Signaling, Stores, start,
+};
 pub use store::{RoomStore, SignalError};
 pub use telemetry::Telemetry;

@@ -20,6 +20,7 @@ fn policy() -> RoomPolicy {
         grace: Duration::seconds(30),
         admission: Admission::OnLawyerJoin,
         notice_version: "1".into(),
+        server_recording: false,
     }
 }
 

@@ -3,7 +3,8 @@
 //! the test gives it (the SFU's handle directly, or `media:publish` over signaling).
 //!
 //! Video is VP8 in three simulcast layers at ~16 frames/s, one packet per frame:
-//! `[X|S, I, picture id (15 bits), VP8 header (P bit: keyframe or not), layer byte, frame]`,
+//! `[X|S, I, picture id (15 bits), VP8 frame tag (P bit: keyframe or not; its second byte is the
+//! layer), a keyframe start code and size, frame number]`,
 //! so the SFU can spot keyframes and the receiver can tell which layer it got. A layer sends a
 //! keyframe first and then only when asked (PLI). Audio is an Opus-typed packet every 20 ms
 //! with the RFC 6464 audio level extension.

@@ -62,7 +62,7 @@ async fn acknowledged_chunks_survive_kill_9_and_a_vanished_uploader_leaves_an_in
     let booked: Value = http
         .post(format!("{}/api/v1/consultations", server.base))
         .bearer_auth(&lawyer)
-        .json(&json!({"clientId": "c1", "scheduledAt": at, "durationMinutes": 45}))
+        .json(&json!({"clientId": "c1", "scheduledAt": at, "durationMinutes": 45, "mediaMode": "p2p"}))
         .send()
         .await
         .unwrap()

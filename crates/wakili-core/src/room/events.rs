@@ -140,6 +140,8 @@ pub struct RecordingState {
     /// Why it is not (or no longer) active.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'static str>,
+    /// The server records it (through the SFU): browsers record nothing themselves.
+    pub server: bool,
 }
 
 /// `recording:consent-refused` and `recording:consent-needed`.

@@ -283,8 +283,10 @@ impl Room {
             reason,
         });
         send(out, To::AllBut(id.to_owned()), event);
+        // The browser recording leaves with its lawyer; the server's goes on.
         let recorder_left = match &self.recording {
-            Recording::AwaitingConsent { by, .. } | Recording::Active { by, .. } => by == id,
+            Recording::AwaitingConsent { by, server, .. }
+            | Recording::Active { by, server, .. } => by == id && !server,
             Recording::Idle => false,
         };
         if recorder_left {
@@ -476,15 +478,16 @@ impl Room {
     /// someone dropping for a moment does not make everyone renegotiate twice.
     fn settle_topology(&mut self, out: &mut Outcome) {
         let present = self.members.values().filter(|m| m.present()).count();
-        let observer = self
-            .members
-            .values()
-            .any(|m| m.present() && !m.role.may_publish());
+        let server_must_see = self.recording.by_server()
+            || self
+                .members
+                .values()
+                .any(|m| m.present() && !m.role.may_publish());
         let sticks = self.media_mode == MediaMode::Auto && self.topology == Topology::Sfu;
         let wanted = if sticks {
             Topology::Sfu
         } else {
-            self.media_mode.topology(present, observer)
+            self.media_mode.topology(present, server_must_see)
         };
         if wanted != self.topology {
             self.topology = wanted;

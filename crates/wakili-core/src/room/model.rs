@@ -29,6 +29,10 @@ pub struct RoomPolicy {
     pub admission: Admission,
     /// Version of the recording notice participants consent to.
     pub notice_version: String,
+    /// Whether the SFU records (every participant's tracks, on the server) when the
+    /// consultation's media mode allows it (`sfu` or `auto`); otherwise, and always in `p2p`,
+    /// the lawyer's browser records and uploads.
+    pub server_recording: bool,
 }
 
 /// Camera, microphone and screen share, as the participant reports them.
@@ -144,6 +148,9 @@ pub enum Recording {
         pending: BTreeSet<String>,
         /// Already granted.
         granted: BTreeSet<String>,
+        /// Recorded by the server (the SFU), not the lawyer's browser.
+        #[serde(default)]
+        server: bool,
     },
     /// Everyone present consented.
     Active {
@@ -153,6 +160,9 @@ pub enum Recording {
         by: String,
         /// Everyone who granted.
         granted: BTreeSet<String>,
+        /// Recorded by the server (the SFU), not the lawyer's browser.
+        #[serde(default)]
+        server: bool,
     },
 }
 
@@ -336,6 +346,9 @@ pub struct RecordingView {
     /// Current recording, active or awaiting consent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recording_id: Option<String>,
+    /// The server records it (every participant's tracks, through the SFU); false: the
+    /// lawyer's browser records and uploads.
+    pub server: bool,
 }
 
 /// Why an input is refused; `code()` is the error code clients see.
@@ -369,4 +382,28 @@ impl RoomError {
             Self::Ended => "consultation_closed",
         }
     }
+}
+
+/// What the server's recorder must do for a room ([`Room::server_recording`](super::Room::server_recording)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerRecording {
+    /// The recording (the id `recording:state` announced).
+    pub recording_id: String,
+    /// The user who started it.
+    pub started_by: String,
+    /// Recording now; `false`: paused until everyone present consents.
+    pub active: bool,
+    /// Everyone in the room now (their media is recorded only while `active`).
+    pub seats: Vec<RecordedSeat>,
+}
+
+/// A participant, as the recorder needs to know them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedSeat {
+    /// Their participant id (the SFU's participant name).
+    pub participant_id: String,
+    /// Their user id.
+    pub user_id: String,
+    /// Their role.
+    pub role: ParticipantRole,
 }

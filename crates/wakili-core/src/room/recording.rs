@@ -1,16 +1,18 @@
 //! Consent-gated recording: a recording starts only once everyone present has consented, a
-//! newcomer is asked before their media is recorded, and a refusal or the recorder leaving
-//! stops it.
+//! newcomer is asked before their media is recorded, and a refusal stops it. A browser
+//! recording also stops when the lawyer recording it leaves; a server recording (the SFU
+//! records) goes on until the lawyer stops it or the call ends, and keeps the call on the
+//! SFU while it lasts.
 
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 
 use super::{
-    ConsentNotice, ConsentRequest, Event, Fact, Outcome, Recording, RecordingState, RecordingView,
-    Room, RoomError, RoomPolicy, To, audit, send,
+    ConsentNotice, ConsentRequest, Event, Fact, Outcome, RecordedSeat, Recording, RecordingState,
+    RecordingView, Room, RoomError, RoomPolicy, ServerRecording, To, audit, send,
 };
-use crate::ParticipantRole;
+use crate::{ParticipantRole, media::MediaMode};
 
 impl Room {
     /// The recording as participants see it.
@@ -19,16 +21,50 @@ impl Room {
             Recording::Idle => RecordingView {
                 active: false,
                 recording_id: None,
+                server: false,
             },
-            Recording::AwaitingConsent { id, .. } => RecordingView {
+            Recording::AwaitingConsent { id, server, .. } => RecordingView {
                 active: false,
                 recording_id: Some(id.clone()),
+                server: *server,
             },
-            Recording::Active { id, .. } => RecordingView {
+            Recording::Active { id, server, .. } => RecordingView {
                 active: true,
                 recording_id: Some(id.clone()),
+                server: *server,
             },
         }
+    }
+
+    /// What the server's recorder must do: `None` when nothing is recorded or a browser
+    /// records.
+    pub fn server_recording(&self) -> Option<ServerRecording> {
+        let (id, by, active) = match &self.recording {
+            Recording::Idle => return None,
+            Recording::AwaitingConsent { server: false, .. }
+            | Recording::Active { server: false, .. } => return None,
+            Recording::AwaitingConsent { id, by, .. } => (id, by, false),
+            Recording::Active { id, by, .. } => (id, by, true),
+        };
+        let started_by = self
+            .members
+            .get(by)
+            .map_or_else(|| by.clone(), |m| m.user_id.clone());
+        let seats = self
+            .members
+            .values()
+            .map(|m| RecordedSeat {
+                participant_id: m.participant_id.clone(),
+                user_id: m.user_id.clone(),
+                role: m.role,
+            })
+            .collect();
+        Some(ServerRecording {
+            recording_id: id.clone(),
+            started_by,
+            active,
+            seats,
+        })
     }
 
     /// A participant became present: if a recording is on or being set up, they must consent
@@ -39,14 +75,29 @@ impl Room {
         policy: &RoomPolicy,
         out: &mut Outcome,
     ) {
-        let (recording_id, by, mut granted) = match &self.recording {
+        let (recording_id, by, mut granted, server) = match &self.recording {
             Recording::Idle => return,
             Recording::AwaitingConsent {
-                id: r, by, granted, ..
+                id: r,
+                by,
+                granted,
+                server,
+                ..
             }
-            | Recording::Active { id: r, by, granted } => (r.clone(), by.clone(), granted.clone()),
+            | Recording::Active {
+                id: r,
+                by,
+                granted,
+                server,
+            } => (r.clone(), by.clone(), granted.clone(), *server),
         };
-        if id == by || granted.contains(id) {
+        // The lawyer started it: coming back (after leaving a server recording running) needs
+        // no consent.
+        let lawyer = self
+            .members
+            .get(id)
+            .is_some_and(|m| m.role == ParticipantRole::Lawyer);
+        if id == by || lawyer || granted.contains(id) {
             return;
         }
         let mut pending = match &self.recording {
@@ -59,6 +110,7 @@ impl Room {
                 recording_id: Some(recording_id.clone()),
                 by: None,
                 reason: Some("consent_pending"),
+                server,
             });
             send(out, To::All, paused);
         }
@@ -69,6 +121,7 @@ impl Room {
             by: by.clone(),
             pending,
             granted,
+            server,
         };
         if let Some(m) = self.members.get(id) {
             let notice = Event::ConsentNeeded(ConsentNotice {
@@ -99,29 +152,37 @@ impl Room {
             by,
             pending,
             granted,
+            server,
         } = &self.recording
             && pending.is_empty()
         {
-            let (id, by, granted) = (id.clone(), by.clone(), granted.clone());
+            let (id, by, granted, server) = (id.clone(), by.clone(), granted.clone(), *server);
             let event = Event::RecordingState(RecordingState {
                 active: true,
                 recording_id: Some(id.clone()),
                 by: Some(by.clone()),
                 reason: None,
+                server,
             });
             send(out, To::All, event);
             if let Some(m) = self.members.get(&by) {
                 let m = m.clone();
                 audit(out, "recording.active", &m);
             }
-            self.recording = Recording::Active { id, by, granted };
+            self.recording = Recording::Active {
+                id,
+                by,
+                granted,
+                server,
+            };
         }
     }
 
     pub(super) fn stop_recording(&mut self, reason: &'static str, out: &mut Outcome) {
-        let id = match &self.recording {
+        let (id, server) = match &self.recording {
             Recording::Idle => return,
-            Recording::AwaitingConsent { id, .. } | Recording::Active { id, .. } => id.clone(),
+            Recording::AwaitingConsent { id, server, .. }
+            | Recording::Active { id, server, .. } => (id.clone(), *server),
         };
         self.recording = Recording::Idle;
         let event = Event::RecordingState(RecordingState {
@@ -129,12 +190,16 @@ impl Room {
             recording_id: Some(id),
             by: None,
             reason: Some(reason),
+            server,
         });
         send(out, To::All, event);
+        self.settle_topology(out);
     }
 
     /// `by` (the lawyer, present) asks to record as `recording_id`: everyone else present is
-    /// asked to consent; with no one else present it is active at once.
+    /// asked to consent; with no one else present it is active at once. The server records it
+    /// when the policy says so and the consultation may use the SFU (an `auto` call moves to
+    /// the SFU for it).
     pub(super) fn start_recording(
         &mut self,
         by: String,
@@ -168,13 +233,16 @@ impl Room {
             });
             send(out, To::One(id.clone()), event);
         }
+        let server = policy.server_recording && self.media_mode != MediaMode::P2p;
         self.recording = Recording::AwaitingConsent {
             id: recording_id,
             by,
             pending,
             granted: BTreeSet::new(),
+            server,
         };
         self.activate_if_complete(out);
+        self.settle_topology(out);
         Ok(())
     }
 
@@ -214,6 +282,7 @@ impl Room {
             by,
             pending,
             granted: yes,
+            ..
         } = &mut self.recording
         else {
             return Err(RoomError::Recording("no consent is being asked"));
@@ -250,5 +319,15 @@ impl Room {
             self.stop_recording("consent_refused", out);
         }
         Ok(())
+    }
+}
+
+impl Recording {
+    /// Whether the server records it (set up or active).
+    pub fn by_server(&self) -> bool {
+        match self {
+            Recording::Idle => false,
+            Recording::AwaitingConsent { server, .. } | Recording::Active { server, .. } => *server,
+        }
     }
 }

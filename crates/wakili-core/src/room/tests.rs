@@ -11,6 +11,7 @@ fn policy(admission: Admission) -> RoomPolicy {
         grace: Duration::seconds(30),
         admission,
         notice_version: "2026-11".into(),
+        server_recording: false,
     }
 }
 
@@ -399,7 +400,7 @@ fn recording_is_the_lawyers_alone() {
 }
 
 #[test]
-fn the_lawyer_leaving_stops_the_recording() {
+fn the_lawyer_leaving_stops_a_browser_recording() {
     let p = policy(Admission::OnLawyerJoin);
     let mut room = call(&p);
     room.handle(
@@ -500,9 +501,10 @@ fn events_serialize_as_the_protocol_says() {
             active: true,
             recording_id: Some("r1".into()),
             by: Some("p-l".into()),
-            reason: None
+            reason: None,
+            server: false,
         })),
-        serde_json::json!({"active": true, "recordingId": "r1", "by": "p-l"})
+        serde_json::json!({"active": true, "recordingId": "r1", "by": "p-l", "server": false})
     );
 }
 
@@ -823,4 +825,119 @@ fn a_dismissed_guest_leaves_the_call_and_their_connection_closes() {
         room.dismiss("i", "removed").outbound.is_empty(),
         "only once"
     );
+}
+
+fn server_policy() -> RoomPolicy {
+    RoomPolicy {
+        server_recording: true,
+        ..policy(Admission::OnLawyerJoin)
+    }
+}
+
+fn start_and_consent(room: &mut Room, p: &RoomPolicy) -> Outcome {
+    let start = Input::RecordingStart {
+        by: "p-l-new".into(),
+        recording_id: "r1".into(),
+    };
+    let mut out = room.handle(start, p, t(10)).unwrap();
+    let consent = Input::Consent {
+        participant_id: "p-c-new".into(),
+        granted: true,
+    };
+    out.outbound
+        .extend(room.handle(consent, p, t(11)).unwrap().outbound);
+    out
+}
+
+#[test]
+fn a_server_recording_moves_a_two_person_auto_call_to_the_sfu_while_it_lasts() {
+    let p = server_policy();
+    let mut room = call(&p);
+    assert_eq!(room.topology, Topology::P2p);
+    let out = start_and_consent(&mut room, &p);
+    assert!(
+        names(&out).contains(&("media:topology", To::All)),
+        "asking for consent already moves the call, so nothing is recorded peer to peer"
+    );
+    assert_eq!(room.topology, Topology::Sfu);
+    assert!(room.recording_view().active && room.recording_view().server);
+    let plan = room.server_recording().unwrap();
+    assert_eq!(
+        (
+            plan.recording_id.as_str(),
+            plan.started_by.as_str(),
+            plan.active
+        ),
+        ("r1", "l", true)
+    );
+    assert_eq!(
+        plan.seats.len(),
+        2,
+        "the recorder knows whose media it records"
+    );
+    let state = out
+        .outbound
+        .iter()
+        .find(|o| matches!(&o.event, Event::RecordingState(s) if s.active))
+        .unwrap();
+    assert_eq!(
+        serde_json::to_value(&state.event).unwrap()["server"],
+        true,
+        "browsers learn they must not record themselves"
+    );
+}
+
+#[test]
+fn a_call_booked_peer_to_peer_is_recorded_by_the_browser_even_when_the_server_could() {
+    let p = server_policy();
+    let mut room = Room::default();
+    room.join(
+        join_with("l", ParticipantRole::Lawyer, MediaMode::P2p),
+        &p,
+        t(0),
+    )
+    .unwrap();
+    room.join(
+        join_with("c", ParticipantRole::Client, MediaMode::P2p),
+        &p,
+        t(1),
+    )
+    .unwrap();
+    start_and_consent(&mut room, &p);
+    assert_eq!(room.topology, Topology::P2p);
+    let view = room.recording_view();
+    assert!(view.active && !view.server);
+    assert_eq!(
+        room.server_recording(),
+        None,
+        "nothing for the server's recorder"
+    );
+}
+
+#[test]
+fn the_lawyer_leaving_does_not_stop_a_server_recording_and_coming_back_needs_no_consent() {
+    let p = server_policy();
+    let mut room = call(&p);
+    start_and_consent(&mut room, &p);
+    let leave = Input::Leave {
+        participant_id: "p-l-new".into(),
+    };
+    let out = room.handle(leave, &p, t(20)).unwrap();
+    assert!(!names(&out).contains(&("recording:state", To::All)));
+    assert!(room.recording_view().active, "still recording the client");
+
+    let mut back = join("l", ParticipantRole::Lawyer, None);
+    if let Input::Join { participant_id, .. } = &mut back {
+        *participant_id = "p-l-again".into();
+    }
+    let (joined, out) = room.join(back, &p, t(30)).unwrap();
+    assert!(joined.recording.active, "no pause for the lawyer's return");
+    assert!(!names(&out).contains(&("recording:consent-request", To::One("p-l-again".into()))));
+
+    let stop = Input::RecordingStop {
+        by: "p-l-again".into(),
+    };
+    let out = room.handle(stop, &p, t(40)).unwrap();
+    assert!(names(&out).contains(&("recording:state", To::All)));
+    assert_eq!(room.recording, Recording::Idle);
 }

@@ -73,7 +73,7 @@ pub async fn list(
 #[utoipa::path(put, path = "/api/v1/consultations/{id}/participants/{userId}", operation_id = "putGuest", tag = "consultations", security(("bearer" = [])),
     params(
         ("id" = String, Path, description = "Consultation id"),
-        ("userId" = String, Path, description = "The guest's user id"),
+        ("userId" = String, Path, description = "The guest's user id", pattern = "^[A-Za-z0-9._@:|-]{1,128}$"),
     ),
     request_body = GuestRequest,
     responses(
@@ -148,7 +148,7 @@ pub async fn put(
 #[utoipa::path(delete, path = "/api/v1/consultations/{id}/participants/{userId}", operation_id = "removeGuest", tag = "consultations", security(("bearer" = [])),
     params(
         ("id" = String, Path, description = "Consultation id"),
-        ("userId" = String, Path, description = "The guest's user id"),
+        ("userId" = String, Path, description = "The guest's user id", pattern = "^[A-Za-z0-9._@:|-]{1,128}$"),
     ),
     responses(
         (status = 204, description = "Removed"),

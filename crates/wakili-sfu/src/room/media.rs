@@ -113,6 +113,10 @@ impl Room {
         published.received += 1;
         let video = published.info.kind == MediaKind::Video;
         let codec = params.spec().codec;
+        if self.tap.is_some() {
+            let name = self.name_of(id);
+            self.tap_packet(&name, track, layer, packet, &params);
+        }
         let inbound = InboundPacket {
             track,
             rid: layer,

@@ -9,6 +9,7 @@ mod controls;
 mod media;
 mod negotiate;
 mod participant;
+mod record;
 
 use std::{
     collections::BTreeMap,
@@ -20,6 +21,7 @@ use wakili_forward::{Forwarder, ForwarderConfig, ParticipantId, TrackKind};
 
 use crate::{Answer, MediaKind, SfuError, SfuEvent, TrackId, TrackInfo, context::Context, offer};
 use participant::{OutState, OutTrack, Participant, Pending};
+pub(crate) use record::Tap;
 
 /// How often the forwarder re-evaluates layers and the active speaker without packets.
 const TICK: Duration = Duration::from_millis(100);
@@ -40,6 +42,8 @@ struct Published {
     mid: Mid,
     info: TrackInfo,
     received: u64,
+    /// `audio`, `video`, `video-2`…, for the recorder.
+    label: std::sync::Arc<str>,
 }
 
 /// One room.
@@ -54,10 +58,12 @@ pub(crate) struct Room {
     /// answer): [`make_offers`](Self::make_offers) looks at the participants only then.
     offers_due: bool,
     last_tick: Instant,
+    /// Where packets go to be recorded, while the room is recorded.
+    tap: Option<Tap>,
 }
 
 impl Room {
-    pub(crate) fn new(name: String, ctx: &Context, now: Instant) -> Self {
+    pub(crate) fn new(name: String, tap: Option<Tap>, ctx: &Context, now: Instant) -> Self {
         let forwarder = Forwarder::new(ForwarderConfig {
             max_tracks_per_publisher: ctx.config.max_tracks_per_participant,
             ..ctx.config.forwarder
@@ -71,6 +77,7 @@ impl Room {
             pending: Pending::new(),
             offers_due: false,
             last_tick: now,
+            tap,
         }
     }
 
@@ -172,7 +179,12 @@ impl Room {
         let id = ParticipantId(self.next_id());
         let mut joining = Participant::new(id, name.to_owned(), rtc, now);
         self.forwarder.add_subscriber(id);
+        let (mut audios, mut videos) = (0, 0);
         for publication in publications {
+            let label: std::sync::Arc<str> = match publication.kind {
+                MediaKind::Audio => record::label("audio", &mut audios),
+                MediaKind::Video => record::label("video", &mut videos),
+            };
             let track = TrackId(self.next_id());
             let kind = match publication.kind {
                 MediaKind::Audio => TrackKind::Audio,
@@ -203,6 +215,7 @@ impl Room {
                     mid: publication.mid,
                     info,
                     received: 0,
+                    label,
                 },
             );
             for other in self.participants.values_mut() {
@@ -257,6 +270,7 @@ impl Room {
         let others: Vec<ParticipantId> = self.participants.keys().copied().collect();
         for track in own {
             self.tracks.remove(&track);
+            self.tap_track_ended(&gone.name, track);
             fx.events.push(SfuEvent::TrackRemoved {
                 room: self.name.clone(),
                 participant: gone.name.clone(),

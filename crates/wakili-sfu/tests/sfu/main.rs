@@ -12,5 +12,6 @@ mod lifecycle;
 mod listening;
 mod membership;
 mod pause;
+mod recording;
 mod refusals;
 mod speaker;

@@ -64,6 +64,19 @@ impl Hub {
         consultation: &str,
         outbound: Vec<Outbound>,
     ) {
+        let recording_may_change = outbound.iter().any(|o| {
+            matches!(
+                o.event,
+                Event::RecordingState(_)
+                    | Event::Joined(_)
+                    | Event::Resumed(_)
+                    | Event::YouWereAdmitted(_)
+                    | Event::Left(_)
+            )
+        });
+        if recording_may_change {
+            self.sync_recorder(consultation).await;
+        }
         for o in outbound {
             match &o.event {
                 // Gone from the call for good: so is its media.

@@ -7,7 +7,7 @@ use socketioxide::{SocketIo, adapter::Adapter};
 use tokio::sync::broadcast::error::RecvError;
 use wakili_core::{
     media::Topology,
-    room::{Presence, RoomError},
+    room::{Presence, Room, RoomError},
 };
 use wakili_sfu::{MediaKind, Quality, Rid, SfuError, SfuEvent, SfuHandle, TrackId};
 
@@ -153,6 +153,24 @@ impl Hub {
             match sfu.leave(consultation, participant).await {
                 Ok(()) | Err(SfuError::UnknownRoom(_) | SfuError::UnknownParticipant { .. }) => {}
                 Err(e) => tracing::warn!(error = %e, "SFU session not ended"),
+            }
+        }
+    }
+
+    /// Tells the recorder what the consultation's room decides now (server recording on,
+    /// paused or off, and who is in the call).
+    pub(super) async fn sync_recorder(&self, consultation: &str) {
+        let Some(recorder) = &self.recorder else {
+            return;
+        };
+        match self
+            .store
+            .read(consultation, |room| room.and_then(Room::server_recording))
+            .await
+        {
+            Ok(plan) => recorder.apply(consultation, plan).await,
+            Err(e) => {
+                tracing::error!(error = %e, consultation_id = consultation, "recorder not told of a room change")
             }
         }
     }

@@ -90,6 +90,16 @@ pub struct Deps {
     pub telemetry: Arc<crate::Telemetry>,
     /// The embedded SFU, when it runs (`media:publish` is refused otherwise).
     pub sfu: Option<wakili_sfu::SfuHandle>,
+    /// Records consultations through the SFU; `None`: browsers record.
+    pub recorder: Option<Arc<dyn ServerRecorder>>,
+}
+
+/// Records consultations on the server (the SFU's recorder): told what each room decided after
+/// every change that matters to it.
+#[async_trait::async_trait]
+pub trait ServerRecorder: Send + Sync {
+    /// Makes `consultation`'s server recording `plan` (`None`: none). Idempotent.
+    async fn apply(&self, consultation: &str, plan: Option<wakili_core::room::ServerRecording>);
 }
 
 /// Someone joined or left a consultation's call.
@@ -130,6 +140,8 @@ struct Hub {
     sockets: Arc<UserSockets>,
     /// The embedded SFU, when it runs.
     sfu: Option<wakili_sfu::SfuHandle>,
+    /// The server's recorder, when the SFU records.
+    recorder: Option<Arc<dyn ServerRecorder>>,
 }
 
 /// The running signaling service: lets the REST side tell rooms about changes.
@@ -188,6 +200,7 @@ pub async fn start(deps: Deps) -> Result<(Signaling, SignalLayer), SignalError> 
                 .unwrap_or(chrono::Duration::seconds(30)),
             admission: settings.admission,
             notice_version: settings.notice_version.clone(),
+            server_recording: deps.recorder.is_some(),
         },
         default_profile: deps.default_profile,
         hysteresis: Hysteresis::default(),
@@ -195,6 +208,7 @@ pub async fn start(deps: Deps) -> Result<(Signaling, SignalLayer), SignalError> 
         telemetry: deps.telemetry,
         sockets: UserSockets::new(settings.max_sockets_per_user),
         sfu: deps.sfu,
+        recorder: deps.recorder,
         settings,
     });
     let max_payload = hub.settings.max_packet_bytes;
@@ -338,6 +352,7 @@ impl Signaling {
                     RecordingView {
                         active: false,
                         recording_id: None,
+                        server: false,
                     },
                     Room::recording_view,
                 )

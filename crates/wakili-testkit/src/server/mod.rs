@@ -351,12 +351,23 @@ impl TestApp {
     /// # Panics
     /// Unless it is created.
     pub async fn book(&self, token: &str, client: &str, at: &str) -> Value {
+        self.book_in(token, client, at, "auto").await
+    }
+
+    /// [`book`](Self::book) with media mode `mode` (`p2p`: the lawyer's browser records).
+    ///
+    /// # Panics
+    /// Unless it is created.
+    pub async fn book_in(&self, token: &str, client: &str, at: &str, mode: &str) -> Value {
         let (status, body) = self
             .call(
                 Method::POST,
                 "/api/v1/consultations",
                 token,
-                Some(json!({"clientId": client, "scheduledAt": at, "durationMinutes": 45, "notes": "privileged"})),
+                Some(
+                    json!({"clientId": client, "scheduledAt": at, "durationMinutes": 45,
+                            "notes": "privileged", "mediaMode": mode}),
+                ),
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");

@@ -275,6 +275,16 @@ impl Runner {
                     let [hi, lo] = (layer.picture_id | 0x8000).to_be_bytes();
                     let header = if keyframe { 0x10 } else { 0x11 };
                     let mut payload = vec![0x90, 0x80, hi, lo, header, layer.rid.as_bytes()[0]];
+                    // The rest of a VP8 frame tag, then a keyframe's start code and size, so a
+                    // recorder takes it for the keyframe it is.
+                    let (width, height) = match layer.rid {
+                        "q" => (320u16, 180u16),
+                        "h" => (640, 360),
+                        _ => (1280, 720),
+                    };
+                    payload.extend([0x00, 0x9d, 0x01, 0x2a]);
+                    payload.extend(width.to_le_bytes());
+                    payload.extend(height.to_le_bytes());
                     payload.extend((frame as u32).to_be_bytes());
                     payload.resize(60, 0);
                     let write =

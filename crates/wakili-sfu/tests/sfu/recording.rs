@@ -1,0 +1,137 @@
+//! The recorder's tap: packets of every published track (of a simulcast track, its top
+//! layer) reach the recorder's feed, track ends are told, and its keyframe requests reach the
+//! publisher.
+
+use std::{collections::HashSet, time::Duration};
+
+use tokio::sync::mpsc;
+use wakili_sfu::{MediaKind, RecorderFeed};
+
+use crate::{
+    client::Publish,
+    harness::{Harness, ROOM, wait_all_flowing},
+};
+
+/// Feed items until `until` says it has seen enough (or 10 s pass).
+async fn collect(
+    feed: &mut mpsc::Receiver<RecorderFeed>,
+    mut until: impl FnMut(&[RecorderFeed]) -> bool,
+) -> Vec<RecorderFeed> {
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !until(&seen) {
+        match tokio::time::timeout_at(deadline, feed.recv()).await {
+            Ok(Some(item)) => seen.push(item),
+            _ => panic!("the feed went quiet after {} items", seen.len()),
+        }
+    }
+    seen
+}
+
+#[tokio::test]
+async fn a_recorded_room_feeds_the_top_layer_of_every_track_and_tells_when_tracks_end() {
+    let h = Harness::start().await;
+    let (tx, mut feed) = mpsc::channel(4096);
+    // Recording may start before anyone's media reaches the SFU.
+    h.sfu.record(ROOM, tx).await.unwrap();
+    let alice = h.join("alice", Publish::camera_and_mic()).await.unwrap();
+    let bob = h.join("bob", Publish::camera_and_mic()).await.unwrap();
+    wait_all_flowing(&[&alice, &bob]).await;
+
+    let labelled = |items: &[RecorderFeed]| -> HashSet<(String, String)> {
+        items
+            .iter()
+            .filter_map(|f| match f {
+                RecorderFeed::Packet(p) => Some((p.participant.clone(), p.label.to_string())),
+                RecorderFeed::TrackEnded { .. } => None,
+            })
+            .collect()
+    };
+    let items = collect(&mut feed, |items| labelled(items).len() == 4).await;
+    for item in &items {
+        let RecorderFeed::Packet(p) = item else {
+            continue;
+        };
+        match p.kind {
+            MediaKind::Video => {
+                assert_eq!(p.label.as_ref(), "video");
+                assert_eq!(
+                    p.payload[5], b'f',
+                    "only the top simulcast layer is recorded"
+                );
+                assert_eq!(p.clock_rate, 90_000);
+            }
+            MediaKind::Audio => {
+                assert_eq!(p.label.as_ref(), "audio");
+                assert_eq!(p.clock_rate, 48_000);
+            }
+        }
+    }
+
+    // The recorder wants a keyframe: the publisher is asked for one.
+    let video = items
+        .iter()
+        .find_map(|f| match f {
+            RecorderFeed::Packet(p) if p.participant == "alice" && p.kind == MediaKind::Video => {
+                Some(p.track)
+            }
+            _ => None,
+        })
+        .unwrap();
+    let before = alice.seen(|s| s.keyframe_requests);
+    h.sfu.recorder_keyframe(ROOM, video).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while alice.seen(|s| s.keyframe_requests) == before {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no PLI reached alice"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Bob leaves: the recorder hears his tracks end.
+    h.sfu.leave(ROOM, "bob").await.unwrap();
+    collect(&mut feed, |items| {
+        items
+            .iter()
+            .filter(|f| matches!(f, RecorderFeed::TrackEnded { participant, .. } if participant == "bob"))
+            .count()
+            == 2
+    })
+    .await;
+
+    // Not recorded any more: the feed closes once the SFU lets go of it.
+    h.sfu.stop_recording(ROOM).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match tokio::time::timeout_at(deadline, feed.recv()).await {
+            Ok(Some(_)) => continue,
+            Ok(None) => break,
+            Err(_) => panic!("the SFU still holds the recorder's feed"),
+        }
+    }
+    assert_eq!(h.sfu.recorder_dropped(), 0);
+}
+
+#[tokio::test]
+async fn a_full_feed_drops_and_counts_instead_of_stalling_the_call() {
+    let h = Harness::start().await;
+    let (tx, _feed) = mpsc::channel(8);
+    h.sfu.record(ROOM, tx).await.unwrap();
+    let alice = h.join("alice", Publish::camera_and_mic()).await.unwrap();
+    let bob = h.join("bob", Publish::camera_and_mic()).await.unwrap();
+    wait_all_flowing(&[&alice, &bob]).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while h.sfu.recorder_dropped() == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "nothing counted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Forwarding goes on regardless.
+    let count = || bob.seen(|s| s.packets("alice", str0m::media::MediaKind::Video));
+    let before = count();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while count() < before + 30 {
+        assert!(tokio::time::Instant::now() < deadline, "forwarding stalled");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
