@@ -44,7 +44,8 @@ pub struct MuxerConfig {
     /// Matroska `TrackUID`, non-zero; unique per recorded track is good practice.
     pub track_uid: u64,
     /// How much media a chunk holds before it is sealed: audio is cut at the first frame
-    /// after it, video at the first keyframe after it (default 4 s).
+    /// after it, video at the first keyframe from [`keyframe_lead`](Self::keyframe_lead)
+    /// before it on (the keyframe asked for then) (default 4 s).
     pub chunk_interval: Duration,
     /// Video only: a chunk is cut at a delta frame once it is this long, when no keyframe came
     /// (default 10 s).

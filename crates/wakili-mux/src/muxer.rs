@@ -182,8 +182,12 @@ impl Sink {
         if let Some(start) = self.chunk.start_ms {
             let elapsed = ms.saturating_sub(start);
             let due = elapsed >= self.interval_ms;
+            // A keyframe that answers the request made `lead` ahead of the interval cuts the
+            // chunk when it comes, even a little early: waiting for the next would stretch the
+            // chunk to `max_chunk_duration`.
+            let keyframe_due = elapsed + millis(self.lead) >= self.interval_ms;
             let cut = if video {
-                (due && frame.keyframe) || elapsed >= self.max_chunk_ms
+                (keyframe_due && frame.keyframe) || elapsed >= self.max_chunk_ms
             } else {
                 due
             };
@@ -552,5 +556,53 @@ impl TrackMuxer {
     /// Whether the track is waiting for a keyframe (video: before the first, after a loss).
     pub fn waiting_for_keyframe(&self) -> bool {
         self.sink.need_keyframe
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// A one-packet VP8 frame: descriptor, frame tag (keyframe or not), start code, 320x240.
+    fn vp8(frame: u16, key: bool) -> Vec<u8> {
+        let [hi, lo] = (frame | 0x8000).to_be_bytes();
+        let mut payload = vec![0x90, 0x80, hi, lo, if key { 0x10 } else { 0x11 }, 0, 0];
+        payload.extend([0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00]);
+        payload.resize(40, 0);
+        payload
+    }
+
+    #[test]
+    fn a_keyframe_answering_the_early_request_cuts_the_chunk_when_it_comes() {
+        let t0 = Instant::now();
+        let mut config = MuxerConfig::new(Codec::Vp8);
+        config.chunk_interval = Duration::from_secs(1);
+        let mut muxer = TrackMuxer::new(config, t0, SystemTime::now()).unwrap();
+        let mut outputs = Vec::new();
+        // 25 frames/s; the publisher answers the request (at 500 ms) with a keyframe at 600 ms.
+        for n in 0u16..40 {
+            let payload = vp8(n, n == 0 || n == 15);
+            let at = t0 + Duration::from_millis(40 * u64::from(n));
+            let packet = RtpInput {
+                ssrc: 7,
+                sequence_number: n,
+                timestamp: u32::from(n) * 3_600,
+                marker: true,
+                payload: &payload,
+                arrival: at,
+            };
+            muxer.handle_rtp(packet).unwrap();
+            outputs.extend(std::iter::from_fn(|| muxer.poll_output()));
+        }
+        let wanted = outputs
+            .iter()
+            .position(|o| matches!(o, Output::KeyframeWanted))
+            .unwrap();
+        let Some(Output::Chunk(first)) = outputs.get(wanted + 1) else {
+            panic!("the chunk follows the request: {outputs:?}");
+        };
+        assert_eq!((first.info.start_ms, first.info.end_ms), (0, 600));
+        assert!(first.info.starts_with_keyframe);
     }
 }
