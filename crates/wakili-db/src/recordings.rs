@@ -20,8 +20,21 @@ pub trait RecordingStore: Send + Sync {
     /// A recording by id.
     async fn recording(&self, id: &str) -> Result<Option<Recording>, DbError>;
 
-    /// A consultation's recordings, oldest first.
+    /// A consultation's recordings as listed for people: uploads and sessions, not the tracks
+    /// of sessions; oldest first.
     async fn recordings_of(&self, consultation_id: &str) -> Result<Vec<Recording>, DbError>;
+
+    /// A session's track recordings, oldest first.
+    async fn tracks(&self, session_id: &str) -> Result<Vec<Recording>, DbError>;
+
+    /// Marks activity on the recordings `ids` that are still uploading (so a long pause is not
+    /// taken for an abandoned upload). Returns how many were touched.
+    async fn touch_recordings(&self, ids: &[String], now: DateTime<Utc>) -> Result<u64, DbError>;
+
+    /// Claims uploading recording `id` for finalization as incomplete now, whatever its
+    /// activity (a session's finalization takes its unfinished tracks this way). Returns `false`
+    /// when it was not uploading.
+    async fn abandon_recording(&self, id: &str, now: DateTime<Utc>) -> Result<bool, DbError>;
 
     /// Claims position `chunk.seq` for a body with hash `chunk.sha256` (state `pending`, or
     /// `terminator`), unless the position is taken: returns the row as it now stands, so the
@@ -112,7 +125,8 @@ pub trait RecordingStore: Send + Sync {
     async fn finalization_failed(&self, id: &str, retry_at: DateTime<Utc>) -> Result<(), DbError>;
 
     /// Claims up to `limit` recordings whose upload went silent before `before` (or whose
-    /// sweep-started finalization stalled), marking them `finalizing` now. Recordings with a
+    /// sweep-started finalization stalled), marking them `finalizing` now. A session one of
+    /// whose tracks is still uploading with activity since `before` is not silent. Recordings with a
     /// kept `complete` request are retried instead ([`Self::claim_finalizations`]). Every node
     /// may sweep; each recording is claimed by one.
     async fn claim_abandoned(

@@ -17,7 +17,7 @@ use crate::{
 const RECORDING_COLUMNS: &str = "id, consultation_id, started_by, status, format, codec, \
      resolution, duration_seconds, file_size_bytes, chunk_count, sha256, started_at, \
      completed_at, created_at, wrapped_key, key_id, nonce_prefix, manifest, legal_hold, \
-     legal_hold_reason, last_activity_at, deleted_at";
+     legal_hold_reason, last_activity_at, deleted_at, kind, parent_id, track_meta";
 
 const CHUNK_COLUMNS: &str = "recording_id, seq, sha256, size, object_size, state, object_key";
 
@@ -46,12 +46,19 @@ impl_for_sql!(RecordingStore {
         new: &NewRecording,
         audit: NewAuditEvent,
     ) -> Result<(Recording, bool), DbError> {
+        let track_meta = new
+            .track
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| DbError::Corrupt(format!("track metadata: {e}")))?;
         let mut tx = self.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO consultation_recordings (id, consultation_id, started_by, status, \
-             started_at, created_at, wrapped_key, key_id, nonce_prefix, last_activity_at) \
-             VALUES ($1, $2, $3, 'uploading', $4, $4, $5, $6, $7, $4) ON CONFLICT (id) DO NOTHING \
-             RETURNING id",
+             started_at, created_at, wrapped_key, key_id, nonce_prefix, last_activity_at, kind, \
+             parent_id, track_meta) \
+             VALUES ($1, $2, $3, 'uploading', $4, $4, $5, $6, $7, $4, $8, $9, $10) \
+             ON CONFLICT (id) DO NOTHING RETURNING id",
         )
         .bind(new.id.clone())
         .bind(new.consultation_id.clone())
@@ -60,6 +67,9 @@ impl_for_sql!(RecordingStore {
         .bind(new.wrapped_key.clone())
         .bind(new.key_id.clone())
         .bind(new.nonce_prefix.clone())
+        .bind(new.kind.as_str().to_owned())
+        .bind(new.parent_id.clone())
+        .bind(track_meta)
         .fetch_optional(&mut *tx)
         .await?
         .is_some();
@@ -73,7 +83,7 @@ impl_for_sql!(RecordingStore {
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok((Recording::from_row(&row)?, inserted))
+        Ok((recording_of(&row)?, inserted))
     }
 
     async fn recording(&self, id: &str) -> Result<Option<Recording>, DbError> {
@@ -84,19 +94,61 @@ impl_for_sql!(RecordingStore {
         .bind(id.to_owned())
         .fetch_optional(&mut *conn)
         .await?;
-        Ok(row.as_ref().map(Recording::from_row).transpose()?)
+        row.as_ref().map(recording_of).transpose()
     }
 
     async fn recordings_of(&self, consultation_id: &str) -> Result<Vec<Recording>, DbError> {
         let mut conn = self.pool().acquire().await?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {RECORDING_COLUMNS} FROM consultation_recordings WHERE consultation_id = $1 \
-             ORDER BY started_at, id"
+             AND parent_id IS NULL ORDER BY started_at, id"
         )))
         .bind(consultation_id.to_owned())
         .fetch_all(&mut *conn)
         .await?;
-        Ok(rows.iter().map(Recording::from_row).collect::<Result<_, _>>()?)
+        rows.iter().map(recording_of).collect()
+    }
+
+    async fn tracks(&self, session_id: &str) -> Result<Vec<Recording>, DbError> {
+        let mut conn = self.pool().acquire().await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {RECORDING_COLUMNS} FROM consultation_recordings WHERE parent_id = $1 \
+             ORDER BY started_at, id"
+        )))
+        .bind(session_id.to_owned())
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.iter().map(recording_of).collect()
+    }
+
+    async fn touch_recordings(&self, ids: &[String], now: DateTime<Utc>) -> Result<u64, DbError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let mut conn = self.pool().acquire().await?;
+        let sql = format!(
+            "UPDATE consultation_recordings SET last_activity_at = $1 \
+             WHERE status = 'uploading' AND id IN ({}) RETURNING id",
+            placeholders(2, ids.len())
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(DbTime(now));
+        for id in ids {
+            query = query.bind(id.clone());
+        }
+        Ok(query.fetch_all(&mut *conn).await?.len() as u64)
+    }
+
+    async fn abandon_recording(&self, id: &str, now: DateTime<Utc>) -> Result<bool, DbError> {
+        let mut conn = self.pool().acquire().await?;
+        let changed = sqlx::query(
+            "UPDATE consultation_recordings SET status = 'finalizing', last_activity_at = $2 \
+             WHERE id = $1 AND status = 'uploading' RETURNING id",
+        )
+        .bind(id.to_owned())
+        .bind(DbTime(now))
+        .fetch_optional(&mut *conn)
+        .await?;
+        Ok(changed.is_some())
     }
 
     async fn claim_chunk(&self, chunk: &Chunk, now: DateTime<Utc>) -> Result<Chunk, DbError> {
@@ -410,9 +462,12 @@ impl_for_sql!(RecordingStore {
         let mut conn = self.pool().acquire().await?;
         let rows = sqlx::query(
             "UPDATE consultation_recordings SET status = 'finalizing', last_activity_at = $2 \
-             WHERE id IN (SELECT id FROM consultation_recordings \
-             WHERE status IN ('uploading', 'finalizing') AND last_activity_at < $1 \
-             AND finalize_request IS NULL ORDER BY last_activity_at LIMIT $3) \
+             WHERE id IN (SELECT r.id FROM consultation_recordings r \
+             WHERE r.status IN ('uploading', 'finalizing') AND r.last_activity_at < $1 \
+             AND r.finalize_request IS NULL AND NOT EXISTS (SELECT 1 \
+             FROM consultation_recordings t WHERE t.parent_id = r.id \
+             AND t.status = 'uploading' AND t.last_activity_at >= $1) \
+             ORDER BY r.last_activity_at LIMIT $3) \
              AND status IN ('uploading', 'finalizing') AND last_activity_at < $1 \
              AND finalize_request IS NULL RETURNING id",
         )
@@ -454,7 +509,7 @@ impl_for_sql!(RecordingStore {
         .await?;
         insert_audit(&mut *tx, self.backend, audit, done.now).await?;
         tx.commit().await?;
-        Ok(Recording::from_row(&row)?)
+        recording_of(&row)
     }
 
     async fn shred_recording(
@@ -657,7 +712,7 @@ impl_for_sql!(RecordingStore {
         };
         insert_audit(&mut *tx, self.backend, audit, now).await?;
         tx.commit().await?;
-        Ok(Some(Recording::from_row(&row)?))
+        Ok(Some(recording_of(&row)?))
     }
 
     async fn storage_usage(&self) -> Result<Vec<ProviderUsage>, DbError> {
@@ -673,6 +728,26 @@ impl_for_sql!(RecordingStore {
         .await?)
     }
 });
+
+/// A recording row with its `track_meta` JSON decoded.
+fn recording_of<R>(row: &R) -> Result<Recording, DbError>
+where
+    R: Row,
+    for<'r> Recording: FromRow<'r, R>,
+    for<'q> String: Decode<'q, R::Database> + Type<R::Database>,
+    for<'a> &'a str: ColumnIndex<R>,
+{
+    let mut recording = Recording::from_row(row)?;
+    let meta: Option<String> = row.try_get("track_meta")?;
+    recording.track = meta
+        .map(|text| {
+            serde_json::from_str(&text).map_err(|e| {
+                DbError::Corrupt(format!("track_meta of recording {}: {e}", recording.id))
+            })
+        })
+        .transpose()?;
+    Ok(recording)
+}
 
 async fn insert_copy<'c, DB, E>(
     executor: E,

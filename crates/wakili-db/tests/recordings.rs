@@ -3,7 +3,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use chrono::{DateTime, Duration, Utc};
-use wakili_core::{UserId, consultation::NewConsultation, recording::RecordingStatus};
+use wakili_core::{
+    ParticipantRole, UserId,
+    consultation::NewConsultation,
+    recording::{RecordingKind, RecordingStatus, TrackKind, TrackMeta},
+};
 use wakili_db::{
     Backend, Db, PoolOptions, connect,
     models::{
@@ -38,28 +42,31 @@ fn chunk(rid: &str, seq: u32, sha: &str) -> Chunk {
     }
 }
 
+async fn consultation(db: &Db, t0: DateTime<Utc>) -> wakili_db::models::VideoConsultation {
+    db.create_consultation(ConsultationInsert {
+        booking: NewConsultation {
+            lawyer_id: UserId::parse("l1").unwrap(),
+            client_id: UserId::parse("c1").unwrap(),
+            scheduled_at: t0,
+            duration_minutes: 30,
+            title: None,
+            notes: None,
+            media_mode: None,
+        },
+        created_by: "l1".into(),
+        now: t0,
+    })
+    .await
+    .unwrap()
+}
+
 async fn story(backend: Backend) {
     let test_db = TestDatabase::new(backend).await;
     let db: Db = connect(&test_db.url, &PoolOptions::default())
         .await
         .unwrap();
     let t0 = at("2026-11-25T09:00:00Z");
-    let consultation = db
-        .create_consultation(ConsultationInsert {
-            booking: NewConsultation {
-                lawyer_id: UserId::parse("l1").unwrap(),
-                client_id: UserId::parse("c1").unwrap(),
-                scheduled_at: t0,
-                duration_minutes: 30,
-                title: None,
-                notes: None,
-                media_mode: None,
-            },
-            created_by: "l1".into(),
-            now: t0,
-        })
-        .await
-        .unwrap();
+    let consultation = consultation(&db, t0).await;
     let new = NewRecording {
         id: "r1".into(),
         consultation_id: consultation.id.clone(),
@@ -67,6 +74,9 @@ async fn story(backend: Backend) {
         wrapped_key: "d3JhcHBlZA==".into(),
         key_id: "k1".into(),
         nonce_prefix: "bm9uY2U=".into(),
+        kind: RecordingKind::Upload,
+        parent_id: None,
+        track: None,
         now: t0,
     };
     let (recording, created) = db
@@ -362,4 +372,197 @@ async fn recordings_on_sqlite() {
 #[tokio::test]
 async fn recordings_on_postgres() {
     story(Backend::Postgres).await;
+}
+
+fn recording(
+    id: &str,
+    consultation_id: &str,
+    kind: RecordingKind,
+    now: DateTime<Utc>,
+) -> NewRecording {
+    NewRecording {
+        id: id.into(),
+        consultation_id: consultation_id.into(),
+        started_by: "l1".into(),
+        wrapped_key: "d3JhcHBlZA==".into(),
+        key_id: "k1".into(),
+        nonce_prefix: "bm9uY2U=".into(),
+        kind,
+        parent_id: None,
+        track: None,
+        now,
+    }
+}
+
+fn meta(participant: &str, kind: TrackKind, label: &str, offset_ms: i64) -> TrackMeta {
+    TrackMeta {
+        participant_id: participant.into(),
+        user_id: "c1".into(),
+        role: ParticipantRole::Client,
+        kind,
+        label: label.into(),
+        codec: if kind == TrackKind::Audio {
+            "opus"
+        } else {
+            "vp8"
+        }
+        .into(),
+        started_at: at("2026-11-25T09:00:01.5Z"),
+        start_offset_ms: offset_ms,
+    }
+}
+
+/// A server-made session with its tracks: they keep their metadata, are listed under the session
+/// and not beside it, a paused track is kept alive by touching it, and a session whose tracks are
+/// still receiving is not taken for abandoned.
+async fn sessions(backend: Backend) {
+    let test_db = TestDatabase::new(backend).await;
+    let db: Db = connect(&test_db.url, &PoolOptions::default())
+        .await
+        .unwrap();
+    let t0 = at("2026-11-25T09:00:00Z");
+    let consultation = consultation(&db, t0).await;
+    let upload = recording("up-1", &consultation.id, RecordingKind::Upload, t0);
+    db.create_recording(&upload, audit("recording.created"))
+        .await
+        .unwrap();
+    let (session, created) = db
+        .create_recording(
+            &recording(
+                "s1",
+                &consultation.id,
+                RecordingKind::Session,
+                t0 + Duration::seconds(1),
+            ),
+            audit("recording.created"),
+        )
+        .await
+        .unwrap();
+    assert!(created);
+    assert!(session.is_session() && !session.is_track());
+    assert_eq!(
+        (session.parent_id.as_deref(), session.track.as_ref()),
+        (None, None)
+    );
+
+    let t1 = t0 + Duration::seconds(2);
+    let audio = meta("p-1", TrackKind::Audio, "audio", 1500);
+    let screen = meta("p-1", TrackKind::Video, "screen", 2000);
+    for (id, meta, when) in [
+        ("t-audio", &audio, t1),
+        ("t-screen", &screen, t1 + Duration::seconds(1)),
+    ] {
+        let new = NewRecording {
+            parent_id: Some("s1".into()),
+            track: Some(meta.clone()),
+            ..recording(id, &consultation.id, RecordingKind::Track, when)
+        };
+        let (track, created) = db
+            .create_recording(&new, audit("recording.track_started"))
+            .await
+            .unwrap();
+        assert!(created);
+        assert!(track.is_track());
+        assert_eq!(
+            track.track.as_ref(),
+            Some(meta),
+            "the metadata comes back as stored"
+        );
+    }
+    let tracks = db.tracks("s1").await.unwrap();
+    assert_eq!(
+        tracks.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+        ["t-audio", "t-screen"]
+    );
+    assert_eq!(tracks[0].parent_id.as_deref(), Some("s1"));
+    assert_eq!(tracks[1].track.as_ref().unwrap().label, "screen");
+    assert_eq!(
+        db.recording("t-screen").await.unwrap().unwrap().track,
+        Some(screen)
+    );
+    assert!(db.tracks("up-1").await.unwrap().is_empty());
+    // People see the upload and the session; the tracks are shown inside the session.
+    assert_eq!(
+        db.recordings_of(&consultation.id)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.id.as_str(), r.kind))
+            .collect::<Vec<_>>(),
+        [
+            ("up-1", RecordingKind::Upload),
+            ("s1", RecordingKind::Session)
+        ]
+    );
+
+    // Ten minutes later, with abandonment after five: the audio track kept receiving (its chunk
+    // touched it), the screen share paused but was kept alive, the upload went silent.
+    let t2 = t0 + Duration::minutes(10);
+    db.claim_chunk(&chunk("t-audio", 0, "aa"), t2)
+        .await
+        .unwrap();
+    assert!(
+        db.chunk_stored(&chunk("t-audio", 0, "aa"), &["disk".into()], t2)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        db.touch_recordings(&["t-screen".into(), "up-1-unknown".into()], t2)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(db.touch_recordings(&[], t2).await.unwrap(), 0);
+    assert_eq!(
+        db.recording("t-screen")
+            .await
+            .unwrap()
+            .unwrap()
+            .last_activity_at,
+        Some(t2)
+    );
+    let before = t2 - Duration::minutes(5);
+    // The session itself was silent since t0, but its tracks are live: only the upload is swept.
+    assert_eq!(
+        db.claim_abandoned(before, t2, 16).await.unwrap(),
+        vec!["up-1".to_owned()]
+    );
+
+    // The recorder finishes the audio track; the screen share is taken as incomplete by the
+    // session's finalization; then the session, silent, is claimed by the sweep.
+    assert!(db.abandon_recording("t-screen", t2).await.unwrap());
+    assert!(
+        !db.abandon_recording("t-screen", t2).await.unwrap(),
+        "only once"
+    );
+    assert_eq!(
+        db.recording("t-screen").await.unwrap().unwrap().status,
+        RecordingStatus::Finalizing
+    );
+    assert!(db.begin_finalizing("t-audio", "{}", t2, t2).await.unwrap());
+    assert_eq!(
+        db.touch_recordings(&["t-audio".into()], t2).await.unwrap(),
+        0,
+        "a finalizing track is not uploading any more"
+    );
+    let t3 = t2 + Duration::minutes(6);
+    let swept = db
+        .claim_abandoned(t3 - Duration::minutes(5), t3, 16)
+        .await
+        .unwrap();
+    assert!(swept.contains(&"s1".to_owned()), "{swept:?}");
+    assert!(
+        !swept.contains(&"t-audio".to_owned()),
+        "a kept completion is retried, not swept"
+    );
+}
+
+#[tokio::test]
+async fn sessions_on_sqlite() {
+    sessions(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn sessions_on_postgres() {
+    sessions(Backend::Postgres).await;
 }

@@ -149,6 +149,21 @@ pub enum ManifestError {
     /// Reading the media failed.
     #[error("reading the media failed: {0}")]
     Io(#[from] std::io::Error),
+    /// One track of a session failed verification.
+    #[error("track {recording_id}: {error}")]
+    Track {
+        /// The track's recording id.
+        recording_id: String,
+        /// What was wrong with it.
+        error: Box<ManifestError>,
+    },
+    /// A session's verification was not given the file of one of its tracks, or was given a
+    /// file for a track the manifest does not list.
+    #[error("{0}")]
+    TrackFiles(String),
+    /// A session manifest was verified as a single recording, or the other way round.
+    #[error("{0}")]
+    NotASession(String),
 }
 
 /// Signed, expiring download links.
@@ -189,6 +204,9 @@ pub enum RequestError {
     /// Reading the request body failed.
     #[error("reading the upload failed: {0}")]
     Body(String),
+    /// The recorder reported track metadata that is not valid (the message says which field).
+    #[error("invalid track: {0}")]
+    InvalidTrack(String),
     /// `complete` found chunks missing (or beyond the announced count).
     #[error("chunks are missing: {missing:?}; unexpected chunks: {unexpected:?}")]
     Missing {
@@ -229,6 +247,21 @@ pub enum StateError {
     /// The recording was crypto-shredded.
     #[error("the recording was deleted")]
     Shredded,
+    /// Someone tried to upload to (or complete, or create as an upload) a recording the server
+    /// makes: its recorder stores the tracks.
+    #[error("the server records this one: its recorder stores the tracks, nobody uploads to it")]
+    ServerRecording,
+    /// A session has no media of its own.
+    #[error("a session recording has no media of its own: download its tracks (tracks[].id)")]
+    NoMedia,
+    /// The recording is not of the kind this operation takes (a track's parent that is not a
+    /// session, a session id that names an upload, …).
+    #[error("{0}")]
+    WrongKind(&'static str),
+    /// A session cannot be finalized while one of its tracks is being finalized; try again once
+    /// it is.
+    #[error("track {0} is still being finalized; finalize the session once it is")]
+    TrackPending(String),
 }
 
 /// Object storage providers.

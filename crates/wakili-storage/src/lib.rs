@@ -29,7 +29,8 @@ pub use error::{
 };
 pub use manifest::{
     Chain, ChunkEntry, ConsentEntry, EncryptionInfo, Manifest, ManifestChunk, ManifestDraft,
-    ManifestSigner, ManifestStatus, parse_verifying_key, verify_manifest,
+    ManifestSigner, ManifestStatus, ManifestTrack, SESSION_FORMAT, parse_verifying_key,
+    verify_manifest,
 };
 pub use providers::{ProviderStatus, Providers};
 pub use range::{Layout, SegmentRead, parse_range};
@@ -38,8 +39,8 @@ pub use seal::{
     ciphertext_len, random_nonce_prefix,
 };
 pub use service::{
-    ChunkReceipt, CompleteRequest, Completion, Media, RecordingStore, StorageConfig, Stores, Usage,
-    finalize_backoff,
+    ChunkReceipt, CompleteRequest, Completion, Media, RecordingStore, StorageConfig, Stores,
+    TrackNote, Usage, finalize_backoff,
 };
 pub use url::DownloadGrant;
-pub use verify::{Verified, verify_recording};
+pub use verify::{Verified, VerifiedSession, verify_recording, verify_session};

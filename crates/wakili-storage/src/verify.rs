@@ -11,7 +11,10 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     error::{ManifestError, Result},
-    manifest::{Chain, ManifestStatus, decode_hash, key_id_of, verify_manifest},
+    manifest::{
+        Chain, ChunkEntry, ManifestChunk, ManifestStatus, ManifestTrack, SESSION_FORMAT,
+        decode_hash, key_id_of, verify_manifest,
+    },
 };
 
 /// Bytes read from the media at a time.
@@ -47,19 +50,155 @@ pub struct Verified {
 /// Checks the signature, then reads the media once, in order, with a fixed buffer: each chunk
 /// (by the manifest's sizes) must hash to its SHA-256, each chain value must follow, the chain
 /// head and the whole SHA-256 must match, and the media must end exactly after the last chunk.
-/// The first discrepancy is reported precisely.
-pub fn verify_recording(jws: &str, key: &VerifyingKey, mut media: impl Read) -> Result<Verified> {
+/// The first discrepancy is reported precisely. A session's manifest is refused: its media are
+/// its tracks' files ([`verify_session`]).
+pub fn verify_recording(jws: &str, key: &VerifyingKey, media: impl Read) -> Result<Verified> {
     let manifest = verify_manifest(jws, key)?;
+    if manifest.format == SESSION_FORMAT {
+        return Err(ManifestError::NotASession(
+            "this is a session's manifest: verify it with each track's file".into(),
+        )
+        .into());
+    }
     let chunks = manifest.chunk_entries()?;
-    let expected_head = decode_hash(&manifest.chain_head)?;
-    let expected_whole = decode_hash(&manifest.sha256)?;
-    let expected_total = manifest.total_bytes;
+    let bytes = check_media(
+        &chunks,
+        &manifest.chunks,
+        &manifest.chain_head,
+        &manifest.sha256,
+        manifest.total_bytes,
+        media,
+    )?;
+    Ok(Verified {
+        recording_id: manifest.recording_id,
+        consultation_id: manifest.consultation_id,
+        status: manifest.status,
+        chunks: chunks.len(),
+        bytes,
+        missing: manifest.missing,
+        sha256: manifest.sha256,
+        chain_head: manifest.chain_head,
+        key_id: key_id_of(key),
+        audit_head: manifest.audit_head,
+    })
+}
 
+/// What a successful verification of a session established.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifiedSession {
+    /// The session itself (no chunks and no bytes of its own).
+    pub session: Verified,
+    /// Each track as the manifest lists it, its file verified, in the manifest's order.
+    pub tracks: Vec<(ManifestTrack, Verified)>,
+}
+
+/// Verifies a session's signed manifest `jws` with `key`, and each of its tracks' files:
+/// `tracks` gives `(track recording id, its plaintext download)` for every track the manifest
+/// lists (each file is checked like [`verify_recording`] checks a recording: chunk sizes and
+/// hashes, the chain, the whole SHA-256, the length). A listed track without a file, or a file
+/// for a track not listed, is an error: the session is only proven whole.
+pub fn verify_session<R: Read>(
+    jws: &str,
+    key: &VerifyingKey,
+    tracks: impl IntoIterator<Item = (String, R)>,
+) -> Result<VerifiedSession> {
+    let manifest = verify_manifest(jws, key)?;
+    if manifest.format != SESSION_FORMAT {
+        return Err(ManifestError::NotASession(format!(
+            "this is the manifest of a single {} recording, not of a session",
+            manifest.format
+        ))
+        .into());
+    }
+    let mut files: Vec<(String, R)> = tracks.into_iter().collect();
+    if let Some((id, _)) = files
+        .iter()
+        .find(|(id, _)| !manifest.tracks.iter().any(|t| &t.recording_id == id))
+    {
+        return Err(ManifestError::TrackFiles(format!(
+            "the session's manifest lists no track {id}"
+        ))
+        .into());
+    }
+    let mut verified = Vec::with_capacity(manifest.tracks.len());
+    for track in &manifest.tracks {
+        let Some(i) = files.iter().position(|(id, _)| id == &track.recording_id) else {
+            return Err(ManifestError::TrackFiles(format!(
+                "no file given for track {} ({} {} of {})",
+                track.recording_id, track.label, track.kind, track.participant_id
+            ))
+            .into());
+        };
+        let (_, media) = files.swap_remove(i);
+        let in_track = |e: crate::StorageError| match e {
+            crate::StorageError::Manifest(error) => {
+                crate::StorageError::Manifest(ManifestError::Track {
+                    recording_id: track.recording_id.clone(),
+                    error: Box::new(error),
+                })
+            }
+            other => other,
+        };
+        let chunks = track.chunk_entries().map_err(in_track)?;
+        let bytes = check_media(
+            &chunks,
+            &track.chunks,
+            &track.chain_head,
+            &track.sha256,
+            track.total_bytes,
+            media,
+        )
+        .map_err(in_track)?;
+        verified.push((
+            track.clone(),
+            Verified {
+                recording_id: track.recording_id.clone(),
+                consultation_id: manifest.consultation_id.clone(),
+                status: track.status,
+                chunks: chunks.len(),
+                bytes,
+                missing: track.missing.clone(),
+                sha256: track.sha256.clone(),
+                chain_head: track.chain_head.clone(),
+                key_id: key_id_of(key),
+                audit_head: None,
+            },
+        ));
+    }
+    Ok(VerifiedSession {
+        session: Verified {
+            recording_id: manifest.recording_id,
+            consultation_id: manifest.consultation_id,
+            status: manifest.status,
+            chunks: 0,
+            bytes: 0,
+            missing: manifest.missing,
+            sha256: manifest.sha256,
+            chain_head: manifest.chain_head,
+            key_id: key_id_of(key),
+            audit_head: manifest.audit_head,
+        },
+        tracks: verified,
+    })
+}
+
+/// Reads `media` once against the decoded `chunks` (listed with their chain values in
+/// `listed`), the chain head, the whole SHA-256 and the total length. Returns the bytes read.
+fn check_media(
+    chunks: &[ChunkEntry],
+    listed: &[ManifestChunk],
+    chain_head: &str,
+    sha256: &str,
+    expected_total: u64,
+    mut media: impl Read,
+) -> Result<u64> {
+    let expected_head = decode_hash(chain_head)?;
+    let expected_whole = decode_hash(sha256)?;
     let mut buf = vec![0u8; READ_BUFFER_BYTES];
     let mut whole = Sha256::new();
     let mut chain = Chain::new();
     let mut read_total: u64 = 0;
-    for (entry, listed) in chunks.iter().zip(&manifest.chunks) {
+    for (entry, listed) in chunks.iter().zip(listed) {
         let mut chunk = Sha256::new();
         let mut left = entry.size;
         while left > 0 {
@@ -105,18 +244,7 @@ pub fn verify_recording(jws: &str, key: &VerifyingKey, mut media: impl Read) -> 
     if <[u8; 32]>::from(whole.finalize()) != expected_whole {
         return Err(ManifestError::WholeHashMismatch.into());
     }
-    Ok(Verified {
-        recording_id: manifest.recording_id,
-        consultation_id: manifest.consultation_id,
-        status: manifest.status,
-        chunks: chunks.len(),
-        bytes: read_total,
-        missing: manifest.missing,
-        sha256: manifest.sha256,
-        chain_head: manifest.chain_head,
-        key_id: key_id_of(key),
-        audit_head: manifest.audit_head,
-    })
+    Ok(read_total)
 }
 
 /// One `read`, retried when interrupted.
@@ -301,6 +429,101 @@ mod tests {
                 media.as_slice()
             ),
             Err(StorageError::Manifest(ManifestError::BadSignature))
+        ));
+    }
+
+    /// A session over two tracks (chunks 0..=1 and 2..=3 of [`chunks`], renumbered): its
+    /// manifest and each track's `(id, media)`.
+    fn session(signer: &ManifestSigner) -> (String, Vec<(String, Vec<u8>)>) {
+        use wakili_core::recording::{TrackKind, TrackMeta};
+        let all = chunks();
+        let mut tracks = Vec::new();
+        let mut files = Vec::new();
+        for (i, part) in all.chunks(2).enumerate() {
+            let part: Vec<(u32, Vec<u8>)> = part
+                .iter()
+                .enumerate()
+                .map(|(seq, (_, b))| (seq as u32, b.clone()))
+                .collect();
+            let (jws, media) = signed(signer, &part, 2);
+            let mut own = verify_manifest(&jws, &signer.verifying_key()).unwrap();
+            own.recording_id = format!("track-{i}");
+            let meta = TrackMeta {
+                participant_id: "p-1".into(),
+                user_id: "u-1".into(),
+                role: wakili_core::ParticipantRole::Client,
+                kind: if i == 0 {
+                    TrackKind::Audio
+                } else {
+                    TrackKind::Video
+                },
+                label: if i == 0 { "audio" } else { "video" }.into(),
+                codec: if i == 0 { "opus" } else { "vp8" }.into(),
+                started_at: own.started_at,
+                start_offset_ms: 250 * i as i64,
+            };
+            tracks.push(ManifestTrack::of(&meta, &own));
+            files.push((own.recording_id, media));
+        }
+        let mut d = draft();
+        d.format = SESSION_FORMAT.into();
+        let mut manifest = Manifest::build(d, Vec::new(), 0, Sha256::digest([]).into()).unwrap();
+        manifest.tracks = tracks;
+        (signer.sign(&manifest).unwrap(), files)
+    }
+
+    #[test]
+    fn a_session_verifies_with_every_track_file_and_names_the_bad_one() {
+        let signer = ManifestSigner::generate();
+        let key = signer.verifying_key();
+        let (jws, files) = session(&signer);
+        let given = || files.iter().map(|(id, m)| (id.clone(), m.as_slice()));
+        let v = verify_session(&jws, &key, given()).unwrap();
+        assert_eq!(v.session.recording_id, "rec-1");
+        assert_eq!(v.session.status, ManifestStatus::Completed);
+        assert_eq!(v.tracks.len(), 2);
+        assert_eq!(v.tracks[1].0.start_offset_ms, 250);
+        assert_eq!(v.tracks[1].1.bytes, files[1].1.len() as u64);
+        assert_eq!(v.tracks[0].1.chunks, 2);
+
+        // The files in any order; a changed byte in one track names that track and chunk.
+        let reversed: Vec<_> = given().rev().collect();
+        assert!(verify_session(&jws, &key, reversed).is_ok());
+        let mut bad = files.clone();
+        bad[1].1[5] ^= 1;
+        match verify_session(
+            &jws,
+            &key,
+            bad.iter().map(|(id, m)| (id.clone(), m.as_slice())),
+        ) {
+            Err(StorageError::Manifest(ManifestError::Track {
+                recording_id,
+                error,
+            })) => {
+                assert_eq!(recording_id, "track-1");
+                assert!(matches!(*error, ManifestError::ChunkMismatch { seq: 0 }));
+            }
+            other => panic!("{other:?}"),
+        }
+        // Every track must be given, and only tracks the manifest lists.
+        assert!(matches!(
+            verify_session(&jws, &key, given().take(1)),
+            Err(StorageError::Manifest(ManifestError::TrackFiles(m))) if m.contains("track-1")
+        ));
+        let extra = given().chain([("track-9".to_owned(), &b"x"[..])]);
+        assert!(matches!(
+            verify_session(&jws, &key, extra),
+            Err(StorageError::Manifest(ManifestError::TrackFiles(m))) if m.contains("track-9")
+        ));
+        // A session manifest is not a single recording, nor the other way round.
+        assert!(matches!(
+            verify_recording(&jws, &key, &b""[..]),
+            Err(StorageError::Manifest(ManifestError::NotASession(_)))
+        ));
+        let (single, media) = signed(&signer, &chunks(), 4);
+        assert!(matches!(
+            verify_session(&single, &key, [("rec-1".to_owned(), media.as_slice())]),
+            Err(StorageError::Manifest(ManifestError::NotASession(_)))
         ));
     }
 }

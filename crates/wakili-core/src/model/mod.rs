@@ -333,6 +333,27 @@ pub struct Recording {
     pub last_activity_at: Option<DateTime<Utc>>,
     /// When it was crypto-shredded.
     pub deleted_at: Option<DateTime<Utc>>,
+    /// An upload, a server-made session, or one track of a session.
+    #[cfg_attr(feature = "sqlx", sqlx(try_from = "String"))]
+    pub kind: crate::recording::RecordingKind,
+    /// A track's session.
+    pub parent_id: Option<String>,
+    /// A track's participant, kind, codec and offset (the `track_meta` JSON column, which the
+    /// database crate decodes).
+    #[cfg_attr(feature = "sqlx", sqlx(skip))]
+    pub track: Option<crate::recording::TrackMeta>,
+}
+
+impl Recording {
+    /// Whether the server recorded this as a session (a parent of tracks, no media of its own).
+    pub fn is_session(&self) -> bool {
+        self.kind == crate::recording::RecordingKind::Session
+    }
+
+    /// Whether this is one track of a session.
+    pub fn is_track(&self) -> bool {
+        self.kind == crate::recording::RecordingKind::Track
+    }
 }
 
 /// A new recording.
@@ -350,6 +371,12 @@ pub struct NewRecording {
     pub key_id: String,
     /// STREAM nonce prefix (base64).
     pub nonce_prefix: String,
+    /// Upload, session or track.
+    pub kind: crate::recording::RecordingKind,
+    /// A track's session.
+    pub parent_id: Option<String>,
+    /// A track's metadata.
+    pub track: Option<crate::recording::TrackMeta>,
     /// Now.
     pub now: DateTime<Utc>,
 }

@@ -29,6 +29,8 @@ pub const MANIFEST_VERSION: u32 = 1;
 pub const JWS_TYPE: &str = "wakili-manifest+json";
 /// The JWS `alg` of a signed manifest (Ed25519, RFC 8037).
 pub const JWS_ALG: &str = "EdDSA";
+/// The `format` of a session's manifest: no media of its own, one WebM file per listed track.
+pub const SESSION_FORMAT: &str = "webm-tracks";
 /// How the media is encrypted at rest, as named in the manifest.
 pub const ENCRYPTION_ALGORITHM: &str = "AES-256-GCM/STREAM-BE32";
 
@@ -168,6 +170,78 @@ pub struct Manifest {
     /// exported audit log verifies against it (`wakili verify-recording --audit`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit_head: Option<Head>,
+    /// A session's tracks ([`SESSION_FORMAT`]): each one's participant, place in the session's
+    /// time and chunks, as its own manifest signed them. Empty (and absent) otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tracks: Vec<ManifestTrack>,
+}
+
+/// One track of a session, as the session's manifest lists it: who sent it, when it starts in
+/// the session, and the chunks of its media file with their hash chain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManifestTrack {
+    /// The track's own recording id (its file downloads under it).
+    pub recording_id: String,
+    /// The participant (connection) that sent it.
+    pub participant_id: String,
+    /// Their user id.
+    pub user_id: String,
+    /// Their part in the consultation (`lawyer`, `client`, …).
+    pub role: wakili_core::ParticipantRole,
+    /// `audio` or `video`.
+    pub kind: wakili_core::recording::TrackKind,
+    /// Which of their tracks (`audio`, `video`, `screen`, …).
+    pub label: String,
+    /// Its codec, e.g. `vp8` or `opus`.
+    pub codec: String,
+    /// Wall-clock time of its first media.
+    pub started_at: DateTime<Utc>,
+    /// Milliseconds from the session's start to its first media.
+    pub start_offset_ms: i64,
+    /// Completed, or incomplete (finalized without the recorder finishing it, or with gaps).
+    pub status: ManifestStatus,
+    /// Its present chunks in ascending order.
+    pub chunks: Vec<ManifestChunk>,
+    /// Chunks that never arrived.
+    pub missing: Vec<u32>,
+    /// Its chain head, lowercase hex.
+    pub chain_head: String,
+    /// Bytes of its media file.
+    pub total_bytes: u64,
+    /// SHA-256 of its media file, lowercase hex.
+    pub sha256: String,
+    /// Its length in seconds, as the recorder reported it.
+    pub duration_seconds: Option<f64>,
+}
+
+impl ManifestTrack {
+    /// The track's entry: its metadata beside what its own signed manifest says of its media.
+    pub fn of(meta: &wakili_core::recording::TrackMeta, own: &Manifest) -> Self {
+        Self {
+            recording_id: own.recording_id.clone(),
+            participant_id: meta.participant_id.clone(),
+            user_id: meta.user_id.clone(),
+            role: meta.role,
+            kind: meta.kind,
+            label: meta.label.clone(),
+            codec: meta.codec.clone(),
+            started_at: meta.started_at,
+            start_offset_ms: meta.start_offset_ms,
+            status: own.status,
+            chunks: own.chunks.clone(),
+            missing: own.missing.clone(),
+            chain_head: own.chain_head.clone(),
+            total_bytes: own.total_bytes,
+            sha256: own.sha256.clone(),
+            duration_seconds: own.duration_seconds,
+        }
+    }
+
+    /// The chunks with their hashes decoded, checked like [`Manifest::chunk_entries`].
+    pub fn chunk_entries(&self) -> Result<Vec<ChunkEntry>> {
+        entries_of(&self.chunks, self.total_bytes)
+    }
 }
 
 /// A present chunk as the manifest builder takes it.
@@ -285,34 +359,41 @@ impl Manifest {
             consents: draft.consents,
             audit_head: draft.audit_head,
             encryption: EncryptionInfo::default(),
+            tracks: Vec::new(),
         })
     }
 
     /// The chunks with their hashes decoded, checked to be strictly ascending and within
     /// limits, and their sizes to add up to [`Manifest::total_bytes`].
     pub fn chunk_entries(&self) -> Result<Vec<ChunkEntry>> {
-        let mut entries = Vec::with_capacity(self.chunks.len());
-        let mut total: u64 = 0;
-        for c in &self.chunks {
-            if entries
-                .last()
-                .is_some_and(|prev: &ChunkEntry| prev.seq >= c.seq)
-            {
-                return Err(malformed("chunks are not in ascending order"));
-            }
-            validate_chunk(c.seq, c.size).map_err(|e| malformed(e.to_string()))?;
-            entries.push(ChunkEntry {
-                seq: c.seq,
-                size: c.size,
-                sha256: decode_hash(&c.sha256)?,
-            });
-            total += c.size;
-        }
-        if total != self.total_bytes {
-            return Err(malformed("chunk sizes do not add up to totalBytes"));
-        }
-        Ok(entries)
+        entries_of(&self.chunks, self.total_bytes)
     }
+}
+
+/// `chunks` decoded, checked to be strictly ascending and within limits, their sizes adding up
+/// to `total_bytes`.
+fn entries_of(chunks: &[ManifestChunk], total_bytes: u64) -> Result<Vec<ChunkEntry>> {
+    let mut entries = Vec::with_capacity(chunks.len());
+    let mut total: u64 = 0;
+    for c in chunks {
+        if entries
+            .last()
+            .is_some_and(|prev: &ChunkEntry| prev.seq >= c.seq)
+        {
+            return Err(malformed("chunks are not in ascending order"));
+        }
+        validate_chunk(c.seq, c.size).map_err(|e| malformed(e.to_string()))?;
+        entries.push(ChunkEntry {
+            seq: c.seq,
+            size: c.size,
+            sha256: decode_hash(&c.sha256)?,
+        });
+        total += c.size;
+    }
+    if total != total_bytes {
+        return Err(malformed("chunk sizes do not add up to totalBytes"));
+    }
+    Ok(entries)
 }
 
 fn validate_chunk(seq: u32, size: u64) -> Result<()> {

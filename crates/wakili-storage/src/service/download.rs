@@ -188,8 +188,12 @@ impl RecordingStore {
     }
 }
 
-/// Whether `recording` can be downloaded: finalized, not shredded.
+/// Whether `recording` can be downloaded: finalized, not shredded, not a session (whose tracks
+/// are downloaded).
 fn readable(recording: &Recording) -> Result<(), StorageError> {
+    if recording.is_session() {
+        return Err(StorageError::State(StateError::NoMedia));
+    }
     match recording.status {
         RecordingStatus::Deleted => Err(StorageError::State(StateError::Shredded)),
         status if status.is_final() => Ok(()),

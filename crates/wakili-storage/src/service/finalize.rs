@@ -6,13 +6,13 @@ use std::time::Duration;
 use object_store::PutPayload;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use wakili_core::recording::{Completeness, RecordingStatus};
+use wakili_core::recording::{Completeness, RecordingKind, RecordingStatus};
 use wakili_db::models::{Chunk, ChunkState, FinalizedRecording, Recording};
 
 use super::{RecordingStore, audit, chrono_duration};
 use crate::{
-    ChunkEntry, ConsentEntry, Manifest, ManifestDraft, ManifestStatus, ProviderError,
-    RecordingCipher, RequestError, StateError, StorageError, providers::Payload,
+    ChunkEntry, Manifest, ManifestDraft, ManifestStatus, ProviderError, RecordingCipher,
+    RequestError, StateError, StorageError, providers::Payload,
 };
 
 /// How long a finalization attempt may run before another node may start one.
@@ -63,6 +63,12 @@ impl RecordingStore {
         by: &str,
     ) -> Result<Completion, StorageError> {
         let inner = &self.inner;
+        if recording.is_session() {
+            return Err(StateError::WrongKind(
+                "a session has no chunks of its own: it is finalized with its tracks",
+            )
+            .into());
+        }
         let now = inner.clock.now();
         let lease_until = now + chrono_duration(FINALIZE_LEASE);
         let request = match recording.status {
@@ -183,7 +189,8 @@ impl RecordingStore {
         Ok(done)
     }
 
-    /// Finalizes recordings whose uploader vanished, with what arrived, flagged incomplete.
+    /// Finalizes recordings whose uploader vanished, with what arrived, flagged incomplete; an
+    /// abandoned session is finalized with its tracks ([`Self::finalize_session`]), incomplete.
     /// Returns how many were finalized.
     pub async fn sweep_abandoned(&self) -> Result<usize, StorageError> {
         let inner = &self.inner;
@@ -196,24 +203,39 @@ impl RecordingStore {
             .records
             .claim_abandoned(before, now, 16)
             .await?;
-        let mut done = 0;
+        // Tracks before the uploads and the sessions, so a session claimed in the same pass
+        // finds its silent tracks already finalized.
+        let mut claimed = Vec::with_capacity(ids.len());
         for id in ids {
-            let recording = self.recording(&id).await?;
-            let result = self
-                .finalize(
+            claimed.push(self.recording(&id).await?);
+        }
+        claimed.sort_by_key(|r| match r.kind {
+            RecordingKind::Track => 0,
+            RecordingKind::Upload => 1,
+            RecordingKind::Session => 2,
+        });
+        let mut done = 0;
+        for recording in claimed {
+            let id = recording.id.clone();
+            let result = if recording.is_session() {
+                self.finalize_session_as(&recording, ManifestStatus::Incomplete, "system")
+                    .await
+            } else {
+                self.finalize(
                     &recording,
                     ManifestStatus::Incomplete,
                     CompleteRequest::default(),
                     "system",
                 )
-                .await;
+                .await
+            };
             match result {
                 Ok(_) => {
-                    tracing::warn!(recording_id = %id, "upload abandoned: finalized as incomplete");
+                    tracing::warn!(recording_id = %id, kind = %recording.kind, "recording abandoned: finalized as incomplete");
                     done += 1;
                 }
                 Err(e) => {
-                    tracing::error!(recording_id = %id, error = %e, "finalizing an abandoned upload failed; will retry")
+                    tracing::error!(recording_id = %id, error = %e, "finalizing an abandoned recording failed; will retry")
                 }
             }
         }
@@ -222,7 +244,7 @@ impl RecordingStore {
 
     /// Reads every stored chunk back (checking it decrypts and matches its hash), closes the
     /// encrypted stream with its terminator, and signs the manifest.
-    async fn finalize(
+    pub(super) async fn finalize(
         &self,
         recording: &Recording,
         status: ManifestStatus,
@@ -267,21 +289,12 @@ impl RecordingStore {
             .map_or(request.chunk_count, |c| request.chunk_count.max(c.seq + 1));
         self.write_terminator(recording, &cipher, end).await?;
 
-        let consents = inner
-            .stores
-            .consents
-            .consents(&recording.consultation_id)
-            .await?
-            .into_iter()
-            .filter(|c| c.recording_id == recording.id)
-            .map(|c| ConsentEntry {
-                user_id: c.user_id,
-                participant_id: c.participant_id,
-                notice_version: c.notice_version,
-                granted: c.granted,
-                decided_at: c.decided_at,
-            })
-            .collect();
+        let consents = self
+            .consents_of(
+                &recording.consultation_id,
+                recording.parent_id.as_deref().unwrap_or(&recording.id),
+            )
+            .await?;
         let audit_head = inner
             .stores
             .audit

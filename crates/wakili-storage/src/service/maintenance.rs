@@ -30,8 +30,25 @@ pub struct Usage {
 }
 
 impl RecordingStore {
-    /// Sets or clears the legal hold.
+    /// Sets or clears the legal hold; a session's hold covers its tracks.
     pub async fn legal_hold(
+        &self,
+        recording: &Recording,
+        hold: bool,
+        reason: Option<String>,
+        by: &str,
+    ) -> Result<Recording, StorageError> {
+        if recording.is_session() {
+            for track in self.tracks(&recording.id).await? {
+                if track.status != wakili_core::recording::RecordingStatus::Deleted {
+                    self.hold_one(&track, hold, reason.clone(), by).await?;
+                }
+            }
+        }
+        self.hold_one(recording, hold, reason, by).await
+    }
+
+    async fn hold_one(
         &self,
         recording: &Recording,
         hold: bool,
@@ -58,8 +75,27 @@ impl RecordingStore {
     }
 
     /// Crypto-shreds a recording (its wrapped key is destroyed first, so nothing is readable
-    /// from that moment), then deletes its objects everywhere. Refused under legal hold.
+    /// from that moment), then deletes its objects everywhere; a session's tracks go first.
+    /// Refused under legal hold (of the session or any of its tracks).
     pub async fn delete(&self, recording: &Recording, by: &str) -> Result<(), StorageError> {
+        if recording.is_session() {
+            let tracks: Vec<Recording> = self
+                .tracks(&recording.id)
+                .await?
+                .into_iter()
+                .filter(|t| t.status != wakili_core::recording::RecordingStatus::Deleted)
+                .collect();
+            if recording.legal_hold || tracks.iter().any(|t| t.legal_hold) {
+                return Err(StateError::LegalHold.into());
+            }
+            for track in &tracks {
+                self.shred_one(track, by).await?;
+            }
+        }
+        self.shred_one(recording, by).await
+    }
+
+    async fn shred_one(&self, recording: &Recording, by: &str) -> Result<(), StorageError> {
         let inner = &self.inner;
         if recording.legal_hold {
             return Err(StateError::LegalHold.into());

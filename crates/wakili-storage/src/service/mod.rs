@@ -12,6 +12,7 @@
 mod download;
 mod finalize;
 mod maintenance;
+mod session;
 mod upload;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
@@ -28,11 +29,12 @@ use wakili_db::{
 pub use download::Media;
 pub use finalize::{CompleteRequest, Completion, finalize_backoff};
 pub use maintenance::Usage;
+pub use session::TrackNote;
 pub use upload::ChunkReceipt;
 
 use crate::{
-    CryptoError, Keyring, ManifestSigner, RecordingCipher, StateError, StorageError, WrappedKey,
-    providers::Providers, seal::NONCE_PREFIX_BYTES,
+    ConsentEntry, CryptoError, Keyring, ManifestSigner, RecordingCipher, StateError, StorageError,
+    WrappedKey, providers::Providers, seal::NONCE_PREFIX_BYTES,
 };
 
 /// What the service needs.
@@ -227,6 +229,31 @@ impl RecordingStore {
         {
             tracing::error!(error = %e, "{failed}");
         }
+    }
+
+    /// The consent decisions taken for recording `recording_id` (a session's id: its tracks
+    /// share the session's consents), as the manifest lists them.
+    async fn consents_of(
+        &self,
+        consultation_id: &str,
+        recording_id: &str,
+    ) -> Result<Vec<ConsentEntry>, StorageError> {
+        Ok(self
+            .inner
+            .stores
+            .consents
+            .consents(consultation_id)
+            .await?
+            .into_iter()
+            .filter(|c| c.recording_id == recording_id)
+            .map(|c| ConsentEntry {
+                user_id: c.user_id,
+                participant_id: c.participant_id,
+                notice_version: c.notice_version,
+                granted: c.granted,
+                decided_at: c.decided_at,
+            })
+            .collect())
     }
 
     fn cipher(&self, recording: &Recording) -> Result<RecordingCipher, StorageError> {

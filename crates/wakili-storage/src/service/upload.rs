@@ -3,21 +3,16 @@
 
 use std::{path::PathBuf, sync::Arc};
 
-use base64::{Engine, engine::general_purpose::STANDARD};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use object_store::PutPayload;
 use serde_json::json;
 use tokio::{io::AsyncWriteExt, sync::OwnedSemaphorePermit};
-use wakili_core::recording::RecordingStatus;
-use wakili_db::models::{Chunk, ChunkState, NewRecording, Recording};
+use wakili_core::recording::{RecordingKind, RecordingStatus};
+use wakili_db::models::{Chunk, ChunkState, Recording};
 
-use super::{RecordingStore, audit};
-use crate::{
-    RecordingCipher, RequestError, StateError, StorageError,
-    providers::Payload,
-    seal::{DataKey, random_nonce_prefix},
-};
+use super::RecordingStore;
+use crate::{RecordingCipher, RequestError, StateError, StorageError, providers::Payload};
 
 /// A chunk the store acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,31 +30,30 @@ pub struct ChunkReceipt {
 impl RecordingStore {
     /// Creates recording `id` (the id signaling announced) of `consultation_id`, uploaded by
     /// `user`: a fresh data key, wrapped by the current master key. Returns the existing one
-    /// when called again.
+    /// when called again; refused ([`StateError::ServerRecording`]) when the server records
+    /// under that id.
     pub async fn create(
         &self,
         id: &str,
         consultation_id: &str,
         user: &str,
     ) -> Result<(Recording, bool), StorageError> {
-        let inner = &self.inner;
-        let wrapped = inner.keyring.wrap(&DataKey::generate(), id)?;
-        let new = NewRecording {
-            id: id.to_owned(),
-            consultation_id: consultation_id.to_owned(),
-            started_by: user.to_owned(),
-            wrapped_key: STANDARD.encode(&wrapped.bytes),
-            key_id: wrapped.key_id,
-            nonce_prefix: STANDARD.encode(random_nonce_prefix()),
-            now: inner.clock.now(),
-        };
-        let audit = audit(
-            consultation_id,
-            user,
-            "recording.created",
-            json!({ "recordingId": id }),
-        );
-        Ok(inner.stores.records.create_recording(&new, audit).await?)
+        let (recording, created) = self
+            .create_row(
+                id,
+                consultation_id,
+                user,
+                RecordingKind::Upload,
+                None,
+                None,
+                json!({ "recordingId": id }),
+                "recording.created",
+            )
+            .await?;
+        if recording.kind.is_server() {
+            return Err(StateError::ServerRecording.into());
+        }
+        Ok((recording, created))
     }
 
     /// Stores chunk `seq` of `recording`, whose plaintext the client says hashes to `sha256`
@@ -78,6 +72,12 @@ impl RecordingStore {
         E: std::fmt::Display,
     {
         let inner = &self.inner;
+        if recording.is_session() {
+            return Err(StateError::WrongKind(
+                "a session stores no chunks of its own: its tracks do",
+            )
+            .into());
+        }
         if recording.status != RecordingStatus::Uploading {
             return Err(StateError::NotAccepting(recording.status).into());
         }
