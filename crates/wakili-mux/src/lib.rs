@@ -52,6 +52,7 @@
 mod assemble;
 mod config;
 mod error;
+mod merge;
 mod muxer;
 mod reorder;
 mod seq;
@@ -62,6 +63,10 @@ mod webm;
 
 pub use config::{Codec, MuxerConfig};
 pub use error::MuxError;
+pub use merge::{
+    InputError, MergeConfig, MergeError, MergeInput, MergeStats, MergedTrack, merge, merge_live,
+    merge_with,
+};
 pub use muxer::{Chunk, ChunkInfo, Output, RtpInput, TrackMuxer};
 pub use stats::MuxStats;
 pub use timeline::{SenderReport, TimelineOrigin};
