@@ -86,8 +86,8 @@ pub struct MergeStats {
     pub tracks: Vec<MergedTrack>,
     /// Clusters written.
     pub clusters: u64,
-    /// Cue points written (keyframes of the first video track, else the first track, one per
-    /// Cluster at most); 0 for a live merge.
+    /// Cue points written: instants of the first keyframe of each video track (of the first
+    /// track, if none is video) in each Cluster; 0 for a live merge.
     pub cue_points: u64,
     /// Bytes of the merged file.
     pub bytes: u64,
@@ -307,8 +307,16 @@ fn run<R: Read, W: Write>(
         .min()
         .map(|(_, date)| date);
     let lead_video = sources.iter().position(|s| s.reader.track().video);
-    let cue_track = lead_video.unwrap_or(0) as u64 + 1;
-    let mut writer = Writer::start(out, base, layout, &entries, date_utc, cue_track)?;
+    // Every video track's keyframes are cued; with no video, the first track's blocks.
+    let mut cue_tracks: Vec<u64> = sources
+        .iter()
+        .filter(|s| s.reader.track().video)
+        .map(|s| s.track.track_number)
+        .collect();
+    if cue_tracks.is_empty() {
+        cue_tracks.push(1);
+    }
+    let mut writer = Writer::start(out, base, layout, &entries, date_utc, cue_tracks)?;
 
     let policy = ClusterPolicy {
         max_ms: u64::try_from(config.max_cluster_duration.as_millis()).unwrap_or(u64::MAX),

@@ -52,10 +52,11 @@ pub(crate) enum Layout {
     Live,
 }
 
-/// A cue point: a keyframe of the cue track and the Cluster holding it.
+/// A cue: a keyframe of a cued track and the Cluster holding it.
 #[derive(Debug, Clone, Copy)]
 struct Cue {
     time_ms: u64,
+    track: u64,
     cluster_at: u64,
 }
 
@@ -74,8 +75,9 @@ pub(crate) struct Writer<W> {
     cluster: Vec<u8>,
     cluster_timecode: Option<u64>,
     cluster_at: u64,
-    cue_track: u64,
-    cued_this_cluster: bool,
+    cue_tracks: Vec<u64>,
+    /// The cued tracks already cued in the open Cluster.
+    cued_this_cluster: Vec<u64>,
     cues: Vec<Cue>,
     clusters: u64,
 }
@@ -87,14 +89,15 @@ fn element(out: &mut Vec<u8>, element: u32, body: &[u8]) {
 
 impl<W: Write> Writer<W> {
     /// Writes everything before the first Cluster. `entries` are whole TrackEntry elements;
-    /// `cue_track` is the track number whose keyframes are cued.
+    /// `cue_tracks` are the track numbers whose keyframes are cued (the first keyframe of
+    /// each in each Cluster).
     pub(crate) fn start(
         w: W,
         base: u64,
         layout: Layout,
         entries: &[Vec<u8>],
         date_utc: Option<i64>,
-        cue_track: u64,
+        cue_tracks: Vec<u64>,
     ) -> Result<Self, MergeError> {
         let mut writer = Self {
             w,
@@ -110,8 +113,8 @@ impl<W: Write> Writer<W> {
             cluster: Vec::new(),
             cluster_timecode: None,
             cluster_at: 0,
-            cue_track,
-            cued_this_cluster: false,
+            cue_tracks,
+            cued_this_cluster: Vec::new(),
             cues: Vec::new(),
             clusters: 0,
         };
@@ -222,17 +225,21 @@ impl<W: Write> Writer<W> {
                 self.seal()?;
                 self.cluster_timecode = Some(time_ms);
                 self.cluster_at = self.pos - self.segment_data_at;
-                self.cued_this_cluster = false;
+                self.cued_this_cluster.clear();
                 self.clusters += 1;
                 0
             }
         };
-        if track == self.cue_track && block.keyframe && !self.cued_this_cluster {
+        if block.keyframe
+            && self.cue_tracks.contains(&track)
+            && !self.cued_this_cluster.contains(&track)
+        {
             self.cues.push(Cue {
                 time_ms,
+                track,
                 cluster_at: self.cluster_at,
             });
-            self.cued_this_cluster = true;
+            self.cued_this_cluster.push(track);
         }
         let mut head = Vec::with_capacity(16);
         ebml::put_vint(&mut head, track);
@@ -273,7 +280,7 @@ impl<W: Write> Writer<W> {
 impl<W: Write + Seek> Writer<W> {
     /// Ends a seekable file: Cues and Tags (each track's `DURATION`: the end of its last
     /// block, as `(TrackUID, ms)`), then the Segment size, Duration and SeekHead patched in.
-    /// Returns the bytes written and the cue points.
+    /// Returns the bytes written and the cue points (one per instant cued).
     pub(crate) fn finish_seekable(
         mut self,
         duration_ms: u64,
@@ -281,18 +288,23 @@ impl<W: Write + Seek> Writer<W> {
     ) -> Result<(u64, u64), MergeError> {
         debug_assert_eq!(self.layout, Layout::Seekable);
         self.seal()?;
+        let mut cue_points = 0;
         let cues_at = if self.cues.is_empty() {
             None
         } else {
             let mut points = Vec::with_capacity(self.cues.len() * 20);
-            for cue in &self.cues {
-                let mut positions = Vec::with_capacity(16);
-                ebml::put_uint(&mut positions, CUE_TRACK, self.cue_track);
-                ebml::put_uint(&mut positions, CUE_CLUSTER_POSITION, cue.cluster_at);
-                let mut point = Vec::with_capacity(24);
-                ebml::put_uint(&mut point, CUE_TIME, cue.time_ms);
-                element(&mut point, CUE_TRACK_POSITIONS, &positions);
+            // Cues come in time order; those of one instant share a CuePoint.
+            for same_time in self.cues.chunk_by(|a, b| a.time_ms == b.time_ms) {
+                let mut point = Vec::with_capacity(12 + 16 * same_time.len());
+                ebml::put_uint(&mut point, CUE_TIME, same_time[0].time_ms);
+                for cue in same_time {
+                    let mut positions = Vec::with_capacity(16);
+                    ebml::put_uint(&mut positions, CUE_TRACK, cue.track);
+                    ebml::put_uint(&mut positions, CUE_CLUSTER_POSITION, cue.cluster_at);
+                    element(&mut point, CUE_TRACK_POSITIONS, &positions);
+                }
                 element(&mut points, CUE_POINT, &point);
+                cue_points += 1;
             }
             let mut cues = Vec::with_capacity(points.len() + 12);
             element(&mut cues, id::CUES, &points);
@@ -358,7 +370,7 @@ impl<W: Write + Seek> Writer<W> {
             .seek(SeekFrom::Start(self.base + end))
             .and_then(|_| self.w.flush())
             .map_err(MergeError::Output)?;
-        Ok((end, self.cues.len() as u64))
+        Ok((end, cue_points))
     }
 }
 
