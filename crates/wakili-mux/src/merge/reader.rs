@@ -544,3 +544,209 @@ impl<R: Read> InputReader<R> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Cursor;
+
+    use super::*;
+    use crate::merge::ebml::{put_header, put_uint};
+
+    const LIMITS: Limits = Limits {
+        max_block_bytes: 1 << 20,
+        backwards_tolerance_ms: 0,
+    };
+
+    fn element(element: u32, body: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        put_header(&mut out, element, body.len() as u64);
+        out.extend_from_slice(body);
+        out
+    }
+
+    fn ebml_header(doc_type: &str) -> Vec<u8> {
+        element(id::EBML, &element(id::DOC_TYPE, doc_type.as_bytes()))
+    }
+
+    fn segment_start(scale: u64, date: Option<i64>, codec: &str, number: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        put_header(&mut out, id::SEGMENT, 0);
+        out.truncate(out.len() - 1);
+        out.push(0xFF); // unknown size
+        let mut info = Vec::new();
+        put_uint(&mut info, id::TIMESTAMP_SCALE, scale);
+        if let Some(date) = date {
+            info.extend_from_slice(&element(id::DATE_UTC, &date.to_be_bytes()));
+        }
+        out.extend_from_slice(&element(id::INFO, &info));
+        let mut entry = Vec::new();
+        put_uint(&mut entry, id::TRACK_NUMBER, number);
+        put_uint(&mut entry, id::TRACK_UID, 42);
+        put_uint(&mut entry, 0x83, if codec.starts_with('V') { 1 } else { 2 }); // TrackType
+        entry.extend_from_slice(&element(0x86, codec.as_bytes())); // CodecID
+        out.extend_from_slice(&element(id::TRACKS, &element(id::TRACK_ENTRY, &entry)));
+        out
+    }
+
+    fn block_body(track: u8, relative: i16, flags: u8, data: &[u8]) -> Vec<u8> {
+        let mut body = vec![0x80 | track];
+        body.extend_from_slice(&relative.to_be_bytes());
+        body.push(flags);
+        body.extend_from_slice(data);
+        body
+    }
+
+    fn simple(track: u8, relative: i16, key: bool) -> Vec<u8> {
+        let flags = if key { 0x80 } else { 0 };
+        element(
+            id::SIMPLE_BLOCK,
+            &block_body(track, relative, flags, b"frame"),
+        )
+    }
+
+    fn cluster(timecode: u64, blocks: &[Vec<u8>], unknown_size: bool) -> Vec<u8> {
+        let mut body = Vec::new();
+        put_uint(&mut body, id::TIMESTAMP, timecode);
+        body.extend_from_slice(&blocks.concat());
+        if unknown_size {
+            let mut out = Vec::new();
+            ebml::put_id(&mut out, id::CLUSTER);
+            out.push(0xFF);
+            out.extend_from_slice(&body);
+            out
+        } else {
+            element(id::CLUSTER, &body)
+        }
+    }
+
+    fn read_all(bytes: Vec<u8>) -> (InputReader<Cursor<Vec<u8>>>, Vec<InBlock>) {
+        let mut reader = InputReader::open(Cursor::new(bytes), LIMITS).expect("opens");
+        let mut blocks = Vec::new();
+        while let Some(b) = reader.next_block().expect("reads") {
+            blocks.push(b);
+        }
+        (reader, blocks)
+    }
+
+    #[test]
+    fn unknown_size_clusters_and_an_appended_segment_are_read_in_order() {
+        let mut file = ebml_header("webm");
+        file.extend(segment_start(1_000_000, Some(7_000_000_000), "V_VP8", 1));
+        file.extend(cluster(
+            0,
+            &[
+                simple(1, 0, true),
+                simple(1, 33, false),
+                simple(1, 66, false),
+            ],
+            true,
+        ));
+        file.extend(cluster(100, &[simple(1, 0, false)], true));
+        // The recording restarted 5 s after the first origin, into the same file.
+        file.extend(ebml_header("webm"));
+        file.extend(segment_start(1_000_000, Some(12_000_000_000), "V_VP8", 2));
+        file.extend(cluster(
+            0,
+            &[simple(2, 0, true), simple(2, 40, false)],
+            false,
+        ));
+        let (reader, blocks) = read_all(file);
+        let times: Vec<u64> = blocks.iter().map(|b| b.time_ms).collect();
+        assert_eq!(times, [0, 33, 66, 100, 5_000, 5_040]);
+        let keys: Vec<bool> = blocks.iter().map(|b| b.keyframe).collect();
+        assert_eq!(keys, [true, false, false, false, true, false]);
+        assert!(
+            blocks
+                .iter()
+                .all(|b| b.frame == b"frame" && b.group.is_none())
+        );
+        assert_eq!(reader.segments(), 2);
+        assert!(!reader.truncated());
+        assert_eq!(reader.track().codec_id, "V_VP8");
+        assert_eq!(reader.track().date_utc, Some(7_000_000_000));
+    }
+
+    #[test]
+    fn timestamp_scale_and_block_groups_are_converted_to_milliseconds() {
+        let mut file = ebml_header("webm");
+        // Ticks of 0.5 ms.
+        file.extend(segment_start(500_000, None, "A_OPUS", 1));
+        let mut group = element(id::BLOCK, &block_body(1, 40, 0, b"opus"));
+        put_uint(&mut group, id::BLOCK_DURATION, 40);
+        group.extend_from_slice(&element(id::REFERENCE_BLOCK, &[0xD8])); // -40 ticks
+        file.extend(cluster(
+            2_000,
+            &[simple(1, 0, true), element(id::BLOCK_GROUP, &group)],
+            false,
+        ));
+        let (_, blocks) = read_all(file);
+        assert_eq!(blocks.len(), 2);
+        assert_eq!((blocks[0].time_ms, blocks[1].time_ms), (1_000, 1_020));
+        assert!(!blocks[1].keyframe, "a ReferenceBlock makes a delta frame");
+        assert_eq!(blocks[1].frame, b"opus");
+        let mut rest = Vec::new();
+        put_uint(&mut rest, id::BLOCK_DURATION, 20);
+        rest.extend_from_slice(&element(id::REFERENCE_BLOCK, &[0xD8]));
+        assert_eq!(blocks[1].group.as_deref(), Some(rest.as_slice()));
+    }
+
+    #[test]
+    fn a_cut_in_a_block_ends_the_input_after_the_last_whole_one() {
+        let mut file = ebml_header("webm");
+        file.extend(segment_start(1_000_000, None, "A_OPUS", 1));
+        file.extend(cluster(
+            0,
+            &[simple(1, 0, true), simple(1, 20, true)],
+            false,
+        ));
+        file.truncate(file.len() - 3);
+        let (reader, blocks) = read_all(file);
+        assert_eq!(blocks.len(), 1);
+        assert!(reader.truncated());
+    }
+
+    #[test]
+    fn what_is_not_one_webm_track_is_refused() {
+        let open = |bytes: Vec<u8>| InputReader::open(Cursor::new(bytes), LIMITS).err();
+        let mut mkv = ebml_header("matroska");
+        mkv.extend(segment_start(1_000_000, None, "V_VP8", 1));
+        assert!(matches!(open(mkv), Some(InputError::NotWebm(_))));
+
+        let mut h264 = ebml_header("webm");
+        h264.extend(segment_start(1_000_000, None, "V_MPEG4/ISO/AVC", 1));
+        assert!(matches!(
+            open(h264),
+            Some(InputError::UnsupportedCodec { .. })
+        ));
+
+        // Opus declared as a video track.
+        let mut mistyped = ebml_header("webm");
+        let mut segment = segment_start(1_000_000, None, "A_OPUS", 1);
+        let at = segment.windows(3).position(|w| w == [0x83, 0x81, 0x02]);
+        segment[at.expect("TrackType") + 2] = 1;
+        mistyped.extend(segment);
+        assert!(matches!(
+            open(mistyped),
+            Some(InputError::UnsupportedCodec { .. })
+        ));
+
+        let mut stray = ebml_header("webm");
+        stray.extend(segment_start(1_000_000, None, "A_OPUS", 1));
+        stray.extend(cluster(0, &[simple(2, 0, true)], false));
+        let mut reader = InputReader::open(Cursor::new(stray), LIMITS).expect("opens");
+        assert!(matches!(reader.next_block(), Err(InputError::Malformed(_))));
+
+        let mut big = ebml_header("webm");
+        big.extend(segment_start(1_000_000, None, "A_OPUS", 1));
+        big.extend(cluster(0, &[simple(1, 0, true)], false));
+        let small = Limits {
+            max_block_bytes: 4,
+            ..LIMITS
+        };
+        let mut reader = InputReader::open(Cursor::new(big), small).expect("opens");
+        assert!(matches!(
+            reader.next_block(),
+            Err(InputError::ElementTooLarge { .. })
+        ));
+    }
+}
