@@ -46,7 +46,8 @@ pub(crate) struct InBlock {
     pub(crate) keyframe: bool,
     /// The flags byte of its (Simple)Block.
     pub(crate) flags: u8,
-    /// The frame data (lacing included), after the block's 4-byte-ish header.
+    /// The frame data (laced frames included), after the block header (track number,
+    /// relative timecode, flags).
     pub(crate) frame: Vec<u8>,
     /// For a BlockGroup: its other children (BlockDuration rescaled to ms, ReferenceBlock,
     /// …) as bytes; `None` for a SimpleBlock.
