@@ -24,6 +24,32 @@
 //! The muxer never reads the clock, touches a socket or a file; the caller passes instants
 //! in and takes [`Output`]s out with [`TrackMuxer::poll_output`], like str0m.
 //!
+//! # Merging the tracks into one file
+//!
+//! The recording keeps one file per track (the evidence, never rewritten). [`merge`] makes
+//! the derivative a person watches: several track files, each with its start offset on the
+//! recording's timeline ([`MergeInput`]), remuxed into one multi-track WebM without
+//! transcoding. It reads each input front to back, one element header and one block at a
+//! time (any [`std::io::Read`]: a decrypting reader over stored chunks, a file), so memory is
+//! one block per input plus the Cluster being written, whatever the length of the recording.
+//! Each input's TrackEntry is copied as it is (`CodecPrivate`, Opus's `OpusHead`, included)
+//! with a new `TrackNumber`/`TrackUID` and the input's name as `Name`; its blocks are placed
+//! at offset + their time, gaps staying gaps, and the inputs' blocks are interleaved in time
+//! order into Clusters cut at every keyframe of the first video track and at least every 5 s
+//! ([`MergeConfig`]). The merger takes what `TrackMuxer` leaves in storage: chunks
+//! concatenated, a file cut at or inside a chunk (an incomplete recording: merged up to its
+//! last whole block, [`MergedTrack::truncated`]), a stream restart (a gap already in the
+//! timecodes) and a recorder restart (another EBML header and Segment appended to the file,
+//! placed by its `DateUTC`, which `TrackMuxer` sets to its timeline's origin). It refuses, with
+//! an [`InputError`] naming the input, what is not WebM, an input with more than one track, a
+//! codec other than VP8, VP9, AV1 or Opus, and time going back more than
+//! [`MergeConfig::backwards_tolerance`]. The output written by [`merge`] must seek: the
+//! Segment size, the Duration (the latest track end), a SeekHead, Cues (every video track's
+//! keyframes) and each track's `DURATION` tag are filled in at the end, so players show the
+//! length and seek at once. [`merge_live`] writes strictly forward instead (Segment of unknown
+//! size, no Duration, no Cues: it plays, but a player finds the length and seek points only
+//! by reading Clusters).
+//!
 //! # Why this muxer
 //!
 //! No Rust library writes live WebM in chunks of our choosing. `webm` 2.2 (libwebm through
@@ -45,13 +71,14 @@
 //!
 //! # Not here
 //!
-//! Encryption and storage of chunks (`wakili-storage`), sending the PLI, and combining
-//! tracks into one file. VP9, AV1 and H.264 are not recorded yet (str0m 0.25 exposes no VP9
-//! or AV1 depacketizer, and H.264 is not a WebM codec).
+//! Encryption and storage of chunks (`wakili-storage`), and sending the PLI. VP9, AV1 and
+//! H.264 are not recorded yet (str0m 0.25 exposes no VP9 or AV1 depacketizer, and H.264 is
+//! not a WebM codec); the merger already copies VP9 and AV1 tracks.
 
 mod assemble;
 mod config;
 mod error;
+mod merge;
 mod muxer;
 mod reorder;
 mod seq;
@@ -62,6 +89,10 @@ mod webm;
 
 pub use config::{Codec, MuxerConfig};
 pub use error::MuxError;
+pub use merge::{
+    InputError, MergeConfig, MergeError, MergeInput, MergeStats, MergedTrack, merge, merge_live,
+    merge_with,
+};
 pub use muxer::{Chunk, ChunkInfo, Output, RtpInput, TrackMuxer};
 pub use stats::MuxStats;
 pub use timeline::{SenderReport, TimelineOrigin};
