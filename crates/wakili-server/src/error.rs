@@ -144,6 +144,13 @@ impl From<StorageError> for ApiError {
                     Self::new(StatusCode::CONFLICT, "chunk_conflict", message)
                 }
                 StateError::LegalHold => Self::new(StatusCode::CONFLICT, "legal_hold", message),
+                StateError::ServerRecording => {
+                    Self::new(StatusCode::CONFLICT, "server_recording", message)
+                }
+                StateError::NoMedia => Self::new(StatusCode::CONFLICT, "download_tracks", message),
+                StateError::WrongKind(_) | StateError::TrackPending(_) => {
+                    Self::new(StatusCode::CONFLICT, "invalid_state", message)
+                }
             },
             StorageError::Request(request) => match request {
                 RequestError::HashMismatch { .. } => {
@@ -156,6 +163,11 @@ impl From<StorageError> for ApiError {
                     Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message)
                 }
                 RequestError::Body(_) => Self::bad_request(message),
+                RequestError::InvalidTrack(_) => Self::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "validation_failed",
+                    message,
+                ),
                 RequestError::Missing {
                     missing,
                     unexpected,

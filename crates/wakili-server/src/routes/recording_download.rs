@@ -110,14 +110,14 @@ pub struct DownloadUrl {
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 200, description = "The link", body = DownloadUrl),
         (status = 404, description = "No such recording", body = ErrorBody),
-        (status = 409, description = "Not finalized yet", body = ErrorBody),
+        (status = 409, description = "Not finalized yet, or a session, whose tracks are downloaded one by one (`download_tracks`)", body = ErrorBody),
     ))]
 pub async fn download_url(
     State(state): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
 ) -> Result<JsonResponse<DownloadUrl>, ApiError> {
-    let recording = load(&state, &auth, &id, RecordingUse::Read).await?;
+    let recording = load(&state, &auth, &id, RecordingUse::Download).await?;
     let user = auth.caller.user_id.as_str();
     let bound = state
         .settings
@@ -150,6 +150,7 @@ pub async fn download_url(
         (status = 206, description = "The requested range"),
         (status = 403, description = "Expired, tampered, or the user is no longer entitled", body = ErrorBody),
         (status = 404, description = "No such recording", body = ErrorBody),
+        (status = 409, description = "A session: its tracks are downloaded one by one", body = ErrorBody),
         (status = 416, description = "Range not satisfiable"),
     ))]
 pub async fn media(
@@ -162,6 +163,9 @@ pub async fn media(
         .recordings
         .verify_download(&id, query.as_deref().unwrap_or(""))?;
     let recording = state.recordings.recording(&id).await?;
+    if recording.is_session() {
+        return Err(StorageError::from(StateError::NoMedia).into());
+    }
     if let Some((user, role)) = &grant.user {
         // A bound link works only while its user is still entitled.
         let consultation = state
@@ -177,7 +181,7 @@ pub async fn media(
             ),
             _ => Access::None,
         };
-        if RecordingUse::Read.check(access, false).is_err() {
+        if RecordingUse::Download.check(access, false).is_err() {
             return Err(ApiError::forbidden(
                 "this link's user may no longer see the recording",
             ));

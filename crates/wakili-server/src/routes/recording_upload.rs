@@ -46,7 +46,7 @@ pub struct ChunkStored {
         (status = 400, description = "Missing hash, or the body does not match it", body = ErrorBody),
         (status = 403, description = "Not the uploader", body = ErrorBody),
         (status = 404, description = "No such recording", body = ErrorBody),
-        (status = 409, description = "Another body was stored at this position, or the recording is finalized", body = ErrorBody),
+        (status = 409, description = "Another body was stored at this position, the recording is finalized, or the server records it (`server_recording`)", body = ErrorBody),
         (status = 413, description = "Larger than maxChunkBytes", body = ErrorBody),
         (status = 503, description = "No provider can store it now; retry", body = ErrorBody),
     ))]
@@ -168,7 +168,7 @@ impl CompleteBody {
         (status = 400, description = "Chunks missing (listed in error.missing)", body = ErrorBody),
         (status = 403, description = "Not the uploader", body = ErrorBody),
         (status = 404, description = "No such recording", body = ErrorBody),
-        (status = 409, description = "Not uploading", body = ErrorBody),
+        (status = 409, description = "Not uploading, or the server records it (`server_recording`)", body = ErrorBody),
     ))]
 pub async fn complete(
     State(state): State<AppState>,

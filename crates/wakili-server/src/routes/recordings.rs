@@ -5,7 +5,10 @@ use axum::{Json as JsonResponse, extract::State, http::StatusCode};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use wakili_core::recording::{RecordingRefusal, RecordingStatus, RecordingUse};
+use wakili_core::{
+    ParticipantRole,
+    recording::{RecordingKind, RecordingRefusal, RecordingStatus, RecordingUse, TrackKind},
+};
 use wakili_db::models::{ChunkState, Recording};
 use wakili_storage::{StateError, StorageError};
 
@@ -65,12 +68,112 @@ pub struct RecordingView {
     pub deleted_at: Option<DateTime<Utc>>,
     /// Row creation.
     pub created_at: DateTime<Utc>,
+    /// `upload` (from the lawyer's browser), `session` (recorded by the server: its media are
+    /// its `tracks`) or `track` (one participant track of a session).
+    pub kind: RecordingKind,
+    /// A track's session.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// A track's participant, kind, codec and offset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub track: Option<TrackView>,
+    /// A session's tracks, oldest first; each downloads under its own id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tracks: Option<Vec<TrackView>>,
+}
+
+/// One participant track of a session recording.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TrackView {
+    /// The track's recording id: its media downloads under it (`/recordings/{id}/download-url`).
+    pub id: String,
+    /// The participant (connection) that sent it.
+    pub participant_id: String,
+    /// Their user id.
+    pub user_id: String,
+    /// Their part in the consultation.
+    pub role: ParticipantRole,
+    /// `audio` or `video`.
+    pub kind: TrackKind,
+    /// Which of their tracks: `audio`, `video`, `screen`, …
+    #[schema(pattern = "^[a-z0-9-]{1,32}$", min_length = 1, max_length = 32)]
+    pub label: String,
+    /// Its codec, e.g. `vp8` or `opus`.
+    #[schema(pattern = "^[a-z0-9.-]{1,32}$", min_length = 1, max_length = 32)]
+    pub codec: String,
+    /// Wall-clock time of its first media.
+    pub started_at: DateTime<Utc>,
+    /// Milliseconds from the session's start to its first media.
+    #[schema(minimum = 0)]
+    pub start_offset_ms: i64,
+    /// `uploading` while recorded, then `completed` or `incomplete`.
+    pub status: RecordingStatus,
+    /// Bytes of its media (final), or stored so far.
+    pub size_bytes: u64,
+    /// Its length in seconds, once finished.
+    pub duration_seconds: Option<f64>,
+}
+
+/// `(chunk count, bytes)` of `recording`: as finalized, or stored so far.
+fn stored(recording: &Recording, chunks: &[wakili_db::models::Chunk]) -> (u64, u64) {
+    if recording.status.is_final() {
+        (
+            u64::try_from(recording.chunk_count).unwrap_or(0),
+            u64::try_from(recording.file_size_bytes).unwrap_or(0),
+        )
+    } else {
+        chunks
+            .iter()
+            .filter(|c| c.state == ChunkState::Stored)
+            .fold((0, 0), |(n, b), c| (n + 1, b + c.size))
+    }
+}
+
+async fn track_view(state: &AppState, track: Recording) -> Result<Option<TrackView>, ApiError> {
+    let Some(meta) = track.track.clone() else {
+        return Ok(None);
+    };
+    let chunks = state.recordings.chunks(&track.id).await?;
+    let (_, bytes) = stored(&track, &chunks);
+    Ok(Some(TrackView {
+        id: track.id,
+        participant_id: meta.participant_id,
+        user_id: meta.user_id,
+        role: meta.role,
+        kind: meta.kind,
+        label: meta.label,
+        codec: meta.codec,
+        started_at: meta.started_at,
+        start_offset_ms: meta.start_offset_ms,
+        status: track.status,
+        size_bytes: bytes,
+        duration_seconds: track.duration_seconds,
+    }))
 }
 
 pub(super) async fn view(
     state: &AppState,
     recording: Recording,
 ) -> Result<RecordingView, ApiError> {
+    let tracks = if recording.is_session() {
+        let mut views = Vec::new();
+        let mut bytes = 0;
+        for track in state.recordings.tracks(&recording.id).await? {
+            if let Some(v) = track_view(state, track).await? {
+                bytes += v.size_bytes;
+                views.push(v);
+            }
+        }
+        Some((views, bytes))
+    } else {
+        None
+    };
+    let track = if recording.is_track() {
+        track_view(state, recording.clone()).await?
+    } else {
+        None
+    };
     let chunks = state.recordings.chunks(&recording.id).await?;
     let mut providers: Vec<String> = Vec::new();
     for name in chunks.iter().flat_map(|c| c.providers.iter()) {
@@ -78,14 +181,10 @@ pub(super) async fn view(
             providers.push(name.clone());
         }
     }
-    let stored = chunks.iter().filter(|c| c.state == ChunkState::Stored);
-    let (count, bytes) = if recording.status.is_final() {
-        (
-            u64::try_from(recording.chunk_count).unwrap_or(0),
-            u64::try_from(recording.file_size_bytes).unwrap_or(0),
-        )
-    } else {
-        stored.fold((0, 0), |(n, b), c| (n + 1, b + c.size))
+    let (count, bytes) = match &tracks {
+        // A session's bytes are its tracks'.
+        Some((_, bytes)) if !recording.status.is_final() => (0, *bytes),
+        _ => stored(&recording, &chunks),
     };
     Ok(RecordingView {
         incomplete: recording.status == RecordingStatus::Incomplete,
@@ -107,6 +206,10 @@ pub(super) async fn view(
         completed_at: recording.completed_at,
         deleted_at: recording.deleted_at,
         created_at: recording.created_at,
+        kind: recording.kind,
+        session_id: recording.parent_id,
+        track,
+        tracks: tracks.map(|(views, _)| views),
     })
 }
 
@@ -132,6 +235,7 @@ pub(super) async fn load(
         .map_err(|_| hidden())?;
     let is_uploader = recording.started_by == auth.caller.user_id.as_str();
     purpose.check(access, is_uploader).map_err(refused)?;
+    purpose.fits(recording.kind).map_err(refused)?;
     Ok(recording)
 }
 
@@ -140,6 +244,12 @@ pub(super) fn refused(refusal: RecordingRefusal) -> ApiError {
     match refusal {
         RecordingRefusal::Hidden => ApiError::not_found("no such recording"),
         RecordingRefusal::Forbidden(why) => ApiError::forbidden(why),
+        RecordingRefusal::ServerRecording(why) => {
+            ApiError::new(StatusCode::CONFLICT, "server_recording", why)
+        }
+        RecordingRefusal::NoMedia(why) => {
+            ApiError::new(StatusCode::CONFLICT, "download_tracks", why)
+        }
     }
 }
 
@@ -169,7 +279,7 @@ pub struct RecordingCreated {
         (status = 200, description = "Already created for this recording", body = RecordingCreated),
         (status = 403, description = "Not the consultation's lawyer", body = ErrorBody),
         (status = 404, description = "No such consultation, or not the caller's", body = ErrorBody),
-        (status = 409, description = "Recording is not active with everyone's consent", body = ErrorBody),
+        (status = 409, description = "Recording is not active with everyone's consent, or the server records it (`server_recording`)", body = ErrorBody),
     ))]
 pub async fn create(
     State(state): State<AppState>,
@@ -216,7 +326,8 @@ pub async fn create(
     Ok((status, JsonResponse(body)))
 }
 
-/// A consultation's recordings (its lawyer and client, admins; not guests).
+/// A consultation's recordings (its lawyer and client, admins; not guests): uploads and
+/// server-made sessions, each session with its tracks.
 #[utoipa::path(get, path = "/api/v1/consultations/{id}/recordings", operation_id = "listRecordings", tag = "recordings", security(("bearer" = [])),
     params(("id" = String, Path, description = "Consultation id")),
     responses(
