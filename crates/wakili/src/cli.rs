@@ -167,7 +167,26 @@ pub struct VerifyRecording {
     /// reordered is reported.
     #[arg(long, value_name = "FILE")]
     pub audit: Option<PathBuf>,
-    /// The downloaded media (the decrypted download).
-    #[arg(value_name = "MEDIA_FILE")]
-    pub media: PathBuf,
+    /// The downloaded media (the decrypted download) of a single recording.
+    #[arg(
+        value_name = "MEDIA_FILE",
+        required_unless_present = "tracks",
+        conflicts_with = "tracks"
+    )]
+    pub media: Option<PathBuf>,
+    /// For a session recorded by the server (manifest format `webm-tracks`): one track's
+    /// recording id and its downloaded file, as `TRACK_ID=FILE`; repeat it for every track the
+    /// session's manifest lists.
+    #[arg(long = "track", value_name = "TRACK_ID=FILE", value_parser = track_file)]
+    pub tracks: Vec<(String, PathBuf)>,
+}
+
+/// `TRACK_ID=FILE` of `--track`.
+fn track_file(value: &str) -> Result<(String, PathBuf), String> {
+    match value.split_once('=') {
+        Some((id, file)) if !id.is_empty() && !file.is_empty() => {
+            Ok((id.to_owned(), PathBuf::from(file)))
+        }
+        _ => Err("expected TRACK_ID=FILE (the track's recording id, `=`, its file)".into()),
+    }
 }

@@ -252,8 +252,16 @@ async fn verify_recording(flags: VerifyRecording) -> anyhow::Result<()> {
              with --key proves more."
         );
     }
-    let media = std::fs::File::open(&flags.media)
-        .with_context(|| format!("cannot open the media {}", flags.media.display()))?;
+    if !flags.tracks.is_empty() {
+        return verify_session_files(&flags, &jws, key, &key_id, &source).await;
+    }
+    let Some(media_path) = flags.media.clone() else {
+        bail!(
+            "give the downloaded media file, or --track TRACK_ID=FILE for each track of a session"
+        );
+    };
+    let media = std::fs::File::open(&media_path)
+        .with_context(|| format!("cannot open the media {}", media_path.display()))?;
     let outcome = {
         let jws = jws.clone();
         tokio::task::spawn_blocking(move || {
@@ -266,14 +274,110 @@ async fn verify_recording(flags: VerifyRecording) -> anyhow::Result<()> {
         Ok(verified) => verified,
         Err(e) => bail!(
             "verification FAILED: {}",
-            explain_failure(&e, &jws, &key, &key_id, &flags)
+            explain_failure(&e, &jws, &key, &key_id, &media_path)
         ),
     };
     let audit = match &flags.audit {
         Some(path) => Some(verify_audit(path, &verified)?),
         None => None,
     };
-    print!("{}", verification_summary(&verified, &source, &flags));
+    print!("{}", verification_summary(&verified, &source, &media_path));
+    if let Some(line) = audit {
+        println!("  audit log     {line}");
+    }
+    Ok(())
+}
+
+/// `verify-recording --track ID=FILE …`: a session's manifest against every track's file.
+async fn verify_session_files(
+    flags: &VerifyRecording,
+    jws: &str,
+    key: wakili_storage::VerifyingKey,
+    key_id: &str,
+    source: &KeySource,
+) -> anyhow::Result<()> {
+    use wakili_storage::{ManifestError, ManifestStatus, StorageError};
+    let mut files = Vec::with_capacity(flags.tracks.len());
+    for (id, path) in &flags.tracks {
+        if files.iter().any(|(other, _)| other == id) {
+            bail!("--track {id} is given twice");
+        }
+        let file = std::fs::File::open(path)
+            .with_context(|| format!("--track {id}: cannot open {}", path.display()))?;
+        files.push((id.clone(), std::io::BufReader::new(file)));
+    }
+    let outcome = {
+        let jws = jws.to_owned();
+        tokio::task::spawn_blocking(move || wakili_storage::verify_session(&jws, &key, files))
+            .await
+            .context("the verification task failed")?
+    };
+    let verified = match outcome {
+        Ok(verified) => verified,
+        Err(StorageError::Manifest(ManifestError::Track {
+            recording_id,
+            error,
+        })) => {
+            let file = flags
+                .tracks
+                .iter()
+                .find(|(id, _)| id == &recording_id)
+                .map_or(String::new(), |(_, p)| format!(" ({})", p.display()));
+            bail!("verification FAILED: track {recording_id}{file}: {error}")
+        }
+        Err(StorageError::Manifest(ManifestError::BadSignature)) => bail!(
+            "verification FAILED: the manifest's signature does not verify with key id \
+             {key_id}: the manifest was altered, or signed with another key"
+        ),
+        Err(e) => bail!("verification FAILED: {e}"),
+    };
+    let audit = match &flags.audit {
+        Some(path) => Some(verify_audit(path, &verified.session)?),
+        None => None,
+    };
+    let v = &verified.session;
+    let status = |s: ManifestStatus| match s {
+        ManifestStatus::Completed => "completed",
+        ManifestStatus::Incomplete => "INCOMPLETE",
+    };
+    let key = match source {
+        KeySource::File(path) => format!("key file {}", path.display()),
+        KeySource::Online(url) => format!("fetched from {url}, not out of band"),
+    };
+    println!(
+        "OK: every track of session {rid} is exactly as its signed manifest describes it\n\
+         \n  session       {rid}\
+         \n  consultation  {consultation}\
+         \n  status        {status}\
+         \n  tracks        {n}\
+         \n  signed by     key id {kid} (Ed25519; {key})",
+        rid = v.recording_id,
+        consultation = v.consultation_id,
+        status = status(v.status),
+        n = verified.tracks.len(),
+        kid = v.key_id,
+    );
+    for (track, t) in &verified.tracks {
+        let missing = if t.missing.is_empty() {
+            String::new()
+        } else {
+            format!("; never received: {}", seq_ranges(&t.missing, 20))
+        };
+        println!(
+            "  track         {id}: {label} ({kind}, {codec}) of {user} as {role}, from +{offset} ms; \
+             {status}, {chunks} chunks, {bytes} bytes{missing}",
+            id = track.recording_id,
+            label = track.label,
+            kind = track.kind,
+            codec = track.codec,
+            user = track.user_id,
+            role = track.role,
+            offset = track.start_offset_ms,
+            status = status(t.status),
+            chunks = t.chunks,
+            bytes = t.bytes,
+        );
+    }
     if let Some(line) = audit {
         println!("  audit log     {line}");
     }
@@ -401,10 +505,10 @@ fn explain_failure(
     jws: &str,
     key: &wakili_storage::VerifyingKey,
     key_id: &str,
-    flags: &VerifyRecording,
+    media: &std::path::Path,
 ) -> String {
     use wakili_storage::{ManifestError as E, StorageError};
-    let media = flags.media.display();
+    let media = media.display();
     let StorageError::Manifest(error) = error else {
         return error.to_string();
     };
@@ -471,7 +575,7 @@ fn jws_kid(jws: &str) -> Option<String> {
 fn verification_summary(
     v: &wakili_storage::Verified,
     source: &KeySource,
-    flags: &VerifyRecording,
+    media: &std::path::Path,
 ) -> String {
     let status = match v.status {
         wakili_storage::ManifestStatus::Completed => "completed",
@@ -501,7 +605,7 @@ fn verification_summary(
          \n  SHA-256       {sha}\
          \n  chain head    {chain}\
          \n  signed by     key id {kid} (Ed25519; {key})\n",
-        media = flags.media.display(),
+        media = media.display(),
         rid = v.recording_id,
         consultation = v.consultation_id,
         bytes = v.bytes,

@@ -265,3 +265,117 @@ fn a_key_fetched_from_the_server_works_with_a_warning() {
     assert!(stderr.contains("out of band"), "{stderr}");
     assert!(stdout.contains("not out of band"), "{stdout}");
 }
+
+/// A session recorded by the server with two tracks (one with a gap): the session's compact JWS
+/// and each track's `(id, file)`.
+fn session(signer: &ManifestSigner) -> (String, Vec<(String, Vec<u8>)>) {
+    use wakili_core::{
+        ParticipantRole,
+        recording::{TrackKind, TrackMeta},
+    };
+    let mut listed = Vec::new();
+    let mut files = Vec::new();
+    for (i, present) in [vec![0, 1, 2], vec![0, 3]].into_iter().enumerate() {
+        let (jws, media) = recording(signer, &present, 4);
+        let mut own = wakili_storage::verify_manifest(&jws, &signer.verifying_key()).unwrap();
+        own.recording_id = format!("trk-{i}");
+        let meta = TrackMeta {
+            participant_id: format!("p-{i}"),
+            user_id: if i == 0 { "lawyer-1" } else { "client-1" }.into(),
+            role: if i == 0 {
+                ParticipantRole::Lawyer
+            } else {
+                ParticipantRole::Client
+            },
+            kind: if i == 0 {
+                TrackKind::Audio
+            } else {
+                TrackKind::Video
+            },
+            label: if i == 0 { "audio" } else { "screen" }.into(),
+            codec: if i == 0 { "opus" } else { "vp8" }.into(),
+            started_at: own.started_at,
+            start_offset_ms: 1500 * i as i64,
+        };
+        listed.push(wakili_storage::ManifestTrack::of(&meta, &own));
+        files.push((own.recording_id, media));
+    }
+    let draft = ManifestDraft {
+        recording_id: "ses-51".into(),
+        consultation_id: "con-19".into(),
+        status: ManifestStatus::Incomplete,
+        format: wakili_storage::SESSION_FORMAT.into(),
+        codec: String::new(),
+        resolution: None,
+        duration_seconds: None,
+        started_at: Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0).unwrap(),
+        finalized_at: Utc.with_ymd_and_hms(2026, 11, 2, 9, 1, 0).unwrap(),
+        consents: vec![],
+        audit_head: None,
+    };
+    let mut manifest = Manifest::build(draft, vec![], 0, Sha256::digest([]).into()).unwrap();
+    manifest.tracks = listed;
+    (signer.sign(&manifest).unwrap(), files)
+}
+
+#[test]
+fn a_session_verifies_with_each_track_file_and_a_bad_one_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let signer = ManifestSigner::generate();
+    let (jws, files) = session(&signer);
+    let e = write_evidence(dir.path(), &signer, &jws, b"");
+    let mut args: Vec<std::ffi::OsString> = vec![
+        "--manifest".into(),
+        e.manifest.clone().into(),
+        "--key".into(),
+        e.key.clone().into(),
+    ];
+    let mut paths = Vec::new();
+    for (id, bytes) in &files {
+        let path = dir.path().join(format!("{id}.webm"));
+        std::fs::write(&path, bytes).unwrap();
+        args.push("--track".into());
+        args.push(format!("{id}={}", path.display()).into());
+        paths.push(path);
+    }
+    let run = |args: &[std::ffi::OsString]| {
+        verify(&args.iter().map(|a| a.as_os_str()).collect::<Vec<_>>())
+    };
+
+    let out = run(&args);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("session       ses-51"), "{stdout}");
+    assert!(stdout.contains("tracks        2"), "{stdout}");
+    assert!(
+        stdout.contains("trk-1: screen (video, vp8) of client-1 as client, from +1500 ms"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("never received: 1"), "{stdout}");
+
+    // A single file for a session is refused with what to do instead.
+    let out = verify_with_key(&e);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("session"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Every listed track is needed.
+    let out = run(&args[..args.len() - 2]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no file given for track trk-1"), "{stderr}");
+
+    // One flipped bit in the screen share names the track, its file and its chunk.
+    let mut tampered = files[1].1.clone();
+    tampered[10] ^= 0x01;
+    std::fs::write(&paths[1], &tampered).unwrap();
+    let out = run(&args);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("track trk-1"), "{stderr}");
+    assert!(stderr.contains("trk-1.webm"), "{stderr}");
+    assert!(stderr.contains("chunk 0 "), "{stderr}");
+}
