@@ -160,7 +160,8 @@ pub enum RecordingUse {
     Upload,
     /// Shred it or put it under legal hold: admins.
     Manage,
-    /// Download its media: whoever may read it; a session has none of its own (its tracks do).
+    /// Download its media: whoever may read it. A session's download is the combined file
+    /// remuxed from its tracks (a derivative; the track files are the evidence).
     Download,
 }
 
@@ -173,8 +174,6 @@ pub enum RecordingRefusal {
     Forbidden(&'static str),
     /// Nobody uploads to a recording the server makes: its recorder stores the tracks.
     ServerRecording(&'static str),
-    /// A session has no media of its own: its tracks are downloaded one by one.
-    NoMedia(&'static str),
 }
 
 impl RecordingUse {
@@ -217,9 +216,6 @@ impl RecordingUse {
                     "the server records this one: its recorder stores the tracks, nobody uploads to it",
                 ))
             }
-            (Self::Download, RecordingKind::Session) => Err(RecordingRefusal::NoMedia(
-                "a session recording has no media of its own: download its tracks (tracks[].id)",
-            )),
             _ => Ok(()),
         }
     }
@@ -308,7 +304,7 @@ mod tests {
     }
 
     #[test]
-    fn server_recordings_take_no_uploads_and_sessions_no_downloads() {
+    fn server_recordings_take_no_uploads() {
         use RecordingUse::*;
         for u in [Read, Start, Upload, Manage, Download] {
             assert_eq!(u.fits(RecordingKind::Upload), Ok(()));
@@ -320,10 +316,11 @@ mod tests {
             ));
             assert!(kind.is_server());
         }
-        assert!(matches!(
+        assert_eq!(
             Download.fits(RecordingKind::Session),
-            Err(RecordingRefusal::NoMedia(_))
-        ));
+            Ok(()),
+            "the combined file"
+        );
         assert_eq!(Download.fits(RecordingKind::Track), Ok(()));
         assert_eq!(Read.fits(RecordingKind::Session), Ok(()));
         assert_eq!(Manage.fits(RecordingKind::Session), Ok(()));

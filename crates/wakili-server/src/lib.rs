@@ -6,11 +6,13 @@
 
 mod app;
 pub mod auth;
+mod combined;
 pub mod connections;
 pub mod error;
 mod extract;
 pub mod ice;
 pub mod monitoring;
+mod recorder;
 pub mod routes;
 mod state;
 
@@ -99,6 +101,13 @@ pub async fn prepare(settings: Settings, clock: Clock) -> Result<AppState, Serve
     });
     let ice = ice::IceDirectory::new(&settings, embedded, turn_secret);
     let monitoring = Arc::new(monitoring::Monitoring::new());
+    let recordings = recording_store(&settings, db.clone(), &clock)?;
+    let recorder = recorder::start(&settings, sfu.as_ref().map(|(h, _)| h), &recordings).map_err(
+        |source| ServerError::Io {
+            context: "starting the recorder (its spool directory)".into(),
+            source,
+        },
+    )?;
     let signaling = wakili_signal::start(wakili_signal::Deps {
         stores: wakili_signal::Stores::of(&db),
         verifier: Verifier::new(settings.verifier_config()?)?,
@@ -107,17 +116,18 @@ pub async fn prepare(settings: Settings, clock: Clock) -> Result<AppState, Serve
         clock: clock.clone(),
         telemetry: Arc::clone(&monitoring.telemetry),
         sfu: sfu.as_ref().map(|(handle, _)| handle.clone()),
-        recorder: None,
+        recorder: recorder
+            .clone()
+            .map(|r| Arc::new(recorder::Signal(r)) as Arc<dyn wakili_signal::ServerRecorder>),
     })
     .await?;
-    let recordings = recording_store(&settings, db.clone(), &clock)?;
     let push = push_service(&settings, db.clone(), &clock, &signaling.0)?;
     Ok(AppState::new(
         db,
         verifier,
         settings,
         clock,
-        (ice, turn, sfu),
+        (ice, turn, sfu, recorder),
         signaling,
         (recordings, monitoring, push),
     ))
@@ -306,11 +316,16 @@ pub async fn serve(
     let grace = state.settings.shutdown_grace;
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     let signaling = state.signaling.clone();
+    let recorder = state.recorder.clone();
     let signal = async move {
         shutdown.await;
         tracing::info!("shutting down: no new connections, finishing open requests");
         // Participants see "reconnecting" and can resume on another node.
         signaling.shutdown().await;
+        // Server recordings finish their files and store what they hold.
+        if let Some(recorder) = &recorder {
+            recorder.shutdown(grace).await;
+        }
         let _ = stopping_tx.send(());
     };
     let turn = std::sync::Arc::clone(&state.turn);

@@ -34,6 +34,8 @@ pub struct Inner {
     pub turn: Arc<tokio::sync::Mutex<Option<wakili_turn::RunningTurn>>>,
     /// The embedded SFU while it runs.
     pub sfu: Option<RunningSfu>,
+    /// The SFU's recorder, when the server records.
+    pub recorder: Option<Arc<wakili_recorder::Recorder>>,
     /// Socket.IO signaling, for telling rooms about REST-side changes.
     pub signaling: wakili_signal::Signaling,
     /// Recording storage.
@@ -57,10 +59,11 @@ impl AppState {
         verifier: Verifier,
         settings: Settings,
         clock: Clock,
-        (ice, turn, sfu): (
+        (ice, turn, sfu, recorder): (
             crate::ice::IceDirectory,
             Option<wakili_turn::RunningTurn>,
             Option<RunningSfu>,
+            Option<Arc<wakili_recorder::Recorder>>,
         ),
         (signaling, signal_layer): (wakili_signal::Signaling, wakili_signal::SignalLayer),
         (recordings, monitoring, push): (
@@ -77,6 +80,7 @@ impl AppState {
             ice,
             turn: Arc::new(tokio::sync::Mutex::new(turn)),
             sfu,
+            recorder,
             signaling,
             signal_layer,
             recordings,

@@ -9,94 +9,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::*;
+use common::{media::*, *};
 use reqwest::Method;
 use serde_json::{Value, json};
-use wakili_client::{Client as Socket, ClientError, Events};
+use wakili_client::Client as Socket;
 use wakili_core::Role;
 use wakili_db::Backend;
-use wakili_testkit::webrtc::{Client as Browser, Codec, Kind, Publish};
-
-const WAIT: Duration = Duration::from_secs(10);
-
-async fn book(app: &TestApp, lawyer: &str, mode: &str) -> String {
-    let (status, body) = app
-        .call(
-            Method::POST,
-            "/api/v1/consultations",
-            lawyer,
-            Some(json!({"clientId": "client-1", "scheduledAt": day(1, 9),
-                        "durationMinutes": 30, "mediaMode": mode})),
-        )
-        .await;
-    assert!(status.is_success(), "{body}");
-    body["id"].as_str().unwrap().to_owned()
-}
-
-/// Joins `consultation` over signaling; the join ack.
-async fn join(app: &TestApp, token: &str, consultation: &str) -> (Socket, Events, Value) {
-    let (socket, events) = Socket::connect(&app.url(""), token).await.unwrap();
-    let ack = socket
-        .call_ok(
-            "consultation:join",
-            &json!({ "consultationId": consultation }),
-        )
-        .await
-        .unwrap();
-    (socket, events, ack)
-}
-
-/// Publishes over `media:publish` and answers every `media:offer` until the socket closes.
-async fn publish(app: &TestApp, socket: Socket, events: Events, name: &str) -> Browser {
-    publish_as(app, socket, events, name, Publish::camera_and_mic()).await
-}
-
-/// [`publish`] with what the client sends (nothing, for an observer).
-async fn publish_as(
-    app: &TestApp,
-    socket: Socket,
-    mut events: Events,
-    name: &str,
-    sends: Publish,
-) -> Browser {
-    let server = app.sfu.expect("the SFU runs");
-    let browser = Browser::connect(server, name, sends, async |sdp| {
-        let ack = socket
-            .call_ok("media:publish", &json!({ "sdp": sdp }))
-            .await?;
-        Ok::<_, ClientError>(ack["sdp"].as_str().unwrap().to_owned())
-    })
-    .await
-    .unwrap();
-    let offers = browser.offers();
-    tokio::spawn(async move {
-        while let Some(event) = events.next().await {
-            if event.name != "media:offer" {
-                continue;
-            }
-            let offer: Value = event.parse().unwrap();
-            let sdp = offer["sdp"].as_str().unwrap().to_owned();
-            if let Some(answer) = offers.accept(sdp).await {
-                socket
-                    .call_ok("media:answer", &json!({ "sdp": answer }))
-                    .await
-                    .unwrap();
-            }
-        }
-    });
-    browser
-}
-
-async fn received(browser: &Browser, from: &str, kind: Kind, at_least: u64) -> u64 {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let packets = browser.seen(|s| s.packets(from, kind));
-        if packets >= at_least || tokio::time::Instant::now() > deadline {
-            return packets;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+use wakili_testkit::webrtc::{Codec, Kind, Publish};
 
 #[tokio::test]
 async fn a_consultation_in_sfu_mode_carries_both_parties_media_through_the_server() {

@@ -111,6 +111,7 @@ fn print_summary(state: &wakili_server::AppState, local: std::net::SocketAddr) {
          \n  recordings  {rec}\
          \n  auth        {auth}\
          \n  STUN/TURN   {turn}\
+         \n  SFU         {sfu}\
          \n  logs        {format}, {level}\
          \n\
          \n  Health      {base}/healthz  ·  {base}/readyz\
@@ -134,6 +135,23 @@ fn print_summary(state: &wakili_server::AppState, local: std::net::SocketAddr) {
                 realm = settings.turn.realm
             ),
             None => "embedded server off (external TURN configured)".into(),
+        },
+        sfu = match &state.sfu {
+            Some((sfu, _)) => format!(
+                "udp {addr}{tcp} · {recording}",
+                addr = sfu.local_addr(),
+                tcp = if settings.sfu.ice_tcp {
+                    " + ICE-TCP"
+                } else {
+                    ""
+                },
+                recording = if state.recorder.is_some() {
+                    "records consultations (server recording)"
+                } else {
+                    "browsers record"
+                }
+            ),
+            None => "off: every call is peer to peer".into(),
         },
         data = settings.data_dir.display(),
         rec = wakili_settings::StorageSettings::describe_providers(&settings.recording_providers())

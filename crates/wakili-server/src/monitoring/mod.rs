@@ -150,6 +150,36 @@ const DESCRIPTIONS: &[(&str, Kind, &str)] = &[
         "Media sessions the SFU holds open, all consultations together",
     ),
     (
+        "wakili_recorder_sessions",
+        Kind::Gauge,
+        "Consultations the server is recording (or finishing) now",
+    ),
+    (
+        "wakili_recorder_tracks",
+        Kind::Gauge,
+        "Track files the server is recording now",
+    ),
+    (
+        "wakili_recorder_sealed_bytes_total",
+        Kind::Counter,
+        "Server-recorded media bytes sealed and stored (its rate: bytes sealed per second)",
+    ),
+    (
+        "wakili_recorder_queue_bytes",
+        Kind::Gauge,
+        "Server-recorded media waiting for storage, in memory or in the spool",
+    ),
+    (
+        "wakili_recorder_overflow_chunks_total",
+        Kind::Counter,
+        "Server-recorded chunks dropped because memory and spool were full (each is audited)",
+    ),
+    (
+        "wakili_recorder_dropped_packets_total",
+        Kind::Counter,
+        "Packets the SFU could not hand to the recorder (its feed was full)",
+    ),
+    (
         "wakili_recording_ingested_bytes_total",
         Kind::Counter,
         "Recording chunk bytes acknowledged to uploaders",
@@ -310,6 +340,11 @@ impl Monitoring {
             .register_gauge(&Key::from_static_name(name), &METADATA)
     }
 
+    fn gauge_with(&self, name: &'static str, labels: Vec<Label>) -> Gauge {
+        self.recorder
+            .register_gauge(&Key::from_parts(name, labels), &METADATA)
+    }
+
     fn histogram(&self, name: &'static str, labels: Vec<Label>) -> Histogram {
         self.recorder
             .register_histogram(&Key::from_parts(name, labels), &METADATA)
@@ -444,6 +479,29 @@ impl Monitoring {
             self.counter("wakili_sfu_send_failures_total", vec![])
                 .absolute(sfu.send_failures());
             self.gauge("wakili_sfu_sessions").set(sfu.sessions() as f64);
+        }
+        if let Some(recorder) = &state.recorder {
+            let r = recorder.stats();
+            self.gauge("wakili_recorder_sessions")
+                .set(r.sessions as f64);
+            self.gauge("wakili_recorder_tracks")
+                .set(r.active_tracks as f64);
+            self.counter("wakili_recorder_sealed_bytes_total", vec![])
+                .absolute(r.sealed_bytes);
+            for (place, n) in [
+                ("memory", r.queued_memory_bytes),
+                ("spool", r.spooled_bytes),
+            ] {
+                self.gauge_with(
+                    "wakili_recorder_queue_bytes",
+                    vec![Label::new("where", place)],
+                )
+                .set(n as f64);
+            }
+            self.counter("wakili_recorder_overflow_chunks_total", vec![])
+                .absolute(r.overflow_chunks);
+            self.counter("wakili_recorder_dropped_packets_total", vec![])
+                .absolute(r.dropped_packets);
         }
         match state.recordings.usage().await {
             Ok(usage) => self

@@ -110,7 +110,7 @@ pub struct DownloadUrl {
         (status = 401, description = "Missing, invalid or expired token", body = ErrorBody),
         (status = 200, description = "The link", body = DownloadUrl),
         (status = 404, description = "No such recording", body = ErrorBody),
-        (status = 409, description = "Not finalized yet, or a session, whose tracks are downloaded one by one (`download_tracks`)", body = ErrorBody),
+        (status = 409, description = "Not finalized yet", body = ErrorBody),
     ))]
 pub async fn download_url(
     State(state): State<AppState>,
@@ -146,11 +146,11 @@ pub async fn download_url(
         ("u" = Option<String>, Query, description = "User the link is bound to"),
         ("r" = Option<String>, Query, description = "Their role")),
     responses(
-        (status = 200, description = "The media", content_type = "video/webm"),
+        (status = 200, description = "The media; for a session recording, the one file remuxed from its tracks without transcoding (a derivative: the tracks are the evidence), without Range", content_type = "video/webm"),
         (status = 206, description = "The requested range"),
         (status = 403, description = "Expired, tampered, or the user is no longer entitled", body = ErrorBody),
         (status = 404, description = "No such recording", body = ErrorBody),
-        (status = 409, description = "A session: its tracks are downloaded one by one", body = ErrorBody),
+        (status = 409, description = "Not finalized, or shredded", body = ErrorBody),
         (status = 416, description = "Range not satisfiable"),
     ))]
 pub async fn media(
@@ -163,9 +163,6 @@ pub async fn media(
         .recordings
         .verify_download(&id, query.as_deref().unwrap_or(""))?;
     let recording = state.recordings.recording(&id).await?;
-    if recording.is_session() {
-        return Err(StorageError::from(StateError::NoMedia).into());
-    }
     if let Some((user, role)) = &grant.user {
         // A bound link works only while its user is still entitled.
         let consultation = state
@@ -186,6 +183,9 @@ pub async fn media(
                 "this link's user may no longer see the recording",
             ));
         }
+    }
+    if recording.is_session() {
+        return combined_file(&state, &recording, &grant).await;
     }
     let chunks_total = state
         .recordings
@@ -241,6 +241,36 @@ pub async fn media(
             response.headers_mut().insert(header::CONTENT_RANGE, v);
         }
     }
+    Ok(response)
+}
+
+/// A session's one playable file: its tracks remuxed as they are read (no Range: its length is
+/// known only at the end).
+async fn combined_file(
+    state: &AppState,
+    session: &wakili_db::models::Recording,
+    grant: &wakili_storage::DownloadGrant,
+) -> Result<Response, ApiError> {
+    let body = crate::combined::combined(&state.recordings, session).await?;
+    state
+        .recordings
+        .audit_download(session, grant, None)
+        .await?;
+    let stream = futures_util::stream::unfold(body, |mut rx| async move {
+        rx.recv().await.map(|piece| (piece, rx))
+    });
+    let mut response = Response::new(Body::from_stream(stream));
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/webm"));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("none"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("inline; filename=\"combined.webm\""),
+    );
     Ok(response)
 }
 

@@ -247,9 +247,6 @@ pub(super) fn refused(refusal: RecordingRefusal) -> ApiError {
         RecordingRefusal::ServerRecording(why) => {
             ApiError::new(StatusCode::CONFLICT, "server_recording", why)
         }
-        RecordingRefusal::NoMedia(why) => {
-            ApiError::new(StatusCode::CONFLICT, "download_tracks", why)
-        }
     }
 }
 

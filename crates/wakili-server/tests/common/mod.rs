@@ -3,6 +3,8 @@
 
 #![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod media;
+
 use std::time::Duration;
 
 use serde_json::Value;

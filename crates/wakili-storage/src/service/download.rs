@@ -123,7 +123,7 @@ impl RecordingStore {
         issued_to: &str,
     ) -> Result<(String, DateTime<Utc>), StorageError> {
         let inner = &self.inner;
-        readable(recording)?;
+        finalized(recording)?;
         let now = inner.clock.now();
         let expires = now
             + chrono::Duration::from_std(inner.config.download_url_ttl)
@@ -194,6 +194,12 @@ fn readable(recording: &Recording) -> Result<(), StorageError> {
     if recording.is_session() {
         return Err(StorageError::State(StateError::NoMedia));
     }
+    finalized(recording)
+}
+
+/// Whether `recording` is finalized and not shredded (a session's link serves the file
+/// combined from its tracks).
+fn finalized(recording: &Recording) -> Result<(), StorageError> {
     match recording.status {
         RecordingStatus::Deleted => Err(StorageError::State(StateError::Shredded)),
         status if status.is_final() => Ok(()),

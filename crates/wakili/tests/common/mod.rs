@@ -38,6 +38,8 @@ pub fn stdout(output: &Output) -> String {
 pub struct Server {
     child: Child,
     pub base: String,
+    /// The SFU's media address, when it runs.
+    pub sfu: Option<std::net::SocketAddr>,
     lines: mpsc::Receiver<String>,
 }
 
@@ -78,17 +80,30 @@ impl Server {
         let mut server = Self {
             child,
             base: String::new(),
+            sfu: None,
             lines,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
-        while server.base.is_empty() {
-            assert!(Instant::now() < deadline, "no listen line in the summary");
+        // The summary names the HTTP listener, then (a few lines on) the SFU.
+        loop {
+            assert!(
+                Instant::now() < deadline,
+                "no listen and SFU lines in the summary"
+            );
             let line = server
                 .lines
                 .recv_timeout(Duration::from_secs(30))
                 .expect("server prints its summary");
-            if let Some(addr) = line.trim().strip_prefix("listen") {
+            let line = line.trim();
+            if let Some(addr) = line.strip_prefix("listen") {
                 server.base = format!("http://{}", addr.trim());
+            } else if let Some(sfu) = line.strip_prefix("SFU") {
+                server.sfu = sfu
+                    .trim()
+                    .strip_prefix("udp ")
+                    .and_then(|rest| rest.split_whitespace().next())
+                    .and_then(|addr| addr.parse().ok());
+                break;
             }
         }
         server
