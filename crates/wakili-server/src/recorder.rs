@@ -48,7 +48,14 @@ struct Tracks(RecordingStore);
 
 fn store_error(e: StorageError) -> StoreError {
     StoreError {
-        transient: matches!(e, StorageError::Provider(_) | StorageError::Db(_)),
+        // A track still finalizing (its completion is retried in the background) holds up its
+        // session for now.
+        transient: matches!(
+            e,
+            StorageError::Provider(_)
+                | StorageError::Db(_)
+                | StorageError::State(wakili_storage::StateError::TrackPending(_))
+        ),
         message: e.to_string(),
     }
 }

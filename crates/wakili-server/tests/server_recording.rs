@@ -204,6 +204,24 @@ async fn the_server_records_every_participant_through_an_interruption_into_a_sig
     let spread = offsets.iter().max().unwrap() - offsets.iter().min().unwrap();
     assert!(spread < 2_000, "tracks began together: {offsets:?}");
 
+    // The signed manifest lists every track and calls the combined file a derivative.
+    let (status, signed) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/recordings/{recording}/manifest"),
+            &client,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{signed}");
+    assert_eq!(signed["manifest"]["tracks"].as_array().unwrap().len(), 6);
+    assert_eq!(signed["manifest"]["derivative"]["evidence"], false);
+    let (_, key) = app
+        .call(Method::GET, "/api/v1/recordings/signing-key", &client, None)
+        .await;
+    let key = wakili_storage::parse_verifying_key(key["publicKeyPem"].as_str().unwrap()).unwrap();
+    let mut files = Vec::new();
+
     for t in tracks {
         assert_eq!(t["status"], "completed", "{t}");
         let track = t["id"].as_str().unwrap();
@@ -213,6 +231,7 @@ async fn the_server_records_every_participant_through_an_interruption_into_a_sig
         let (status, part) = download(&app, &client, track, Some("bytes=10-99")).await;
         assert_eq!(status, StatusCode::PARTIAL_CONTENT);
         assert_eq!(part, whole[10..100]);
+        files.push((track.to_owned(), std::io::Cursor::new(whole.clone())));
         let times = packet_times(&whole);
         assert!(times.len() > 20, "{t}: {} frames", times.len());
         let gap = times.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
@@ -222,6 +241,10 @@ async fn the_server_records_every_participant_through_an_interruption_into_a_sig
             assert!(gap < 1.0, "{t}: no gap, got {gap}");
         }
     }
+
+    // Offline, the downloaded tracks are exactly what the manifest signed.
+    let verified = wakili_storage::verify_session(signed["jws"].as_str().unwrap(), &key, files);
+    assert!(verified.is_ok(), "{verified:?}");
 
     // One file to watch: the session's download is every track remuxed together, in place.
     let (status, combined) = download(&app, &lawyer, &recording, None).await;

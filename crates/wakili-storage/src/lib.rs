@@ -28,9 +28,9 @@ pub use error::{
     StateError, StorageError,
 };
 pub use manifest::{
-    Chain, ChunkEntry, ConsentEntry, EncryptionInfo, Manifest, ManifestChunk, ManifestDraft,
-    ManifestSigner, ManifestStatus, ManifestTrack, SESSION_FORMAT, parse_verifying_key,
-    verify_manifest,
+    Chain, ChunkEntry, ConsentEntry, Derivative, EncryptionInfo, Manifest, ManifestChunk,
+    ManifestDraft, ManifestSigner, ManifestStatus, ManifestTrack, SESSION_FORMAT,
+    parse_verifying_key, verify_manifest,
 };
 pub use providers::{ProviderStatus, Providers};
 pub use range::{Layout, SegmentRead, parse_range};

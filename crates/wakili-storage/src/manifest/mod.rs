@@ -174,6 +174,37 @@ pub struct Manifest {
     /// time and chunks, as its own manifest signed them. Empty (and absent) otherwise.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tracks: Vec<ManifestTrack>,
+    /// For a session: the one playable file its download serves, and that it is a derivative
+    /// (the track files above are the evidence).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub derivative: Option<Derivative>,
+}
+
+/// A file made from a session's tracks for people to watch, not evidence: how it is made, so
+/// anyone can make it again from the verified track files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Derivative {
+    /// Container of the file.
+    pub format: String,
+    /// How it is made from the tracks.
+    pub method: String,
+    /// Always `false`: the evidence is the tracks.
+    pub evidence: bool,
+}
+
+impl Derivative {
+    /// The combined file of a session: its tracks remuxed into one WebM.
+    pub fn combined() -> Self {
+        Self {
+            format: "webm".into(),
+            method: "remux of the tracks above into one WebM, each at its startOffsetMs, \
+                     without transcoding (wakili-mux merge_live); served by the session's \
+                     download link"
+                .into(),
+            evidence: false,
+        }
+    }
 }
 
 /// One track of a session, as the session's manifest lists it: who sent it, when it starts in
@@ -360,6 +391,7 @@ impl Manifest {
             audit_head: draft.audit_head,
             encryption: EncryptionInfo::default(),
             tracks: Vec::new(),
+            derivative: None,
         })
     }
 

@@ -11,8 +11,8 @@ use wakili_db::models::{FinalizedRecording, NewRecording, Recording};
 
 use super::{CompleteRequest, Completion, RecordingStore, audit};
 use crate::{
-    Manifest, ManifestDraft, ManifestStatus, ManifestTrack, RequestError, SESSION_FORMAT,
-    StateError, StorageError,
+    Derivative, Manifest, ManifestDraft, ManifestStatus, ManifestTrack, RequestError,
+    SESSION_FORMAT, StateError, StorageError,
     seal::{DataKey, random_nonce_prefix},
     verify_manifest,
 };
@@ -284,6 +284,7 @@ impl RecordingStore {
         };
         let mut manifest = Manifest::build(draft, Vec::new(), 0, Sha256::digest([]).into())?;
         manifest.tracks = listed;
+        manifest.derivative = Some(Derivative::combined());
         let jws = inner.signer.sign(&manifest)?;
         let final_status = match manifest.status {
             ManifestStatus::Completed => RecordingStatus::Completed,
