@@ -302,3 +302,84 @@ fn ffprobe_streams(webm: &[u8]) -> Vec<(String, f64)> {
         })
         .collect()
 }
+
+/// `GET /storage/usage`, as an admin.
+async fn usage(app: &TestApp) -> Value {
+    let admin = token("admin-1", Role::Admin);
+    let (status, body) = app
+        .call(Method::GET, "/api/v1/storage/usage", &admin, None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+#[tokio::test]
+async fn the_primary_provider_down_for_thirty_seconds_mid_recording_loses_nothing() {
+    use wakili_settings::{ProviderKind, ProviderSettings};
+    use wakili_testkit::s3::S3Server;
+
+    let mut s3 = S3Server::start();
+    let disk = tempfile::tempdir().unwrap();
+    let s3p = s3.provider("s3", ProviderKind::S3);
+    let disk_path = disk.path().to_path_buf();
+    let app = spawn_app_with(Backend::Sqlite, move |s| {
+        s.sfu.record_chunk = Duration::from_secs(1);
+        s.storage.providers = vec![s3p, ProviderSettings::local("disk", disk_path)];
+        s.storage.replication_interval = Duration::from_millis(200);
+        s.storage.put_timeout = Duration::from_secs(5);
+        s.storage.cooldown = Duration::from_secs(1);
+    })
+    .await;
+    let lawyer = token("lawyer-1", Role::Lawyer);
+    let client = token("client-1", Role::Client);
+    let id = book(&app, &lawyer, "sfu").await;
+    let (l, mut l_events, l_ack) = join(&app, &lawyer, &id).await;
+    let (c, mut c_events, c_ack) = join(&app, &client, &id).await;
+    let started = l.call_ok("recording:start", &json!({})).await.unwrap();
+    let recording = started["recordingId"].as_str().unwrap().to_owned();
+    wait(&mut c_events, "recording:consent-request", |_| true).await;
+    c.call_ok("recording:consent", &json!({ "granted": true }))
+        .await
+        .unwrap();
+    wait(&mut l_events, "recording:state", |s| s["active"] == true).await;
+    let l_socket = l.clone();
+    let name = |ack: &Value| ack["participantId"].as_str().unwrap().to_owned();
+    let _lb = publish(&app, l, l_events, &name(&l_ack)).await;
+    let _cb = publish(&app, c, c_events, &name(&c_ack)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // The primary stops answering for 30 s while the recording goes on.
+    s3.stop();
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    s3.resume();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    l_socket.call_ok("recording:stop", &json!({})).await.unwrap();
+
+    // Nothing was lost: every track complete, every chunk there.
+    let session = finalized(&app, &lawyer, &recording).await;
+    assert_eq!(session["status"], "completed", "{session}");
+    let (_, signed) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/recordings/{recording}/manifest"),
+            &lawyer,
+            None,
+        )
+        .await;
+    let listed = signed["manifest"]["tracks"].as_array().unwrap();
+    assert_eq!(listed.len(), 4);
+    for t in listed {
+        assert_eq!(t["missing"], json!([]), "{t}");
+        assert!(t["chunks"].as_array().unwrap().len() >= 30, "35 s of media: {t}");
+    }
+    // And the primary catches up with what the disk took meanwhile.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let u = usage(&app).await;
+        if u["replicationBacklog"] == 0 && u["providers"][0]["objects"] == u["providers"][1]["objects"] {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "replicas never caught up: {u}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
