@@ -36,6 +36,10 @@ pub enum Command {
     /// The server runs as a child process on 127.0.0.1 (or is reached with --url); the
     /// references run in this process. The download is checked byte for byte by SHA-256.
     Ingest(IngestArgs),
+    /// Server recording: CPU per recorded packet of 720p VP8 through the muxer and the
+    /// recording store (sealing, local disk, SQLite), beside raw sealing and writing of the same
+    /// chunks, in this process; and the 720p tracks one core records at that cost.
+    Record(crate::record::RecordArgs),
     /// The reference relay of `wakili-bench signal`, run as its child process.
     #[command(hide = true)]
     SignalReferenceServer(ReferenceServerArgs),

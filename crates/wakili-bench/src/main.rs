@@ -4,6 +4,7 @@ mod cli;
 mod ingest;
 mod process;
 mod push;
+mod record;
 mod report;
 mod servers;
 mod sfu;
@@ -21,6 +22,7 @@ fn main() -> ExitCode {
         cli::Command::Turn(args) => turn::run(args),
         cli::Command::Signal(args) => signal::run(args),
         cli::Command::Ingest(args) => ingest::run(args),
+        cli::Command::Record(args) => record::run(args),
         cli::Command::SignalReferenceServer(args) => signal::reference::serve(args),
         cli::Command::Push(args) => push::run(args),
         cli::Command::PushFakeFcm(args) => push::serve_fake(args),

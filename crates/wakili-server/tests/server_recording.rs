@@ -353,7 +353,10 @@ async fn the_primary_provider_down_for_thirty_seconds_mid_recording_loses_nothin
     tokio::time::sleep(Duration::from_secs(30)).await;
     s3.resume();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    l_socket.call_ok("recording:stop", &json!({})).await.unwrap();
+    l_socket
+        .call_ok("recording:stop", &json!({}))
+        .await
+        .unwrap();
 
     // Nothing was lost: every track complete, every chunk there.
     let session = finalized(&app, &lawyer, &recording).await;
@@ -370,16 +373,24 @@ async fn the_primary_provider_down_for_thirty_seconds_mid_recording_loses_nothin
     assert_eq!(listed.len(), 4);
     for t in listed {
         assert_eq!(t["missing"], json!([]), "{t}");
-        assert!(t["chunks"].as_array().unwrap().len() >= 30, "35 s of media: {t}");
+        assert!(
+            t["chunks"].as_array().unwrap().len() >= 30,
+            "35 s of media: {t}"
+        );
     }
     // And the primary catches up with what the disk took meanwhile.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let u = usage(&app).await;
-        if u["replicationBacklog"] == 0 && u["providers"][0]["objects"] == u["providers"][1]["objects"] {
+        if u["replicationBacklog"] == 0
+            && u["providers"][0]["objects"] == u["providers"][1]["objects"]
+        {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "replicas never caught up: {u}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "replicas never caught up: {u}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
