@@ -11,66 +11,16 @@
 
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
-import { join } from "node:path";
 import { launchChromium } from "./chromium.mjs";
 import { inputs, note, scenario } from "./lib.mjs";
+import { pageTools } from "./pages.mjs";
 
 const env = inputs();
 const WAIT_MS = 20_000;
 const WAIT = { timeout: WAIT_MS };
 
 mkdirSync(env.artifacts, { recursive: true });
-let shot = 0;
-async function screenshot(page, name) {
-  shot += 1;
-  const file = join(env.artifacts, `${String(shot).padStart(2, "0")}-${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
-}
-
-/** The call page of `consultationId` for `token`, joined; console errors are printed. */
-async function joined(browser, who, consultationId, token, query) {
-  const context = await browser.newContext({ viewport: { width: 1000, height: 800 } });
-  const page = await context.newPage();
-  page.who = who;
-  page.switchLog = [];
-  page.on("console", (m) => {
-    if (m.type() === "error") {
-      console.error(`[${who} console] ${m.text()}`);
-    } else if (m.text().startsWith("switched to sfu")) {
-      page.switchLog.push(m.text());
-    }
-  });
-  page.on("pageerror", (e) => console.error(`[${who} page error] ${e.message}`));
-  await page.goto(`${env.url}/c/${consultationId}${query}#token=${encodeURIComponent(token)}`);
-  await page.locator("#preview").waitFor({ state: "visible", ...WAIT });
-  await page.locator("#join").click();
-  await page.locator("#call").waitFor({ state: "visible", ...WAIT });
-  return page;
-}
-
-/** Polls `probe()` (in Node) every 100 ms until it returns something truthy; that value. */
-async function until(what, probe, ms = WAIT_MS) {
-  const deadline = Date.now() + ms;
-  let last;
-  for (;;) {
-    last = await probe();
-    if (last && last.ok !== false) {
-      return last;
-    }
-    assert.ok(Date.now() < deadline, `${what} (last seen: ${JSON.stringify(last)})`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
-/** What the page receives through the SFU, by publisher, and its topology. */
-function sfuView(page) {
-  return page.evaluate(async () => ({
-    topology: window.wakili.topology,
-    participantId: window.wakili.participantId,
-    resumed: window.wakili.resumed,
-    inbound: await window.wakili.inboundStats(),
-  }));
-}
+const { screenshot, joined, until, sfuView, sfuFlowing } = pageTools(env, WAIT_MS);
 
 /** Waits until the page decodes peer-to-peer video from its one other participant. */
 async function p2pFlowing(page) {
@@ -87,20 +37,6 @@ async function p2pFlowing(page) {
       });
       return framesDecoded > 0 ? { framesDecoded, participantId: w.participantId } : null;
     }),
-  );
-}
-
-/** Waits until the page decodes video through the SFU from each of `others`; its view. */
-async function sfuFlowing(page, others, ms) {
-  return until(
-    `${page.who}: video through the SFU from ${others.join(", ")}`,
-    async () => {
-      const view = await sfuView(page);
-      const all =
-        view.topology === "sfu" && others.every((id) => view.inbound[id]?.video?.framesDecoded > 0);
-      return all ? view : { ok: false, ...view };
-    },
-    ms,
   );
 }
 
