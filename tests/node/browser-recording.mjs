@@ -1,12 +1,13 @@
 // Server recording in real browsers: three headless Chromium pages (a lawyer, a client and an
 // invited interpreter) in a consultation booked `sfu`, through the reference web client. The
 // lawyer records; the client and the interpreter consent. During the recording the client
-// reloads its page and the interpreter leaves and comes back (and consents again); then the
-// lawyer stops it. The browsers upload nothing: the server records every participant's tracks.
+// reloads its page and shares its screen for a while, and the interpreter leaves and comes back
+// (and consents again); then the lawyer stops it. The browsers upload nothing: the server records every participant's tracks.
 //
 // Inputs (WAKILI_TEST_FILE): {url, consultationId, tokens: {lawyer, client, interpreter},
 // artifacts}. Prints one line `RESULT {...}`: the recording id and, in milliseconds since the
-// recording became active, when the interpreter left and came back and when it was stopped.
+// recording became active, when the screen share started and stopped, when the interpreter left
+// and came back and when the recording was stopped.
 
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
@@ -39,7 +40,10 @@ async function recordingShown(page, on) {
 scenario(
   "the server records three browsers through a reload and an interpreter's return",
   async () => {
-    const browser = await launchChromium(["--autoplay-policy=no-user-gesture-required"]);
+    const browser = await launchChromium([
+      "--auto-select-desktop-capture-source=Entire screen",
+      "--autoplay-policy=no-user-gesture-required",
+    ]);
     const result = {};
     try {
       const id = env.consultationId;
@@ -74,7 +78,24 @@ scenario(
       assert.equal(await idOf(client), ids.client);
       await sfuFlowing(client, others("client"));
       await recordingShown(client, true);
+      await pause(2_000);
+
+      note("the client shares its screen for a few seconds: a track of its own");
+      await client.locator("#share").click();
+      await until("lawyer: the client's screen tile plays", () =>
+        lawyer.evaluate(
+          (id) => document.querySelector(`#remotes [data-screen-of="${id}"] video`)?.videoWidth > 0,
+          ids.client,
+        ),
+      );
+      result.shareStartedMs = Date.now() - active;
       await pause(4_000);
+      await client.locator("#share").click();
+      await until("lawyer: the screen tile goes", () =>
+        lawyer.evaluate((id) => !document.querySelector(`#remotes [data-screen-of="${id}"]`), ids.client),
+      );
+      result.shareStoppedMs = Date.now() - active;
+      await sfuFlowing(lawyer, others("lawyer"));
 
       note("the interpreter leaves, then comes back and consents again");
       await interpreter.locator("#leave").click();

@@ -25,7 +25,7 @@ pub struct TrackIdentity {
     pub role: ParticipantRole,
     /// Audio or video.
     pub kind: TrackKind,
-    /// `audio`, `video`, `video-2`…
+    /// `audio`, `video`, `screen` (the second video), `video-3`…
     pub label: String,
     /// `vp8` or `opus`.
     pub codec: &'static str,

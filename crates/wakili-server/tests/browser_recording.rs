@@ -2,10 +2,11 @@
 //! Server recording from real browsers: `tests/node/browser-recording.mjs` drives three headless
 //! Chromium pages (Debian's `/usr/bin/chromium`, fake camera and microphone, the reference web
 //! client) through a consultation booked `sfu`: the lawyer records with everyone's consent, the
-//! client reloads, the interpreter leaves and comes back, the lawyer stops. Then, through the
-//! API: every participant's tracks are there, each plays in ffprobe for the recording's length
-//! (gaps included), their start offsets line up, the session verifies offline, and the combined
-//! file decodes. Screenshots go to `<target>/tmp/test-artifacts/browser-recording/`.
+//! client reloads and shares its screen for a while, the interpreter leaves and comes back, the
+//! lawyer stops. Then, through the API: every participant's tracks are there (the screen share
+//! its own), each plays in ffprobe for the recording's length (gaps included; the screen share
+//! for the time it was shared), their start offsets line up, the session verifies offline, and
+//! the combined file decodes. Screenshots go to `<target>/tmp/test-artifacts/browser-recording/`.
 
 mod common;
 
@@ -145,7 +146,7 @@ async fn three_browsers_recorded_by_the_server_through_a_reload_and_a_return() {
             format!(
                 "{} {}",
                 t["userId"].as_str().unwrap(),
-                t["kind"].as_str().unwrap()
+                t["label"].as_str().unwrap()
             )
         })
         .collect();
@@ -154,6 +155,7 @@ async fn three_browsers_recorded_by_the_server_through_a_reload_and_a_return() {
         who,
         [
             "client-1 audio",
+            "client-1 screen",
             "client-1 video",
             "interpreter-1 audio",
             "interpreter-1 video",
@@ -163,6 +165,10 @@ async fn three_browsers_recorded_by_the_server_through_a_reload_and_a_return() {
         "{session}"
     );
 
+    let share = (
+        result["shareStartedMs"].as_f64().unwrap() / 1000.0,
+        result["shareStoppedMs"].as_f64().unwrap() / 1000.0,
+    );
     let mut files = Vec::new();
     let mut audio_offsets = Vec::new();
     for t in tracks {
@@ -177,10 +183,18 @@ async fn three_browsers_recorded_by_the_server_through_a_reload_and_a_return() {
         let offset = t["startOffsetMs"].as_f64().unwrap() / 1000.0;
         let played = offset + last_packet_time(&path);
         eprintln!("{name}: offset {offset:.3} s, ends at {played:.3} s of {length:.3} s");
-        assert!(
-            (played - length).abs() <= 1.0,
-            "{name} plays to {played:.3} s of the recording's {length:.3} s"
-        );
+        if t["label"] == "screen" {
+            // From when the share began to when it ended.
+            assert!(
+                (offset - share.0).abs() <= 1.0 && (played - share.1).abs() <= 1.0,
+                "{name}: {offset:.3}–{played:.3} s, shared {share:?}"
+            );
+        } else {
+            assert!(
+                (played - length).abs() <= 1.0,
+                "{name} plays to {played:.3} s of the recording's {length:.3} s"
+            );
+        }
         if t["kind"] == "audio" {
             audio_offsets.push(t["startOffsetMs"].as_i64().unwrap());
         }
@@ -233,6 +247,6 @@ async fn three_browsers_recorded_by_the_server_through_a_reload_and_a_return() {
         .arg(&combined)
         .output()
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&streams.stdout).lines().count(), 6);
+    assert_eq!(String::from_utf8_lossy(&streams.stdout).lines().count(), 7);
     app.stop().await.unwrap();
 }

@@ -168,8 +168,8 @@ pub struct RecordedPacket {
     pub participant: String,
     /// The track.
     pub track: TrackId,
-    /// `audio`, `video`, `video-2`…: the kind and its rank among the tracks of that kind the
-    /// publisher sends (a screen share is the second video).
+    /// `audio`, `video`, then `screen` for the publisher's second video (its screen share),
+    /// `video-3`, `audio-2`… for any further ones.
     pub label: std::sync::Arc<str>,
     /// Audio or video.
     pub kind: MediaKind,

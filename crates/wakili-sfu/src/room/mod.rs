@@ -42,7 +42,7 @@ struct Published {
     mid: Mid,
     info: TrackInfo,
     received: u64,
-    /// `audio`, `video`, `video-2`…, for the recorder.
+    /// `audio`, `video`, `screen`…, for the recorder.
     label: std::sync::Arc<str>,
 }
 

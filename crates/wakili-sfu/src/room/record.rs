@@ -29,13 +29,15 @@ impl Tap {
     }
 }
 
-/// `kind`, then `kind-2`, `kind-3`… for the next tracks of that kind.
+/// The label of a publisher's next track of `kind`: `audio` and `video` first; the second video
+/// is the screen share (the web client and the SDK publish the camera first), `screen`; then
+/// `kind-3`, `kind-4`…
 pub(super) fn label(kind: &str, seen: &mut u32) -> Arc<str> {
     *seen += 1;
-    if *seen == 1 {
-        Arc::from(kind)
-    } else {
-        Arc::from(format!("{kind}-{seen}"))
+    match (*seen, kind) {
+        (1, _) => Arc::from(kind),
+        (2, "video") => Arc::from("screen"),
+        (n, _) => Arc::from(format!("{kind}-{n}")),
     }
 }
 
@@ -123,5 +125,27 @@ impl Room {
         }
         p.drain(&mut fx.transmits, &mut self.pending);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_second_video_is_the_screen_share() {
+        let mut videos = 0;
+        let labels: Vec<Arc<str>> = (0..3).map(|_| label("video", &mut videos)).collect();
+        assert_eq!(
+            labels,
+            [
+                Arc::from("video"),
+                Arc::from("screen"),
+                Arc::from("video-3")
+            ]
+        );
+        let mut audios = 0;
+        assert_eq!(label("audio", &mut audios).as_ref(), "audio");
+        assert_eq!(label("audio", &mut audios).as_ref(), "audio-2");
     }
 }
