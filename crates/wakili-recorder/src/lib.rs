@@ -195,6 +195,11 @@ impl Recorder {
         sessions.insert(consultation.to_owned(), link);
     }
 
+    /// Whether `consultation` is being recorded (or paused) now.
+    pub async fn records(&self, consultation: &str) -> bool {
+        self.sessions.lock().await.contains_key(consultation)
+    }
+
     /// Stops every session (the server shuts down): files are finished and stored as far as
     /// storage allows before `grace` runs out; what is left is finalized `incomplete` later.
     pub async fn shutdown(&self, grace: Duration) {

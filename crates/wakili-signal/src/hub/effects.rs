@@ -64,17 +64,18 @@ impl Hub {
         consultation: &str,
         outbound: Vec<Outbound>,
     ) {
-        let recording_may_change = outbound.iter().any(|o| {
+        // The recorder hears of every recording change, and of arrivals and departures while it
+        // records (a join costs no room read otherwise).
+        let recording_changed = outbound
+            .iter()
+            .any(|o| matches!(o.event, Event::RecordingState(_)));
+        let seats_changed = outbound.iter().any(|o| {
             matches!(
                 o.event,
-                Event::RecordingState(_)
-                    | Event::Joined(_)
-                    | Event::Resumed(_)
-                    | Event::YouWereAdmitted(_)
-                    | Event::Left(_)
+                Event::Joined(_) | Event::Resumed(_) | Event::YouWereAdmitted(_) | Event::Left(_)
             )
         });
-        if recording_may_change {
+        if recording_changed || (seats_changed && self.records(consultation).await) {
             self.sync_recorder(consultation).await;
         }
         for o in outbound {

@@ -175,6 +175,14 @@ impl Hub {
         }
     }
 
+    /// Whether the server's recorder records `consultation` now.
+    pub(super) async fn records(&self, consultation: &str) -> bool {
+        match &self.recorder {
+            Some(recorder) => recorder.records(consultation).await,
+            None => false,
+        }
+    }
+
     /// Ends every SFU session of the consultation (its call ended).
     pub(super) async fn close_sfu(&self, consultation: &str) {
         if let Some(sfu) = &self.sfu {
