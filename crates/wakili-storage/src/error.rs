@@ -252,7 +252,7 @@ pub enum StateError {
     #[error("the server records this one: its recorder stores the tracks, nobody uploads to it")]
     ServerRecording,
     /// A session has no media of its own.
-    #[error("a session recording has no media of its own: download its tracks (tracks[].id)")]
+    #[error("a session recording has no stored media of its own: its tracks have (tracks[].id)")]
     NoMedia,
     /// The recording is not of the kind this operation takes (a track's parent that is not a
     /// session, a session id that names an upload, …).

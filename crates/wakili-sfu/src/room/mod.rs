@@ -44,6 +44,8 @@ struct Published {
     received: u64,
     /// `audio`, `video`, `screen`…, for the recorder.
     label: std::sync::Arc<str>,
+    /// Which of its layers the recorder gets.
+    recorded: record::RecordedLayer,
 }
 
 /// One room.
@@ -216,6 +218,7 @@ impl Room {
                     info,
                     received: 0,
                     label,
+                    recorded: record::RecordedLayer::default(),
                 },
             );
             for other in self.participants.values_mut() {

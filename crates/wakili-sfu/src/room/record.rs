@@ -2,15 +2,18 @@
 //! published track is copied to the recorder (the payload is shared, not copied), and the
 //! recorder's keyframe requests reach the publishers.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicU64, Ordering},
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
 };
 
 use str0m::{format::PayloadParams, media::KeyframeRequestKind, rtp::RtpPacket};
 use tokio::sync::mpsc;
 
-use super::{Effects, Published, Room};
+use super::{Effects, Room};
 use crate::{RecordedPacket, RecorderFeed, Rid, SfuError, TrackId, api::MediaKind};
 
 /// Where a recorded room's packets go. Never waits: a packet the recorder has no room for is
@@ -41,9 +44,71 @@ pub(super) fn label(kind: &str, seen: &mut u32) -> Arc<str> {
     }
 }
 
-/// The layer of a track that is recorded: the highest it has (`None`: no simulcast).
-fn recorded_layer(published: &Published) -> Option<Rid> {
-    published.info.layers.iter().max().copied()
+/// A layer silent this long is taken for gone (a browser stops sending its top layers when its
+/// uplink or its CPU cannot keep up).
+const LAYER_GONE: Duration = Duration::from_millis(300);
+/// A layer must have flowed this long before the recording moves up to it (so that a layer
+/// coming and going does not restart the file again and again). Not during a track's first
+/// second, when its layers are all starting.
+const LAYER_STABLE: Duration = Duration::from_secs(1);
+
+/// Which simulcast layer of a track is recorded: the highest one flowing. Moving to another
+/// layer changes the SSRC the recorder sees, so its file goes on from that layer's next
+/// keyframe.
+#[derive(Debug, Default)]
+pub(super) struct RecordedLayer {
+    /// Per layer (q, h, f): since when it has flowed without a gap, and its last packet.
+    seen: [Option<(Instant, Instant)>; 3],
+    first: Option<Instant>,
+    current: Option<Rid>,
+}
+
+impl RecordedLayer {
+    /// A packet of `layer` (`None`: no simulcast) arrived at `at`: whether it is recorded.
+    pub(super) fn observe(&mut self, layer: Option<Rid>, at: Instant) -> bool {
+        let Some(rid) = layer else {
+            return true;
+        };
+        let first = *self.first.get_or_insert(at);
+        let slot = &mut self.seen[index(rid)];
+        *slot = match *slot {
+            Some((since, last)) if at.saturating_duration_since(last) < LAYER_GONE => {
+                Some((since, at))
+            }
+            _ => Some((at, at)),
+        };
+        let alive = |seen: Option<(Instant, Instant)>| {
+            seen.filter(|(_, last)| at.saturating_duration_since(*last) < LAYER_GONE)
+        };
+        let starting = at.saturating_duration_since(first) < LAYER_STABLE;
+        let current = self.current.map(index);
+        let current_alive = current.is_some_and(|i| alive(self.seen[i]).is_some());
+        let chosen = (0..3).rev().find(|&i| {
+            alive(self.seen[i]).is_some_and(|(since, _)| {
+                // Keep or move down; anything when the recorded layer is gone or while
+                // starting; move up only to a steady layer.
+                Some(i) <= current
+                    || !current_alive
+                    || starting
+                    || at.saturating_duration_since(since) >= LAYER_STABLE
+            })
+        });
+        self.current = chosen.map(|i| Rid::ALL[i]);
+        self.current == Some(rid)
+    }
+
+    /// The layer recorded now.
+    pub(super) fn current(&self) -> Option<Rid> {
+        self.current
+    }
+}
+
+fn index(rid: Rid) -> usize {
+    match rid {
+        Rid::Q => 0,
+        Rid::H => 1,
+        Rid::F => 2,
+    }
 }
 
 impl Room {
@@ -55,7 +120,7 @@ impl Room {
     /// A publisher's packet of `track` on `layer`: to the recorder, if it records the room
     /// and this is the layer it records.
     pub(super) fn tap_packet(
-        &self,
+        &mut self,
         participant: &str,
         track: TrackId,
         layer: Option<Rid>,
@@ -65,10 +130,10 @@ impl Room {
         let Some(tap) = &self.tap else {
             return;
         };
-        let Some(published) = self.tracks.get(&track) else {
+        let Some(published) = self.tracks.get_mut(&track) else {
             return;
         };
-        if layer != recorded_layer(published) {
+        if !published.recorded.observe(layer, packet.timestamp) {
             return;
         }
         let spec = params.spec();
@@ -114,7 +179,11 @@ impl Room {
             .tracks
             .get(&track)
             .ok_or(SfuError::UnknownTrack(track))?;
-        let (mid, rid) = (published.mid, recorded_layer(published));
+        let rid = published
+            .recorded
+            .current()
+            .or_else(|| published.info.layers.iter().max().copied());
+        let mid = published.mid;
         let publisher = published.publisher;
         let Some(p) = self.participants.get_mut(&publisher) else {
             return Err(SfuError::UnknownTrack(track));
@@ -131,6 +200,48 @@ impl Room {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ms(t0: Instant, ms: u64) -> Instant {
+        t0 + Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn the_highest_flowing_layer_is_recorded_and_a_returning_one_only_once_it_is_steady() {
+        let t0 = Instant::now();
+        let mut r = RecordedLayer::default();
+        // All three start: the highest so far is recorded, moving up at once while starting.
+        assert!(r.observe(Some(Rid::Q), ms(t0, 0)), "only q so far");
+        assert!(r.observe(Some(Rid::F), ms(t0, 5)));
+        assert!(!r.observe(Some(Rid::H), ms(t0, 6)));
+        assert!(!r.observe(Some(Rid::Q), ms(t0, 7)));
+        // The browser drops f: after 300 ms of silence, h is recorded.
+        let mut t = 10;
+        while t < 2_000 {
+            r.observe(Some(Rid::F), ms(t0, t));
+            r.observe(Some(Rid::H), ms(t0, t + 1));
+            t += 33;
+        }
+        assert_eq!(r.current(), Some(Rid::F));
+        assert!(
+            !r.observe(Some(Rid::H), ms(t0, 2_200)),
+            "f gone for 200 ms only"
+        );
+        assert!(r.observe(Some(Rid::H), ms(t0, 2_400)), "f gone: h");
+        // f flickers back: not taken until it has flowed for a second.
+        assert!(!r.observe(Some(Rid::F), ms(t0, 2_500)));
+        let mut t = 2_500;
+        while t < 3_450 {
+            r.observe(Some(Rid::F), ms(t0, t));
+            assert!(r.observe(Some(Rid::H), ms(t0, t + 1)), "still h at {t}");
+            t += 33;
+        }
+        assert!(
+            r.observe(Some(Rid::F), ms(t0, 3_510)),
+            "f steady for a second: f"
+        );
+        // Without simulcast every packet is recorded.
+        assert!(RecordedLayer::default().observe(None, t0));
+    }
 
     #[test]
     fn the_second_video_is_the_screen_share() {
