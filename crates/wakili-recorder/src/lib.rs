@@ -6,8 +6,8 @@
 //! the recorder makes it so:
 //!
 //! - **Tap.** While a consultation is recorded, the SFU copies each packet of each published
-//!   track (of a simulcast track, its highest layer) into the session's feed, never waiting:
-//!   what the feed has no room for is counted and reported.
+//!   track (of a simulcast track, its highest layer flowing) into the session's feed, never
+//!   waiting: what the feed has no room for is counted and reported.
 //! - **Tracks.** One file per participant and track *label* (`audio`, `video`, `screen` for a
 //!   screen share): a participant who reloads, reconnects or rejoins continues the same file
 //!   after a gap. Each file is a [`wakili_mux::TrackMuxer`]; its chunks (about

@@ -161,7 +161,8 @@ pub enum RecorderFeed {
 }
 
 /// A received RTP packet of a published track, copied for the recorder before forwarding.
-/// Of a simulcast track only the highest layer the publisher offered is recorded.
+/// Of a simulcast track only the highest layer flowing is recorded (a browser may stop sending
+/// its top layer when its uplink or CPU cannot keep up).
 #[derive(Debug, Clone)]
 pub struct RecordedPacket {
     /// The publisher.
