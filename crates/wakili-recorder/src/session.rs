@@ -39,7 +39,7 @@ struct File {
     kind: TrackKind,
     codec: &'static str,
     /// The SFU track feeding it now.
-    source: (String, TrackId),
+    source: (Arc<str>, TrackId),
     last_report: Option<(SystemTime, u32)>,
     opened: bool,
     chunks: u32,
@@ -58,9 +58,9 @@ pub(crate) struct Session {
     /// The session's start on the wall clock: track offsets are measured from it.
     started_at: SystemTime,
     files: BTreeMap<FileKey, File>,
-    sources: HashMap<(String, TrackId), FileKey>,
+    sources: HashMap<(Arc<str>, TrackId), FileKey>,
     /// SFU tracks not recorded (unknown participant, codec not recordable), logged once.
-    ignored: HashSet<(String, TrackId)>,
+    ignored: HashSet<(Arc<str>, TrackId)>,
     session: Arc<SessionRef>,
     uploads: Vec<JoinHandle<()>>,
     next_uid: u64,
@@ -175,7 +175,7 @@ impl Session {
     }
 
     fn track_ended(&mut self, participant: String, track: TrackId) {
-        if let Some(key) = self.sources.remove(&(participant, track)) {
+        if let Some(key) = self.sources.remove(&(Arc::from(participant), track)) {
             self.pause(&key, Instant::now(), "track_ended");
         }
     }

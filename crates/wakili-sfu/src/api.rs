@@ -165,8 +165,8 @@ pub enum RecorderFeed {
 /// its top layer when its uplink or CPU cannot keep up).
 #[derive(Debug, Clone)]
 pub struct RecordedPacket {
-    /// The publisher.
-    pub participant: String,
+    /// The publisher (shared by its packets, not copied).
+    pub participant: std::sync::Arc<str>,
     /// The track.
     pub track: TrackId,
     /// `audio`, `video`, then `screen` for the publisher's second video (its screen share),

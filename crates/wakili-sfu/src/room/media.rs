@@ -114,8 +114,7 @@ impl Room {
         let video = published.info.kind == MediaKind::Video;
         let codec = params.spec().codec;
         if self.tap.is_some() {
-            let name = self.name_of(id);
-            self.tap_packet(&name, track, layer, packet, &params);
+            self.tap_packet(track, layer, packet, &params);
         }
         let inbound = InboundPacket {
             track,

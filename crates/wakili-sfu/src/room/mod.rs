@@ -44,6 +44,8 @@ struct Published {
     received: u64,
     /// `audio`, `video`, `screen`…, for the recorder.
     label: std::sync::Arc<str>,
+    /// The publisher's name, shared with every packet handed to the recorder.
+    publisher_name: std::sync::Arc<str>,
     /// Which of its layers the recorder gets.
     recorded: record::RecordedLayer,
 }
@@ -218,6 +220,7 @@ impl Room {
                     info,
                     received: 0,
                     label,
+                    publisher_name: std::sync::Arc::from(name),
                     recorded: record::RecordedLayer::default(),
                 },
             );

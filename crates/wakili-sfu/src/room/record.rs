@@ -121,7 +121,6 @@ impl Room {
     /// and this is the layer it records.
     pub(super) fn tap_packet(
         &mut self,
-        participant: &str,
         track: TrackId,
         layer: Option<Rid>,
         packet: &RtpPacket,
@@ -138,7 +137,7 @@ impl Room {
         }
         let spec = params.spec();
         tap.send(RecorderFeed::Packet(RecordedPacket {
-            participant: participant.to_owned(),
+            participant: published.publisher_name.clone(),
             track,
             label: published.label.clone(),
             kind: published.info.kind,

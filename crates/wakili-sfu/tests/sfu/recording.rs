@@ -42,7 +42,7 @@ async fn a_recorded_room_feeds_the_top_layer_of_every_track_and_tells_when_track
         items
             .iter()
             .filter_map(|f| match f {
-                RecorderFeed::Packet(p) => Some((p.participant.clone(), p.label.to_string())),
+                RecorderFeed::Packet(p) => Some((p.participant.to_string(), p.label.to_string())),
                 RecorderFeed::TrackEnded { .. } => None,
             })
             .collect()
@@ -57,7 +57,7 @@ async fn a_recorded_room_feeds_the_top_layer_of_every_track_and_tells_when_track
             MediaKind::Video => {
                 assert_eq!(p.label.as_ref(), "video");
                 // The highest layer flowing: while starting, the first layer to arrive, then f.
-                let top = top_since.entry(p.participant.clone()).or_default();
+                let top = top_since.entry(p.participant.to_string()).or_default();
                 *top |= p.payload[5] == b'f';
                 if *top {
                     assert_eq!(p.payload[5], b'f', "once f flows, only f is recorded");
@@ -75,7 +75,7 @@ async fn a_recorded_room_feeds_the_top_layer_of_every_track_and_tells_when_track
     let video = items
         .iter()
         .find_map(|f| match f {
-            RecorderFeed::Packet(p) if p.participant == "alice" && p.kind == MediaKind::Video => {
+            RecorderFeed::Packet(p) if &*p.participant == "alice" && p.kind == MediaKind::Video => {
                 Some(p.track)
             }
             _ => None,
