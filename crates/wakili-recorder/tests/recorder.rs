@@ -20,7 +20,10 @@ use wakili_recorder::{
     Plan, Recorder, RecorderConfig, Seat, StoreError, TrackIdentity, TrackNote, TrackStore,
 };
 use wakili_sfu::{Sfu, SfuConfig, SfuHandle};
-use wakili_testkit::webrtc::{Client, Publish};
+use wakili_testkit::{
+    probe::{longest_gap, packet_times},
+    webrtc::{Client, Publish},
+};
 
 const ROOM: &str = "consultation-1";
 
@@ -211,33 +214,6 @@ fn finished(store: &Memory) -> bool {
     store.sessions.lock().unwrap().get("rec-1") == Some(&true)
 }
 
-/// Packet times (seconds) of a WebM file, as ffprobe reads them.
-fn packet_times(webm: &[u8]) -> Vec<f64> {
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), webm).unwrap();
-    let out = std::process::Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "packet=pts_time",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(file.path())
-        .output()
-        .expect("ffprobe runs (scripts/install-test-tools installs ffmpeg)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
-        .collect()
-}
-
 #[tokio::test]
 async fn every_participant_is_recorded_and_a_rejoin_continues_the_file_after_a_gap() {
     let s = setup(|_| {}).await;
@@ -317,7 +293,7 @@ async fn every_participant_is_recorded_and_a_rejoin_continues_the_file_after_a_g
     let whole: Vec<u8> = video.chunks.values().flatten().copied().collect();
     let times = packet_times(&whole);
     assert!(times.len() > 40, "{} frames", times.len());
-    let gap = times.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
+    let gap = longest_gap(&times);
     assert!(
         gap > 1.0,
         "the reload shows as a gap of more than a second, got {gap}"

@@ -20,31 +20,17 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 use wakili_core::Role;
 use wakili_db::Backend;
+use wakili_testkit::probe::packet_times_at;
 
 fn artifacts() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("test-artifacts/browser-recording")
 }
 
-/// Downloads recording `id` through a signed link.
-async fn download(app: &TestApp, token: &str, id: &str) -> Vec<u8> {
-    let (status, link) = app
-        .call(
-            Method::POST,
-            &format!("/api/v1/recordings/{id}/download-url"),
-            token,
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{link}");
-    let url = link["url"].as_str().unwrap();
-    let response = app
-        .http
-        .get(app.url(&url[url.find("/api/v1/").unwrap()..]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    response.bytes().await.unwrap().to_vec()
+/// Downloads recording `id` whole through a signed link.
+async fn fetch(app: &TestApp, token: &str, id: &str) -> Vec<u8> {
+    let (status, body) = media::download(app, token, id, None).await;
+    assert_eq!(status, StatusCode::OK);
+    body
 }
 
 /// Writes `bytes` to a file in the artifacts directory; its path.
@@ -52,31 +38,6 @@ fn keep(name: &str, bytes: &[u8]) -> PathBuf {
     let path = artifacts().join(name);
     std::fs::write(&path, bytes).unwrap();
     path
-}
-
-/// The last packet's time in a media file, seconds (its length, gaps included).
-fn last_packet_time(path: &Path) -> f64 {
-    let out = std::process::Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "packet=pts_time",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(path)
-        .output()
-        .expect("ffprobe runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.trim().trim_end_matches(',').parse::<f64>().ok())
-        .fold(0.0, f64::max)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -173,7 +134,7 @@ async fn three_browsers_recorded_by_the_server_through_a_reload_and_a_return() {
     let mut audio_offsets = Vec::new();
     for t in tracks {
         let track = t["id"].as_str().unwrap();
-        let media = download(&app, &client, track).await;
+        let media = fetch(&app, &client, track).await;
         let name = format!(
             "{}-{}.webm",
             t["userId"].as_str().unwrap(),
@@ -181,7 +142,7 @@ async fn three_browsers_recorded_by_the_server_through_a_reload_and_a_return() {
         );
         let path = keep(&name, &media);
         let offset = t["startOffsetMs"].as_f64().unwrap() / 1000.0;
-        let played = offset + last_packet_time(&path);
+        let played = offset + packet_times_at(&path).into_iter().fold(0.0, f64::max);
         eprintln!("{name}: offset {offset:.3} s, ends at {played:.3} s of {length:.3} s");
         if t["label"] == "screen" {
             // From when the share began to when it ended.
@@ -223,7 +184,7 @@ async fn three_browsers_recorded_by_the_server_through_a_reload_and_a_return() {
     assert!(verified.is_ok(), "{verified:?}");
 
     // The one file to watch decodes.
-    let combined = keep("combined.webm", &download(&app, &lawyer, recording).await);
+    let combined = keep("combined.webm", &fetch(&app, &lawyer, recording).await);
     let decoded = std::process::Command::new("ffmpeg")
         .args(["-v", "error", "-i"])
         .arg(&combined)

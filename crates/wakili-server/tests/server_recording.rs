@@ -16,6 +16,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use wakili_core::Role;
 use wakili_db::Backend;
+use wakili_testkit::probe::{longest_gap, packet_times, streams};
 
 /// `PUT /consultations/{id}/participants/{user}`, as the lawyer.
 async fn invite(app: &TestApp, lawyer: &str, consultation: &str, user: &str, role: &str) {
@@ -60,58 +61,6 @@ async fn finalized(app: &TestApp, token: &str, id: &str) -> Value {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// Downloads `id` (a track) through a signed link, optionally a byte range.
-async fn download(
-    app: &TestApp,
-    token: &str,
-    id: &str,
-    range: Option<&str>,
-) -> (StatusCode, Vec<u8>) {
-    let (status, link) = app
-        .call(
-            Method::POST,
-            &format!("/api/v1/recordings/{id}/download-url"),
-            token,
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{link}");
-    let url = link["url"].as_str().unwrap();
-    let mut request = app.http.get(app.url(&url[url.find("/api/v1/").unwrap()..]));
-    if let Some(range) = range {
-        request = request.header("range", range);
-    }
-    let response = request.send().await.unwrap();
-    (response.status(), response.bytes().await.unwrap().to_vec())
-}
-
-/// Packet times (seconds) of a WebM file, as ffprobe reads them.
-fn packet_times(webm: &[u8]) -> Vec<f64> {
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), webm).unwrap();
-    let out = std::process::Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "packet=pts_time",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(file.path())
-        .output()
-        .expect("ffprobe runs (scripts/install-test-tools installs ffmpeg)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
-        .collect()
 }
 
 #[tokio::test]
@@ -234,7 +183,7 @@ async fn the_server_records_every_participant_through_an_interruption_into_a_sig
         files.push((track.to_owned(), std::io::Cursor::new(whole.clone())));
         let times = packet_times(&whole);
         assert!(times.len() > 20, "{t}: {} frames", times.len());
-        let gap = times.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
+        let gap = longest_gap(&times);
         if t["userId"] == "interpreter-1" {
             assert!(gap > 1.0, "{t}: the absence shows as a gap, got {gap}");
         } else {
@@ -249,7 +198,7 @@ async fn the_server_records_every_participant_through_an_interruption_into_a_sig
     // One file to watch: the session's download is every track remuxed together, in place.
     let (status, combined) = download(&app, &lawyer, &recording, None).await;
     assert_eq!(status, StatusCode::OK);
-    let streams = ffprobe_streams(&combined);
+    let streams = streams(&combined);
     assert_eq!(streams.len(), 6, "{streams:?}");
     assert_eq!(
         streams.iter().filter(|(codec, _)| codec == "vp8").count(),
@@ -271,36 +220,6 @@ async fn the_server_records_every_participant_through_an_interruption_into_a_sig
         )
         .await;
     assert!(status == StatusCode::FORBIDDEN || status == StatusCode::NOT_FOUND);
-}
-
-/// `(codec, start time)` of every stream of a WebM file, as ffprobe reads them.
-fn ffprobe_streams(webm: &[u8]) -> Vec<(String, f64)> {
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), webm).unwrap();
-    let out = std::process::Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_name,start_time",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(file.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| {
-            let (codec, start) = l.trim().split_once(',')?;
-            Some((codec.to_owned(), start.parse().unwrap_or(0.0)))
-        })
-        .collect()
 }
 
 /// `GET /storage/usage`, as an admin.

@@ -21,6 +21,7 @@
 pub mod clock;
 pub mod db;
 pub mod fcm;
+pub mod probe;
 pub mod s3;
 #[cfg(feature = "server")]
 pub mod server;

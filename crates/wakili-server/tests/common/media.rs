@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use reqwest::Method;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use wakili_client::{Client as Socket, ClientError, Events};
 use wakili_testkit::webrtc::{Client as Browser, Kind, Publish};
@@ -90,4 +90,30 @@ pub async fn received(browser: &Browser, from: &str, kind: Kind, at_least: u64) 
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Downloads recording `id` through a signed link (as `token` asks for it), optionally a byte
+/// range: the status and the body.
+pub async fn download(
+    app: &TestApp,
+    token: &str,
+    id: &str,
+    range: Option<&str>,
+) -> (StatusCode, Vec<u8>) {
+    let (status, link) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/recordings/{id}/download-url"),
+            token,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{link}");
+    let url = link["url"].as_str().unwrap();
+    let mut request = app.http.get(app.url(&url[url.find("/api/v1/").unwrap()..]));
+    if let Some(range) = range {
+        request = request.header("range", range);
+    }
+    let response = request.send().await.unwrap();
+    (response.status(), response.bytes().await.unwrap().to_vec())
 }
