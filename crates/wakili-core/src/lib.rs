@@ -16,6 +16,7 @@ pub mod ids;
 pub mod json;
 pub mod media;
 pub mod model;
+pub mod net;
 pub mod notification;
 pub mod notify;
 pub mod page;
@@ -26,6 +27,7 @@ pub mod role;
 pub mod room;
 pub mod turn;
 pub mod version;
+pub mod webhook;
 pub mod webrtc;
 
 pub use clock::Clock;

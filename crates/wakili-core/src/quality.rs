@@ -209,6 +209,64 @@ impl Tracker {
     }
 }
 
+/// When poor quality is worth telling the platform (`quality.degraded`): a score below
+/// `score_below` in every report for at least `sustained`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DegradationRule {
+    /// The score (MOS) under which a report is poor.
+    pub score_below: f64,
+    /// How long reports must stay poor.
+    pub sustained: Duration,
+}
+
+impl Default for DegradationRule {
+    fn default() -> Self {
+        Self {
+            score_below: 2.5,
+            sustained: Duration::seconds(30),
+        }
+    }
+}
+
+/// A participant's quality stayed poor.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Degraded {
+    /// The last score.
+    pub score: f64,
+    /// How long it has been poor.
+    pub poor_for: Duration,
+}
+
+/// One participant's poor-quality episode: reported once when it has lasted long enough, and
+/// again only after the quality recovered and fell again.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Degradation {
+    poor_since: Option<DateTime<Utc>>,
+    reported: bool,
+}
+
+impl Degradation {
+    /// Takes a report's score; returns the degradation to report, once per episode.
+    pub fn observe(
+        &mut self,
+        score: f64,
+        rule: DegradationRule,
+        now: DateTime<Utc>,
+    ) -> Option<Degraded> {
+        if score >= rule.score_below {
+            *self = Self::default();
+            return None;
+        }
+        let since = *self.poor_since.get_or_insert(now);
+        let poor_for = now - since;
+        if self.reported || poor_for < rule.sustained {
+            return None;
+        }
+        self.reported = true;
+        Some(Degraded { score, poor_for })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,6 +287,24 @@ mod tests {
 
     fn t(s: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap()
+    }
+
+    #[test]
+    fn sustained_poor_quality_is_reported_once_per_episode() {
+        let rule = DegradationRule::default();
+        let mut d = Degradation::default();
+        assert_eq!(d.observe(2.0, rule, t(0)), None);
+        assert_eq!(d.observe(2.1, rule, t(20)), None, "not yet 30 s");
+        let degraded = d.observe(1.9, rule, t(30)).expect("30 s of poor quality");
+        assert_eq!(degraded.poor_for, Duration::seconds(30));
+        assert_eq!(degraded.score, 1.9);
+        assert_eq!(d.observe(1.8, rule, t(60)), None, "once per episode");
+        // A good report ends the episode; a short dip is not news.
+        assert_eq!(d.observe(4.0, rule, t(65)), None);
+        assert_eq!(d.observe(2.0, rule, t(70)), None);
+        assert_eq!(d.observe(4.1, rule, t(80)), None);
+        assert_eq!(d.observe(2.0, rule, t(90)), None);
+        assert!(d.observe(2.0, rule, t(125)).is_some(), "a new episode");
     }
 
     #[test]

@@ -16,8 +16,10 @@ mod sql;
 mod sql_guests;
 mod sql_push;
 mod sql_recordings;
+mod sql_webhooks;
 pub mod stores;
 mod time;
+pub mod webhooks;
 
 use std::{str::FromStr, sync::Arc, time::Duration};
 
@@ -37,6 +39,7 @@ pub use sql::SqlStore;
 pub use stores::{
     AuditStore, ConsentStore, ConsultationStore, GuestStore, QualityStore, UserStore,
 };
+pub use webhooks::WebhookStore;
 
 /// A shared handle to the repository.
 pub type Db = Arc<dyn Repository>;

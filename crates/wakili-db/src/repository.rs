@@ -3,7 +3,7 @@ use async_trait::async_trait;
 use crate::DbError;
 
 /// Everything Wakili stores, independent of the database behind it: every store in
-/// [`crate::stores`], [`crate::RecordingStore`] and [`crate::PushStore`], and the pool itself.
+/// [`crate::stores`], [`crate::RecordingStore`], [`crate::PushStore`] and [`crate::WebhookStore`], and the pool itself.
 #[async_trait]
 pub trait Repository:
     crate::UserStore
@@ -14,6 +14,7 @@ pub trait Repository:
     + crate::QualityStore
     + crate::RecordingStore
     + crate::PushStore
+    + crate::WebhookStore
     + Send
     + Sync
     + 'static

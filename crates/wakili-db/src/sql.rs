@@ -50,6 +50,9 @@ macro_rules! impl_for_sql {
             for<'r> $crate::models::push::DueReminder: sqlx::FromRow<'r, DB::Row>,
             for<'r> $crate::models::push::CallState: sqlx::FromRow<'r, DB::Row>,
             for<'r> $crate::models::ProviderUsage: sqlx::FromRow<'r, DB::Row>,
+            for<'r> $crate::models::webhook::WebhookEndpoint: sqlx::FromRow<'r, DB::Row>,
+            for<'r> $crate::models::webhook::WebhookDelivery: sqlx::FromRow<'r, DB::Row>,
+            for<'r> $crate::models::webhook::EndpointTarget: sqlx::FromRow<'r, DB::Row>,
         {
             $($body)*
         }
@@ -499,6 +502,7 @@ where
     DB::Arguments: IntoArguments<DB>,
     for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> bool: Encode<'q, DB> + Type<DB>,
     for<'q> DbTime: Encode<'q, DB> + Type<DB>,
     for<'q> Option<String>: Encode<'q, DB>,
     for<'q> Option<i64>: Encode<'q, DB>,
@@ -551,5 +555,6 @@ where
         .bind(stored.hash.clone())
         .execute(&mut *conn)
         .await?;
+    crate::sql_webhooks::queue_deliveries(&mut *conn, &stored, now).await?;
     Ok(stored)
 }

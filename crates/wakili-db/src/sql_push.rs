@@ -10,11 +10,12 @@ use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Row, Type};
 
 use crate::{
     DbError,
+    models::NewAuditEvent,
     push::{
         CallState, DeliveryFilter, DeviceRegistration, DueReminder, NewDevice, NewNotification,
         OutboxNotification, Outcome, PushStore,
     },
-    sql::impl_for_sql,
+    sql::{impl_for_sql, insert_audit},
     time::DbTime,
 };
 
@@ -24,6 +25,22 @@ const DEVICE_COLUMNS: &str = "id, user_id, token, platform, app_version, locale,
 const OUTBOX_COLUMNS: &str = "id, user_id, device_token, platform, kind, consultation_id, \
      payload, status, attempts, next_attempt_at, expires_at, last_error, message_name, \
      created_at, updated_at, sent_at";
+
+/// The `device.pruned` audit entry (and webhook) of a deactivated device's row.
+fn pruned<R: Row>(row: &R, reason: &str) -> Result<NewAuditEvent, DbError>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'q> String: sqlx::Decode<'q, R::Database> + Type<R::Database>,
+{
+    let user_id: String = row.try_get("user_id")?;
+    let platform: String = row.try_get("platform")?;
+    Ok(NewAuditEvent {
+        consultation_id: None,
+        actor_id: None,
+        action: "device.pruned",
+        detail: serde_json::json!({ "userId": user_id, "platform": platform, "reason": reason }),
+    })
+}
 
 const REMINDER_COLUMNS: &str = "id, consultation_id, offset_seconds, due_at";
 
@@ -186,19 +203,25 @@ impl_for_sql!(PushStore {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, DbError> {
-        let mut conn = self.pool().acquire().await?;
+        let mut tx = self.begin().await?;
         let done = sqlx::query(
             "UPDATE device_registrations SET is_active = $2, deactivated_reason = $3, \
-             updated_at = $4 WHERE token = $1 AND is_active = $5 RETURNING id",
+             updated_at = $4 WHERE token = $1 AND is_active = $5 RETURNING user_id, platform",
         )
         .bind(token.to_owned())
         .bind(false)
         .bind(reason.to_owned())
         .bind(DbTime(now))
         .bind(true)
-        .fetch_optional(&mut *conn)
+        .fetch_optional(&mut *tx)
         .await?;
-        Ok(done.is_some())
+        let Some(row) = done else {
+            return Ok(false);
+        };
+        let audit = pruned(&row, reason)?;
+        insert_audit(&mut *tx, self.backend, audit, now).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn deactivate_silent(
@@ -206,17 +229,22 @@ impl_for_sql!(PushStore {
         before: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<u64, DbError> {
-        let mut conn = self.pool().acquire().await?;
+        let mut tx = self.begin().await?;
         let done = sqlx::query(
             "UPDATE device_registrations SET is_active = $2, deactivated_reason = 'silent', \
-             updated_at = $3 WHERE is_active = $4 AND last_seen_at < $1 RETURNING id",
+             updated_at = $3 WHERE is_active = $4 AND last_seen_at < $1 \
+             RETURNING user_id, platform",
         )
         .bind(DbTime(before))
         .bind(false)
         .bind(DbTime(now))
         .bind(true)
-        .fetch_all(&mut *conn)
+        .fetch_all(&mut *tx)
         .await?;
+        for row in &done {
+            insert_audit(&mut *tx, self.backend, pruned(row, "silent")?, now).await?;
+        }
+        tx.commit().await?;
         Ok(done.len() as u64)
     }
 

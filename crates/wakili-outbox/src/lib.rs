@@ -1,6 +1,6 @@
 //! Wakili's outbox worker, generic over what it delivers.
 //!
-//! Every message worth sending (a push notification today, a webhook call next) is a row before
+//! Every message worth sending (a push notification, a webhook call) is a row before
 //! anything is sent. A [`Worker`] leases due rows for a while (`lease_owner`, `lease_until`),
 //! delivers them a few at a time, each within a deadline, and records each outcome only while it
 //! still holds the lease, in chunks while later rows are still being delivered. So two nodes

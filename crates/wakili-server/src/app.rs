@@ -44,6 +44,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "monitoring", description = "Metrics, connection quality, load tests"),
         (name = "devices", description = "Phones and browsers receiving push notifications"),
         (name = "notifications", description = "Call answers and the push delivery log"),
+        (name = "webhooks", description = "Webhook endpoints, the delivery log, and (under `webhooks`) the events sent"),
     ),
 )]
 struct ApiDoc;
@@ -106,8 +107,16 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::devices::heartbeat))
         .routes(routes!(routes::notifications::call_response))
         .routes(routes!(routes::notifications::deliveries))
+        .routes(routes!(routes::webhooks::list, routes::webhooks::create))
+        .routes(routes!(routes::webhooks::get, routes::webhooks::update))
+        .routes(routes!(routes::webhooks::rotate))
+        .routes(routes!(routes::webhooks::deliveries))
+        .routes(routes!(routes::webhooks::redeliver))
         .split_for_parts();
-    (router, document_common_responses(openapi))
+    (
+        router,
+        crate::webhook_docs::document(document_common_responses(openapi)),
+    )
 }
 
 /// Adds the answers every operation of a kind can give, so no route's annotation can forget

@@ -219,3 +219,19 @@ impl From<CoreError> for ApiError {
         }
     }
 }
+
+/// Webhook administration: the admin's mistakes (a malformed URL, an address webhooks may not
+/// go to, an unknown event, a bad secret) are 422; a missing endpoint or delivery is 404.
+impl From<wakili_webhooks::WebhookError> for ApiError {
+    fn from(e: wakili_webhooks::WebhookError) -> Self {
+        use wakili_webhooks::WebhookError as W;
+        match e {
+            W::Invalid(m) | W::Unreachable(m) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", m)
+            }
+            W::Refused(m) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "address_refused", m),
+            W::NotFound(what) => Self::not_found(format!("no such webhook {what}")),
+            W::Db(e) => e.into(),
+        }
+    }
+}

@@ -15,6 +15,7 @@ pub mod monitoring;
 mod recorder;
 pub mod routes;
 mod state;
+mod webhook_docs;
 
 use std::{future::Future, sync::Arc};
 
@@ -55,6 +56,9 @@ pub enum ServerError {
     /// Push could not be set up (FCM credentials).
     #[error("push: {0}")]
     Push(#[from] wakili_push::PushError),
+    /// Webhooks could not be set up.
+    #[error("webhooks: {0}")]
+    Webhooks(#[from] wakili_webhooks::WebhookError),
     /// The data directory or the listener failed.
     #[error("{context}: {source}")]
     Io {
@@ -122,6 +126,14 @@ pub async fn prepare(settings: Settings, clock: Clock) -> Result<AppState, Serve
     })
     .await?;
     let push = push_service(&settings, db.clone(), &clock, &signaling.0)?;
+    let webhooks = wakili_webhooks::Webhooks::new(db.clone(), &settings.webhooks, clock.clone())?;
+    let synced = webhooks.sync_config().await?;
+    if synced > 0 {
+        tracing::info!(
+            endpoints = synced,
+            "webhook endpoints from the settings are in step"
+        );
+    }
     Ok(AppState::new(
         db,
         verifier,
@@ -129,7 +141,7 @@ pub async fn prepare(settings: Settings, clock: Clock) -> Result<AppState, Serve
         clock,
         (ice, turn, sfu, recorder),
         signaling,
-        (recordings, monitoring, push),
+        (recordings, monitoring, push, webhooks),
     ))
 }
 
@@ -347,6 +359,11 @@ pub async fn serve(
     let push = tokio::spawn(state.push.clone().run_background(async move {
         let _ = push_stopped.await;
     }));
+    // And the webhook outbox.
+    let (webhooks_stop, webhooks_stopped) = tokio::sync::oneshot::channel::<()>();
+    let webhooks = tokio::spawn(state.webhooks.clone().run(async move {
+        let _ = webhooks_stopped.await;
+    }));
     let policy = connections::Policy::from_settings(&state.settings.http);
     let counters = Arc::clone(&state.monitoring.connections);
     let server = connections::serve(listener, router(state), policy, counters, signal);
@@ -367,8 +384,10 @@ pub async fn serve(
     upkeep.abort();
     let _ = background_stop.send(());
     let _ = push_stop.send(());
+    let _ = webhooks_stop.send(());
     let _ = background.await;
     let _ = push.await;
+    let _ = webhooks.await;
     if let Some(running) = turn.lock().await.take() {
         running.stop().await;
     }

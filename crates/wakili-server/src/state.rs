@@ -46,6 +46,8 @@ pub struct Inner {
     pub(crate) load_tests: crate::routes::load_tests::LoadTests,
     /// Mobile push (devices, outbox, reminders).
     pub push: wakili_push::PushService,
+    /// Webhooks to the platform's backend (endpoints, delivery outbox).
+    pub webhooks: wakili_webhooks::Webhooks,
     /// The Socket.IO service in front of the router.
     pub(crate) signal_layer: wakili_signal::SignalLayer,
     /// Users whose claims were written recently, by id.
@@ -66,10 +68,11 @@ impl AppState {
             Option<Arc<wakili_recorder::Recorder>>,
         ),
         (signaling, signal_layer): (wakili_signal::Signaling, wakili_signal::SignalLayer),
-        (recordings, monitoring, push): (
+        (recordings, monitoring, push, webhooks): (
             wakili_storage::RecordingStore,
             Arc<crate::monitoring::Monitoring>,
             wakili_push::PushService,
+            wakili_webhooks::Webhooks,
         ),
     ) -> Self {
         Self(Arc::new(Inner {
@@ -87,6 +90,7 @@ impl AppState {
             monitoring,
             load_tests: Default::default(),
             push,
+            webhooks,
             users_seen: Mutex::new(HashMap::new()),
         }))
     }

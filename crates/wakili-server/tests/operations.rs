@@ -118,6 +118,13 @@ async fn openapi_describes_every_route() {
         "GET /api/v1/performance/metrics",
         "POST /api/v1/performance/load-tests",
         "GET /api/v1/performance/load-tests",
+        "POST /api/v1/webhooks/endpoints",
+        "GET /api/v1/webhooks/endpoints",
+        "GET /api/v1/webhooks/endpoints/{id}",
+        "PATCH /api/v1/webhooks/endpoints/{id}",
+        "POST /api/v1/webhooks/endpoints/{id}/rotate-secret",
+        "GET /api/v1/webhooks/deliveries",
+        "POST /api/v1/webhooks/deliveries/{id}/redeliver",
     ]
     .into_iter()
     .map(String::from)
@@ -137,6 +144,29 @@ async fn openapi_describes_every_route() {
         doc["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"
     );
+    // Every webhook event is documented (OpenAPI 3.1 `webhooks`), with its body and the
+    // signature headers.
+    let webhooks = doc["webhooks"].as_object().expect("a webhooks section");
+    assert_eq!(webhooks.len(), wakili_core::webhook::EventType::ALL.len());
+    for event in wakili_core::webhook::EventType::ALL {
+        let op = &webhooks[event.as_str()]["post"];
+        let body = &op["requestBody"]["content"]["application/json"]["schema"];
+        assert_eq!(body["properties"]["type"]["enum"][0], event.as_str());
+        let data = body["properties"]["data"]["$ref"].as_str().unwrap();
+        let name = data.trim_start_matches("#/components/schemas/");
+        assert!(schemas.contains_key(name), "{event}: schema {name}");
+        let headers: Vec<&str> = op["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            headers,
+            ["webhook-id", "webhook-timestamp", "webhook-signature"]
+        );
+    }
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
 }
 
 #[tokio::test]

@@ -18,6 +18,7 @@ mod sfu;
 mod signaling;
 mod storage;
 mod web;
+mod webhooks;
 
 pub use error::SettingsError;
 pub use http::HttpSettings;
@@ -31,6 +32,7 @@ pub use sfu::SfuSettings;
 pub use signaling::{Admission, SignalingSettings};
 pub use storage::{MAX_CHUNK_BYTES_LIMIT, ProviderKind, ProviderSettings, StorageSettings};
 pub use web::WebSettings;
+pub use webhooks::{EndpointSettings, WebhookSettings};
 
 /// The commented default configuration file, printed by `wakili config --default`.
 pub const DEFAULT_TOML: &str = include_str!("default.toml");

@@ -64,6 +64,8 @@ pub struct Settings {
     pub metrics: crate::MetricsSettings,
     /// Mobile push (FCM).
     pub push: crate::PushSettings,
+    /// Signed webhooks to the platform's backend.
+    pub webhooks: crate::WebhookSettings,
 }
 
 /// Database pool settings.
@@ -133,6 +135,7 @@ impl Default for Settings {
             web: WebSettings::default(),
             metrics: crate::MetricsSettings::default(),
             push: crate::PushSettings::default(),
+            webhooks: crate::WebhookSettings::default(),
         }
     }
 }
@@ -298,6 +301,7 @@ impl Settings {
             );
         }
         problems.extend(self.push.problems());
+        problems.extend(self.webhooks.problems());
         if problems.is_empty() {
             Ok(())
         } else {

@@ -12,6 +12,8 @@
 //!   endpoints).
 //! - [`clock`]: a clock the test moves by hand, given to the server as its `Clock`.
 //! - [`db`]: a throw-away SQLite or PostgreSQL database per test.
+//! - [`receiver`] (feature `server`): the platform's webhook receiver, verifying signatures
+//!   with the npm `standardwebhooks` package.
 //! - [`webrtc`] (feature `webrtc`): a str0m "browser" that publishes synthetic VP8 simulcast and
 //!   Opus to the SFU and records what it receives.
 //!
@@ -22,6 +24,8 @@ pub mod clock;
 pub mod db;
 pub mod fcm;
 pub mod probe;
+#[cfg(feature = "server")]
+pub mod receiver;
 pub mod s3;
 #[cfg(feature = "server")]
 pub mod server;

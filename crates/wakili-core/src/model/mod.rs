@@ -13,6 +13,7 @@ use crate::{
 };
 
 pub mod push;
+pub mod webhook;
 
 /// A platform user, upserted from token claims on every authenticated request.
 #[derive(Debug, Clone, PartialEq, Eq)]

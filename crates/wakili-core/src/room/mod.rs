@@ -67,10 +67,22 @@ fn send(out: &mut Outcome, to: To, event: Event) {
 }
 
 fn audit(out: &mut Outcome, action: &'static str, m: &Member) {
+    audit_about(out, action, m, None);
+}
+
+/// An audit fact about `m` and, for `recording.*` entries, the recording.
+fn audit_about(
+    out: &mut Outcome,
+    action: &'static str,
+    m: &Member,
+    recording: Option<RecordingRef>,
+) {
     out.facts.push(Fact::Audit {
         action,
         participant_id: m.participant_id.clone(),
         user_id: m.user_id.clone(),
+        role: m.role,
+        recording,
     });
 }
 
@@ -409,6 +421,8 @@ impl Room {
                         was_waiting: m.presence == Presence::Waiting,
                         until: now + policy.grace,
                     };
+                    let m = m.clone();
+                    audit(&mut out, "participant.reconnecting", &m);
                     let event = Event::Reconnecting(ParticipantRef {
                         participant_id: participant_id.clone(),
                     });

@@ -166,6 +166,15 @@ pub enum Recording {
     },
 }
 
+/// The recording an audit fact concerns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordingRef {
+    /// Recording id.
+    pub id: String,
+    /// Recorded by the server (the SFU), not the lawyer's browser.
+    pub server: bool,
+}
+
 /// Something a participant asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
@@ -281,6 +290,10 @@ pub enum Fact {
         participant_id: String,
         /// Their user id.
         user_id: String,
+        /// Their part in the call.
+        role: ParticipantRole,
+        /// The recording concerned (`recording.*` entries).
+        recording: Option<RecordingRef>,
     },
     /// A consent decision to store.
     Consent {

@@ -9,8 +9,9 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 
 use super::{
-    ConsentNotice, ConsentRequest, Event, Fact, Outcome, RecordedSeat, Recording, RecordingState,
-    RecordingView, Room, RoomError, RoomPolicy, ServerRecording, To, audit, send,
+    ConsentNotice, ConsentRequest, Event, Fact, Outcome, RecordedSeat, Recording, RecordingRef,
+    RecordingState, RecordingView, Room, RoomError, RoomPolicy, ServerRecording, To, audit_about,
+    send,
 };
 use crate::{ParticipantRole, media::MediaMode};
 
@@ -167,7 +168,11 @@ impl Room {
             send(out, To::All, event);
             if let Some(m) = self.members.get(&by) {
                 let m = m.clone();
-                audit(out, "recording.active", &m);
+                let recording = RecordingRef {
+                    id: id.clone(),
+                    server,
+                };
+                audit_about(out, "recording.active", &m, Some(recording));
             }
             self.recording = Recording::Active {
                 id,
@@ -225,7 +230,12 @@ impl Room {
             .filter(|m| m.present() && m.participant_id != by)
             .map(|m| m.participant_id.clone())
             .collect();
-        audit(out, "recording.requested", &starter);
+        let server = policy.server_recording && self.media_mode != MediaMode::P2p;
+        let recording = RecordingRef {
+            id: recording_id.clone(),
+            server,
+        };
+        audit_about(out, "recording.requested", &starter, Some(recording));
         for id in &pending {
             let event = Event::ConsentRequest(ConsentRequest {
                 notice_version: policy.notice_version.clone(),
@@ -233,7 +243,6 @@ impl Room {
             });
             send(out, To::One(id.clone()), event);
         }
-        let server = policy.server_recording && self.media_mode != MediaMode::P2p;
         self.recording = Recording::AwaitingConsent {
             id: recording_id,
             by,
@@ -261,7 +270,8 @@ impl Room {
         if self.recording == Recording::Idle {
             return Err(RoomError::Recording("nothing is being recorded"));
         }
-        audit(out, "recording.stopped", &m);
+        let recording = self.recording.reference();
+        audit_about(out, "recording.stopped", &m, recording);
         self.stop_recording("stopped", out);
         Ok(())
     }
@@ -282,7 +292,7 @@ impl Room {
             by,
             pending,
             granted: yes,
-            ..
+            server,
         } = &mut self.recording
         else {
             return Err(RoomError::Recording("no consent is being asked"));
@@ -297,7 +307,11 @@ impl Room {
             granted,
             at: now,
         });
-        audit(
+        let recording = RecordingRef {
+            id: id.clone(),
+            server: *server,
+        };
+        audit_about(
             out,
             if granted {
                 "recording.consent_granted"
@@ -305,6 +319,7 @@ impl Room {
                 "recording.consent_refused"
             },
             &m,
+            Some(recording),
         );
         if granted {
             yes.insert(participant_id);
@@ -323,6 +338,18 @@ impl Room {
 }
 
 impl Recording {
+    /// The recording under way, if any, for audit facts.
+    pub(super) fn reference(&self) -> Option<RecordingRef> {
+        match self {
+            Recording::Idle => None,
+            Recording::AwaitingConsent { id, server, .. }
+            | Recording::Active { id, server, .. } => Some(RecordingRef {
+                id: id.clone(),
+                server: *server,
+            }),
+        }
+    }
+
     /// Whether the server records it (set up or active).
     pub fn by_server(&self) -> bool {
         match self {

@@ -210,6 +210,21 @@ const DESCRIPTIONS: &[(&str, Kind, &str)] = &[
         "Push notifications waiting to be sent",
     ),
     (
+        "wakili_webhook_attempts_total",
+        Kind::Counter,
+        "Webhook delivery attempts, by result (delivered: a 2xx; failed: anything else)",
+    ),
+    (
+        "wakili_webhook_endpoints_disabled_total",
+        Kind::Counter,
+        "Webhook endpoints disabled for failing too often in a row or answering 410",
+    ),
+    (
+        "wakili_webhook_pending",
+        Kind::Gauge,
+        "Webhook deliveries waiting (due, backing off, or queued behind an earlier one)",
+    ),
+    (
         "wakili_db_pool_connections",
         Kind::Gauge,
         "Database connections the pool holds open",
@@ -479,6 +494,20 @@ impl Monitoring {
             self.counter("wakili_sfu_send_failures_total", vec![])
                 .absolute(sfu.send_failures());
             self.gauge("wakili_sfu_sessions").set(sfu.sessions() as f64);
+        }
+        let w = state.webhooks.counters();
+        for (result, n) in [("delivered", w.delivered), ("failed", w.failed_attempts)] {
+            self.counter(
+                "wakili_webhook_attempts_total",
+                vec![Label::new("result", result)],
+            )
+            .absolute(n);
+        }
+        self.counter("wakili_webhook_endpoints_disabled_total", vec![])
+            .absolute(w.endpoints_disabled);
+        match state.webhooks.pending().await {
+            Ok(n) => self.gauge("wakili_webhook_pending").set(n as f64),
+            Err(e) => tracing::debug!(error = %e, "cannot count pending webhook deliveries"),
         }
         if let Some(recorder) = &state.recorder {
             let r = recorder.stats();

@@ -13,4 +13,5 @@ mod recording_download;
 mod recording_upload;
 pub mod recordings;
 pub mod web;
+pub mod webhooks;
 pub mod webrtc;

@@ -8,7 +8,7 @@ use socketioxide::adapter::Adapter;
 use wakili_core::{
     consultation::Access,
     new_id,
-    quality::QualityReport,
+    quality::{DegradationRule, QualityReport},
     room::{Fact, Input, Recording, RoomError},
 };
 use wakili_db::models::{NewAuditEvent, QualitySample};
@@ -208,6 +208,26 @@ impl<A: Adapter> Worker<A> {
         )
         .map_err(|e| Refusal::bad_request(format!("quality:report: {e}")))?;
         let (score, level) = (sample.mos, sample.level);
+        if let Some(degraded) = self
+            .degradation
+            .observe(score, DegradationRule::default(), now)
+        {
+            // For the platform's backend (`quality.degraded` webhook) and the audit log.
+            let audit = NewAuditEvent {
+                consultation_id: Some(seat.consultation.clone()),
+                actor_id: Some(self.caller.user_id.to_string()),
+                action: "quality.degraded",
+                detail: json!({
+                    "participantId": seat.participant,
+                    "score": (degraded.score * 100.0).round() / 100.0,
+                    "poorForSeconds": degraded.poor_for.num_seconds(),
+                    "via": "signaling",
+                }),
+            };
+            if let Err(e) = self.hub.stores.audit.append_audit(audit, now).await {
+                tracing::warn!(error = %e, "quality degradation not recorded");
+            }
+        }
         self.hub.telemetry.quality(
             &seat.consultation,
             &seat.participant,

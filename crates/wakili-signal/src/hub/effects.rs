@@ -188,12 +188,25 @@ impl Hub {
                     action,
                     participant_id,
                     user_id,
-                } => audits.push(NewAuditEvent {
-                    consultation_id: Some(consultation.to_owned()),
-                    actor_id: Some(user_id),
-                    action,
-                    detail: json!({ "participantId": participant_id, "via": "signaling" }),
-                }),
+                    role,
+                    recording,
+                } => {
+                    let mut detail = json!({
+                        "participantId": participant_id,
+                        "role": role.as_str(),
+                        "via": "signaling",
+                    });
+                    if let (Some(r), Some(map)) = (recording, detail.as_object_mut()) {
+                        map.insert("recordingId".into(), r.id.into());
+                        map.insert("server".into(), r.server.into());
+                    }
+                    audits.push(NewAuditEvent {
+                        consultation_id: Some(consultation.to_owned()),
+                        actor_id: Some(user_id),
+                        action,
+                        detail,
+                    });
+                }
                 Fact::Consent {
                     recording_id,
                     user_id,

@@ -122,6 +122,7 @@ pub(super) async fn authenticate<A: Adapter>(
         name: claims.name,
         seat: None,
         tracker: Tracker::default(),
+        degradation: Default::default(),
         last_sample: None,
         received: Instant::now(),
     };

@@ -457,6 +457,8 @@ struct Worker<A: Adapter> {
     name: String,
     seat: Option<Seat>,
     tracker: Tracker,
+    /// The participant's poor-quality episode, for `quality.degraded`.
+    degradation: wakili_core::quality::Degradation,
     last_sample: Option<DateTime<Utc>>,
     /// When the event being handled arrived.
     received: Instant,

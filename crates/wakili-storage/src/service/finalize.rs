@@ -343,6 +343,7 @@ impl RecordingStore {
             },
             json!({
                 "recordingId": recording.id,
+                "kind": recording.kind.as_str(),
                 "chunks": manifest.chunks.len(),
                 "bytes": manifest.total_bytes,
                 "sha256": manifest.sha256,

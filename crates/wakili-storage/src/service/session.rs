@@ -313,6 +313,7 @@ impl RecordingStore {
             },
             json!({
                 "recordingId": session.id,
+                "kind": "session",
                 "server": true,
                 "tracks": manifest.tracks.iter().map(|t| json!({
                     "trackId": t.recording_id,

@@ -1,0 +1,76 @@
+//! Webhooks survive `kill -9`: changes made while the receiver was down, and queued when the
+//! server was killed, are all delivered (signed, verified by the npm `standardwebhooks`
+//! package) once the server is back and the receiver answers.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::{collections::BTreeSet, time::Duration};
+
+use common::{Server, token};
+use serde_json::{Value, json};
+use wakili_core::webhook::endpoint::secret_from;
+use wakili_testkit::receiver::Receiver;
+
+#[tokio::test]
+async fn webhooks_queued_before_a_kill_9_are_delivered_after_the_restart() {
+    let cwd = tempfile::tempdir().unwrap();
+    let secret = secret_from(&[9; 32]);
+    // A port for the receiver, which is down for now: connections are refused.
+    let receiver = Receiver::start(&[&secret], 0).await;
+    let port = receiver.port();
+    receiver.stop().await;
+    std::fs::write(
+        cwd.path().join("wakili.toml"),
+        format!(
+            "[webhooks]\nallow_loopback = true\ninitial_backoff = \"100ms\"\n\
+             max_backoff = \"300ms\"\npoll_interval = \"50ms\"\n\n\
+             [[webhooks.endpoints]]\nid = \"platform\"\nurl = \"http://127.0.0.1:{port}/hook\"\n\
+             secret = \"{secret}\"\n"
+        ),
+    )
+    .unwrap();
+    let server = Server::start(cwd.path(), &[]);
+    let lawyer = token(cwd.path(), "l1", "lawyer");
+    let http = reqwest::Client::new();
+    let mut booked = BTreeSet::new();
+    for days in 1..=5 {
+        let at = chrono::Utc::now() + chrono::Duration::days(days);
+        let c: Value = http
+            .post(format!("{}/api/v1/consultations", server.base))
+            .bearer_auth(&lawyer)
+            .json(&json!({"clientId": "c1", "scheduledAt": at, "durationMinutes": 30}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        booked.insert(c["id"].as_str().unwrap().to_owned());
+    }
+    // Attempts fail (refused) and back off; then the node dies without a word.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    drop(server);
+
+    let receiver = Receiver::start(&[&secret], port).await;
+    let server = Server::start(cwd.path(), &[]);
+    let received = receiver
+        .wait_for(Duration::from_secs(30), |r| {
+            booked.iter().all(|id| {
+                r.iter().any(|m| {
+                    m.kind == "consultation.booked" && m.data["consultationId"] == id.as_str()
+                })
+            })
+        })
+        .await;
+    let (_, rejected) = receiver.received().await;
+    assert_eq!(rejected, 0, "every signature verified");
+    let ids: BTreeSet<&str> = received.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(
+        ids.len(),
+        booked.len(),
+        "one event per booking: {received:?}"
+    );
+    drop(server);
+}
