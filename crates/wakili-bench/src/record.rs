@@ -255,22 +255,25 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The server's recording store in `dir` (SQLite, a local disk provider), with a session of
-/// `tracks` track recordings.
-async fn store(
+/// The server's state on embedded defaults in `dir` (SQLite, the recording store on a local
+/// disk provider), without its SFU and relay, and with `sfu.record` as given (the recorder
+/// needs an SFU: [`wakili_server::start_recorder`] takes one). Also the `sfu` benchmark's.
+pub(crate) async fn recording_state(
     dir: &std::path::Path,
-    tracks: usize,
-) -> anyhow::Result<(
-    wakili_storage::RecordingStore,
-    Vec<wakili_db::models::Recording>,
-)> {
+    record: bool,
+) -> anyhow::Result<wakili_server::AppState> {
     let mut settings = wakili_settings::Settings {
         data_dir: dir.to_owned(),
         ..wakili_settings::Settings::default()
     };
     settings.sfu.enabled = false;
+    settings.sfu.record = record;
     settings.turn.enabled = false;
-    let state = wakili_server::prepare(settings, wakili_core::Clock::system()).await?;
+    Ok(wakili_server::prepare(settings, wakili_core::Clock::system()).await?)
+}
+
+/// Books a consultation of `bench-lawyer` with `bench-client` an hour from now; its id.
+pub(crate) async fn book_consultation(state: &wakili_server::AppState) -> anyhow::Result<String> {
     let now = chrono::Utc::now();
     let consultation = state
         .db
@@ -288,9 +291,24 @@ async fn store(
             now,
         })
         .await?;
+    Ok(consultation.id)
+}
+
+/// The server's recording store in `dir` (SQLite, a local disk provider), with a session of
+/// `tracks` track recordings.
+async fn store(
+    dir: &std::path::Path,
+    tracks: usize,
+) -> anyhow::Result<(
+    wakili_storage::RecordingStore,
+    Vec<wakili_db::models::Recording>,
+)> {
+    let state = recording_state(dir, false).await?;
+    let consultation = book_consultation(&state).await?;
+    let now = chrono::Utc::now();
     let store = state.recordings.clone();
     let (session, _) = store
-        .create_session(&wakili_core::new_id(), &consultation.id, "bench-lawyer")
+        .create_session(&wakili_core::new_id(), &consultation, "bench-lawyer")
         .await?;
     let mut made = Vec::with_capacity(tracks);
     for t in 0..tracks {

@@ -104,6 +104,8 @@ pub struct RecorderStats {
     pub spooled_bytes: u64,
     /// Chunks dropped because memory and spool were full, since the start.
     pub overflow_chunks: u64,
+    /// Packets taken from the SFU into a file's muxer, since the start.
+    pub recorded_packets: u64,
     /// Packets the SFU could not hand over (the feed was full), since the start.
     pub dropped_packets: u64,
 }
@@ -226,6 +228,7 @@ impl Recorder {
             queued_memory_bytes: b.memory_used.load(Ordering::Relaxed),
             spooled_bytes: b.spool_used.load(Ordering::Relaxed),
             overflow_chunks: b.overflow.load(Ordering::Relaxed),
+            recorded_packets: b.recorded_packets.load(Ordering::Relaxed),
             dropped_packets: self.sfu.recorder_dropped(),
         }
     }

@@ -213,8 +213,11 @@ impl Session {
             payload: &p.payload,
             arrival: p.arrival,
         };
-        if let Err(error) = file.muxer.handle_rtp(input) {
-            tracing::trace!(%error, "packet not recorded");
+        match file.muxer.handle_rtp(input) {
+            Ok(()) => {
+                self.budget.recorded_packets.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(error) => tracing::trace!(%error, "packet not recorded"),
         }
         if file.paused {
             file.paused = false;

@@ -308,6 +308,8 @@ async fn every_participant_is_recorded_and_a_rejoin_continues_the_file_after_a_g
         stats.sealed_chunks >= 8 && stats.sealed_bytes > 0,
         "{stats:?}"
     );
+    // Two tracks of several seconds each (50 audio packets/s alone).
+    assert!(stats.recorded_packets > 200, "{stats:?}");
     assert_eq!(stats.overflow_chunks, 0);
 }
 

@@ -26,6 +26,7 @@ use wakili_settings::{Settings, SettingsError};
 
 pub use app::{api, router};
 pub use error::ApiError;
+pub use recorder::start as start_recorder;
 pub use state::AppState;
 pub use wakili_core::Clock;
 

@@ -12,8 +12,13 @@ use wakili_recorder::{Recorder, RecorderConfig, StoreError, TrackIdentity, Track
 use wakili_settings::Settings;
 use wakili_storage::{RecordingStore, StorageError};
 
-/// The recorder from `[sfu]`, when the SFU runs and records.
-pub(crate) fn start(
+/// The recorder from `[sfu]` (`record`, chunk length, queue bounds, the spool under the data
+/// directory) taking packets from `sfu` and storing through `recordings`, as [`prepare`]
+/// builds it; `None` when there is no SFU or `sfu.record` is off. Public for the
+/// benchmark that records through an SFU of its own (`wakili-bench sfu`).
+///
+/// [`prepare`]: crate::prepare
+pub fn start(
     settings: &Settings,
     sfu: Option<&wakili_sfu::SfuHandle>,
     recordings: &RecordingStore,

@@ -38,8 +38,9 @@ pub struct SfuArgs {
     /// A keyframe on every layer this often (and whenever a server asks for one).
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     pub keyframe_every: Duration,
-    /// Servers to measure, in this order.
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [SfuServer::Wakili, SfuServer::Janus])]
+    /// Servers to measure, in this order. `wakili-record` is Wakili's SFU recording every
+    /// room (the server's recorder and recording store); after `wakili` it is compared with it.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [SfuServer::Wakili, SfuServer::WakiliRecord, SfuServer::Janus])]
     pub servers: Vec<SfuServer>,
     /// The IPv4 address media flows on (servers, peers). Janus never gathers loopback
     /// candidates, so the default is this host's first non-loopback address (traffic to it
@@ -62,6 +63,10 @@ pub struct SfuArgs {
     /// None`), so str0m sends through its null pacer instead of the leaky bucket.
     #[arg(long)]
     pub wakili_no_bwe: bool,
+    /// `wakili-record`: how long the recorder may take, once the load stops, to finish and
+    /// store every recording before the run fails.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub record_grace: Duration,
     /// Never run `apt-get install janus` when Janus is missing; fail instead.
     #[arg(long)]
     pub no_install: bool,
@@ -107,6 +112,9 @@ impl Layer {
 pub enum SfuServer {
     /// `wakili_sfu::Sfu` in a child process (`wakili-bench sfu-server`).
     Wakili,
+    /// The same, recording every room (`wakili-bench sfu-server --record`).
+    #[serde(rename = "wakili-record")]
+    WakiliRecord,
     /// Janus 1.x VideoRoom, the reference.
     Janus,
 }
@@ -116,6 +124,7 @@ impl SfuServer {
     pub fn name(self) -> &'static str {
         match self {
             Self::Wakili => "wakili",
+            Self::WakiliRecord => "wakili+rec",
             Self::Janus => "janus",
         }
     }
@@ -180,7 +189,10 @@ impl SfuArgs {
             bail!("--duration: at least 1s");
         }
         if self.servers.is_empty() {
-            bail!("--servers: name at least one of wakili, janus");
+            bail!("--servers: name at least one of wakili, wakili-record, janus");
+        }
+        if self.record_grace < Duration::from_secs(1) {
+            bail!("--record-grace: at least 1s");
         }
         if self.client_threads == Some(0) {
             bail!("--client-threads: at least 1");
@@ -204,6 +216,10 @@ pub struct SfuServerArgs {
     /// No bandwidth estimation (and so no pacing) in the SFU's sessions.
     #[arg(long)]
     pub no_bwe: bool,
+    /// Record the rooms the benchmark asks for, as the server does (its recorder and its
+    /// recording store: SQLite and local disk in this data directory).
+    #[arg(long, value_name = "DATA_DIR")]
+    pub record: Option<std::path::PathBuf>,
 }
 
 #[cfg(test)]
@@ -225,7 +241,10 @@ mod tests {
     fn defaults_are_a_valid_load() {
         let args = sfu(&[]).unwrap();
         args.validate().unwrap();
-        assert_eq!(args.servers, [SfuServer::Wakili, SfuServer::Janus]);
+        assert_eq!(
+            args.servers,
+            [SfuServer::Wakili, SfuServer::WakiliRecord, SfuServer::Janus]
+        );
         assert_eq!(args.layer, Layer::F);
         assert_eq!(args.layer_kbps, [150, 500, 1500]);
         // 210 subscriber × publisher pairs × (Opus 50 + layer f 188.5) packets/s.
@@ -245,7 +264,7 @@ mod tests {
             "--layer",
             "h",
             "--servers",
-            "janus",
+            "wakili,wakili-record",
             "--duration",
             "5s",
             "--layer-kbps",
@@ -255,7 +274,7 @@ mod tests {
         args.validate().unwrap();
         assert_eq!(args.total_subscribers(), 10);
         assert_eq!(args.layer.rid(), "h");
-        assert_eq!(args.servers, [SfuServer::Janus]);
+        assert_eq!(args.servers, [SfuServer::Wakili, SfuServer::WakiliRecord]);
         for bad in [
             &["--rooms", "0"][..],
             &["--publishers", "17"],
@@ -263,6 +282,7 @@ mod tests {
             &["--fps", "0"],
             &["--duration", "100ms"],
             &["--client-threads", "0"],
+            &["--record-grace", "0s"],
         ] {
             assert!(sfu(bad).unwrap().validate().is_err(), "{bad:?} accepted");
         }
@@ -272,6 +292,16 @@ mod tests {
     fn the_server_child_is_hidden_but_parses() {
         let cli =
             Cli::try_parse_from(["wakili-bench", "sfu-server", "--bind", "127.0.0.1:0"]).unwrap();
-        assert!(matches!(cli.command, Command::SfuServer(_)));
+        assert!(matches!(cli.command, Command::SfuServer(ref a) if a.record.is_none()));
+        let cli = Cli::try_parse_from([
+            "wakili-bench",
+            "sfu-server",
+            "--bind",
+            "127.0.0.1:0",
+            "--record",
+            "/tmp/x",
+        ])
+        .unwrap();
+        assert!(matches!(cli.command, Command::SfuServer(a) if a.record.is_some()));
     }
 }

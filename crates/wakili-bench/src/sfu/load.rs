@@ -50,15 +50,26 @@ fn publisher_index(args: &SfuArgs, room: u32, publisher: u32) -> u16 {
     (room * args.publishers + publisher) as u16
 }
 
-/// Joins every peer to Wakili's SFU. Offers for subscribers are answered by a task (returned);
-/// those for publishers are left unanswered, so publishers receive nothing, as in Janus.
+/// The names of a room's publishers (`p0`…) and subscribers (`s0`…).
+pub fn participant_names(args: &SfuArgs) -> (Vec<String>, Vec<String>) {
+    (
+        (0..args.publishers).map(|p| format!("p{p}")).collect(),
+        (0..args.subscribers).map(|s| format!("s{s}")).collect(),
+    )
+}
+
+/// Joins every peer to Wakili's SFU, room `r` named `rooms[r]`. Offers for subscribers are
+/// answered by a task (returned); those for publishers are left unanswered, so publishers
+/// receive nothing, as in Janus.
 pub async fn join_wakili(
     args: &SfuArgs,
     sfu: &Arc<WakiliSfu>,
     mut offers: mpsc::UnboundedReceiver<Offer>,
     ip: IpAddr,
     window: &Arc<Window>,
+    rooms_named: &[String],
 ) -> anyhow::Result<(Vec<RoomPeers>, JoinHandle<()>)> {
+    let (publisher_names, subscriber_names) = participant_names(args);
     let links: Arc<Mutex<HashMap<String, PeerLink>>> = Arc::default();
     let router = {
         let (links, sfu) = (links.clone(), sfu.clone());
@@ -83,15 +94,13 @@ pub async fn join_wakili(
     };
     let layers = args.layers();
     let mut rooms = Vec::new();
-    for r in 0..args.rooms {
-        let room = format!("r{r}");
+    for (r, room) in (0..args.rooms).zip(rooms_named) {
         let mut publishers = Vec::new();
-        for p in 0..args.publishers {
-            let name = format!("p{p}");
+        for (p, name) in (0..args.publishers).zip(&publisher_names) {
             let mut session = Session::new(ip)?;
-            let (offer, pending) = session.offer_publish(&name)?;
+            let (offer, pending) = session.offer_publish(name)?;
             let answer = sfu
-                .join(&room, &name, offer, None)
+                .join(room, name, offer, None)
                 .await
                 .with_context(|| format!("{room}/{name} joins"))?;
             session.accept_answer(pending, &answer)?;
@@ -108,10 +117,8 @@ pub async fn join_wakili(
         });
     }
     wait_connected(&rooms, args.connect_timeout).await?;
-    for (r, peers) in rooms.iter_mut().enumerate() {
-        let room = format!("r{r}");
-        for s in 0..args.subscribers {
-            let name = format!("s{s}");
+    for (peers, room) in rooms.iter_mut().zip(rooms_named) {
+        for name in &subscriber_names {
             let key = format!("{room}/{name}");
             let mut session = Session::new(ip)?;
             let (offer, pending) = session.offer_receive()?;
@@ -120,7 +127,7 @@ pub async fn join_wakili(
                 links.insert(key.clone(), session.link(&key));
             }
             let answer = sfu
-                .join(&room, &name, offer, Some(args.layer.rid()))
+                .join(room, name, offer, Some(args.layer.rid()))
                 .await
                 .with_context(|| format!("{key} joins"))?;
             session.accept_answer(pending, &answer)?;

@@ -9,6 +9,7 @@ mod janus_api;
 mod load;
 mod media;
 mod peer;
+mod recording;
 mod report;
 mod sender;
 mod tally;
@@ -28,7 +29,8 @@ pub use wakili::serve;
 use self::{
     args::{SfuArgs, SfuServer},
     load::RoomPeers,
-    report::{Figures, ServerRun},
+    recording::RecorderCounters,
+    report::{Figures, RecordingFigures, ServerRun},
     tally::{Histogram, Tally, Window},
 };
 use crate::{process, report::Machine};
@@ -138,21 +140,80 @@ async fn measure(
     let window = Arc::new(Window::default());
     let probe = Probe { ticks_per_s };
     match kind {
-        SfuServer::Wakili => {
+        SfuServer::Wakili | SfuServer::WakiliRecord => {
+            let record = kind == SfuServer::WakiliRecord;
             let max_participants = args.publishers + args.subscribers;
-            let (mut process, sfu, offers) =
-                wakili::WakiliSfu::start(ip, max_participants, args.wakili_no_bwe, dir.path())
-                    .await?;
+            let (mut process, sfu, offers) = wakili::WakiliSfu::start(
+                ip,
+                max_participants,
+                args.wakili_no_bwe,
+                record,
+                dir.path(),
+            )
+            .await?;
             let sfu = Arc::new(sfu);
             let pid = process.pid();
             let idle = probe.idle(pid).await?;
             let started = Instant::now();
-            let (rooms, router) = load::join_wakili(args, &sfu, offers, ip, &window).await?;
-            let figures = measure_window(args, &probe, pid, rooms, &window, idle, started).await;
-            let failures = sfu.counters().await.ok().map(|c| c[1]);
+            // A recorded room is a booked consultation, named by its id as the server names it.
+            let mut names = Vec::new();
+            for r in 0..args.rooms {
+                names.push(if record {
+                    sfu.book().await.context("booking a consultation")?
+                } else {
+                    format!("r{r}")
+                });
+            }
+            let (rooms, router) =
+                load::join_wakili(args, &sfu, offers, ip, &window, &names).await?;
+            let expected_tracks = u64::from(args.rooms * args.publishers * 2);
+            if record {
+                let (publishers, subscribers) = load::participant_names(args);
+                for room in &names {
+                    sfu.record(room, publishers.clone(), subscribers.clone())
+                        .await
+                        .with_context(|| format!("recording {room}"))?;
+                }
+                wait_recording(&sfu, expected_tracks, args.connect_timeout).await?;
+            }
+            let measured = measure_window(
+                args,
+                &probe,
+                pid,
+                rooms,
+                &window,
+                idle,
+                started,
+                Some(&*sfu),
+            )
+            .await;
+            let counters = sfu.counters().await.ok();
             router.abort();
-            let mut figures = figures?;
-            figures.send_failures = failures;
+            let (mut figures, recorder_window) = measured?;
+            figures.send_failures = counters.map(|c| c.send_failures);
+            if record {
+                let (before, after) = recorder_window.context("no recorder counters")?;
+                let drained = counters
+                    .and_then(|c| c.recorder)
+                    .context("no recorder counters after the load")?;
+                let (sessions, last) = sfu.finish(args.record_grace).await.with_context(|| {
+                    format!(
+                        "finishing the recordings:{}",
+                        process::log_tail(&sfu.log, 15)
+                    )
+                })?;
+                let finalized =
+                    recording::verify(&sessions, names.len(), (args.publishers * 2) as usize)
+                        .context("the recordings in storage")?;
+                figures.recording = Some(RecordingFigures::new(
+                    &before,
+                    &after,
+                    &drained,
+                    &last,
+                    finalized,
+                    figures.window_s,
+                ));
+            }
             process
                 .ensure_running()
                 .with_context(|| format!("during the load:{}", process::log_tail(&sfu.log, 15)))?;
@@ -179,7 +240,8 @@ async fn measure(
                 .with_context(|| {
                     format!("janus's last output:{}", process::log_tail(&server.log, 10))
                 })?;
-            let figures = measure_window(args, &probe, pid, rooms, &window, idle, started).await?;
+            let (figures, _) =
+                measure_window(args, &probe, pid, rooms, &window, idle, started, None).await?;
             server.process.ensure_running().with_context(|| {
                 format!("during the load:{}", process::log_tail(&server.log, 15))
             })?;
@@ -227,7 +289,36 @@ impl Probe {
     }
 }
 
-/// Waits until everyone receives, measures the window, stops the peers and counts.
+/// Waits until the recorder has a file open for each of the `expected` published tracks.
+async fn wait_recording(
+    sfu: &wakili::WakiliSfu,
+    expected: u64,
+    limit: Duration,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let open = sfu
+            .counters()
+            .await?
+            .recorder
+            .map_or(0, |r| r.active_tracks);
+        if open >= expected {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "the recorder opened {open} of {expected} tracks within {} (--connect-timeout):{}",
+                humantime::format_duration(limit),
+                process::log_tail(&sfu.log, 15)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until everyone receives, measures the window, stops the peers and counts. With
+/// Wakili's `sfu`, its recorder's counters at the window's opening and closing too.
+#[allow(clippy::too_many_arguments)]
 async fn measure_window(
     args: &SfuArgs,
     probe: &Probe,
@@ -236,10 +327,16 @@ async fn measure_window(
     window: &Window,
     idle: Idle,
     started: Instant,
-) -> anyhow::Result<Figures> {
+    sfu: Option<&wakili::WakiliSfu>,
+) -> anyhow::Result<(Figures, Option<(RecorderCounters, RecorderCounters)>)> {
     load::wait_receiving(&rooms, args.layer.index(), args.connect_timeout).await?;
     let setup_s = started.elapsed().as_secs_f64();
     tokio::time::sleep(args.settle).await;
+    let recorder = async || match sfu {
+        Some(sfu) => Ok::<_, anyhow::Error>(sfu.counters().await?.recorder),
+        None => Ok(None),
+    };
+    let recorder_before = recorder().await?;
     let before = probe.cpu(pid)?;
     let opened = Instant::now();
     window.open(opened);
@@ -247,6 +344,7 @@ async fn measure_window(
     let closed = Instant::now();
     window.close(closed);
     let after = probe.cpu(pid)?;
+    let recorder_after = recorder().await?;
     let loaded_kib = process::memory(pid)?.current_kib;
     tokio::time::sleep(args.drain).await;
     let window_s = (closed - opened).as_secs_f64();
@@ -288,8 +386,9 @@ async fn measure_window(
     let ms = |q: f64| latency.quantile(q).map(|us| us as f64 / 1000.0);
     let server_cpu_s = after[0] - before[0];
     let count = args.total_subscribers() as f64;
-    Ok(Figures {
+    let figures = Figures {
         setup_s,
+        window_s,
         expected_packets,
         received_packets,
         forwarded_pps: received_packets as f64 / window_s,
@@ -315,5 +414,7 @@ async fn measure_window(
         machine_busy_cores: (after[2] - before[2]) / window_s,
         keyframe_requests,
         send_failures: None,
-    })
+        recording: None,
+    };
+    Ok((figures, recorder_before.zip(recorder_after)))
 }

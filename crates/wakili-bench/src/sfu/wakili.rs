@@ -21,7 +21,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast::error::RecvError, mpsc, oneshot};
 use wakili_sfu::{Rid, Sfu, SfuConfig, SfuEvent, SfuHandle};
 
-use super::args::SfuServerArgs;
+use super::{
+    args::SfuServerArgs,
+    recording::{RecorderCounters, Recording, SessionCheck},
+};
 use crate::{
     process::{self, ChildGuard},
     servers,
@@ -51,8 +54,51 @@ enum Request {
         participant: String,
         sdp: String,
     },
-    /// The SFU's datagram counters.
+    /// The SFU's datagram counters and, when it records, the recorder's.
     Counters { id: u64 },
+    /// `--record`: books a consultation; the reply's `room` is its id, the SFU room to use.
+    Book { id: u64 },
+    /// `--record`: starts recording `room` with these participants seated.
+    Record {
+        id: u64,
+        room: String,
+        publishers: Vec<String>,
+        subscribers: Vec<String>,
+    },
+    /// `--record`: stops every recording, shuts the recorder down with `grace_ms`, and reads
+    /// back what storage holds.
+    Finish { id: u64, grace_ms: u64 },
+}
+
+/// The outcome of a request: what it asked for, or `error`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Reply {
+    id: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sdp: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    /// Datagrams dropped, datagrams the socket refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    counters: Option<[u64; 2]>,
+    /// The recorder's counters, when the child records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    recorder: Option<RecorderCounters>,
+    /// A booked room.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    room: Option<String>,
+    /// The recordings in storage once the recorder stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sessions: Option<Vec<SessionCheck>>,
+}
+
+/// What [`WakiliSfu::counters`] returns.
+#[derive(Debug, Clone, Copy)]
+pub struct Counters {
+    /// Datagrams its socket refused.
+    pub send_failures: u64,
+    /// The recorder's, when the child records.
+    pub recorder: Option<RecorderCounters>,
 }
 
 /// What the child says.
@@ -61,17 +107,8 @@ enum Request {
 enum Message {
     /// The SFU runs; media goes to `addr`.
     Ready { addr: SocketAddr },
-    /// The outcome of request `id`.
-    Reply {
-        id: u64,
-        #[serde(default)]
-        sdp: Option<String>,
-        #[serde(default)]
-        error: Option<String>,
-        /// Datagrams dropped, datagrams the socket refused.
-        #[serde(default)]
-        counters: Option<[u64; 2]>,
-    },
+    /// The outcome of a request.
+    Reply(Reply),
     /// The SFU renegotiates with `participant`.
     Offer {
         room: String,
@@ -80,7 +117,7 @@ enum Message {
     },
 }
 
-/// Runs the child: the SFU on `--bind` until stdin closes.
+/// Runs the child: the SFU on `--bind` (and its recorder with `--record`) until stdin closes.
 pub fn serve(args: &SfuServerArgs) -> anyhow::Result<bool> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -105,6 +142,10 @@ pub fn serve(args: &SfuServerArgs) -> anyhow::Result<bool> {
         })
         .await
         .context("the SFU did not start")?;
+        let recording = match &args.record {
+            Some(dir) => Some(Arc::new(Recording::start(dir, &sfu).await?)),
+            None => None,
+        };
         let (out, mut outgoing) = mpsc::unbounded_channel::<Message>();
         // Plain threads for stdin and stdout: the child's only other work is the SFU's task.
         let writer = std::thread::spawn(move || {
@@ -155,9 +196,10 @@ pub fn serve(args: &SfuServerArgs) -> anyhow::Result<bool> {
         while let Some(line) = lines.recv().await {
             let request: Request =
                 serde_json::from_str(&line).with_context(|| format!("not a request: {line}"))?;
-            let (sfu, out) = (sfu.clone(), out.clone());
+            let (sfu, out, recording) = (sfu.clone(), out.clone(), recording.clone());
             tokio::spawn(async move {
-                let _ = out.send(handle(&sfu, request).await);
+                let reply = handle(&sfu, recording.as_deref(), request).await;
+                let _ = out.send(Message::Reply(reply));
             });
         }
         let _ = stop.send(());
@@ -167,21 +209,16 @@ pub fn serve(args: &SfuServerArgs) -> anyhow::Result<bool> {
     })
 }
 
-async fn handle(sfu: &SfuHandle, request: Request) -> Message {
-    let reply = |id, result: Result<Option<String>, String>| match result {
-        Ok(sdp) => Message::Reply {
+async fn handle(sfu: &SfuHandle, recording: Option<&Recording>, request: Request) -> Reply {
+    let outcome = |id, result: Result<Reply, String>| match result {
+        Ok(reply) => Reply { id, ..reply },
+        Err(error) => Reply {
             id,
-            sdp,
-            error: None,
-            counters: None,
-        },
-        Err(error) => Message::Reply {
-            id,
-            sdp: None,
             error: Some(error),
-            counters: None,
+            ..Reply::default()
         },
     };
+    let recording = recording.ok_or_else(|| "the child does not record (--record)".to_owned());
     match request {
         Request::Join {
             id,
@@ -195,9 +232,12 @@ async fn handle(sfu: &SfuHandle, request: Request) -> Message {
                 if let Some(rid) = layer.as_deref().and_then(Rid::parse) {
                     sfu.force_layer(&room, &participant, Some(rid)).await?;
                 }
-                Ok::<_, wakili_sfu::SfuError>(Some(answer.sdp))
+                Ok::<_, wakili_sfu::SfuError>(Reply {
+                    sdp: Some(answer.sdp),
+                    ..Reply::default()
+                })
             };
-            reply(id, result.await.map_err(|e| e.to_string()))
+            outcome(id, result.await.map_err(|e| e.to_string()))
         }
         Request::Answer {
             id,
@@ -206,14 +246,60 @@ async fn handle(sfu: &SfuHandle, request: Request) -> Message {
             sdp,
         } => {
             let result = sfu.answer(&room, &participant, &sdp).await;
-            reply(id, result.map(|()| None).map_err(|e| e.to_string()))
+            outcome(
+                id,
+                result.map(|()| Reply::default()).map_err(|e| e.to_string()),
+            )
         }
-        Request::Counters { id } => Message::Reply {
+        Request::Counters { id } => Reply {
             id,
-            sdp: None,
-            error: None,
             counters: Some([sfu.dropped_datagrams(), sfu.send_failures()]),
+            recorder: recording.ok().map(Recording::counters),
+            ..Reply::default()
         },
+        Request::Book { id } => {
+            let result = match recording {
+                Ok(r) => r.book().await.map_err(|e| format!("{e:#}")),
+                Err(e) => Err(e),
+            };
+            outcome(
+                id,
+                result.map(|room| Reply {
+                    room: Some(room),
+                    ..Reply::default()
+                }),
+            )
+        }
+        Request::Record {
+            id,
+            room,
+            publishers,
+            subscribers,
+        } => {
+            let result = match recording {
+                Ok(r) => r
+                    .record(&room, &publishers, &subscribers)
+                    .await
+                    .map_err(|e| format!("{e:#}")),
+                Err(e) => Err(e),
+            };
+            outcome(id, result.map(|()| Reply::default()))
+        }
+        Request::Finish { id, grace_ms } => {
+            let result = match recording {
+                Ok(r) => r
+                    .finish(Duration::from_millis(grace_ms))
+                    .await
+                    .map(|sessions| Reply {
+                        sessions: Some(sessions),
+                        recorder: Some(r.counters()),
+                        ..Reply::default()
+                    })
+                    .map_err(|e| format!("{e:#}")),
+                Err(e) => Err(e),
+            };
+            outcome(id, result)
+        }
     }
 }
 
@@ -228,7 +314,7 @@ pub struct Offer {
     pub sdp: String,
 }
 
-type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Message>>>>;
+type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Reply>>>>;
 
 /// The running child, seen from the benchmark.
 pub struct WakiliSfu {
@@ -244,10 +330,13 @@ pub struct WakiliSfu {
 impl WakiliSfu {
     /// Starts the child on `ip` (any port), its stderr in `dir`; returns the process (killed
     /// when dropped), the way to drive it, and the offers it will send.
+    /// With `record`, the child records every room it is told to (`Record`), storing in
+    /// `dir/recordings` (a data directory of its own).
     pub async fn start(
         ip: IpAddr,
         max_participants: u32,
         no_bwe: bool,
+        record: bool,
         dir: &Path,
     ) -> anyhow::Result<(ChildGuard, Self, mpsc::UnboundedReceiver<Offer>)> {
         let exe = std::env::current_exe().context("cannot locate this executable")?;
@@ -258,6 +347,9 @@ impl WakiliSfu {
             .args(["--max-participants", &max_participants.to_string()])
             .args(no_bwe.then_some("--no-bwe"))
             .env("RUST_LOG", "warn");
+        if record {
+            command.arg("--record").arg(dir.join("recordings"));
+        }
         let command_line = servers::describe(&command);
         let log = dir.join("wakili-sfu.log");
         let err = File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
@@ -301,7 +393,15 @@ impl WakiliSfu {
         Ok((process, server, offers))
     }
 
-    async fn call(&self, make: impl FnOnce(u64) -> Request) -> anyhow::Result<Message> {
+    async fn call(&self, make: impl FnOnce(u64) -> Request) -> anyhow::Result<Reply> {
+        self.call_within(make, REQUEST_LIMIT).await
+    }
+
+    async fn call_within(
+        &self,
+        make: impl FnOnce(u64) -> Request,
+        limit: Duration,
+    ) -> anyhow::Result<Reply> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (reply, answer) = oneshot::channel();
         self.pending
@@ -313,11 +413,11 @@ impl WakiliSfu {
         self.requests
             .send(line)
             .map_err(|_| anyhow!("sfu-server's stdin is closed"))?;
-        match tokio::time::timeout(REQUEST_LIMIT, answer).await {
-            Ok(Ok(Message::Reply { error: Some(e), .. })) => bail!("{e}"),
-            Ok(Ok(message)) => Ok(message),
+        match tokio::time::timeout(limit, answer).await {
+            Ok(Ok(Reply { error: Some(e), .. })) => bail!("{e}"),
+            Ok(Ok(reply)) => Ok(reply),
             Ok(Err(_)) => bail!("sfu-server exited:{}", process::log_tail(&self.log, 15)),
-            Err(_) => bail!("sfu-server did not answer within {REQUEST_LIMIT:?}"),
+            Err(_) => bail!("sfu-server did not answer within {limit:?}"),
         }
     }
 
@@ -338,10 +438,7 @@ impl WakiliSfu {
                 layer: layer.map(str::to_owned),
             })
             .await?;
-        match reply {
-            Message::Reply { sdp: Some(sdp), .. } => Ok(sdp),
-            other => bail!("join: unexpected reply {other:?}"),
-        }
+        reply.sdp.context("join: no answer in the reply")
     }
 
     /// Passes `participant`'s answer to the SFU's last offer.
@@ -356,13 +453,53 @@ impl WakiliSfu {
         .map(|_| ())
     }
 
-    /// Datagrams the SFU dropped and datagrams its socket refused.
-    pub async fn counters(&self) -> anyhow::Result<[u64; 2]> {
-        match self.call(|id| Request::Counters { id }).await? {
-            Message::Reply {
-                counters: Some(c), ..
-            } => Ok(c),
-            other => bail!("counters: unexpected reply {other:?}"),
+    /// The SFU's counters and the recorder's.
+    pub async fn counters(&self) -> anyhow::Result<Counters> {
+        let reply = self.call(|id| Request::Counters { id }).await?;
+        let [_, send_failures] = reply
+            .counters
+            .ok_or_else(|| anyhow!("counters: unexpected reply {reply:?}"))?;
+        Ok(Counters {
+            send_failures,
+            recorder: reply.recorder,
+        })
+    }
+
+    /// Books a consultation in the recording child; its id, the room to join.
+    pub async fn book(&self) -> anyhow::Result<String> {
+        let reply = self.call(|id| Request::Book { id }).await?;
+        reply.room.context("book: no room in the reply")
+    }
+
+    /// Starts recording `room` with these participants.
+    pub async fn record(
+        &self,
+        room: &str,
+        publishers: Vec<String>,
+        subscribers: Vec<String>,
+    ) -> anyhow::Result<()> {
+        self.call(|id| Request::Record {
+            id,
+            room: room.to_owned(),
+            publishers,
+            subscribers,
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Stops every recording, waits up to `grace` for the recorder to store them, and returns
+    /// what storage holds and the recorder's final counters.
+    pub async fn finish(
+        &self,
+        grace: Duration,
+    ) -> anyhow::Result<(Vec<SessionCheck>, RecorderCounters)> {
+        let grace_ms = grace.as_millis() as u64;
+        let finish = |id| Request::Finish { id, grace_ms };
+        let reply = self.call_within(finish, grace + REQUEST_LIMIT).await?;
+        match (reply.sessions, reply.recorder) {
+            (Some(sessions), Some(counters)) => Ok((sessions, counters)),
+            _ => bail!("finish: no recordings in the reply"),
         }
     }
 }
@@ -382,8 +519,8 @@ fn read_messages(
                     let _ = ready.send(addr);
                 }
             }
-            Ok(reply @ Message::Reply { id, .. }) => {
-                let waiter = pending.lock().ok().and_then(|mut p| p.remove(&id));
+            Ok(Message::Reply(reply)) => {
+                let waiter = pending.lock().ok().and_then(|mut p| p.remove(&reply.id));
                 if let Some(waiter) = waiter {
                     let _ = waiter.send(reply);
                 }
@@ -427,11 +564,31 @@ mod tests {
             serde_json::from_str(r#"{"kind":"reply","id":4,"error":"no"}"#).unwrap();
         assert!(matches!(
             reply,
-            Message::Reply {
+            Message::Reply(Reply {
                 id: 4,
                 error: Some(_),
                 ..
-            }
+            })
         ));
+        let counters = Message::Reply(Reply {
+            id: 5,
+            counters: Some([1, 2]),
+            recorder: Some(RecorderCounters {
+                recorded_packets: 7,
+                ..RecorderCounters::default()
+            }),
+            ..Reply::default()
+        });
+        let line = serde_json::to_string(&counters).unwrap();
+        assert!(
+            line.starts_with(r#"{"kind":"reply","id":5,"counters":[1,2]"#),
+            "{line}"
+        );
+        match serde_json::from_str::<Message>(&line).unwrap() {
+            Message::Reply(Reply {
+                recorder: Some(r), ..
+            }) => assert_eq!(r.recorded_packets, 7),
+            other => panic!("{other:?}"),
+        }
     }
 }
