@@ -1,9 +1,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The signaling protocol of `docs/signaling.md`, spoken by the official `socket.io-client` from
-//! npm (pinned in `tests/node/package-lock.json`) against the real server: each test starts the
+//! npm (pinned in the workspace's `package-lock.json`) against the real server: each test starts the
 //! server, books a consultation, mints tokens and runs one scenario script of `tests/node/` with
 //! its inputs as JSON in `WAKILI_TEST`. The script exits 0 when every check held. Needs Node.js
-//! 18+ and `npm ci` in `tests/node` (`scripts/install-test-tools` does it); two nodes also need
+//! 20+ and `npm ci` at the repository root (`scripts/install-test-tools` does it); two nodes also need
 //! PostgreSQL and Redis (`scripts/services`).
 
 mod common;

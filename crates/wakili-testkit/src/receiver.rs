@@ -50,10 +50,12 @@ impl Receiver {
     /// When Node.js or the npm package is missing, or it does not start within 20 s.
     pub async fn start(secrets: &[&str], port: u16) -> Self {
         let dir = node_dir();
+        // The repository root is an npm workspace: its node_modules serves tests/node.
+        let modules = dir.join("../../node_modules/standardwebhooks");
         assert!(
-            dir.join("node_modules/standardwebhooks").is_dir(),
+            modules.is_dir(),
             "standardwebhooks is not installed in {}: run scripts/install-test-tools",
-            dir.display()
+            modules.display()
         );
         let secrets: Vec<String> = secrets.iter().map(|s| (*s).to_owned()).collect();
         let mut child = Command::new("node")

@@ -24,10 +24,12 @@ fn artifacts_dir() -> PathBuf {
 #[test]
 fn the_dashboard_shows_live_numbers_while_a_load_test_runs() {
     let node_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/node");
+    // The npm workspace installs its packages at the repository root.
+    let node_modules = node_dir.join("../../node_modules");
     assert!(
-        node_dir.join("node_modules/playwright-core").is_dir(),
+        node_modules.join("playwright-core").is_dir(),
         "playwright-core is not installed in {}: run scripts/install-test-tools",
-        node_dir.display()
+        node_modules.display()
     );
     assert!(
         std::path::Path::new("/usr/bin/chromium").exists(),

@@ -17,9 +17,25 @@ pub use wakili_testkit::server::{
 /// Another node of the same deployment (what [`spawn_node_with`] starts).
 pub type TestNode = TestServer;
 
-/// `tests/node`, where the scenario scripts and their npm packages live.
+/// `tests/node`, where the scenario scripts live.
 pub fn node_dir() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/node")
+    repo_dir().join("tests/node")
+}
+
+/// The repository root: its `node_modules` holds the npm workspace's packages (`tests/node` and
+/// `sdk`), installed by `npm ci` there (`scripts/install-test-tools`).
+pub fn repo_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Panics with the fix unless the npm `package` is installed in the workspace.
+pub fn require_npm_package(package: &str) {
+    let dir = repo_dir().join("node_modules");
+    assert!(
+        dir.join(package).is_dir(),
+        "{package} is not installed in {}: run scripts/install-test-tools (npm ci at the repository root)",
+        dir.display()
+    );
 }
 
 /// Runs `tests/node/<script>` with `input` in the file `WAKILI_TEST_FILE` names (and `env`);
@@ -33,11 +49,7 @@ pub async fn run_node(
     timeout: Duration,
 ) -> String {
     let dir = node_dir();
-    assert!(
-        dir.join("node_modules").join(package).is_dir(),
-        "{package} is not installed in {}: run scripts/install-test-tools (npm ci there)",
-        dir.display()
-    );
+    require_npm_package(package);
     // In a file: a storm's tokens exceed what one environment variable may hold.
     let inputs = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(inputs.path(), input.to_string()).unwrap();
