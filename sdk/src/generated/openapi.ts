@@ -582,6 +582,106 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/webhooks/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The webhook delivery log: every event to every endpoint, its attempts, the receiver's last
+         *     answer.
+         */
+        get: operations["listWebhookDeliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks/deliveries/{id}/redeliver": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Send a delivery again, now, with the same event id (receivers dedupe by it). Audited. */
+        post: operations["redeliverWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks/endpoints": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every webhook endpoint, from the settings and the API. */
+        get: operations["listWebhookEndpoints"];
+        put?: never;
+        /**
+         * Add a webhook endpoint. Its URL must resolve to public addresses (unless the settings open
+         *     loopback or private networks), its events must exist, and its secret is the admin's choice:
+         *     the server stores it and never shows it.
+         */
+        post: operations["createWebhookEndpoint"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks/endpoints/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One webhook endpoint: where it points, its events, whether it is enabled and why not, its
+         *     failures in a row.
+         */
+        get: operations["getWebhookEndpoint"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /** Change a webhook endpoint, or disable / re-enable it (audited). */
+        patch: operations["updateWebhookEndpoint"];
+        trace?: never;
+    };
+    "/api/v1/webhooks/endpoints/{id}/rotate-secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rotate a webhook endpoint's secret (audited). Both secrets sign while they overlap: each
+         *     message carries two signatures, so the receiver verifies with either.
+         */
+        post: operations["rotateWebhookSecret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/webrtc/config": {
         parameters: {
             query?: never;
@@ -657,7 +757,331 @@ export interface paths {
         trace?: never;
     };
 }
-export type webhooks = Record<string, never>;
+export interface webhooks {
+    "consent.given": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A participant consented to being recorded */
+        post: operations["consent_given"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "consent.refused": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A participant refused to be recorded */
+        post: operations["consent_refused"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "consultation.booked": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A consultation was booked */
+        post: operations["consultation_booked"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "consultation.cancelled": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A consultation was called off */
+        post: operations["consultation_cancelled"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "consultation.ended": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** The call is over */
+        post: operations["consultation_ended"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "consultation.rescheduled": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A consultation's time or length changed */
+        post: operations["consultation_rescheduled"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "consultation.started": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** The call began */
+        post: operations["consultation_started"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "device.pruned": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A device stopped receiving push notifications */
+        post: operations["device_pruned"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "participant.admitted": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** The lawyer let someone in */
+        post: operations["participant_admitted"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "participant.joined": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Someone joined the call */
+        post: operations["participant_joined"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "participant.left": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Someone left for good */
+        post: operations["participant_left"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "participant.reconnecting": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Someone's connection dropped; they may resume */
+        post: operations["participant_reconnecting"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "participant.waiting": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Someone is in the waiting room */
+        post: operations["participant_waiting"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "quality.degraded": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A participant's connection quality stayed poor */
+        post: operations["quality_degraded"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "recording.deleted": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** The recording was deleted */
+        post: operations["recording_deleted"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "recording.incomplete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** The recording closed with parts missing (signed, gaps listed) */
+        post: operations["recording_incomplete"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "recording.ready": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** The recording is complete, its manifest signed */
+        post: operations["recording_ready"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "recording.started": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Everyone consented: the recording runs */
+        post: operations["recording_started"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "recording.stopped": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** The recording was stopped */
+        post: operations["recording_stopped"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+}
 export interface components {
     schemas: {
         /** @description `MediaTrackConstraints` for audio. */
@@ -807,6 +1231,19 @@ export interface components {
             /** @description e.g. `1280x720`. */
             resolution?: string | null;
         };
+        /** @description `consent.given` and `consent.refused`. */
+        ConsentData: {
+            /** @description The consultation. */
+            consultationId: string;
+            /** @description The participant's seat. */
+            participantId: string;
+            /** @description The recording asked for. */
+            recordingId?: string | null;
+            /** @description As what. */
+            role?: string | null;
+            /** @description Who decided. */
+            userId: string;
+        };
         /** @description A booked video consultation between a lawyer and a client. Serialized as the API shows it. */
         Consultation: {
             /** @description Why it was called off. */
@@ -866,6 +1303,33 @@ export interface components {
              * @description Last change.
              */
             updatedAt: string;
+        };
+        /** @description `consultation.booked`, `.rescheduled`, `.cancelled`, `.started`, `.ended`. */
+        ConsultationData: {
+            /** @description Who made the change (absent when the system did). */
+            actorId?: string | null;
+            /** @description The client (`booked`). */
+            clientId?: string | null;
+            /** @description The consultation. */
+            consultationId: string;
+            /**
+             * Format: int32
+             * @description How long it is booked for (`booked`; `rescheduled` when the length changed).
+             */
+            durationMinutes?: number | null;
+            /** @description The status before (`started`, `ended`, `cancelled`, `rescheduled`). */
+            from?: string | null;
+            /** @description The lawyer (`booked`). */
+            lawyerId?: string | null;
+            /** @description `p2p`, `sfu` or `auto` (`booked`). */
+            mediaMode?: string | null;
+            /**
+             * Format: date-time
+             * @description When it is (`booked`; `rescheduled` when the time moved).
+             */
+            scheduledAt?: string | null;
+            /** @description The status after. */
+            to?: string | null;
         };
         /** @description One page of consultations, in schedule order. */
         ConsultationPage: {
@@ -945,6 +1409,18 @@ export interface components {
          * @enum {string}
          */
         DeliveryStatus: "pending" | "sent" | "failed" | "expired";
+        /** @description `device.pruned`. */
+        DevicePrunedData: {
+            /** @description `android`, `ios` or `web`. */
+            platform: string;
+            /**
+             * @description `unregistered` (FCM no longer knows the token), `invalid` or `silent` (no heartbeat
+             *     for too long).
+             */
+            reason: string;
+            /** @description Whose device. */
+            userId: string;
+        };
         /**
          * @description A phone or browser that receives push notifications for its user. Serialized as the API
          *     shows it.
@@ -1038,6 +1514,29 @@ export interface components {
              */
             scaleResolutionDownBy: number;
         };
+        /** @description The endpoints. */
+        EndpointList: {
+            /** @description Oldest first. */
+            items: components["schemas"]["WebhookEndpoint"][];
+        };
+        /** @description Body of `PATCH /api/v1/webhooks/endpoints/{id}`; absent fields stay. */
+        EndpointPatchBody: {
+            /** @description New description. */
+            description?: string | null;
+            /** @description `true` enables it (its failure count starts again at 0), `false` disables it. */
+            enabled?: boolean | null;
+            /** @description New events. */
+            events?: string[] | null;
+            /** @description Why it is disabled (with `enabled: false`). */
+            reason?: string | null;
+            /** @description New URL (checked like a new endpoint's). */
+            url?: string | null;
+        };
+        /**
+         * @description Where an endpoint comes from.
+         * @enum {string}
+         */
+        EndpointSource: "config" | "api";
         /** @description The JSON body of every error response. */
         ErrorBody: {
             /** @description The error. */
@@ -1194,6 +1693,23 @@ export interface components {
             /** @description WebRTC configuration with the server's default profile and this user's credentials. */
             webrtc: components["schemas"]["WebrtcConfig"];
         };
+        /** @description Body of `POST /api/v1/webhooks/endpoints`. */
+        NewEndpointBody: {
+            /** @description What it is for. */
+            description?: string;
+            /** @description Event names (`recording.ready`), groups (`recording.*`) or `*`; absent or empty: all. */
+            events?: string[];
+            /**
+             * @description The signing secret: `whsec_` and the base64 of 24 to 64 random bytes
+             *     (`echo whsec_$(openssl rand -base64 32)`). Kept by the server, never shown again.
+             */
+            secret: string;
+            /**
+             * @description Where events are POSTed (`https://…`). Hosts resolving to loopback, private or
+             *     special-purpose addresses are refused unless the settings open them.
+             */
+            url: string;
+        };
         /**
          * @description One notification to one device, as the outbox holds it. Serialized (without the device
          *     token and the payload) for the admins' delivery list.
@@ -1244,6 +1760,17 @@ export interface components {
              */
             updatedAt: string;
             /** @description The recipient. */
+            userId: string;
+        };
+        /** @description `participant.waiting`, `.admitted`, `.joined`, `.left`, `.reconnecting`. */
+        ParticipantData: {
+            /** @description The consultation. */
+            consultationId: string;
+            /** @description The participant's seat in the call (a new one per join). */
+            participantId: string;
+            /** @description As what: `lawyer`, `client`, `interpreter`, `observer`, … */
+            role?: string | null;
+            /** @description Who it is. */
             userId: string;
         };
         /** @description One participant's timeline and summary. */
@@ -1438,6 +1965,25 @@ export interface components {
             /** @description Per participant, in order of first appearance. */
             participants: components["schemas"]["ParticipantQuality"][];
         };
+        /** @description `quality.degraded`: a participant's quality score stayed poor. */
+        QualityDegradedData: {
+            /** @description The consultation. */
+            consultationId: string;
+            /** @description The participant's seat. */
+            participantId: string;
+            /**
+             * Format: int64
+             * @description How long it has been poor, in seconds.
+             */
+            poorForSeconds: number;
+            /**
+             * Format: double
+             * @description The last score (1–5, MOS-like).
+             */
+            score: number;
+            /** @description Who it is. */
+            userId: string;
+        };
         /** @description `{ideal, max}` constraint. */
         Range: {
             /**
@@ -1467,11 +2013,62 @@ export interface components {
             /** @description The recording id. */
             recordingId: string;
         };
+        /** @description `recording.started`, `.stopped`, `.deleted`. */
+        RecordingData: {
+            /** @description Who started, stopped or deleted it (absent when the system did). */
+            actorId?: string | null;
+            /** @description The consultation. */
+            consultationId: string;
+            /** @description The recording. */
+            recordingId?: string | null;
+            /** @description Whether the server records it (not the lawyer's browser). */
+            server?: boolean | null;
+        };
+        /**
+         * @description `recording.ready` and `recording.incomplete`: the recording is closed and its manifest
+         *     signed.
+         */
+        RecordingFinishedData: {
+            /**
+             * Format: int64
+             * @description Bytes of media stored.
+             */
+            bytes?: number | null;
+            /** @description The consultation. */
+            consultationId: string;
+            /**
+             * @description `upload` (the lawyer's browser recorded it) or `session` (the server did, one track
+             *     per participant track).
+             */
+            kind?: string | null;
+            /**
+             * @description Where to read it through the API (paths under the server's public URL; a bearer token
+             *     is needed).
+             */
+            links: components["schemas"]["RecordingLinks"];
+            /** @description Chunks that never arrived (`incomplete`, `upload`). */
+            missing?: number[];
+            /** @description The recording. */
+            recordingId: string;
+            /** @description SHA-256 of the media (`upload`), lowercase hex. */
+            sha256?: string | null;
+            /** @description The tracks (`session`). */
+            tracks?: components["schemas"]["TrackSummary"][];
+        };
         /**
          * @description Who made a recording and how it is stored.
          * @enum {string}
          */
         RecordingKind: "upload" | "session" | "track";
+        /** @description API paths of a finished recording. */
+        RecordingLinks: {
+            /** @description `POST`: a short-lived signed download URL. */
+            downloadUrl: string;
+            /** @description `GET`: its signed manifest (JWS). */
+            manifest: string;
+            /** @description `GET`: the recording. */
+            recording: string;
+        };
         /**
          * @description Where a recording is in its life.
          * @enum {string}
@@ -1578,6 +2175,14 @@ export interface components {
          * @enum {string}
          */
         Role: "client" | "lawyer" | "admin";
+        /** @description Body of `POST /api/v1/webhooks/endpoints/{id}/rotate-secret`. */
+        RotateBody: {
+            /**
+             * @description The new secret (`whsec_…`). The old one keeps signing beside it for
+             *     `webhooks.rotation_overlap` (24 h by default), so receivers can switch in their time.
+             */
+            secret: string;
+        };
         /** @description Screen share as clients use it. */
         ScreenShareView: {
             /** @description `getDisplayMedia(constraints)`. */
@@ -1743,6 +2348,18 @@ export interface components {
          * @enum {string}
          */
         TrackKind: "audio" | "video";
+        /** @description One track of a server recording, as `recording.ready` lists it. */
+        TrackSummary: {
+            /**
+             * Format: int64
+             * @description Bytes stored.
+             */
+            bytes: number;
+            /** @description `completed` or `incomplete`. */
+            status: string;
+            /** @description The track's own recording id. */
+            trackId: string;
+        };
         /** @description One participant track of a session recording. */
         TrackView: {
             /** @description Its codec, e.g. `vp8` or `opus`. */
@@ -1868,6 +2485,102 @@ export interface components {
             height: components["schemas"]["Range"];
             /** @description Width. */
             width: components["schemas"]["Range"];
+        };
+        /** @description One event to one endpoint, as the outbox holds it and admins see it in the delivery log. */
+        WebhookDelivery: {
+            /**
+             * Format: int32
+             * @description Attempts so far.
+             */
+            attempts: number;
+            /** @description The consultation it concerns. */
+            consultationId?: string | null;
+            /**
+             * Format: date-time
+             * @description Queued.
+             */
+            createdAt: string;
+            /**
+             * Format: date-time
+             * @description Delivered.
+             */
+            deliveredAt?: string | null;
+            /** @description The endpoint. */
+            endpointId: string;
+            /** @description The event's id: the `webhook-id` header, the same on every attempt. */
+            eventId: string;
+            /** @description The event. */
+            eventType: string;
+            /** @description Its id. */
+            id: string;
+            /**
+             * Format: date-time
+             * @description The last attempt.
+             */
+            lastAttemptAt?: string | null;
+            /** @description The last failure. */
+            lastError?: string | null;
+            /**
+             * Format: int64
+             * @description The receiver's last HTTP status.
+             */
+            lastStatus?: number | null;
+            /**
+             * Format: date-time
+             * @description When it is (next) due.
+             */
+            nextAttemptAt: string;
+            /** @description Where it is. */
+            status: components["schemas"]["WebhookDeliveryStatus"];
+        };
+        /** @description One page of the webhook delivery log, newest first. */
+        WebhookDeliveryPage: {
+            /** @description The deliveries. */
+            items: components["schemas"]["WebhookDelivery"][];
+            /** @description Pass as `cursor` for the next page; absent on the last page. */
+            nextCursor?: string | null;
+        };
+        /**
+         * @description Where a delivery is.
+         * @enum {string}
+         */
+        WebhookDeliveryStatus: "pending" | "delivered" | "failed" | "expired";
+        /** @description A webhook endpoint, as admins see it: never its secrets. */
+        WebhookEndpoint: {
+            /**
+             * Format: int32
+             * @description Failed attempts in a row.
+             */
+            consecutiveFailures: number;
+            /**
+             * Format: date-time
+             * @description Created.
+             */
+            createdAt: string;
+            /** @description What it is for. */
+            description: string;
+            /** @description Why it was disabled (by an admin, or after failing too often). */
+            disabledReason?: string | null;
+            /** @description Whether events are sent to it. */
+            enabled: boolean;
+            /** @description The events it receives. */
+            events: string[];
+            /** @description Its id. */
+            id: string;
+            /**
+             * Format: date-time
+             * @description Until when the secret before the last rotation still signs (alongside the new one).
+             */
+            previousSecretUntil?: string | null;
+            /** @description Settings or API. */
+            source: components["schemas"]["EndpointSource"];
+            /**
+             * Format: date-time
+             * @description Last change.
+             */
+            updatedAt: string;
+            /** @description Where events are POSTed. */
+            url: string;
         };
         /** @description Everything a participant needs to start media, as `GET /api/v1/webrtc/config` returns it. */
         WebrtcConfig: {
@@ -4231,6 +4944,469 @@ export interface operations {
             };
         };
     };
+    listWebhookDeliveries: {
+        parameters: {
+            query?: {
+                /** @description Only about this consultation. */
+                consultationId?: string;
+                /** @description `nextCursor` of the previous page. */
+                cursor?: string;
+                /** @description Only to this endpoint. */
+                endpointId?: string;
+                /** @description Page size, 1–500 (default 100). */
+                limit?: number;
+                /** @description Only this status (`pending`, `delivered`, `failed`, `expired`). */
+                status?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDeliveryPage"];
+                };
+            };
+            /** @description Unknown or mistyped parameter */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing, invalid or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Bad limit or filter */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    redeliverWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Delivery id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Queued */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDelivery"];
+                };
+            };
+            /** @description Missing, invalid or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such delivery */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    listWebhookEndpoints: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The endpoints */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EndpointList"];
+                };
+            };
+            /** @description Missing, invalid or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    createWebhookEndpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NewEndpointBody"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookEndpoint"];
+                };
+            };
+            /** @description Malformed JSON, or a body that does not match the schema */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing, invalid or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body larger than the server accepts (max_body_bytes) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body not sent as JSON (Content-Type: application/json) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Bad URL, address refused, unknown event or bad secret */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    getWebhookEndpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Endpoint id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The endpoint */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookEndpoint"];
+                };
+            };
+            /** @description Missing, invalid or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such endpoint */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    updateWebhookEndpoint: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Endpoint id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EndpointPatchBody"];
+            };
+        };
+        responses: {
+            /** @description Changed */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookEndpoint"];
+                };
+            };
+            /** @description Malformed JSON, or a body that does not match the schema */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing, invalid or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such endpoint */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body larger than the server accepts (max_body_bytes) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body not sent as JSON (Content-Type: application/json) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Bad URL, address refused or unknown event */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    rotateWebhookSecret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Endpoint id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RotateBody"];
+            };
+        };
+        responses: {
+            /** @description Rotated */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookEndpoint"];
+                };
+            };
+            /** @description Malformed JSON, or a body that does not match the schema */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing, invalid or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not an admin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such endpoint */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body larger than the server accepts (max_body_bytes) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body not sent as JSON (Content-Type: application/json) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Bad secret */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     config: {
         parameters: {
             query: {
@@ -4374,6 +5550,994 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
+            };
+        };
+    };
+    consent_given: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt and redelivery; dedupe by it */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256 of id.timestamp.body>`, space-separated: two during a secret rotation */
+                "webhook-signature": string;
+                /** @description Seconds since the epoch at this attempt; refuse ones far from now */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    data: components["schemas"]["ConsentData"];
+                    /**
+                     * Format: date-time
+                     * @description When the change happened
+                     */
+                    timestamp: string;
+                    /** @enum {string} */
+                    type: "consent.given";
+                };
+            };
+        };
+        responses: {
+            /** @description Delivered */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The endpoint is gone: stop sending and disable it */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else (or no answer within the timeout) is retried with backoff for 24 h, no sooner than Retry-After */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    consent_refused: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt and redelivery; dedupe by it */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256 of id.timestamp.body>`, space-separated: two during a secret rotation */
+                "webhook-signature": string;
+                /** @description Seconds since the epoch at this attempt; refuse ones far from now */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    data: components["schemas"]["ConsentData"];
+                    /**
+                     * Format: date-time
+                     * @description When the change happened
+                     */
+                    timestamp: string;
+                    /** @enum {string} */
+                    type: "consent.refused";
+                };
+            };
+        };
+        responses: {
+            /** @description Delivered */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The endpoint is gone: stop sending and disable it */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else (or no answer within the timeout) is retried with backoff for 24 h, no sooner than Retry-After */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    consultation_booked: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt and redelivery; dedupe by it */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256 of id.timestamp.body>`, space-separated: two during a secret rotation */
+                "webhook-signature": string;
+                /** @description Seconds since the epoch at this attempt; refuse ones far from now */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    data: components["schemas"]["ConsultationData"];
+                    /**
+                     * Format: date-time
+                     * @description When the change happened
+                     */
+                    timestamp: string;
+                    /** @enum {string} */
+                    type: "consultation.booked";
+                };
+            };
+        };
+        responses: {
+            /** @description Delivered */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The endpoint is gone: stop sending and disable it */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else (or no answer within the timeout) is retried with backoff for 24 h, no sooner than Retry-After */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    consultation_cancelled: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt and redelivery; dedupe by it */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256 of id.timestamp.body>`, space-separated: two during a secret rotation */
+                "webhook-signature": string;
+                /** @description Seconds since the epoch at this attempt; refuse ones far from now */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    data: components["schemas"]["ConsultationData"];
+                    /**
+                     * Format: date-time
+                     * @description When the change happened
+                     */
+                    timestamp: string;
+                    /** @enum {string} */
+                    type: "consultation.cancelled";
+                };
+            };
+        };
+        responses: {
+            /** @description Delivered */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The endpoint is gone: stop sending and disable it */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else (or no answer within the timeout) is retried with backoff for 24 h, no sooner than Retry-After */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    consultation_ended: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt and redelivery; dedupe by it */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256 of id.timestamp.body>`, space-separated: two during a secret rotation */
+                "webhook-signature": string;
+                /** @description Seconds since the epoch at this attempt; refuse ones far from now */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    data: components["schemas"]["ConsultationData"];
+                    /**
+                     * Format: date-time
+                     * @description When the change happened
+                     */
+                    timestamp: string;
+                    /** @enum {string} */
+                    type: "consultation.ended";
+                };
+            };
+        };
+        responses: {
+            /** @description Delivered */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The endpoint is gone: stop sending and disable it */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else (or no answer within the timeout) is retried with backoff for 24 h, no sooner than Retry-After */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    consultation_rescheduled: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt and redelivery; dedupe by it */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256 of id.timestamp.body>`, space-separated: two during a secret rotation */
+                "webhook-signature": string;
+                /** @description Seconds since the epoch at this attempt; refuse ones far from now */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    data: components["schemas"]["ConsultationData"];
+                    /**
+                     * Format: date-time
+                     * @description When the change happened
+                     */
+                    timestamp: string;
+                    /** @enum {string} */
+                    type: "consultation.rescheduled";
+                };
+            };
+        };
+        responses: {
+            /** @description Delivered */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The endpoint is gone: stop sending and disable it */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else (or no answer within the timeout) is retried with backoff for 24 h, no sooner than Retry-After */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    consultation_started: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt and redelivery; dedupe by it */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256 of id.timestamp.body>`, space-separated: two during a secret rotation */
+                "webhook-signature": string;
+                /** @description Seconds since the epoch at this attempt; refuse ones far from now */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    data: components["schemas"]["ConsultationData"];
+                    /**
+                     * Format: date-time
+                     * @description When the change happened
+                     */
+                    timestamp: string;
+                    /** @enum {string} */
+                    type: "consultation.started";
+                };
+            };
+        };
+        responses: {
+            /** @description Delivered */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The endpoint is gone: stop sending and disable it */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else (or no answer within the timeout) is retried with backoff for 24 h, no sooner than Retry-After */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    device_pruned: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt and redelivery; dedupe by it */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256 of id.timestamp.body>`, space-separated: two during a secret rotation */
+                "webhook-signature": string;
+                /** @description Seconds since the epoch at this attempt; refuse ones far from now */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    data: components["schemas"]["DevicePrunedData"];
+                    /**
+                     * Format: date-time
+                     * @description When the change happened
+                     */
+                    timestamp: string;
+                    /** @enum {string} */
+                    type: "device.pruned";
+                };
+            };
+        };
+        responses: {
+            /** @description Delivered */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The endpoint is gone: stop sending and disable it */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else (or no answer within the timeout) is retried with backoff for 24 h, no sooner than Retry-After */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    participant_admitted: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt and redelivery; dedupe by it */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256 of id.timestamp.body>`, space-separated: two during a secret rotation */
+                "webhook-signature": string;
+                /** @description Seconds since the epoch at this attempt; refuse ones far from now */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    data: components["schemas"]["ParticipantData"];
+                    /**
+                     * Format: date-time
+                     * @description When the change happened
+                     */
+                    timestamp: string;
+                    /** @enum {string} */
+                    type: "participant.admitted";
+                };
+            };
+        };
+        responses: {
+            /** @description Delivered */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The endpoint is gone: stop sending and disable it */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else (or no answer within the timeout) is retried with backoff for 24 h, no sooner than Retry-After */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    participant_joined: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt and redelivery; dedupe by it */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256 of id.timestamp.body>`, space-separated: two during a secret rotation */
+                "webhook-signature": string;
+                /** @description Seconds since the epoch at this attempt; refuse ones far from now */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    data: components["schemas"]["ParticipantData"];
+                    /**
+                     * Format: date-time
+                     * @description When the change happened
+                     */
+                    timestamp: string;
+                    /** @enum {string} */
+                    type: "participant.joined";
+                };
+            };
+        };
+        responses: {
+            /** @description Delivered */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The endpoint is gone: stop sending and disable it */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else (or no answer within the timeout) is retried with backoff for 24 h, no sooner than Retry-After */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    participant_left: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt and redelivery; dedupe by it */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256 of id.timestamp.body>`, space-separated: two during a secret rotation */
+                "webhook-signature": string;
+                /** @description Seconds since the epoch at this attempt; refuse ones far from now */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    data: components["schemas"]["ParticipantData"];
+                    /**
+                     * Format: date-time
+                     * @description When the change happened
+                     */
+                    timestamp: string;
+                    /** @enum {string} */
+                    type: "participant.left";
+                };
+            };
+        };
+        responses: {
+            /** @description Delivered */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The endpoint is gone: stop sending and disable it */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else (or no answer within the timeout) is retried with backoff for 24 h, no sooner than Retry-After */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    participant_reconnecting: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt and redelivery; dedupe by it */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256 of id.timestamp.body>`, space-separated: two during a secret rotation */
+                "webhook-signature": string;
+                /** @description Seconds since the epoch at this attempt; refuse ones far from now */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    data: components["schemas"]["ParticipantData"];
+                    /**
+                     * Format: date-time
+                     * @description When the change happened
+                     */
+                    timestamp: string;
+                    /** @enum {string} */
+                    type: "participant.reconnecting";
+                };
+            };
+        };
+        responses: {
+            /** @description Delivered */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The endpoint is gone: stop sending and disable it */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else (or no answer within the timeout) is retried with backoff for 24 h, no sooner than Retry-After */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    participant_waiting: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt and redelivery; dedupe by it */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256 of id.timestamp.body>`, space-separated: two during a secret rotation */
+                "webhook-signature": string;
+                /** @description Seconds since the epoch at this attempt; refuse ones far from now */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    data: components["schemas"]["ParticipantData"];
+                    /**
+                     * Format: date-time
+                     * @description When the change happened
+                     */
+                    timestamp: string;
+                    /** @enum {string} */
+                    type: "participant.waiting";
+                };
+            };
+        };
+        responses: {
+            /** @description Delivered */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The endpoint is gone: stop sending and disable it */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else (or no answer within the timeout) is retried with backoff for 24 h, no sooner than Retry-After */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    quality_degraded: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt and redelivery; dedupe by it */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256 of id.timestamp.body>`, space-separated: two during a secret rotation */
+                "webhook-signature": string;
+                /** @description Seconds since the epoch at this attempt; refuse ones far from now */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    data: components["schemas"]["QualityDegradedData"];
+                    /**
+                     * Format: date-time
+                     * @description When the change happened
+                     */
+                    timestamp: string;
+                    /** @enum {string} */
+                    type: "quality.degraded";
+                };
+            };
+        };
+        responses: {
+            /** @description Delivered */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The endpoint is gone: stop sending and disable it */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else (or no answer within the timeout) is retried with backoff for 24 h, no sooner than Retry-After */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    recording_deleted: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt and redelivery; dedupe by it */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256 of id.timestamp.body>`, space-separated: two during a secret rotation */
+                "webhook-signature": string;
+                /** @description Seconds since the epoch at this attempt; refuse ones far from now */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    data: components["schemas"]["RecordingData"];
+                    /**
+                     * Format: date-time
+                     * @description When the change happened
+                     */
+                    timestamp: string;
+                    /** @enum {string} */
+                    type: "recording.deleted";
+                };
+            };
+        };
+        responses: {
+            /** @description Delivered */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The endpoint is gone: stop sending and disable it */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else (or no answer within the timeout) is retried with backoff for 24 h, no sooner than Retry-After */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    recording_incomplete: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt and redelivery; dedupe by it */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256 of id.timestamp.body>`, space-separated: two during a secret rotation */
+                "webhook-signature": string;
+                /** @description Seconds since the epoch at this attempt; refuse ones far from now */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    data: components["schemas"]["RecordingFinishedData"];
+                    /**
+                     * Format: date-time
+                     * @description When the change happened
+                     */
+                    timestamp: string;
+                    /** @enum {string} */
+                    type: "recording.incomplete";
+                };
+            };
+        };
+        responses: {
+            /** @description Delivered */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The endpoint is gone: stop sending and disable it */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else (or no answer within the timeout) is retried with backoff for 24 h, no sooner than Retry-After */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    recording_ready: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt and redelivery; dedupe by it */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256 of id.timestamp.body>`, space-separated: two during a secret rotation */
+                "webhook-signature": string;
+                /** @description Seconds since the epoch at this attempt; refuse ones far from now */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    data: components["schemas"]["RecordingFinishedData"];
+                    /**
+                     * Format: date-time
+                     * @description When the change happened
+                     */
+                    timestamp: string;
+                    /** @enum {string} */
+                    type: "recording.ready";
+                };
+            };
+        };
+        responses: {
+            /** @description Delivered */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The endpoint is gone: stop sending and disable it */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else (or no answer within the timeout) is retried with backoff for 24 h, no sooner than Retry-After */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    recording_started: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt and redelivery; dedupe by it */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256 of id.timestamp.body>`, space-separated: two during a secret rotation */
+                "webhook-signature": string;
+                /** @description Seconds since the epoch at this attempt; refuse ones far from now */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    data: components["schemas"]["RecordingData"];
+                    /**
+                     * Format: date-time
+                     * @description When the change happened
+                     */
+                    timestamp: string;
+                    /** @enum {string} */
+                    type: "recording.started";
+                };
+            };
+        };
+        responses: {
+            /** @description Delivered */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The endpoint is gone: stop sending and disable it */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else (or no answer within the timeout) is retried with backoff for 24 h, no sooner than Retry-After */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    recording_stopped: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The event's id: the same on every attempt and redelivery; dedupe by it */
+                "webhook-id": string;
+                /** @description `v1,<base64 HMAC-SHA256 of id.timestamp.body>`, space-separated: two during a secret rotation */
+                "webhook-signature": string;
+                /** @description Seconds since the epoch at this attempt; refuse ones far from now */
+                "webhook-timestamp": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    data: components["schemas"]["RecordingData"];
+                    /**
+                     * Format: date-time
+                     * @description When the change happened
+                     */
+                    timestamp: string;
+                    /** @enum {string} */
+                    type: "recording.stopped";
+                };
+            };
+        };
+        responses: {
+            /** @description Delivered */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The endpoint is gone: stop sending and disable it */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Anything else (or no answer within the timeout) is retried with backoff for 24 h, no sooner than Retry-After */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
