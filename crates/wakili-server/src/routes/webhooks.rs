@@ -21,7 +21,7 @@ use crate::{
 pub struct NewEndpointBody {
     /// Where events are POSTed (`https://…`). Hosts resolving to loopback, private or
     /// special-purpose addresses are refused unless the settings open them.
-    #[schema(min_length = 8, max_length = 2048, pattern = "^https?://")]
+    #[schema(pattern = "^https?://[^\\s]{1,2040}$")]
     pub url: String,
     /// Event names (`recording.ready`), groups (`recording.*`) or `*`; absent or empty: all.
     #[serde(default)]
@@ -33,7 +33,7 @@ pub struct NewEndpointBody {
     pub description: String,
     /// The signing secret: `whsec_` and the base64 of 24 to 64 random bytes
     /// (`echo whsec_$(openssl rand -base64 32)`). Kept by the server, never shown again.
-    #[schema(min_length = 38, max_length = 100, pattern = "^whsec_")]
+    #[schema(pattern = "^whsec_[A-Za-z0-9+/]{32,88}={0,2}$")]
     pub secret: String,
 }
 
@@ -42,7 +42,7 @@ pub struct NewEndpointBody {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct EndpointPatchBody {
     /// New URL (checked like a new endpoint's).
-    #[schema(min_length = 8, max_length = 2048, pattern = "^https?://")]
+    #[schema(pattern = "^https?://[^\\s]{1,2040}$")]
     pub url: Option<String>,
     /// New events.
     #[schema(max_items = 64)]
@@ -67,7 +67,7 @@ pub struct EndpointPatchBody {
 pub struct RotateBody {
     /// The new secret (`whsec_…`). The old one keeps signing beside it for
     /// `webhooks.rotation_overlap` (24 h by default), so receivers can switch in their time.
-    #[schema(min_length = 38, max_length = 100, pattern = "^whsec_")]
+    #[schema(pattern = "^whsec_[A-Za-z0-9+/]{32,88}={0,2}$")]
     pub secret: String,
 }
 
