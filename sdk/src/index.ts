@@ -28,8 +28,8 @@ export { RecordingUploader } from "./consultation/recorder.js";
 export type { Recorder, RecorderFactory, RecordingUploaderOptions, UploadProgress } from "./consultation/recorder.js";
 export { iceUfrag, sdpSections } from "./consultation/sdp.js";
 export type { SdpSection } from "./consultation/sdp.js";
-export { SfuSession } from "./consultation/sfu.js";
-export type { PublishTracks, RemoteMedia, SfuSessionOptions } from "./consultation/sfu.js";
+export { inboundTrack, SfuSession } from "./consultation/sfu.js";
+export type { InboundMedia, InboundTrack, PublishTracks, RemoteMedia, SfuSessionOptions } from "./consultation/sfu.js";
 export { Emitter } from "./emitter.js";
 export {
   ApiError,

@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { launchChromium } from "./chromium.mjs";
+import { installInspector } from "./inspect.mjs";
 import { inputs, note, scenario } from "./lib.mjs";
 
 const env = inputs();
@@ -25,6 +26,7 @@ async function screenshot(page, name) {
 /** The call page of `consultationId` for `token`, with the browser's console kept for failures. */
 async function open(browser, who, consultationId, token, query = "", viewport = { width: 900, height: 760 }) {
   const context = await browser.newContext({ viewport });
+  await installInspector(context);
   const page = await context.newPage();
   page.on("console", (m) => m.type() === "error" && console.error(`[${who} console] ${m.text()}`));
   page.on("pageerror", (e) => console.error(`[${who} page error] ${e.message}`));
@@ -201,7 +203,7 @@ scenario("browser calls, direct and relayed", async () => {
     await screenshot(client, "client-after-reload");
 
     note("the signaling connection drops: a banner shows, and the same participant comes back");
-    await client.evaluate(() => window.wakili.socket.ws.close());
+    await client.evaluate(() => window.wakili.dropConnection());
     await client.locator("#banner").waitFor({ state: "visible", ...WAIT });
     await screenshot(client, "reconnecting-banner");
     await client.locator("#banner").waitFor({ state: "hidden", ...WAIT });
@@ -215,7 +217,7 @@ scenario("browser calls, direct and relayed", async () => {
     const before2 = await ufrag(asker);
     await asker.evaluate(() => {
       const to = [...window.wakili.peers.keys()][0];
-      window.wakili.socket.emit("signal", { to, type: "restart", payload: { fresh: false } });
+      window.wakili.sendSignal({ to, type: "restart", payload: { fresh: false } });
     });
     await asker.waitForFunction(
       (old) => /a=ice-ufrag:(\S+)/.exec([...window.wakili.peers.values()][0].pc.remoteDescription.sdp)[1] !== old,

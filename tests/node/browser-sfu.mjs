@@ -1,6 +1,6 @@
 // Three headless Chromium pages (a lawyer, a client and an admin) in one consultation, through
-// the reference web client (web/call.js, web/sfu.js). Booked `auto`: peer to peer for two, then
-// everyone moves to the server's SFU when the admin joins; booked `sfu`: all three join straight
+// the reference web client (web/src/call on the SDK; tests/node/inspect.mjs looks inside).
+// Booked `auto`: peer to peer for two, then everyone moves to the server's SFU when the admin joins; booked `sfu`: all three join straight
 // into the SFU. Each run may force every page through the embedded TURN relay (`?relay=1`).
 //
 // Inputs (WAKILI_TEST_FILE): {url, runs: [{name, consultationId, query, mode}], tokens: {lawyer,

@@ -72,9 +72,9 @@ try {
   assert.notEqual(await text('stat-joins'), joinsBefore);
   const levels = await page.locator('#consultations tbody td.level-high, #consultations tbody td.level-medium').count();
   assert.ok(levels > 0, 'participants show their quality level');
-  // The charts drew something: the signals/s canvas has blue line pixels.
+  // The charts drew something: the signals/s chart (uPlot's canvas) has blue line pixels.
   const inked = await page.evaluate(() => {
-    const c = document.getElementById('chart-signalRate');
+    const c = document.querySelector('#chart-signalRate canvas');
     const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
     let n = 0;
     for (let i = 0; i < d.length; i += 4) if (d[i + 2] > 150 && d[i] < 60) n += 1;

@@ -3,6 +3,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { installInspector } from "./inspect.mjs";
 
 /**
  * The helpers for scenario inputs `env` ({url, artifacts}), waiting at most `waitMs` by default.
@@ -21,6 +22,7 @@ export function pageTools(env, waitMs) {
   /** The call page of `consultationId` for `token`, joined; console errors are printed. */
   async function joined(browser, who, consultationId, token, query = "") {
     const context = await browser.newContext({ viewport: { width: 1000, height: 800 } });
+    await installInspector(context);
     const page = await context.newPage();
     page.who = who;
     page.switchLog = [];

@@ -30,7 +30,7 @@ import { type Clock, platformWebRtc, systemClock, type WebRtcEnvironment } from 
 import { PeerMesh } from "./p2p.js";
 import { type ProfileLimits, readStats, type StatsReading, type StatsSource } from "./quality.js";
 import { type RecorderFactory, RecordingUploader, type UploadProgress } from "./recorder.js";
-import { SfuSession } from "./sfu.js";
+import { type InboundMedia, inboundTrack, SfuSession } from "./sfu.js";
 
 /** Where the consultation is. */
 export type ConsultationStatus = "idle" | "joining" | "waiting" | "in_call" | "reconnecting" | "ended";
@@ -93,6 +93,8 @@ export interface ConsultationEvents {
   participantUpdated: Participant;
   /** Someone's received media changed. */
   remoteStreams: RemoteStreams;
+  /** A peer-to-peer connection restarts ICE (it failed, or the other side asked). */
+  iceRestart: { participantId: string };
   topology: Topology;
   quality: QualitySample;
   /** The server recommends another profile (applied already). */
@@ -296,7 +298,9 @@ export class Consultation extends Emitter<ConsultationEvents> {
     await this.#sfu?.replaceTrack("audio", audioTrack);
     await this.#sfu?.replaceTrack("camera", videoTrack);
     if (old && old !== stream) {
-      old.getTracks().forEach((t) => t.stop());
+      // Tracks carried over into the new stream (a new microphone, the same camera) keep running.
+      const kept = new Set(stream.getTracks());
+      old.getTracks().forEach((t) => kept.has(t) || t.stop());
     }
   }
 
@@ -376,6 +380,33 @@ export class Consultation extends Emitter<ConsultationEvents> {
       return this.#sfu ? [this.#sfu.pc] : [];
     }
     return [...(this.#mesh?.peers.values() ?? [])].map((p) => p.pc);
+  }
+
+  /** The peer-to-peer connection with `participantId`, if there is one. */
+  peerConnection(participantId: string): RTCPeerConnection | null {
+    return this.#mesh?.peers.get(participantId)?.pc ?? null;
+  }
+
+  /**
+   * What arrives from each other participant now, from `getStats`: packets, bytes, frames, frame
+   * size and, through the SFU, the simulcast layer forwarded.
+   */
+  async inboundMedia(): Promise<InboundMedia> {
+    if (this.#snapshot.topology === "sfu") {
+      return (await this.#sfu?.inbound()) ?? {};
+    }
+    const result: InboundMedia = {};
+    for (const peer of this.#mesh?.peers.values() ?? []) {
+      const media: InboundMedia[string] = {};
+      const stats = (await peer.pc.getStats()) as unknown as Map<string, Record<string, unknown>>;
+      stats.forEach((s) => {
+        if (s.type === "inbound-rtp" && (s.kind === "audio" || s.kind === "video")) {
+          media[s.kind] = inboundTrack(s, 0, null);
+        }
+      });
+      result[peer.id] = media;
+    }
+    return result;
   }
 
   /** Gives the server a new token (same user and role); used for REST and reconnections too. */
@@ -610,7 +641,7 @@ export class Consultation extends Emitter<ConsultationEvents> {
       sendSignal: (to, type, payload) => this.signaling.send("signal", { to, type, payload }),
       onRemoteStream: (participantId) => this.emit("remoteStreams", this.remoteStreams(participantId)),
       onConnectionState: () => this.#update({}),
-      onIceRestart: () => {},
+      onIceRestart: (participantId) => this.emit("iceRestart", { participantId }),
     });
   }
 

@@ -29,6 +29,39 @@ export interface RemoteMedia {
   screen: MediaStream | null;
 }
 
+/** What arrives of one received track, from `getStats` (`inbound-rtp`). */
+export interface InboundTrack {
+  /** The server's id of the track (`a=msid:<participantId> t<trackId>`); 0 peer to peer. */
+  trackId: number;
+  packetsReceived: number;
+  bytesReceived: number;
+  /** Video only (0 for audio). */
+  framesDecoded: number;
+  frameWidth: number;
+  frameHeight: number;
+  framesPerSecond: number;
+  /** The simulcast layer the server forwards (`media:layer`), if it said. */
+  rid: string | null;
+}
+
+/** What arrives from each other participant, by participant id. */
+export type InboundMedia = Record<string, { audio?: InboundTrack; video?: InboundTrack; screen?: InboundTrack }>;
+
+/** Reads one `inbound-rtp` entry. */
+export function inboundTrack(s: Record<string, unknown>, trackId: number, rid: string | null): InboundTrack {
+  const n = (key: string) => (typeof s[key] === "number" ? s[key] : 0);
+  return {
+    trackId,
+    packetsReceived: n("packetsReceived"),
+    bytesReceived: n("bytesReceived"),
+    framesDecoded: n("framesDecoded"),
+    frameWidth: n("frameWidth"),
+    frameHeight: n("frameHeight"),
+    framesPerSecond: n("framesPerSecond"),
+    rid,
+  };
+}
+
 /** The tracks to publish. */
 export interface PublishTracks {
   audio: MediaStreamTrack | null;
@@ -63,6 +96,8 @@ export class SfuSession {
   readonly pc: RTCPeerConnection;
   readonly #options: SfuSessionOptions;
   readonly #remotes = new Map<string, RemoteMedia>();
+  /** Whose each received track is (by the browser's track id), and which of theirs. */
+  readonly #received = new Map<string, { participantId: string; trackId: number; slot: "audio" | "video" | "screen" }>();
   /** The simulcast layer the server says this side receives, by track id (`media:layer`). */
   readonly layers = new Map<number, string | null>();
   readonly #senders: { audio: RTCRtpSender | null; camera: RTCRtpSender | null; screen: RTCRtpSender | null } = {
@@ -100,6 +135,20 @@ export class SfuSession {
   /** What each publisher sends, by participant id. */
   get remotes(): ReadonlyMap<string, RemoteMedia> {
     return this.#remotes;
+  }
+
+  /** What arrives from each publisher now (for diagnostics and quality displays). */
+  async inbound(): Promise<InboundMedia> {
+    const result: InboundMedia = {};
+    const stats = (await this.pc.getStats()) as unknown as Map<string, Record<string, unknown>>;
+    stats.forEach((s) => {
+      const entry = s.type === "inbound-rtp" ? this.#received.get(String(s.trackIdentifier)) : undefined;
+      if (entry) {
+        const media = (result[entry.participantId] ??= {});
+        media[entry.slot] = inboundTrack(s, entry.trackId, this.layers.get(entry.trackId) ?? null);
+      }
+    });
+    return result;
   }
 
   /** Publishes the tracks: offer, ICE gathering, `media:publish`, the server's answer. */
@@ -195,6 +244,7 @@ export class SfuSession {
     this.#closed = true;
     this.pc.close();
     this.#remotes.clear();
+    this.#received.clear();
   }
 
   #serially(task: () => Promise<void>): Promise<void> {
@@ -270,8 +320,14 @@ export class SfuSession {
     }
     const { MediaStream } = this.#options.rtc;
     let changed = false;
+    this.#received.clear();
     for (const [participantId, entries] of found) {
       entries.sort((a, b) => a.trackId - b.trackId);
+      let videoCount = 0;
+      for (const { track, trackId } of entries) {
+        const slot = track.kind === "audio" ? "audio" : videoCount++ === 0 ? "video" : "screen";
+        this.#received.set(track.id, { participantId, trackId, slot });
+      }
       const videos = entries.filter((e) => e.track.kind === "video").map((e) => e.track);
       const audio = entries.filter((e) => e.track.kind === "audio").map((e) => e.track);
       const cameraTracks = [...audio, ...videos.slice(0, 1)];

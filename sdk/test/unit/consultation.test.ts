@@ -6,7 +6,7 @@ import type { JoinAck, Participant } from "../../src/protocol.js";
 import { SignalingClient } from "../../src/signaling.js";
 import { FakeApi, webrtcConfig } from "./fake-api.js";
 import { FakeSocket, settle } from "./fake-socket.js";
-import { cameraStream, FakePeerConnection, fakeWebRtc } from "./fake-webrtc.js";
+import { cameraStream, FakePeerConnection, FakeStream, FakeTrack, fakeWebRtc } from "./fake-webrtc.js";
 
 function member(participantId: string, role: Participant["role"], waiting = false): Participant {
   return {
@@ -193,6 +193,32 @@ describe("Consultation", () => {
     const sample = await consultation.reportQuality();
     expect(sample).toMatchObject({ score: 4.1, level: "high", packetLossPct: 0 });
     expect(consultation.snapshot.quality).toEqual(sample);
+    consultation.close();
+  });
+
+  it("tells of ICE restarts, gives each peer's connection, and keeps tracks carried into a new stream", async () => {
+    const lawyer = member("p1", "lawyer");
+    const { socket, consultation, join } = setup({ webrtc: true, joinAnswer: () => ack(lawyer, [member("p2", "client")]) });
+    await join();
+    await settle();
+    const pc = FakePeerConnection.all[0];
+    expect(consultation.peerConnection("p2")).toBe(pc);
+    expect(consultation.peerConnection("p3")).toBeNull();
+    await expect(consultation.inboundMedia()).resolves.toEqual({ p2: {} });
+
+    // p1 < p2: this side offers, so it restarts when the other side asks.
+    const restart = consultation.next("iceRestart");
+    socket.push("signal", { from: "p2", type: "restart", payload: { fresh: false } });
+    await expect(restart).resolves.toEqual({ participantId: "p2" });
+    expect(pc?.restarts).toBe(1);
+
+    const old = cameraStream();
+    await consultation.setLocalStream(old);
+    const [oldAudio, camera] = old.getTracks() as unknown as FakeTrack[];
+    const microphone = new FakeTrack("audio");
+    await consultation.setLocalStream(new FakeStream([microphone, camera as FakeTrack]) as unknown as MediaStream);
+    expect(oldAudio?.stopped).toBe(true);
+    expect(camera?.stopped).toBe(false);
     consultation.close();
   });
 

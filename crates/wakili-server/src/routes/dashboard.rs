@@ -1,5 +1,6 @@
-//! The live dashboard: one page with its script and style, embedded in the binary. The page asks
-//! for an admin token and reads everything through the admin API; it holds no data itself.
+//! The live dashboard: one page with its script (uPlot charts) and style, embedded in the binary.
+//! The page asks for an admin token and reads everything through the admin API; it holds no data
+//! itself.
 
 use axum::{
     Router,
@@ -10,9 +11,10 @@ use axum::{
 
 use crate::AppState;
 
-const HTML: &str = include_str!("../dashboard/index.html");
-const JS: &str = include_str!("../dashboard/app.js");
-const CSS: &str = include_str!("../dashboard/app.css");
+// Built from `web/` (src/dashboard, pages/dashboard.html) by this crate's `build.rs`.
+const HTML: &str = include_str!(concat!(env!("OUT_DIR"), "/web/dashboard.html"));
+const JS: &str = include_str!(concat!(env!("OUT_DIR"), "/web/dashboard.js"));
+const CSS: &str = include_str!(concat!(env!("OUT_DIR"), "/web/dashboard.css"));
 
 /// Scripts and styles from this origin only; nothing inline, no frames.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \

@@ -1,8 +1,9 @@
 //! The reference web client: the call page at `/c/{consultationId}`, its files under `/web/`,
 //! and, in development only, a login page and the endpoint it mints tokens with.
 //!
-//! The files live in the repository's `web/` folder and are compiled into the binary, so running
-//! the server needs no front-end build.
+//! The pages and scripts are built from the repository's `web/` folder (TypeScript on the SDK,
+//! bundled by esbuild) by this crate's `build.rs` and compiled into the binary: running the server
+//! needs no files beside it.
 
 use std::time::Duration;
 
@@ -28,47 +29,34 @@ struct Asset {
     body: &'static str,
 }
 
+/// One file of the bundle that `build.rs` makes from `web/` into `OUT_DIR/web`.
+macro_rules! built {
+    ($file:literal) => {
+        include_str!(concat!(env!("OUT_DIR"), "/web/", $file))
+    };
+}
+
 /// Everything under `/web/`.
 const ASSETS: &[Asset] = &[
     Asset {
         name: "call.js",
         content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../../../web/call.js"),
-    },
-    Asset {
-        name: "media.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../../../web/media.js"),
-    },
-    Asset {
-        name: "recorder.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../../../web/recorder.js"),
-    },
-    Asset {
-        name: "sfu.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../../../web/sfu.js"),
-    },
-    Asset {
-        name: "sio.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../../../web/sio.js"),
+        body: built!("call.js"),
     },
     Asset {
         name: "login.js",
         content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../../../web/login.js"),
+        body: built!("login.js"),
     },
     Asset {
         name: "style.css",
         content_type: "text/css; charset=utf-8",
-        body: include_str!("../../../../web/style.css"),
+        body: built!("style.css"),
     },
 ];
 
-const CALL_PAGE: &str = include_str!("../../../../web/call.html");
-const LOGIN_PAGE: &str = include_str!("../../../../web/login.html");
+const CALL_PAGE: &str = built!("call.html");
+const LOGIN_PAGE: &str = built!("login.html");
 
 /// Pages may load only their own scripts and styles, talk only to this server, and play local
 /// and remote media.
