@@ -1,7 +1,8 @@
 // Three headless Chromium pages (a lawyer, a client and an admin) in one consultation, through
 // the reference web client (web/src/call on the SDK; tests/node/inspect.mjs looks inside).
-// Booked `auto`: peer to peer for two, then everyone moves to the server's SFU when the admin joins; booked `sfu`: all three join straight
-// into the SFU. Each run may force every page through the embedded TURN relay (`?relay=1`).
+// Booked `auto`: peer to peer for two, then everyone moves to the server's SFU when the admin
+// joins; booked `sfu`: all three join straight into the SFU. Each run may force every page
+// through the embedded TURN relay (`?relay=1`).
 //
 // Inputs (WAKILI_TEST_FILE): {url, runs: [{name, consultationId, query, mode}], tokens: {lawyer,
 // client, admin, observer?}, artifacts}. The observer, invited to the direct run, joins last.
