@@ -24,9 +24,13 @@ async function screenshot(page, name) {
 }
 
 /** The call page of `consultationId` for `token`, with the browser's console kept for failures. */
-async function open(browser, who, consultationId, token, query = "", viewport = { width: 900, height: 760 }) {
+async function open(browser, who, consultationId, token, query = "", viewport = { width: 900, height: 760 }, options = {}) {
   const context = await browser.newContext({ viewport });
   await installInspector(context);
+  if (options.blockWebSockets) {
+    // A corporate proxy that refuses WebSockets: every upgrade is closed at once.
+    await context.routeWebSocket(/./, (ws) => ws.close({ code: 1008, reason: "blocked" }));
+  }
   const page = await context.newPage();
   page.on("console", (m) => m.type() === "error" && console.error(`[${who} console] ${m.text()}`));
   page.on("pageerror", (e) => console.error(`[${who} page error] ${e.message}`));
@@ -247,9 +251,9 @@ scenario("browser calls, direct and relayed", async () => {
     assert.equal(await lawyer2.evaluate(() => document.activeElement?.id), "join");
     await lawyer2.keyboard.press("Enter");
     await lawyer2.locator("#call").waitFor({ state: "visible", ...WAIT });
-    note("the client joins on a phone-sized screen");
+    note("the client joins on a phone-sized screen, behind a proxy that refuses WebSockets");
     const phone = { width: 390, height: 844 };
-    const client2 = await open(browser, "client", rid, env.tokens.client, "?relay=1", phone);
+    const client2 = await open(browser, "client", rid, env.tokens.client, "?relay=1", phone, { blockWebSockets: true });
     await client2.locator("#join").click();
     const relayedLawyer = await remoteVideoFlowing(lawyer2);
     const relayedClient = await remoteVideoFlowing(client2);
@@ -258,6 +262,8 @@ scenario("browser calls, direct and relayed", async () => {
       assert.ok(seen.framesDecoded > 0);
     }
     result.relay = { lawyer: relayedLawyer, client: relayedClient };
+    assert.equal(await client2.evaluate(() => window.wakili.transport), "polling", "signaling over long-polling");
+    assert.equal(await lawyer2.evaluate(() => window.wakili.transport), "websocket");
     const layout = await client2.evaluate(() => ({
       overflow: document.documentElement.scrollWidth - window.innerWidth,
       controls: [...document.querySelectorAll("#call .controls button")]

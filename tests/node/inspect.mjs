@@ -32,6 +32,8 @@ function inspector() {
     recording: { get: () => snapshot()?.recording ?? { active: false, server: false } },
     lastQuality: { get: () => snapshot()?.quality ?? null },
     connected: { get: () => view.call?.signaling.state === "connected" },
+    /** socket.io-client's transport now: "polling" or "websocket". */
+    transport: { get: () => view.call?.signaling.socket?.io.engine?.transport?.name ?? null },
     screen: { get: () => (snapshot()?.media.screen ? view.lastScreen : null) },
     /** Peer-to-peer connections by participant id: `{pc}`. */
     peers: {
