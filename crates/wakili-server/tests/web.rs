@@ -59,7 +59,10 @@ async fn the_call_page_and_its_files_are_served_with_a_strict_policy() {
         assert!(!body.is_empty());
         if file == "call.js" {
             // The bundle of web/src on the SDK, with the official socket.io-client inside.
-            assert!(body.contains("__WAKILI_DEVTOOLS__"), "call.js is not web/src's bundle");
+            assert!(
+                body.contains("__WAKILI_DEVTOOLS__"),
+                "call.js is not web/src's bundle"
+            );
             assert!(body.contains("socket.io"), "call.js lacks socket.io-client");
         }
     }
