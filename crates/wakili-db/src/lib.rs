@@ -7,6 +7,7 @@
 
 mod error;
 pub mod lifecycle;
+mod log_page;
 /// The records the stores take and return: `wakili_core::model`, where the domain defines them.
 pub use wakili_core::model as models;
 mod push;

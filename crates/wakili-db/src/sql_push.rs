@@ -10,6 +10,7 @@ use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Row, Type};
 
 use crate::{
     DbError,
+    log_page::LogPage,
     models::NewAuditEvent,
     push::{
         CallState, DeliveryFilter, DeviceRegistration, DueReminder, NewDevice, NewNotification,
@@ -394,32 +395,18 @@ impl_for_sql!(PushStore {
         &self,
         filter: &DeliveryFilter,
     ) -> Result<Vec<OutboxNotification>, DbError> {
-        let mut conditions = Vec::new();
-        let mut values = Vec::new();
-        let mut add = |condition: &str, value: String| {
-            values.push(value);
-            conditions.push(format!("{condition} ${}", values.len()));
-        };
-        if let Some(status) = filter.status {
-            add("status =", status.as_str().to_owned());
-        }
-        if let Some(c) = &filter.consultation_id {
-            add("consultation_id =", c.clone());
-        }
-        if let Some(u) = &filter.user_id {
-            add("user_id =", u.clone());
-        }
-        if let Some(before) = &filter.before {
-            add("id <", before.clone());
-        }
-        let mut sql = format!("SELECT {OUTBOX_COLUMNS} FROM push_notifications");
-        if !conditions.is_empty() {
-            sql.push_str(" WHERE ");
-            sql.push_str(&conditions.join(" AND "));
-        }
-        sql.push_str(&format!(" ORDER BY id DESC LIMIT ${}", values.len() + 1));
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for value in values {
+        let page = LogPage::newest_first(
+            OUTBOX_COLUMNS,
+            "push_notifications",
+            [
+                ("status", filter.status.map(|s| s.as_str().to_owned())),
+                ("consultation_id", filter.consultation_id.clone()),
+                ("user_id", filter.user_id.clone()),
+            ],
+            filter.before.as_deref(),
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(page.sql));
+        for value in page.values {
             query = query.bind(value);
         }
         let mut conn = self.pool().acquire().await?;

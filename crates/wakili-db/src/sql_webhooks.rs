@@ -7,6 +7,7 @@ use wakili_core::webhook::{AuditFacts, Message};
 
 use crate::{
     DbError,
+    log_page::LogPage,
     models::{AuditEvent, NewAuditEvent},
     sql::{impl_for_sql, insert_audit},
     time::DbTime,
@@ -456,32 +457,18 @@ impl_for_sql!(WebhookStore {
         &self,
         filter: &WebhookDeliveryFilter,
     ) -> Result<Vec<WebhookDelivery>, DbError> {
-        let mut conditions = Vec::new();
-        let mut values = Vec::new();
-        let mut add = |condition: &str, value: String| {
-            values.push(value);
-            conditions.push(format!("{condition} ${}", values.len()));
-        };
-        if let Some(endpoint) = &filter.endpoint_id {
-            add("endpoint_id =", endpoint.clone());
-        }
-        if let Some(status) = filter.status {
-            add("status =", status.as_str().to_owned());
-        }
-        if let Some(c) = &filter.consultation_id {
-            add("consultation_id =", c.clone());
-        }
-        if let Some(before) = &filter.before {
-            add("id <", before.clone());
-        }
-        let mut sql = format!("SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries");
-        if !conditions.is_empty() {
-            sql.push_str(" WHERE ");
-            sql.push_str(&conditions.join(" AND "));
-        }
-        sql.push_str(&format!(" ORDER BY id DESC LIMIT ${}", values.len() + 1));
-        let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
-        for value in values {
+        let page = LogPage::newest_first(
+            DELIVERY_COLUMNS,
+            "webhook_deliveries",
+            [
+                ("endpoint_id", filter.endpoint_id.clone()),
+                ("status", filter.status.map(|s| s.as_str().to_owned())),
+                ("consultation_id", filter.consultation_id.clone()),
+            ],
+            filter.before.as_deref(),
+        );
+        let mut query = sqlx::query_as(sqlx::AssertSqlSafe(page.sql));
+        for value in page.values {
             query = query.bind(value);
         }
         let mut conn = self.pool().acquire().await?;
