@@ -173,20 +173,7 @@ async fn status(db: &Db, id: &str) -> (DeliveryStatus, u32, DateTime<Utc>) {
     (row.status, row.attempts, row.next_attempt_at)
 }
 
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(wakili_db::Backend::Sqlite).await })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(wakili_db::Backend::Postgres).await })*
-        }
-    };
-}
-
-both_backends!(
+wakili_testkit::both_backends!(
     delivers_to_every_platform_and_renews_tokens,
     unregistered_tokens_deactivate_their_device,
     quota_exceeded_waits_for_retry_after,

@@ -162,20 +162,7 @@ fn secs(n: i64) -> chrono::Duration {
     chrono::Duration::seconds(n)
 }
 
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(wakili_db::Backend::Sqlite).await })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(wakili_db::Backend::Postgres).await })*
-        }
-    };
-}
-
-both_backends!(
+wakili_testkit::both_backends!(
     reminders_fire_on_time_follow_a_reschedule_and_stop_on_cancel,
     a_call_rings_the_absent_party_and_stops_when_answered_or_abandoned,
 );

@@ -550,20 +550,7 @@ async fn admins_manage_endpoints_rotate_secrets_and_redeliver(backend: Backend) 
     assert_eq!(off["disabledReason"], "CRM migration");
 }
 
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(wakili_db::Backend::Sqlite).await })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(wakili_db::Backend::Postgres).await })*
-        }
-    };
-}
-
-both_backends!(
+wakili_testkit::both_backends!(
     a_whole_consultation_arrives_signed_and_in_order,
     a_receiver_that_is_down_then_failing_then_back_gets_everything,
     an_endpoint_that_keeps_failing_is_disabled_then_re_enabled,

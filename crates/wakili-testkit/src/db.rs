@@ -92,3 +92,23 @@ impl Drop for TestDatabase {
         let _ = dropper.join();
     }
 }
+
+/// Re-exported for [`both_backends!`](crate::both_backends).
+#[doc(hidden)]
+pub use wakili_db::Backend as BackendForMacro;
+
+/// One story test run on every database backend: for each `async fn name(backend: Backend)`
+/// listed, a `#[tokio::test]` `sqlite::name` and `postgres::name` (two worker threads each).
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name($crate::db::BackendForMacro::Sqlite).await })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name($crate::db::BackendForMacro::Postgres).await })*
+        }
+    };
+}
