@@ -46,6 +46,8 @@ const page = {
   attachControls: (_call: Consultation) => {},
   /** The status line's subject last rendered (to keep other messages until it changes). */
   shown: "",
+  /** The call's status last rendered. */
+  status: "idle" as ConsultationSnapshot["status"],
 };
 
 const message = (error: unknown) => (error instanceof Error ? error.message : String(error));
@@ -238,6 +240,8 @@ function watch(call: Consultation): void {
 }
 
 function render(call: Consultation, s: ConsultationSnapshot): void {
+  const previous = page.status;
+  page.status = s.status;
   if (s.resumeToken && s.participantId) {
     sessionStorage.setItem(resumeKey, JSON.stringify({ resumeToken: s.resumeToken, participantId: s.participantId }));
   }
@@ -246,7 +250,9 @@ function render(call: Consultation, s: ConsultationSnapshot): void {
     status("waiting", "In the waiting room");
   } else if (s.status === "in_call") {
     show("call");
-    showBanner(null);
+    if (previous === "reconnecting") {
+      showBanner(null); // back after a drop (other banners, like an expiring sign-in, stay)
+    }
     const self = $<HTMLVideoElement>("self-video");
     if (!s.media.screen && self.srcObject !== page.local) {
       self.srcObject = page.local;
