@@ -141,6 +141,7 @@ async fn metrics_pass_promtool_and_move_with_traffic() {
         "wakili_db_pool_connections",
         "wakili_turn_allocations",
         "wakili_turn_relayed_bytes_total{direction=\"to_peers\"}",
+        "wakili_turn_refusals_total{reason=\"quota\"}",
         "wakili_sfu_dropped_datagrams_total",
         "wakili_sfu_send_failures_total",
         "wakili_sfu_sessions",

@@ -135,6 +135,12 @@ const DESCRIPTIONS: &[(&str, Kind, &str)] = &[
         "Bytes the embedded TURN relay forwarded, by direction",
     ),
     (
+        "wakili_turn_refusals_total",
+        Kind::Counter,
+        "TURN requests refused, by reason (auth: bad or expired credentials; peer: a private or \
+         loopback peer; quota: the per-user allocation cap)",
+    ),
+    (
         "wakili_sfu_dropped_datagrams_total",
         Kind::Counter,
         "Datagrams the SFU's media port dropped: from no known session, or not WebRTC",
@@ -484,6 +490,17 @@ impl Monitoring {
                 self.counter(
                     "wakili_turn_relayed_bytes_total",
                     vec![Label::new("direction", direction)],
+                )
+                .absolute(n);
+            }
+            for (reason, n) in [
+                ("auth", s.rejected_auth),
+                ("peer", s.rejected_peer),
+                ("quota", s.rejected_quota),
+            ] {
+                self.counter(
+                    "wakili_turn_refusals_total",
+                    vec![Label::new("reason", reason)],
                 )
                 .absolute(n);
             }
