@@ -327,11 +327,22 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let grace = state.settings.shutdown_grace;
+    let drain = state.settings.shutdown_drain;
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     let signaling = state.signaling.clone();
     let recorder = state.recorder.clone();
+    let draining = state.clone();
     let signal = async move {
         shutdown.await;
+        draining
+            .draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        if !drain.is_zero() {
+            // The load balancer sees /readyz fail and sends new clients elsewhere; those here
+            // carry on meanwhile.
+            tracing::info!(drain = ?drain, "draining: /readyz answers 503, everything else works");
+            tokio::time::sleep(drain).await;
+        }
         tracing::info!("shutting down: no new connections, finishing open requests");
         // Participants see "reconnecting" and can resume on another node.
         signaling.shutdown().await;

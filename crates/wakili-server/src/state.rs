@@ -52,6 +52,8 @@ pub struct Inner {
     pub(crate) signal_layer: wakili_signal::SignalLayer,
     /// Users whose claims were written recently, by id.
     pub(crate) users_seen: Mutex<HashMap<String, crate::auth::SeenUser>>,
+    /// Set when shutdown begins: `/readyz` answers 503 from then on.
+    pub(crate) draining: std::sync::atomic::AtomicBool,
 }
 
 impl AppState {
@@ -92,6 +94,7 @@ impl AppState {
             push,
             webhooks,
             users_seen: Mutex::new(HashMap::new()),
+            draining: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 

@@ -227,3 +227,49 @@ async fn shutdown_is_graceful() {
         "the listener is closed"
     );
 }
+
+#[tokio::test]
+async fn a_stopping_server_drains_first_failing_readiness_while_everything_else_works() {
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.shutdown_drain = std::time::Duration::from_millis(1500);
+    })
+    .await;
+    let (addr, http) = (app.addr, app.http.clone());
+    let url = |path: &str| format!("http://{addr}{path}");
+    let (status, _) = read(http.get(url("/readyz")).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let started = std::time::Instant::now();
+    let stopping = tokio::spawn(app.stop());
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (status, body) = read(http.get(url("/readyz")).send().await.unwrap()).await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("draining")
+    );
+    // Still serving while the balancer moves new clients away.
+    let me = http
+        .get(url("/api/v1/me"))
+        .bearer_auth(token("l1", wakili_core::Role::Lawyer))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), StatusCode::OK);
+
+    stopping.await.unwrap().unwrap();
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(1500),
+        "the drain lasted its configured time"
+    );
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "then the listener is closed"
+    );
+}

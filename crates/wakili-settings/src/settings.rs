@@ -38,6 +38,10 @@ pub struct Settings {
     /// How long shutdown waits for open requests.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// How long a stopping server first only drains: `/readyz` answers 503 `draining` so a load
+    /// balancer stops sending new clients, while everything else still works. `0s`: no drain.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_drain: Duration,
     /// HTTP connections: header and idle timeouts, caps in total and per client address.
     pub http: crate::HttpSettings,
     /// Database pool.
@@ -122,6 +126,7 @@ impl Default for Settings {
             max_body_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
+            shutdown_drain: Duration::ZERO,
             http: crate::HttpSettings::default(),
             database: DatabaseSettings::default(),
             auth: AuthSettings::default(),

@@ -28,13 +28,17 @@ pub async fn healthz() -> Json<Health> {
     })
 }
 
-/// Readiness: the database answers within two seconds.
+/// Readiness: the database answers within two seconds, and the server is not stopping (a
+/// load balancer takes a draining node out of rotation; see `shutdown_drain`).
 #[utoipa::path(get, path = "/readyz", tag = "health",
     responses(
         (status = 200, description = "Ready", body = Health),
-        (status = 503, description = "Database unreachable", body = crate::error::ErrorBody),
+        (status = 503, description = "Draining (stopping), or the database unreachable", body = crate::error::ErrorBody),
     ))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
+    if state.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(ApiError::unavailable("draining: this node is stopping"));
+    }
     match tokio::time::timeout(Duration::from_secs(2), state.db.ping()).await {
         Ok(Ok(())) => Ok(Json(Health {
             status: "ready",

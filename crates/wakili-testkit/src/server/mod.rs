@@ -29,7 +29,7 @@ use crate::db::TestDatabase;
 /// The TURN REST secret every test server shares with the TURN servers it hands out.
 pub const TURN_SECRET: &str = "turn-rest-secret-for-tests";
 
-/// How long a stopping server may take: its two-second grace and some.
+/// How long a stopping server may take after its drain: its two-second grace and some.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The options of a test server other than its settings: for now, the clock it reads
@@ -164,6 +164,7 @@ impl Prepared {
             .as_ref()
             .map(|(handle, _)| handle.local_addr());
         let (shutdown, stopped) = oneshot::channel();
+        let drain = self.state.settings.shutdown_drain;
         let task = tokio::spawn(wakili_server::serve(self.state, listener, async {
             let _ = stopped.await;
         }));
@@ -173,6 +174,7 @@ impl Prepared {
             running: Running {
                 shutdown: Some(shutdown),
                 task: Some(task),
+                drain,
             },
             turn_ports,
             data: self.data,
@@ -203,6 +205,8 @@ fn embedded_turn_ports(state: &AppState) -> (u16, u16) {
 struct Running {
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), ServerError>>>,
+    /// Its `shutdown_drain`, which the stop waits through first.
+    drain: Duration,
 }
 
 impl Running {
@@ -212,7 +216,7 @@ impl Running {
             let _ = shutdown.send(());
         }
         let task = self.task.take().expect("a running server");
-        tokio::time::timeout(STOP_TIMEOUT, task)
+        tokio::time::timeout(STOP_TIMEOUT + self.drain, task)
             .await
             .unwrap_or_else(|_| panic!("{what} stops within the grace period"))
             .expect("the server task does not panic")
