@@ -746,7 +746,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Readiness: the database answers within two seconds. */
+        /**
+         * Readiness: the database answers within two seconds, and the server is not stopping (a
+         *     load balancer takes a draining node out of rotation; see `shutdown_drain`).
+         */
         get: operations["readyz"];
         put?: never;
         post?: never;
@@ -5542,7 +5545,7 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
-            /** @description Database unreachable */
+            /** @description Draining (stopping), or the database unreachable */
             503: {
                 headers: {
                     [name: string]: unknown;
