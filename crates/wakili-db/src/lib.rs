@@ -6,6 +6,7 @@
 //! its own migrations folder. [`connect`] picks the backend from the URL.
 
 mod error;
+mod group_commit;
 pub mod lifecycle;
 mod log_page;
 /// The records the stores take and return: `wakili_core::model`, where the domain defines them.

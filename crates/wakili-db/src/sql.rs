@@ -64,12 +64,28 @@ pub(crate) use impl_for_sql;
 pub struct SqlStore<DB: Database> {
     pool: Pool<DB>,
     pub(crate) backend: Backend,
+    /// Audit appends of concurrent callers, committed together.
+    audits: std::sync::Arc<crate::group_commit::GroupCommit>,
+}
+
+impl<DB: Database> Clone for SqlStore<DB> {
+    fn clone(&self) -> Self {
+        Self {
+            pool: self.pool.clone(),
+            backend: self.backend,
+            audits: std::sync::Arc::clone(&self.audits),
+        }
+    }
 }
 
 impl<DB: Database> SqlStore<DB> {
     /// Wraps a pool whose schema is migrated.
     pub fn new(pool: Pool<DB>, backend: Backend) -> Self {
-        Self { pool, backend }
+        Self {
+            pool,
+            backend,
+            audits: Default::default(),
+        }
     }
 
     pub(crate) fn pool(&self) -> &Pool<DB> {
@@ -370,12 +386,24 @@ impl_for_sql!(crate::AuditStore {
         if events.is_empty() {
             return Ok(());
         }
-        let mut tx = self.begin().await?;
-        for event in events {
-            insert_audit(&mut *tx, self.backend, event, now).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        // Concurrent appends (a join storm) share a transaction and its disk sync.
+        let store = self.clone();
+        let audits = std::sync::Arc::clone(&self.audits);
+        audits
+            .append(events, now, move |batch| {
+                let store = store.clone();
+                async move {
+                    let mut tx = store.begin().await?;
+                    for (events, now) in batch {
+                        for event in events {
+                            insert_audit(&mut *tx, store.backend, event, now).await?;
+                        }
+                    }
+                    tx.commit().await?;
+                    Ok(())
+                }
+            })
+            .await
     }
 });
 

@@ -1,0 +1,230 @@
+//! Group commit of audit appends: callers that append at the same time (a join storm: every join
+//! appends its audit entries) share one transaction and one disk sync, instead of queueing for
+//! the database's write lock one transaction each.
+//!
+//! No task runs in the background. Each caller queues its entries and waits for the commit lock;
+//! whoever holds it commits everything queued so far and tells each caller its result, so a
+//! caller that gets the lock often finds its entries already committed by the one before. A
+//! caller hears back only after the commit that holds its entries: acknowledged means durable,
+//! as before.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::oneshot;
+
+use crate::{DbError, models::NewAuditEvent};
+
+/// One caller's entries, and where its result goes.
+pub(crate) struct Pending {
+    events: Vec<NewAuditEvent>,
+    now: DateTime<Utc>,
+    done: oneshot::Sender<Result<(), DbError>>,
+}
+
+impl Pending {
+    /// Tells the caller.
+    fn finish(self, result: Result<(), DbError>) {
+        let _ = self.done.send(result);
+    }
+
+    /// The consultation of its first entry (batches are ordered by it).
+    fn consultation(&self) -> Option<&str> {
+        self.events.first()?.consultation_id.as_deref()
+    }
+}
+
+/// The queue and the commit lock of one store.
+#[derive(Default)]
+pub(crate) struct GroupCommit {
+    queue: Mutex<Vec<Pending>>,
+    lock: tokio::sync::Mutex<()>,
+}
+
+/// Most callers' entries in one transaction.
+const MAX_BATCH: usize = 256;
+
+/// Entries of several callers with their times, to write in one transaction.
+pub(crate) type Batch = Vec<(Vec<NewAuditEvent>, DateTime<Utc>)>;
+
+impl GroupCommit {
+    /// Appends `events` through `commit`, which writes a batch in one transaction. A batch that
+    /// fails is retried one caller at a time, so one caller's bad entry fails only that caller.
+    /// The commit runs in a task of its own: a caller that goes away (its connection closed)
+    /// cannot cut it short and leave the others without an answer.
+    pub(crate) async fn append<F, Fut>(
+        self: &Arc<Self>,
+        events: Vec<NewAuditEvent>,
+        now: DateTime<Utc>,
+        commit: F,
+    ) -> Result<(), DbError>
+    where
+        F: Fn(Batch) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), DbError>> + Send + 'static,
+    {
+        let (done, mut result) = oneshot::channel();
+        self.queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Pending { events, now, done });
+        let leader = self.lock.lock().await;
+        if let Ok(result) = result.try_recv() {
+            return result; // committed by the caller before
+        }
+        let batch = self.take();
+        let writer = tokio::spawn(async move {
+            let entries = batch.iter().map(|p| (p.events.clone(), p.now)).collect();
+            if commit(entries).await.is_ok() {
+                batch.into_iter().for_each(|p| p.finish(Ok(())));
+            } else {
+                for p in batch {
+                    let outcome = commit(vec![(p.events.clone(), p.now)]).await;
+                    p.finish(outcome);
+                }
+            }
+        });
+        let _ = writer.await;
+        drop(leader);
+        result.await.unwrap_or_else(|_| {
+            Err(DbError::Corrupt(
+                "the audit batch holding these entries was lost".into(),
+            ))
+        })
+    }
+
+    /// The oldest queued callers (at most [`MAX_BATCH`]), in queue order within each
+    /// consultation and ordered by consultation, so that concurrent batches of several nodes
+    /// lock consultations in the same order.
+    fn take(&self) -> Vec<Pending> {
+        let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = queue.len().min(MAX_BATCH);
+        let mut batch: Vec<Pending> = queue.drain(..n).collect();
+        batch.sort_by(|a, b| a.consultation().cmp(&b.consultation()));
+        batch
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        sync::atomic::{AtomicUsize, Ordering},
+        time::Duration,
+    };
+
+    use super::*;
+
+    fn entry(consultation: &str, action: &'static str) -> Vec<NewAuditEvent> {
+        vec![NewAuditEvent {
+            consultation_id: Some(consultation.into()),
+            actor_id: None,
+            action,
+            detail: serde_json::Value::Null,
+        }]
+    }
+
+    /// Commits that take a while, counted, failing any batch holding a `bad` entry.
+    fn slow_commit(
+        commits: Arc<AtomicUsize>,
+        written: Arc<Mutex<Vec<String>>>,
+    ) -> impl Fn(Batch) -> std::pin::Pin<Box<dyn Future<Output = Result<(), DbError>> + Send>>
+    + Send
+    + Sync
+    + 'static {
+        move |batch: Batch| {
+            let (commits, written) = (Arc::clone(&commits), Arc::clone(&written));
+            Box::pin(async move {
+                commits.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let events: Vec<_> = batch.into_iter().flat_map(|(e, _)| e).collect();
+                if events.iter().any(|e| e.action == "bad") {
+                    return Err(DbError::Corrupt("bad entry".into()));
+                }
+                let mut written = written.lock().unwrap_or_else(PoisonError::into_inner);
+                written.extend(events.iter().map(|e| {
+                    format!(
+                        "{}:{}",
+                        e.consultation_id.as_deref().unwrap_or(""),
+                        e.action
+                    )
+                }));
+                Ok(())
+            })
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_appends_share_commits_and_a_bad_entry_fails_only_its_caller() {
+        let group = Arc::new(GroupCommit::default());
+        let commits = Arc::new(AtomicUsize::new(0));
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let mut callers = Vec::new();
+        for i in 0..60 {
+            let group = Arc::clone(&group);
+            let commit = slow_commit(Arc::clone(&commits), Arc::clone(&written));
+            let action = if i == 17 { "bad" } else { "participant.joined" };
+            callers.push(tokio::spawn(async move {
+                group
+                    .append(entry(&format!("c{}", i % 7), action), Utc::now(), commit)
+                    .await
+            }));
+        }
+        let mut failed = Vec::new();
+        for (i, caller) in callers.into_iter().enumerate() {
+            if caller.await.unwrap().is_err() {
+                failed.push(i);
+            }
+        }
+        assert_eq!(failed, [17], "only the caller with the bad entry fails");
+        assert_eq!(
+            written.lock().unwrap().len(),
+            59,
+            "every other entry is written once"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sixty_callers_at_once_take_a_handful_of_commits() {
+        let group = Arc::new(GroupCommit::default());
+        let commits = Arc::new(AtomicUsize::new(0));
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let callers: Vec<_> = (0..60)
+            .map(|i| {
+                let group = Arc::clone(&group);
+                let commit = slow_commit(Arc::clone(&commits), Arc::clone(&written));
+                tokio::spawn(async move {
+                    group
+                        .append(
+                            entry(&format!("c{i}"), "participant.joined"),
+                            Utc::now(),
+                            commit,
+                        )
+                        .await
+                })
+            })
+            .collect();
+        for caller in callers {
+            caller.await.unwrap().unwrap();
+        }
+        assert_eq!(written.lock().unwrap().len(), 60);
+        // The first commits alone; the others queue during its 20 ms and go together.
+        let n = commits.load(Ordering::SeqCst);
+        assert!(n <= 6, "{n} commits for 60 callers");
+    }
+
+    #[tokio::test]
+    async fn a_lone_append_commits_at_once() {
+        let group = Arc::new(GroupCommit::default());
+        let commits = Arc::new(AtomicUsize::new(0));
+        let written = Arc::new(Mutex::new(Vec::new()));
+        group
+            .append(
+                entry("c1", "consultation.created"),
+                Utc::now(),
+                slow_commit(Arc::clone(&commits), Arc::clone(&written)),
+            )
+            .await
+            .unwrap();
+        assert_eq!(commits.load(Ordering::SeqCst), 1);
+        assert_eq!(*written.lock().unwrap(), ["c1:consultation.created"]);
+    }
+}
