@@ -40,6 +40,12 @@ async fn free_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
+/// One phase of `tests/node/load-balancer.mjs`; its output.
+async fn scenario(input: &Value) -> String {
+    let limit = Duration::from_secs(60);
+    run_node("load-balancer.mjs", input, "socket.io-client", &[], limit).await
+}
+
 fn result_line(stdout: &str) -> Value {
     let line = stdout
         .lines()
@@ -114,15 +120,7 @@ async fn three_nodes_behind_haproxy_hold_a_call_and_move_it_off_a_draining_node(
         "consultationId": booked["id"],
         "tokens": {"lawyer": token(LAWYER, Role::Lawyer), "client": token(CLIENT, Role::Client)},
     });
-    let stdout = run_node(
-        "load-balancer.mjs",
-        &input,
-        "socket.io-client",
-        &[],
-        Duration::from_secs(60),
-    )
-    .await;
-    let call = result_line(&stdout);
+    let call = result_line(&scenario(&input).await);
 
     // The client's node stops as systemd stops it: it drains first.
     let draining = call["clientNode"].as_u64().unwrap() as usize;
@@ -138,14 +136,7 @@ async fn three_nodes_behind_haproxy_hold_a_call_and_move_it_off_a_draining_node(
     assert_eq!(readyz.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
     input["phase"] = json!("resume");
     input["previous"] = call;
-    run_node(
-        "load-balancer.mjs",
-        &input,
-        "socket.io-client",
-        &[],
-        Duration::from_secs(60),
-    )
-    .await;
+    scenario(&input).await;
     assert!(
         !stopping.is_finished(),
         "the drained node was still up during the resume: the balancer, not a refused connection, moved the clients"
