@@ -116,6 +116,8 @@ async fn the_server_records_every_participant_through_an_interruption_into_a_sig
     tokio::time::sleep(Duration::from_secs(3)).await;
     let sealed = app.metric("wakili_recorder_sealed_bytes_total").await;
     assert!(sealed.is_some_and(|b| b > 0.0), "{sealed:?}");
+    let packets = app.metric("wakili_recorder_packets_total").await;
+    assert!(packets.is_some_and(|n| n > 100.0), "{packets:?}");
 
     l_socket
         .call_ok("recording:stop", &json!({}))

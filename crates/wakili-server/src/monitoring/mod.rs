@@ -186,6 +186,11 @@ const DESCRIPTIONS: &[(&str, Kind, &str)] = &[
         "Packets the SFU could not hand to the recorder (its feed was full)",
     ),
     (
+        "wakili_recorder_packets_total",
+        Kind::Counter,
+        "RTP packets the server recorded (written into a track file)",
+    ),
+    (
         "wakili_recording_ingested_bytes_total",
         Kind::Counter,
         "Recording chunk bytes acknowledged to uploaders",
@@ -548,6 +553,8 @@ impl Monitoring {
                 .absolute(r.overflow_chunks);
             self.counter("wakili_recorder_dropped_packets_total", vec![])
                 .absolute(r.dropped_packets);
+            self.counter("wakili_recorder_packets_total", vec![])
+                .absolute(r.recorded_packets);
         }
         match state.recordings.usage().await {
             Ok(usage) => self
