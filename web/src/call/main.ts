@@ -16,7 +16,7 @@ import {
   SignalingError,
 } from "@wakili/sdk";
 import { recordingSettled, wireControls } from "./controls.js";
-import { cameraConstraints, chosenDevices, listDevices } from "./devices.js";
+import { cameraConstraints, chosenDevices, type DeviceChoice, listDevices } from "./devices.js";
 import { announce } from "./devtools.js";
 import {
   $,
@@ -114,7 +114,7 @@ async function main(): Promise<void> {
 
 // ---------------------------------------------------------------- preview and devices
 
-async function startCamera(devices: Parameters<typeof cameraConstraints>[2]): Promise<void> {
+async function startCamera(devices: DeviceChoice): Promise<void> {
   const config = page.config;
   if (!config) {
     return;
