@@ -62,28 +62,37 @@ impl GroupCommit {
         F: Fn(Batch) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), DbError>> + Send + 'static,
     {
+        let commit = Arc::new(commit);
         let (done, mut result) = oneshot::channel();
         self.queue
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(Pending { events, now, done });
         let leader = self.lock.lock().await;
-        if let Ok(result) = result.try_recv() {
-            return result; // committed by the caller before
-        }
-        let batch = self.take();
-        let writer = tokio::spawn(async move {
-            let entries = batch.iter().map(|p| (p.events.clone(), p.now)).collect();
-            if commit(entries).await.is_ok() {
-                batch.into_iter().for_each(|p| p.finish(Ok(())));
-            } else {
-                for p in batch {
-                    let outcome = commit(vec![(p.events.clone(), p.now)]).await;
-                    p.finish(outcome);
-                }
+        // Commit batches until ours has been: with more than MAX_BATCH waiting, ours may not be
+        // in the first one, and nobody else may be left to commit it.
+        loop {
+            if let Ok(result) = result.try_recv() {
+                return result; // committed by this caller's batch or the one before
             }
-        });
-        let _ = writer.await;
+            let batch = self.take();
+            if batch.is_empty() {
+                break; // ours is in a batch still being written by a caller that went away
+            }
+            let commit = Arc::clone(&commit);
+            let writer = tokio::spawn(async move {
+                let entries = batch.iter().map(|p| (p.events.clone(), p.now)).collect();
+                if commit(entries).await.is_ok() {
+                    batch.into_iter().for_each(|p| p.finish(Ok(())));
+                } else {
+                    for p in batch {
+                        let outcome = commit(vec![(p.events.clone(), p.now)]).await;
+                        p.finish(outcome);
+                    }
+                }
+            });
+            let _ = writer.await;
+        }
         drop(leader);
         result.await.unwrap_or_else(|_| {
             Err(DbError::Corrupt(
@@ -209,6 +218,37 @@ mod tests {
         // The first commits alone; the others queue during its 20 ms and go together.
         let n = commits.load(Ordering::SeqCst);
         assert!(n <= 6, "{n} commits for 60 callers");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn more_callers_than_a_batch_holds_all_get_committed() {
+        let group = Arc::new(GroupCommit::default());
+        let commits = Arc::new(AtomicUsize::new(0));
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let callers: Vec<_> = (0..3 * MAX_BATCH)
+            .map(|i| {
+                let group = Arc::clone(&group);
+                let commit = slow_commit(Arc::clone(&commits), Arc::clone(&written));
+                tokio::spawn(async move {
+                    group
+                        .append(
+                            entry(&format!("c{i}"), "participant.joined"),
+                            Utc::now(),
+                            commit,
+                        )
+                        .await
+                })
+            })
+            .collect();
+        let all = async {
+            for caller in callers {
+                caller.await.unwrap().unwrap();
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(20), all)
+            .await
+            .expect("every caller is answered");
+        assert_eq!(written.lock().unwrap().len(), 3 * MAX_BATCH);
     }
 
     #[tokio::test]
