@@ -9,6 +9,7 @@ mod error;
 mod group_commit;
 pub mod lifecycle;
 mod log_page;
+mod outbox_tables;
 /// The records the stores take and return: `wakili_core::model`, where the domain defines them.
 pub use wakili_core::model as models;
 mod push;

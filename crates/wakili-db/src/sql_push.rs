@@ -12,6 +12,7 @@ use crate::{
     DbError,
     log_page::LogPage,
     models::NewAuditEvent,
+    outbox_tables::{OutboxTable, count_pending, release_leases},
     push::{
         CallState, DeliveryFilter, DeviceRegistration, DueReminder, NewDevice, NewNotification,
         OutboxNotification, Outcome, PushStore,
@@ -371,24 +372,12 @@ impl_for_sql!(PushStore {
 
     async fn release_notifications(&self, owner: &str) -> Result<(), DbError> {
         let mut conn = self.pool().acquire().await?;
-        sqlx::query(
-            "UPDATE push_notifications SET lease_owner = NULL, lease_until = NULL \
-             WHERE lease_owner = $1 AND status = 'pending'",
-        )
-        .bind(owner.to_owned())
-        .execute(&mut *conn)
-        .await?;
-        Ok(())
+        release_leases(&mut *conn, OutboxTable::Push, owner).await
     }
 
     async fn pending_notifications(&self) -> Result<u64, DbError> {
         let mut conn = self.pool().acquire().await?;
-        let row =
-            sqlx::query("SELECT COUNT(*) AS n FROM push_notifications WHERE status = 'pending'")
-                .fetch_one(&mut *conn)
-                .await?;
-        let n: i64 = row.try_get("n")?;
-        Ok(u64::try_from(n).unwrap_or(0))
+        count_pending(&mut *conn, OutboxTable::Push).await
     }
 
     async fn deliveries(

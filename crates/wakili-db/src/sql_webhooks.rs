@@ -9,6 +9,7 @@ use crate::{
     DbError,
     log_page::LogPage,
     models::{AuditEvent, NewAuditEvent},
+    outbox_tables::{OutboxTable, count_pending, release_leases},
     sql::{impl_for_sql, insert_audit},
     time::DbTime,
     webhooks::{
@@ -445,14 +446,7 @@ impl_for_sql!(WebhookStore {
 
     async fn release_webhook_deliveries(&self, owner: &str) -> Result<(), DbError> {
         let mut conn = self.pool().acquire().await?;
-        sqlx::query(
-            "UPDATE webhook_deliveries SET lease_owner = NULL, lease_until = NULL \
-             WHERE lease_owner = $1 AND status = 'pending'",
-        )
-        .bind(owner.to_owned())
-        .execute(&mut *conn)
-        .await?;
-        Ok(())
+        release_leases(&mut *conn, OutboxTable::Webhooks, owner).await
     }
 
     async fn webhook_deliveries(
@@ -513,11 +507,6 @@ impl_for_sql!(WebhookStore {
 
     async fn pending_webhook_deliveries(&self) -> Result<u64, DbError> {
         let mut conn = self.pool().acquire().await?;
-        let row =
-            sqlx::query("SELECT COUNT(*) AS n FROM webhook_deliveries WHERE status = 'pending'")
-                .fetch_one(&mut *conn)
-                .await?;
-        let n: i64 = row.try_get("n")?;
-        Ok(u64::try_from(n).unwrap_or(0))
+        count_pending(&mut *conn, OutboxTable::Webhooks).await
     }
 });
