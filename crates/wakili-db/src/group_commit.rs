@@ -120,63 +120,90 @@ mod tests {
         time::Duration,
     };
 
+    use tokio::task::JoinHandle;
+
     use super::*;
 
-    fn entry(consultation: &str, action: &'static str) -> Vec<NewAuditEvent> {
-        vec![NewAuditEvent {
-            consultation_id: Some(consultation.into()),
-            actor_id: None,
-            action,
-            detail: serde_json::Value::Null,
-        }]
-    }
-
-    /// Commits that take a while, counted, failing any batch holding a `bad` entry.
-    fn slow_commit(
+    /// A group over commits that take 20 ms each, counted, which fail any batch holding a `bad`
+    /// entry and otherwise write `consultation:action` per entry.
+    #[derive(Default)]
+    struct Harness {
+        group: Arc<GroupCommit>,
         commits: Arc<AtomicUsize>,
         written: Arc<Mutex<Vec<String>>>,
-    ) -> impl Fn(Batch) -> std::pin::Pin<Box<dyn Future<Output = Result<(), DbError>> + Send>>
-    + Send
-    + Sync
-    + 'static {
-        move |batch: Batch| {
-            let (commits, written) = (Arc::clone(&commits), Arc::clone(&written));
-            Box::pin(async move {
-                commits.fetch_add(1, Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                let events: Vec<_> = batch.into_iter().flat_map(|(e, _)| e).collect();
-                if events.iter().any(|e| e.action == "bad") {
-                    return Err(DbError::Corrupt("bad entry".into()));
-                }
-                let mut written = written.lock().unwrap_or_else(PoisonError::into_inner);
-                written.extend(events.iter().map(|e| {
-                    format!(
-                        "{}:{}",
-                        e.consultation_id.as_deref().unwrap_or(""),
-                        e.action
-                    )
-                }));
-                Ok(())
-            })
+    }
+
+    impl Harness {
+        /// Caller `i` appends one entry of consultation `consultation(i)` with `action(i)`.
+        fn spawn(
+            &self,
+            n: usize,
+            consultation: impl Fn(usize) -> String,
+            action: impl Fn(usize) -> &'static str,
+        ) -> Vec<JoinHandle<Result<(), DbError>>> {
+            (0..n)
+                .map(|i| {
+                    let group = Arc::clone(&self.group);
+                    let (commits, written) = (Arc::clone(&self.commits), Arc::clone(&self.written));
+                    let events = vec![NewAuditEvent {
+                        consultation_id: Some(consultation(i)),
+                        actor_id: None,
+                        action: action(i),
+                        detail: serde_json::Value::Null,
+                    }];
+                    tokio::spawn(async move {
+                        group
+                            .append(events, Utc::now(), move |batch| {
+                                slow_commit(Arc::clone(&commits), Arc::clone(&written), batch)
+                            })
+                            .await
+                    })
+                })
+                .collect()
         }
+
+        fn commits(&self) -> usize {
+            self.commits.load(Ordering::SeqCst)
+        }
+
+        fn written(&self) -> Vec<String> {
+            self.written
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone()
+        }
+    }
+
+    async fn slow_commit(
+        commits: Arc<AtomicUsize>,
+        written: Arc<Mutex<Vec<String>>>,
+        batch: Batch,
+    ) -> Result<(), DbError> {
+        commits.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let events: Vec<_> = batch.into_iter().flat_map(|(e, _)| e).collect();
+        if events.iter().any(|e| e.action == "bad") {
+            return Err(DbError::Corrupt("bad entry".into()));
+        }
+        let mut written = written.lock().unwrap_or_else(PoisonError::into_inner);
+        written.extend(events.iter().map(|e| {
+            format!(
+                "{}:{}",
+                e.consultation_id.as_deref().unwrap_or(""),
+                e.action
+            )
+        }));
+        Ok(())
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_appends_share_commits_and_a_bad_entry_fails_only_its_caller() {
-        let group = Arc::new(GroupCommit::default());
-        let commits = Arc::new(AtomicUsize::new(0));
-        let written = Arc::new(Mutex::new(Vec::new()));
-        let mut callers = Vec::new();
-        for i in 0..60 {
-            let group = Arc::clone(&group);
-            let commit = slow_commit(Arc::clone(&commits), Arc::clone(&written));
-            let action = if i == 17 { "bad" } else { "participant.joined" };
-            callers.push(tokio::spawn(async move {
-                group
-                    .append(entry(&format!("c{}", i % 7), action), Utc::now(), commit)
-                    .await
-            }));
-        }
+        let h = Harness::default();
+        let callers = h.spawn(
+            60,
+            |i| format!("c{}", i % 7),
+            |i| if i == 17 { "bad" } else { "participant.joined" },
+        );
         let mut failed = Vec::new();
         for (i, caller) in callers.into_iter().enumerate() {
             if caller.await.unwrap().is_err() {
@@ -184,62 +211,25 @@ mod tests {
             }
         }
         assert_eq!(failed, [17], "only the caller with the bad entry fails");
-        assert_eq!(
-            written.lock().unwrap().len(),
-            59,
-            "every other entry is written once"
-        );
+        assert_eq!(h.written().len(), 59, "every other entry is written once");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sixty_callers_at_once_take_a_handful_of_commits() {
-        let group = Arc::new(GroupCommit::default());
-        let commits = Arc::new(AtomicUsize::new(0));
-        let written = Arc::new(Mutex::new(Vec::new()));
-        let callers: Vec<_> = (0..60)
-            .map(|i| {
-                let group = Arc::clone(&group);
-                let commit = slow_commit(Arc::clone(&commits), Arc::clone(&written));
-                tokio::spawn(async move {
-                    group
-                        .append(
-                            entry(&format!("c{i}"), "participant.joined"),
-                            Utc::now(),
-                            commit,
-                        )
-                        .await
-                })
-            })
-            .collect();
-        for caller in callers {
+        let h = Harness::default();
+        for caller in h.spawn(60, |i| format!("c{i}"), |_| "participant.joined") {
             caller.await.unwrap().unwrap();
         }
-        assert_eq!(written.lock().unwrap().len(), 60);
+        assert_eq!(h.written().len(), 60);
         // The first commits alone; the others queue during its 20 ms and go together.
-        let n = commits.load(Ordering::SeqCst);
+        let n = h.commits();
         assert!(n <= 6, "{n} commits for 60 callers");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn more_callers_than_a_batch_holds_all_get_committed() {
-        let group = Arc::new(GroupCommit::default());
-        let commits = Arc::new(AtomicUsize::new(0));
-        let written = Arc::new(Mutex::new(Vec::new()));
-        let callers: Vec<_> = (0..3 * MAX_BATCH)
-            .map(|i| {
-                let group = Arc::clone(&group);
-                let commit = slow_commit(Arc::clone(&commits), Arc::clone(&written));
-                tokio::spawn(async move {
-                    group
-                        .append(
-                            entry(&format!("c{i}"), "participant.joined"),
-                            Utc::now(),
-                            commit,
-                        )
-                        .await
-                })
-            })
-            .collect();
+        let h = Harness::default();
+        let callers = h.spawn(3 * MAX_BATCH, |i| format!("c{i}"), |_| "participant.joined");
         let all = async {
             for caller in callers {
                 caller.await.unwrap().unwrap();
@@ -248,23 +238,16 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(20), all)
             .await
             .expect("every caller is answered");
-        assert_eq!(written.lock().unwrap().len(), 3 * MAX_BATCH);
+        assert_eq!(h.written().len(), 3 * MAX_BATCH);
     }
 
     #[tokio::test]
     async fn a_lone_append_commits_at_once() {
-        let group = Arc::new(GroupCommit::default());
-        let commits = Arc::new(AtomicUsize::new(0));
-        let written = Arc::new(Mutex::new(Vec::new()));
-        group
-            .append(
-                entry("c1", "consultation.created"),
-                Utc::now(),
-                slow_commit(Arc::clone(&commits), Arc::clone(&written)),
-            )
-            .await
-            .unwrap();
-        assert_eq!(commits.load(Ordering::SeqCst), 1);
-        assert_eq!(*written.lock().unwrap(), ["c1:consultation.created"]);
+        let h = Harness::default();
+        for caller in h.spawn(1, |_| "c1".into(), |_| "consultation.created") {
+            caller.await.unwrap().unwrap();
+        }
+        assert_eq!(h.commits(), 1);
+        assert_eq!(h.written(), ["c1:consultation.created"]);
     }
 }
