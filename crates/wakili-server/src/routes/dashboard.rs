@@ -12,9 +12,9 @@ use axum::{
 use crate::AppState;
 
 // Built from `web/` (src/dashboard, pages/dashboard.html) by this crate's `build.rs`.
-const HTML: &str = include_str!(concat!(env!("OUT_DIR"), "/web/dashboard.html"));
-const JS: &str = include_str!(concat!(env!("OUT_DIR"), "/web/dashboard.js"));
-const CSS: &str = include_str!(concat!(env!("OUT_DIR"), "/web/dashboard.css"));
+const HTML: &str = built!("dashboard.html");
+const JS: &str = built!("dashboard.js");
+const CSS: &str = built!("dashboard.css");
 
 /// Scripts and styles from this origin only; nothing inline, no frames.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \

@@ -1,5 +1,12 @@
 //! HTTP handlers, one module per resource.
 
+/// One file of the web client's bundle, which `build.rs` makes from `web/` into `OUT_DIR/web`.
+macro_rules! built {
+    ($file:literal) => {
+        include_str!(concat!(env!("OUT_DIR"), "/web/", $file))
+    };
+}
+
 pub mod consultations;
 pub mod dashboard;
 pub mod devices;

@@ -29,13 +29,6 @@ struct Asset {
     body: &'static str,
 }
 
-/// One file of the bundle that `build.rs` makes from `web/` into `OUT_DIR/web`.
-macro_rules! built {
-    ($file:literal) => {
-        include_str!(concat!(env!("OUT_DIR"), "/web/", $file))
-    };
-}
-
 /// Everything under `/web/`.
 const ASSETS: &[Asset] = &[
     Asset {
