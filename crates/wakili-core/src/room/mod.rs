@@ -333,8 +333,8 @@ impl Room {
             .min()
     }
 
-    /// Whether `from` may send a signal to `to`.
-    pub fn check_signal(&self, from: &str, to: &str) -> Result<(), RoomError> {
+    /// Whether `from` may send a signal to `to`; the recipient when it may.
+    pub fn check_signal(&self, from: &str, to: &str) -> Result<&Member, RoomError> {
         let sender = self.member(from)?;
         let recipient = self.member(to)?;
         if !sender.present() {
@@ -348,7 +348,7 @@ impl Room {
         if !recipient.present() {
             return Err(RoomError::Forbidden("that participant is not in the call"));
         }
-        Ok(())
+        Ok(recipient)
     }
 
     /// The consultation was ended or cancelled outside the call (over the API): everyone is told
@@ -405,7 +405,9 @@ impl Room {
         self.expire(now, &mut out);
         match input {
             Input::Join { .. } => return Err(RoomError::Forbidden("use join")),
-            Input::Signal { from, to } => self.check_signal(&from, &to)?,
+            Input::Signal { from, to } => {
+                self.check_signal(&from, &to)?;
+            }
             Input::Disconnected {
                 participant_id,
                 connection,

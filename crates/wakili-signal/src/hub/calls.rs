@@ -14,6 +14,7 @@ use wakili_core::{
 use wakili_db::models::{NewAuditEvent, QualitySample};
 
 use super::{Reply, Seat, Worker, consultation_room, emit_event, participant_room};
+use crate::protocol::ServerEvent;
 use crate::protocol::{
     self, ConsentRequest, JoinAck, JoinRequest, QualityAck, RecordingStartAck, Refusal, SignalOut,
     SignalRequest,
@@ -24,10 +25,14 @@ impl<A: Adapter> Worker<A> {
     pub(super) async fn signal(&mut self, request: SignalRequest<'_>) -> Result<Reply, Refusal> {
         let seat = self.seat()?;
         request.check_sender(&seat.participant)?;
-        self.hub
+        // Checked against the room as this node holds it: no Redis round trip.
+        let connection = self
+            .hub
             .store
-            .read(&seat.consultation, |room| match room {
-                Some(room) => room.check_signal(&seat.participant, &request.to),
+            .check(&seat.consultation, |room| match room {
+                Some(room) => room
+                    .check_signal(&seat.participant, &request.to)
+                    .map(|to| to.connection.clone()),
                 None => Err(RoomError::NoParticipant),
             })
             .await??;
@@ -36,7 +41,20 @@ impl<A: Adapter> Worker<A> {
             kind: request.kind,
             payload: request.payload,
         };
-        emit_event(&self.io, participant_room(&request.to), &out).await;
+        // An addressee connected to this node gets it straight away; one elsewhere through one
+        // publish to its participant room.
+        let here = connection
+            .parse()
+            .ok()
+            .and_then(|sid| self.io.get_socket(sid));
+        match here {
+            Some(socket) => {
+                if let Err(e) = socket.emit(out.name(), &out) {
+                    tracing::debug!(error = %e, "signal not delivered");
+                }
+            }
+            None => emit_event(&self.io, participant_room(&request.to), &out).await,
+        }
         self.hub.telemetry.relayed(request.kind);
         if request.kind == protocol::SignalType::Restart {
             // Counted in the consultation's quality summary (network stability).

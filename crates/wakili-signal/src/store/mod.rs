@@ -1,0 +1,142 @@
+//! Room state storage. Every change is a read–modify–write of the whole [`Room`] under
+//! optimistic concurrency, so two nodes handling events for one consultation never lose each
+//! other's changes; with Redis, each node also holds the rooms it serves, kept current by a
+//! change feed (`redis.rs`), so relaying a signal reads nothing from Redis.
+
+use std::{
+    collections::HashMap,
+    sync::{Mutex, PoisonError},
+};
+
+use wakili_core::room::Room;
+
+mod cache;
+mod redis_rooms;
+
+use self::redis_rooms::RedisRooms;
+
+/// Why a room could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum SignalError {
+    /// Redis failed.
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// A stored room does not decode (written by an incompatible version?).
+    #[error("stored room state is invalid: {0}")]
+    Corrupt(#[from] serde_json::Error),
+    /// The Socket.IO Redis adapter failed to start.
+    #[error("socket.io redis adapter: {0}")]
+    Adapter(String),
+    /// Too many concurrent writers to one room.
+    #[error("room {0} is too busy; retry")]
+    Contended(String),
+}
+
+/// Where rooms live.
+pub enum RoomStore {
+    /// One node: a map in memory.
+    Memory(Mutex<HashMap<String, Room>>),
+    /// Many nodes: in Redis, each node holding the rooms it serves.
+    Redis(RedisRooms),
+}
+
+/// Whether a room holds nothing worth keeping.
+fn is_empty(room: &Room) -> bool {
+    room.ended || (room.members.is_empty() && room.recording == wakili_core::room::Recording::Idle)
+}
+
+impl RoomStore {
+    /// Rooms in this process.
+    pub fn memory() -> Self {
+        Self::Memory(Mutex::new(HashMap::new()))
+    }
+
+    /// Rooms in Redis at `url`.
+    pub async fn redis(url: &str) -> Result<Self, SignalError> {
+        Ok(Self::Redis(RedisRooms::connect(url).await?))
+    }
+
+    /// Commands sent to Redis for rooms so far (0 in memory).
+    pub fn redis_commands(&self) -> u64 {
+        match self {
+            Self::Memory(_) => 0,
+            Self::Redis(rooms) => rooms.commands(),
+        }
+    }
+
+    /// A copy of the room as it is now (with Redis: read from Redis, not from what this node
+    /// holds), if it has any state.
+    pub async fn get(&self, consultation: &str) -> Result<Option<Room>, SignalError> {
+        match self {
+            Self::Memory(_) => self.read(consultation, |room| room.cloned()).await,
+            Self::Redis(rooms) => Ok(rooms.fetch(consultation).await?.room.as_deref().cloned()),
+        }
+    }
+
+    /// Reads the room without changing it (`None`: no such room). With Redis, the state this
+    /// node holds (current as of the last change announced to it).
+    pub async fn read<R>(
+        &self,
+        consultation: &str,
+        look: impl FnOnce(Option<&Room>) -> R,
+    ) -> Result<R, SignalError> {
+        match self {
+            Self::Memory(rooms) => Ok(look(
+                rooms
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .get(consultation),
+            )),
+            Self::Redis(rooms) => {
+                let state = rooms.current(consultation).await?;
+                Ok(look(state.room.as_deref()))
+            }
+        }
+    }
+
+    /// Checks something against the room: as [`RoomStore::read`], except that a refusal based
+    /// on the state this node holds is checked again on the room as Redis has it now, so that
+    /// a change made on another node a moment ago, not yet announced here, is never refused.
+    pub async fn check<T, E>(
+        &self,
+        consultation: &str,
+        check: impl Fn(Option<&Room>) -> Result<T, E>,
+    ) -> Result<Result<T, E>, SignalError> {
+        match self {
+            Self::Memory(_) => self.read(consultation, check).await,
+            Self::Redis(rooms) => {
+                let held = rooms.current(consultation).await?;
+                match check(held.room.as_deref()) {
+                    Ok(fine) => Ok(Ok(fine)),
+                    Err(_) => {
+                        let now = rooms.fetch(consultation).await?;
+                        Ok(check(now.room.as_deref()))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies `change` to the room of `consultation` atomically and returns its result. Under
+    /// contention (another node changed the room meanwhile) `change` runs again on the fresh
+    /// state, so it must only compute: side effects belong after it returns. Rooms with nothing
+    /// left in them are deleted.
+    pub async fn update<R>(
+        &self,
+        consultation: &str,
+        mut change: impl FnMut(&mut Room) -> R,
+    ) -> Result<R, SignalError> {
+        match self {
+            Self::Memory(rooms) => {
+                let mut rooms = rooms.lock().unwrap_or_else(PoisonError::into_inner);
+                let room = rooms.entry(consultation.to_owned()).or_default();
+                let result = change(room);
+                if is_empty(room) {
+                    rooms.remove(consultation);
+                }
+                Ok(result)
+            }
+            Self::Redis(rooms) => rooms.update(consultation, change).await,
+        }
+    }
+}
