@@ -283,6 +283,19 @@ pub struct SignalArgs {
     /// Servers to measure, in this order.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = [SignalServer::Wakili, SignalServer::Reference])]
     pub servers: Vec<SignalServer>,
+    /// Also measure N Wakili nodes sharing PostgreSQL (--database-url) and Redis (--redis-url),
+    /// right after the one-node run: each pair's lawyer and client join different nodes, so
+    /// every signal crosses nodes. CPU per signal is then summed over the nodes and Redis, and
+    /// Redis commands per signal are read from `INFO commandstats`.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub nodes: u8,
+    /// The database every Wakili run uses (needed with --nodes; default: each run's own
+    /// SQLite file).
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// The Redis the nodes of --nodes share.
+    #[arg(long, value_name = "URL", default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
     /// Load an already running Wakili at this base URL (e.g. http://127.0.0.1:8080) instead of
     /// starting one; its CPU time and memory are then not reported. Needs --jwt-secret-file.
     #[arg(long, value_name = "URL", requires = "jwt_secret_file")]
@@ -318,6 +331,8 @@ pub struct SignalArgs {
 pub enum SignalServer {
     /// `wakili serve` (or the server at --url).
     Wakili,
+    /// `--nodes` × `wakili serve` on PostgreSQL and Redis.
+    Cluster,
     /// A bare socketioxide relay: any token, join acks a participant id, signals relayed
     /// unparsed. The floor a Socket.IO server in Rust starts from.
     Reference,
@@ -328,6 +343,7 @@ impl SignalServer {
     pub fn name(self) -> &'static str {
         match self {
             Self::Wakili => "wakili",
+            Self::Cluster => "cluster",
             Self::Reference => "reference",
         }
     }
@@ -485,6 +501,14 @@ impl SignalArgs {
             args.pairs = LIGHT_PAIRS;
             args.rate = LIGHT_RATE;
         }
+        if args.nodes > 1 && !args.servers.contains(&SignalServer::Cluster) {
+            let after = args
+                .servers
+                .iter()
+                .position(|&s| s == SignalServer::Wakili)
+                .map_or(0, |i| i + 1);
+            args.servers.insert(after, SignalServer::Cluster);
+        }
         args
     }
 
@@ -525,10 +549,27 @@ impl SignalArgs {
             );
         }
         if self.servers.is_empty() {
-            bail!("--servers: name at least one of wakili, reference");
+            bail!("--servers: name at least one of wakili, cluster, reference");
         }
         if self.client_threads == Some(0) {
             bail!("--client-threads: at least 1");
+        }
+        if self.servers.contains(&SignalServer::Cluster) {
+            if self.nodes < 2 {
+                bail!("--servers cluster: give --nodes 2 or more");
+            }
+            if self.url.is_some() {
+                bail!("--nodes: the benchmark starts the nodes itself; drop --url");
+            }
+            if !self
+                .database_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("postgres"))
+            {
+                bail!(
+                    "--nodes: the nodes share a PostgreSQL database; give --database-url postgres://…"
+                );
+            }
         }
         let expected = self.expected_run_secs();
         if self.timeout.as_secs_f64() < expected {
@@ -607,6 +648,34 @@ mod tests {
         assert_eq!(args.duration, Duration::from_secs(30));
         assert_eq!(args.client_threads, Some(1));
         args.validate().unwrap();
+    }
+
+    #[test]
+    fn nodes_add_a_cluster_run_after_the_one_node_run_and_need_postgres() {
+        let args = signal(&["--nodes", "3"]).unwrap().resolved();
+        assert_eq!(
+            args.servers,
+            [
+                SignalServer::Wakili,
+                SignalServer::Cluster,
+                SignalServer::Reference
+            ]
+        );
+        let refused = args.validate().unwrap_err().to_string();
+        assert!(refused.contains("--database-url"), "{refused}");
+        let args = signal(&["--nodes", "3", "--database-url", "postgres://u@h/d"])
+            .unwrap()
+            .resolved();
+        args.validate().unwrap();
+        assert_eq!(args.redis_url, "redis://127.0.0.1:6379");
+        let alone = signal(&["--servers", "cluster"]).unwrap().resolved();
+        assert!(
+            alone
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("--nodes 2")
+        );
     }
 
     #[test]

@@ -61,6 +61,9 @@ pub fn run(args: &IngestArgs) -> anyhow::Result<bool> {
         dir_prefix: "wakili-bench-ingest-",
         // A handful of keep-alive connections: the defaults admit them.
         connections: None,
+        database_url: None,
+        redis_url: None,
+        secrets_from: None,
     };
     let mut target = runtime.block_on(target::start(SignalServer::Wakili, &launch))?;
     let disk_dir = disk_dir(args, &target)?;

@@ -35,12 +35,21 @@ const ADMISSION_LIMIT: Duration = Duration::from_secs(10);
 /// Who joins what.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    /// The server's base URL.
-    pub url: String,
+    /// The servers' base URLs (one per node).
+    pub urls: Vec<String>,
     /// Per participant: 2i is pair i's lawyer, 2i + 1 its client.
     pub tokens: Vec<String>,
     /// Per pair: the consultation both join.
     pub consultations: Vec<String>,
+}
+
+impl Plan {
+    /// Where participant `index` connects: pair p's lawyer to node p mod n, its client to the
+    /// next node, so that with several nodes every pair's signals cross nodes.
+    pub fn url_for(&self, index: usize) -> &str {
+        let node = (index / 2 + index % 2) % self.urls.len().max(1);
+        self.urls.get(node).map_or("", String::as_str)
+    }
 }
 
 /// The load's shape.
@@ -78,6 +87,10 @@ pub trait Probe {
     fn own_rss_kib(&self) -> Option<u64>;
     /// CPU-seconds the whole machine spent so far: busy, of which softirq, of which steal.
     fn machine_cpu_s(&self) -> Option<MachineCpu>;
+    /// Commands the servers' Redis has executed so far, when they share one.
+    fn redis_commands(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Machine-wide CPU-seconds, all cores.
@@ -151,6 +164,9 @@ pub struct Joins {
     pub rss_per_participant_bytes: Option<f64>,
     /// The load generator's own RSS with everyone joined (all client connections), KiB.
     pub generator_rss_kib: Option<u64>,
+    /// Redis commands over the join phase per joined participant (nodes sharing Redis).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_commands_per_join: Option<f64>,
 }
 
 /// What the signal phase measured.
@@ -197,6 +213,9 @@ pub struct Signals {
     pub unattributed_cores: Option<f64>,
     /// Other events received meanwhile (presence, session notices).
     pub other_events: u64,
+    /// Redis commands over the window per signal received (nodes sharing Redis).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_commands_per_signal: Option<f64>,
 }
 
 /// Counters shared by every connection's handler and the pacers.
@@ -363,7 +382,8 @@ async fn join_one(
     times: Arc<JoinTimes>,
 ) -> Result<Member, String> {
     let started = Instant::now();
-    config.local_address = source_for(index, is_loopback(&plan.url));
+    let url = plan.url_for(index);
+    config.local_address = source_for(index, is_loopback(url));
     let inbox = Arc::new(Inbox::default());
     let handler = {
         let inbox = inbox.clone();
@@ -372,7 +392,7 @@ async fn join_one(
     };
     let token = plan.tokens.get(index).ok_or("no token")?;
     let consultation = plan.consultations.get(index / 2).ok_or("no consultation")?;
-    let client = Client::connect_with_handler(&plan.url, token, &config, handler)
+    let client = Client::connect_with_handler(url, token, &config, handler)
         .await
         .map_err(|e| format!("connect: {e}"))?;
     let asked = Instant::now();
@@ -425,6 +445,7 @@ pub async fn run(plan: Plan, shape: &Shape, probe: &dyn Probe) -> (Joins, Option
     // Join phase.
     let rss_before_kib = probe.server_rss_kib();
     let cpu_before = probe.server_cpu_s();
+    let redis_before = probe.redis_commands();
     let t0 = Instant::now();
     let mut handles = Vec::with_capacity(participants);
     for index in 0..participants {
@@ -461,6 +482,7 @@ pub async fn run(plan: Plan, shape: &Shape, probe: &dyn Probe) -> (Joins, Option
         (Instant::now() - t0).as_secs_f64()
     );
     let server_cpu_join = probe.server_cpu_s().zip(cpu_before).map(|(a, b)| a - b);
+    let redis_join = probe.redis_commands().zip(redis_before).map(|(a, b)| a - b);
     let last_done = *times.last_done.lock().unwrap_or_else(|e| e.into_inner());
     let wall_s = last_done.map_or(0.0, |d| (d - t0).as_secs_f64());
     let joined = members.iter().flatten().count() as u64;
@@ -507,6 +529,9 @@ pub async fn run(plan: Plan, shape: &Shape, probe: &dyn Probe) -> (Joins, Option
             .filter(|_| joined > 0)
             .map(|(before, after)| (after as f64 - before as f64) * 1024.0 / joined as f64),
         generator_rss_kib,
+        redis_commands_per_join: redis_join
+            .filter(|_| joined > 0)
+            .map(|n| n as f64 / joined as f64),
     };
     if shape.idle {
         return (joins, None);
@@ -562,6 +587,7 @@ async fn signal(
 
     let other_before = stats.other_events.load(Ordering::Relaxed);
     let cpu_before = probe.server_cpu_s();
+    let redis_before = probe.redis_commands();
     let own_before = probe.own_cpu_s();
     let machine_before = probe.machine_cpu_s();
     let start = Instant::now() + Duration::from_millis(50);
@@ -588,6 +614,7 @@ async fn signal(
     }
     let window_s = (Instant::now() - start).as_secs_f64();
     let server_cpu_s = probe.server_cpu_s().zip(cpu_before).map(|(a, b)| a - b);
+    let redis_commands = probe.redis_commands().zip(redis_before).map(|(a, b)| a - b);
     let generator_cpu_s = probe.own_cpu_s().zip(own_before).map(|(a, b)| a - b);
     let machine = probe
         .machine_cpu_s()
@@ -625,6 +652,9 @@ async fn signal(
             .zip(generator_cpu_s)
             .map(|((m, server), own)| m.busy - (server + own) / window_s),
         other_events: stats.other_events.load(Ordering::Relaxed) - other_before,
+        redis_commands_per_signal: redis_commands
+            .filter(|_| received > 0)
+            .map(|n| n as f64 / received as f64),
     }
 }
 

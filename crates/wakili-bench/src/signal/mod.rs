@@ -6,7 +6,7 @@ pub mod reference;
 mod report;
 pub mod target;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 
 use crate::{
     cli::{SignalArgs, SignalServer},
@@ -24,20 +24,46 @@ pub fn raise_open_file_limit() -> Option<u64> {
     rlimit::increase_nofile_limit(u64::MAX).ok()
 }
 
-/// Reads a child server's CPU time and memory from /proc.
+/// Reads the child servers' CPU time and memory from /proc (summed over the nodes, and the
+/// Redis they share), and Redis's command count.
 struct ProcProbe {
-    pid: Option<u32>,
+    /// The server processes; empty when not this benchmark's children.
+    pids: Vec<u32>,
     ticks_per_s: f64,
+    /// The nodes' shared Redis, with its server's pid.
+    redis: Option<SharedRedis>,
+}
+
+impl ProcProbe {
+    fn server_pids(&self) -> Option<Vec<u32>> {
+        if self.pids.is_empty() {
+            return None;
+        }
+        let mut pids = self.pids.clone();
+        pids.extend(self.redis.as_ref().and_then(|r| r.pid));
+        Some(pids)
+    }
 }
 
 impl load::Probe for ProcProbe {
     fn server_cpu_s(&self) -> Option<f64> {
-        let ticks = process::cpu_ticks(self.pid?).ok()?;
+        let mut ticks = 0;
+        for pid in self.server_pids()? {
+            ticks += process::cpu_ticks(pid).ok()?;
+        }
         Some(ticks as f64 / self.ticks_per_s)
     }
 
     fn server_rss_kib(&self) -> Option<u64> {
-        Some(process::memory(self.pid?).ok()?.current_kib)
+        let mut kib = 0;
+        for pid in self.server_pids()? {
+            kib += process::memory(pid).ok()?.current_kib;
+        }
+        Some(kib)
+    }
+
+    fn redis_commands(&self) -> Option<u64> {
+        self.redis.as_ref()?.commands().ok()
     }
 
     fn own_cpu_s(&self) -> Option<f64> {
@@ -74,7 +100,7 @@ pub fn run(args: &SignalArgs) -> anyhow::Result<bool> {
             args.participants() + SPARE_FILES
         );
     }
-    if args.servers.contains(&SignalServer::Wakili) && args.url.is_none() {
+    if args.servers.iter().any(|&s| s != SignalServer::Reference) && args.url.is_none() {
         servers::locate_wakili(args.wakili_bin.as_deref())?;
     }
     let (runtime, threads) = crate::process::client_runtime(args.client_threads)?;
@@ -144,27 +170,33 @@ async fn measure(
     pacers: usize,
     ticks_per_s: f64,
 ) -> anyhow::Result<report::ServerRun> {
-    let mut target = target::start(kind, &target::Launch::signal(args)).await?;
+    let mut nodes = start_nodes(kind, args).await?;
+    let urls: Vec<String> = nodes.iter().map(|n| n.url.clone()).collect();
     eprintln!(
         "[{}] ready at {}; preparing {} consultations",
         kind.name(),
-        target.url,
+        urls.join(", "),
         args.pairs
     );
-    let (tokens, consultations) = target.prepare(args.pairs).await?;
+    let (tokens, consultations) = nodes[0].prepare(args.pairs).await?;
     eprintln!(
         "[{}] joining {} participants at {}/s",
         kind.name(),
         args.participants(),
         args.join_rate
     );
-    let probe = ProcProbe {
-        pid: target.pid(),
-        ticks_per_s,
+    let redis = match kind {
+        SignalServer::Cluster => Some(SharedRedis::connect(&args.redis_url)?),
+        _ => None,
     };
-    let busy_before = busy_cores(&probe, &mut target).await?;
+    let probe = ProcProbe {
+        pids: nodes.iter().filter_map(target::Target::pid).collect(),
+        ticks_per_s,
+        redis,
+    };
+    let busy_before = busy_cores(&probe, &mut nodes).await?;
     let plan = load::Plan {
-        url: target.url.clone(),
+        urls,
         tokens,
         consultations,
     };
@@ -180,14 +212,29 @@ async fn measure(
         pacers,
     };
     let (joins, signals) = load::run(plan, &shape, &probe).await;
-    let error = target
-        .ensure_running()
-        .err()
+    let error = nodes
+        .iter_mut()
+        .find_map(|n| n.ensure_running().err())
         .map(|e| format!("{:#}", e.context("during the load")));
+    let description = match nodes.as_slice() {
+        [one] => one.description.clone(),
+        [first, ..] => format!(
+            "{} nodes sharing {} (Redis pid {}), each: {}",
+            nodes.len(),
+            args.redis_url,
+            probe
+                .redis
+                .as_ref()
+                .and_then(|r| r.pid)
+                .map_or("unknown".into(), |p| p.to_string()),
+            first.description
+        ),
+        [] => String::new(),
+    };
     Ok(report::ServerRun {
         server: kind.name(),
-        description: target.description.clone(),
-        measured_process: target.pid().is_some(),
+        description,
+        measured_process: !probe.pids.is_empty(),
         machine_busy_before_cores: busy_before,
         joins: Some(joins),
         signals,
@@ -195,14 +242,108 @@ async fn measure(
     })
 }
 
+/// Starts `kind`: one server, or `--nodes` Wakili nodes sharing the first one's secrets, the
+/// database and Redis.
+async fn start_nodes(kind: SignalServer, args: &SignalArgs) -> anyhow::Result<Vec<target::Target>> {
+    let mut launch = target::Launch::signal(args);
+    if kind != SignalServer::Cluster {
+        return Ok(vec![target::start(kind, &launch).await?]);
+    }
+    launch.redis_url = Some(&args.redis_url);
+    let first = target::start(kind, &launch).await?;
+    let secrets = first
+        .data_dir
+        .as_ref()
+        .map(|d| d.join("secrets"))
+        .context("the first node has no data directory")?;
+    let mut nodes = vec![first];
+    launch.secrets_from = Some(&secrets);
+    for _ in 1..args.nodes {
+        nodes.push(target::start(kind, &launch).await?);
+    }
+    Ok(nodes)
+}
+
+/// The Redis the nodes share: its command count (`INFO commandstats`) and server pid.
+struct SharedRedis {
+    conn: std::sync::Mutex<redis::Connection>,
+    /// `process_id` from `INFO server`, when it runs on this machine.
+    pid: Option<u32>,
+}
+
+impl SharedRedis {
+    fn connect(url: &str) -> anyhow::Result<Self> {
+        let mut conn = redis::Client::open(url)
+            .and_then(|c| c.get_connection())
+            .with_context(|| format!("cannot reach Redis at {url}"))?;
+        let server: String = redis::cmd("INFO").arg("server").query(&mut conn)?;
+        let pid = info_field(&server, "process_id").and_then(|p| p.parse().ok());
+        // Only a local Redis's CPU can be read.
+        let local = url.contains("127.0.0.1") || url.contains("localhost");
+        Ok(Self {
+            conn: std::sync::Mutex::new(conn),
+            pid: pid.filter(|_| local),
+        })
+    }
+
+    /// Commands executed so far (the sum of `calls` over `INFO commandstats`).
+    fn commands(&self) -> anyhow::Result<u64> {
+        let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let stats: String = redis::cmd("INFO").arg("commandstats").query(&mut *conn)?;
+        Ok(commandstats_calls(&stats))
+    }
+}
+
+/// The value of `field` in an `INFO` reply.
+fn info_field<'a>(info: &'a str, field: &str) -> Option<&'a str> {
+    info.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .map(str::trim)
+}
+
+/// The sum of `calls=` over the lines of `INFO commandstats`, minus the `INFO` calls (the
+/// probe's own).
+fn commandstats_calls(stats: &str) -> u64 {
+    stats
+        .lines()
+        .filter(|l| l.starts_with("cmdstat_") && !l.starts_with("cmdstat_info:"))
+        .filter_map(|l| {
+            l.split_once("calls=")?
+                .1
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
 /// Cores busy over one second with the server idle: other processes competing for the machine.
-async fn busy_cores(probe: &ProcProbe, target: &mut target::Target) -> anyhow::Result<Option<f64>> {
+async fn busy_cores(
+    probe: &ProcProbe,
+    nodes: &mut [target::Target],
+) -> anyhow::Result<Option<f64>> {
     use load::Probe;
     let before = probe.machine_cpu_s();
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-    target.ensure_running()?;
+    for node in nodes {
+        node.ensure_running()?;
+    }
     Ok(probe
         .machine_cpu_s()
         .zip(before)
         .map(|(a, b)| a.busy - b.busy))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_are_summed_over_commandstats_without_the_probe_s_own() {
+        let stats = "# Commandstats\r\ncmdstat_publish:calls=300,usec=900,usec_per_call=3.00,rejected_calls=0,failed_calls=0\r\ncmdstat_evalsha:calls=12,usec=100,usec_per_call=8.33\r\ncmdstat_info:calls=7,usec=70\r\n";
+        assert_eq!(commandstats_calls(stats), 312);
+        let server = "# Server\r\nredis_version:7.0.15\r\nprocess_id:4242\r\n";
+        assert_eq!(info_field(server, "process_id"), Some("4242"));
+    }
 }

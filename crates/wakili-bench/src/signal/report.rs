@@ -115,6 +115,9 @@ const P99_AT_10_MS: f64 = 1.0;
 const P99_AT_25_MS: f64 = 5.0;
 const P99_LIGHT_MS: f64 = 2.0;
 const CPU_US_PER_SIGNAL: f64 = 10.0;
+const REDIS_COMMANDS_PER_SIGNAL: f64 = 1.0;
+/// Nodes together may spend this much more CPU per signal than one node.
+const CLUSTER_CPU_RATIO: f64 = 1.3;
 const RSS_KIB_PER_PARTICIPANT: f64 = 8.0;
 
 /// Milliseconds from nanoseconds, with three significant figures or more.
@@ -220,14 +223,47 @@ pub fn checks(load: &Load, run: &ServerRun) -> Vec<Check> {
             cpu.map_or("not measured".into(), |c| format!("{c:.1} µs")),
             cpu.map(|c| c <= CPU_US_PER_SIGNAL),
         );
+        if let Some(commands) = s.redis_commands_per_signal {
+            push(
+                "≤ 1 Redis command per relayed signal",
+                "any",
+                true,
+                format!("{commands:.2}"),
+                Some(commands <= REDIS_COMMANDS_PER_SIGNAL),
+            );
+        }
     }
     out
+}
+
+/// Nodes against one node: CPU per relayed signal (summed over the nodes and Redis).
+fn cluster_check(results: &[ServerRun]) -> Option<Check> {
+    let cpu = |name: &str| {
+        results
+            .iter()
+            .find(|r| r.server == name)?
+            .signals
+            .as_ref()?
+            .server_cpu_us_per_signal
+    };
+    let one = cpu("wakili")?;
+    let many = cpu("cluster");
+    let ratio = many.map(|m| m / one);
+    Some(Check {
+        target: "nodes' CPU per signal ≤ 1.3× one node's",
+        target_load: "any",
+        at_target_load: true,
+        server: "cluster",
+        measured: ratio.map_or("-".into(), |r| format!("{r:.2}×")),
+        met: ratio.map(|r| r <= CLUSTER_CPU_RATIO),
+    })
 }
 
 impl Report {
     /// Assembles the report and checks the targets.
     pub fn new(machine: Machine, load: Load, results: Vec<ServerRun>) -> Self {
-        let checks = results.iter().flat_map(|r| checks(&load, r)).collect();
+        let mut checks: Vec<Check> = results.iter().flat_map(|r| checks(&load, r)).collect();
+        checks.extend(cluster_check(&results));
         Self {
             machine,
             load,
@@ -437,6 +473,19 @@ impl Report {
         let mut lines = Vec::new();
         for r in &self.results {
             let name = r.server;
+            let per_join = r.joins.as_ref().and_then(|j| j.redis_commands_per_join);
+            let per_signal = r.signals.as_ref().and_then(|s| s.redis_commands_per_signal);
+            if per_join.is_some() || per_signal.is_some() {
+                let figure = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2}"));
+                lines.push(format!(
+                    "note ({name}): {}; Redis ran {} commands per join and {} per relayed \
+                     signal (INFO commandstats); server CPU and RSS are summed over the nodes \
+                     and redis-server",
+                    r.description,
+                    figure(per_join),
+                    figure(per_signal)
+                ));
+            }
             if let Some(j) = &r.joins {
                 for (reason, count) in j.failures.iter().take(5) {
                     lines.push(format!("note ({name}): {count} joins failed: {reason}"));
@@ -625,6 +674,7 @@ mod tests {
                 rss_joined_kib: Some(30_000),
                 rss_per_participant_bytes: Some(20_000.0 * 1024.0 / 2000.0),
                 generator_rss_kib: Some(50_000),
+                redis_commands_per_join: None,
             }),
             signals: with_signals.then(|| Signals {
                 senders: 2000,
@@ -647,9 +697,35 @@ mod tests {
                 machine_steal_cores: Some(0.0),
                 unattributed_cores: Some(0.2),
                 other_events: 0,
+                redis_commands_per_signal: None,
             }),
             error: None,
         }
+    }
+
+    #[test]
+    fn nodes_are_held_to_one_redis_command_per_signal_and_one_node_s_cpu() {
+        let mut cluster = run("cluster", true);
+        let signals = cluster.signals.as_mut().unwrap();
+        signals.redis_commands_per_signal = Some(1.0);
+        signals.server_cpu_us_per_signal = Some(27.0);
+        cluster.joins.as_mut().unwrap().redis_commands_per_join = Some(6.5);
+        let report = Report::new(
+            Machine::detect_basic(),
+            load(2000, 10.0, false),
+            vec![run("wakili", true), cluster],
+        );
+        let find = |t: &str| report.checks.iter().find(|c| c.target == t).unwrap();
+        let redis = find("≤ 1 Redis command per relayed signal");
+        assert_eq!((redis.server, redis.met), ("cluster", Some(true)));
+        let ratio = find("nodes' CPU per signal ≤ 1.3× one node's");
+        // 27 µs against one node's 20 µs.
+        assert_eq!((ratio.measured.as_str(), ratio.met), ("1.35×", Some(false)));
+        assert!(
+            report
+                .text()
+                .contains("6.50 commands per join and 1.00 per relayed signal")
+        );
     }
 
     #[test]

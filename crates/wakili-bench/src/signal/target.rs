@@ -63,6 +63,13 @@ pub struct Launch<'a> {
     /// `load::LOOPBACK_SOURCES`); a started Wakili is told to admit them when its default caps
     /// (`http.max_connections`, `http.max_connections_per_ip`) would not.
     pub connections: Option<u64>,
+    /// `WAKILI_DATABASE_URL` of a started Wakili (default: SQLite in its data directory).
+    pub database_url: Option<&'a str>,
+    /// `WAKILI_SIGNALING__REDIS_URL` of a started Wakili (a node of several).
+    pub redis_url: Option<&'a str>,
+    /// Secrets (the `secrets/` of another node's data directory) a started Wakili shares, so
+    /// that tokens and recordings are good on every node.
+    pub secrets_from: Option<&'a Path>,
 }
 
 impl<'a> Launch<'a> {
@@ -75,6 +82,9 @@ impl<'a> Launch<'a> {
             dir_prefix: "wakili-bench-signal-",
             // Every participant holds a WebSocket; bookings and probes need a few more.
             connections: Some(args.participants() + 1000),
+            database_url: args.database_url.as_deref(),
+            redis_url: None,
+            secrets_from: None,
         }
     }
 }
@@ -105,7 +115,7 @@ pub async fn start(kind: SignalServer, launch: &Launch<'_>) -> anyhow::Result<Ta
         .context("cannot create a temporary directory")?;
     let port = process::free_port()?;
     let mut command = match kind {
-        SignalServer::Wakili => {
+        SignalServer::Wakili | SignalServer::Cluster => {
             let mut command = Command::new(servers::locate_wakili(launch.wakili_bin)?);
             command
                 .arg("serve")
@@ -121,6 +131,15 @@ pub async fn start(kind: SignalServer, launch: &Launch<'_>) -> anyhow::Result<Ta
                 }
             }
             command.env("RUST_LOG", "warn");
+            if let Some(url) = launch.database_url {
+                command.env("WAKILI_DATABASE_URL", url);
+            }
+            if let Some(url) = launch.redis_url {
+                command.env("WAKILI_SIGNALING__REDIS_URL", url);
+            }
+            if let Some(secrets) = launch.secrets_from {
+                copy_dir(secrets, &dir.path().join("data/secrets"))?;
+            }
             if let Some(connections) = launch.connections.filter(|&n| over_default_caps(n)) {
                 // The load is this host's: caps meant for the internet would refuse it.
                 command
@@ -156,17 +175,28 @@ pub async fn start(kind: SignalServer, launch: &Launch<'_>) -> anyhow::Result<Ta
         description,
         process: Some(process),
         log: Some(log),
-        data_dir: (kind == SignalServer::Wakili).then(|| dir.path().join("data")),
+        data_dir: (kind != SignalServer::Reference).then(|| dir.path().join("data")),
         minter: None,
         _dir: None,
     };
     wait_healthy(&mut target).await?;
-    if kind == SignalServer::Wakili {
+    if kind != SignalServer::Reference {
         let key = dir.path().join("data/secrets/jwt-hs256.key");
         target.minter = Some(minter_from(&key)?);
     }
     target._dir = Some(dir);
     Ok(target)
+}
+
+/// Copies the files of `from` into `to` (created).
+fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
+    fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
+    for entry in fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))? {
+        let entry = entry?;
+        fs::copy(entry.path(), to.join(entry.file_name()))
+            .with_context(|| format!("cannot copy {}", entry.path().display()))?;
+    }
+    Ok(())
 }
 
 /// Whether `connections` spread over the loopback sources exceed a default Wakili's caps. Only

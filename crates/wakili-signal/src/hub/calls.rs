@@ -13,8 +13,7 @@ use wakili_core::{
 };
 use wakili_db::models::{NewAuditEvent, QualitySample};
 
-use super::{Reply, Seat, Worker, consultation_room, emit_event, participant_room};
-use crate::protocol::ServerEvent;
+use super::{Reply, Seat, Worker, consultation_room, participant_room};
 use crate::protocol::{
     self, ConsentRequest, JoinAck, JoinRequest, QualityAck, RecordingStartAck, Refusal, SignalOut,
     SignalRequest,
@@ -41,20 +40,9 @@ impl<A: Adapter> Worker<A> {
             kind: request.kind,
             payload: request.payload,
         };
-        // An addressee connected to this node gets it straight away; one elsewhere through one
-        // publish to its participant room.
-        let here = connection
-            .parse()
-            .ok()
-            .and_then(|sid| self.io.get_socket(sid));
-        match here {
-            Some(socket) => {
-                if let Err(e) = socket.emit(out.name(), &out) {
-                    tracing::debug!(error = %e, "signal not delivered");
-                }
-            }
-            None => emit_event(&self.io, participant_room(&request.to), &out).await,
-        }
+        self.hub
+            .relay(&self.io, &connection, &request.to, &out)
+            .await;
         self.hub.telemetry.relayed(request.kind);
         if request.kind == protocol::SignalType::Restart {
             // Counted in the consultation's quality summary (network stability).
@@ -122,7 +110,7 @@ impl<A: Adapter> Worker<A> {
                 uuid::Uuid::new_v4().simple(),
                 uuid::Uuid::new_v4().simple()
             ),
-            connection: self.socket.id.to_string(),
+            connection: self.connection(),
             media_mode: consultation.media_mode,
         };
         let now = hub.clock.now();

@@ -43,6 +43,7 @@ mod calls;
 mod effects;
 mod intake;
 mod media;
+mod relay;
 mod token;
 mod worker;
 
@@ -130,6 +131,8 @@ pub trait PresenceObserver: Send + Sync + 'static {
 /// Shared by every connection of this node.
 struct Hub {
     observer: std::sync::OnceLock<Arc<dyn PresenceObserver>>,
+    /// This node's id: rooms record a participant's connection as `<node>/<socket id>`.
+    node: String,
     store: RoomStore,
     stores: Stores,
     verifier: Verifier,
@@ -189,12 +192,17 @@ const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// `settings.redis_url` is set, in memory otherwise.
 pub async fn start(deps: Deps) -> Result<(Signaling, SignalLayer), SignalError> {
     let settings = deps.settings;
-    let store = match &settings.redis_url {
-        Some(url) => RoomStore::redis(url).await?,
-        None => RoomStore::memory(),
+    let node = uuid::Uuid::new_v4().simple().to_string();
+    let (store, relayed) = match &settings.redis_url {
+        Some(url) => {
+            let (store, relayed) = RoomStore::redis_node(url, &node).await?;
+            (store, Some(relayed))
+        }
+        None => (RoomStore::memory(), None),
     };
     let hub = Arc::new(Hub {
         observer: std::sync::OnceLock::new(),
+        node,
         store,
         stores: deps.stores,
         verifier: deps.verifier,
@@ -264,6 +272,9 @@ pub async fn start(deps: Deps) -> Result<(Signaling, SignalLayer), SignalError> 
             .map_err(|e| SignalError::Adapter(e.to_string()))?;
             if let Some(sfu) = hub.sfu.clone() {
                 tokio::spawn(media::pump(io.clone(), sfu));
+            }
+            if let Some(relayed) = relayed {
+                tokio::spawn(relay::deliver(io.clone(), relayed));
             }
             let io = Io::Redis(io);
             Ok((Signaling { hub, io }, SignalLayer::Redis(layer)))
@@ -371,6 +382,7 @@ impl Signaling {
     /// Disconnects every connection on this node (shutdown): participants become
     /// "reconnecting" and may resume on another node.
     pub async fn shutdown(&self) {
+        self.hub.store.close();
         match &self.io {
             Io::Local(io) => io.close().await,
             Io::Redis(io) => io.close().await,

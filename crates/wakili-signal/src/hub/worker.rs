@@ -88,6 +88,11 @@ impl<A: Adapter> Worker<A> {
         self.hub.telemetry.disconnected();
     }
 
+    /// How rooms record this connection: `<node>/<socket id>`.
+    pub(super) fn connection(&self) -> String {
+        format!("{}/{}", self.hub.node, self.socket.id)
+    }
+
     pub(super) fn seat(&self) -> Result<Seat, Refusal> {
         self.seat
             .clone()
@@ -219,7 +224,7 @@ impl<A: Adapter> Worker<A> {
         let now = hub.clock.now();
         let input = Input::Disconnected {
             participant_id: seat.participant.clone(),
-            connection: self.socket.id.to_string(),
+            connection: self.connection(),
         };
         let outcome = hub
             .store

@@ -14,6 +14,7 @@ mod cache;
 mod redis_rooms;
 
 use self::redis_rooms::RedisRooms;
+pub use self::redis_rooms::Relayed;
 
 /// Why a room could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -51,9 +52,36 @@ impl RoomStore {
         Self::Memory(Mutex::new(HashMap::new()))
     }
 
-    /// Rooms in Redis at `url`.
+    /// Rooms in Redis at `url`, for a node of its own (events relayed to it are dropped).
     pub async fn redis(url: &str) -> Result<Self, SignalError> {
-        Ok(Self::Redis(RedisRooms::connect(url).await?))
+        let node = uuid::Uuid::new_v4().simple().to_string();
+        Ok(Self::redis_node(url, &node).await?.0)
+    }
+
+    /// Rooms in Redis at `url` for node `node`; what other nodes relay to its sockets comes out
+    /// of the receiver.
+    pub async fn redis_node(
+        url: &str,
+        node: &str,
+    ) -> Result<(Self, tokio::sync::mpsc::UnboundedReceiver<Relayed>), SignalError> {
+        let (rooms, relayed) = RedisRooms::connect(url, node).await?;
+        Ok((Self::Redis(rooms), relayed))
+    }
+
+    /// Sends `event` to a socket of another node (`Ok(false)`: no such node listens; in memory
+    /// there are no other nodes).
+    pub async fn relay(&self, node: &str, event: &Relayed) -> Result<bool, SignalError> {
+        match self {
+            Self::Memory(_) => Ok(false),
+            Self::Redis(rooms) => rooms.relay(node, event).await,
+        }
+    }
+
+    /// Stops listening to other nodes (shutdown).
+    pub fn close(&self) {
+        if let Self::Redis(rooms) = self {
+            rooms.close();
+        }
     }
 
     /// Commands sent to Redis for rooms so far (0 in memory).

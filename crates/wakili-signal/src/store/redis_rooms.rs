@@ -8,6 +8,10 @@
 //! script answers with the current state and the change is computed again on it. A node bases
 //! its change on the state it holds, so a change to a room it serves costs one round trip; reads
 //! (the authorization of every relayed signal) cost none while the feed is up.
+//!
+//! **Signals to another node.** Each node also listens on a channel of its own,
+//! `wakili:node:<id>`; a participant's connection is recorded as `<node id>/<socket id>`, so a
+//! signal to a participant on another node is one `PUBLISH` that only that node receives.
 
 use std::{
     collections::HashMap,
@@ -20,6 +24,7 @@ use std::{
 
 use futures_util::StreamExt;
 use redis::{AsyncCommands, Script, aio::ConnectionManager};
+use tokio::sync::mpsc;
 use wakili_core::room::Room;
 
 use super::{
@@ -40,6 +45,41 @@ const MAX_ATTEMPTS: u32 = 100;
 const CHANNEL: &str = "wakili:rooms";
 /// The global sequence of room changes.
 const SEQUENCE: &str = "wakili:room-seq";
+/// Followed by a node id: the channel of events for that node's sockets.
+const NODE_CHANNEL: &str = "wakili:node:";
+
+/// An event another node relayed to a socket of this one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relayed {
+    /// The socket (its Socket.IO id).
+    pub sid: String,
+    /// The participant it serves (if the socket is gone, the participant's room gets it).
+    pub participant: String,
+    /// The event's name.
+    pub event: String,
+    /// Its payload, JSON.
+    pub payload: String,
+}
+
+impl Relayed {
+    /// The message on the node's channel: the fields on lines of their own, the payload last.
+    fn encode(&self) -> String {
+        format!(
+            "{}\n{}\n{}\n{}",
+            self.sid, self.participant, self.event, self.payload
+        )
+    }
+
+    fn decode(message: &str) -> Option<Self> {
+        let mut fields = message.splitn(4, '\n');
+        Some(Self {
+            sid: fields.next()?.to_owned(),
+            participant: fields.next()?.to_owned(),
+            event: fields.next()?.to_owned(),
+            payload: fields.next()?.to_owned(),
+        })
+    }
+}
 
 /// `KEYS[1]` the room, `KEYS[2]` the sequence; `ARGV`: the state the change is based on (empty:
 /// absent), the new room JSON (empty: emptied), its TTL, the tombstone TTL, the channel, the
@@ -84,20 +124,46 @@ fn lock(cache: &Mutex<RoomCache>) -> std::sync::MutexGuard<'_, RoomCache> {
 }
 
 impl RedisRooms {
-    /// Connects to Redis at `url` and starts following the change feed.
-    pub async fn connect(url: &str) -> Result<Self, SignalError> {
+    /// Connects to Redis at `url` as node `node`, and starts following the change feed and
+    /// the node's channel; what other nodes relay to this one's sockets comes out of the
+    /// receiver.
+    pub async fn connect(
+        url: &str,
+        node: &str,
+    ) -> Result<(Self, mpsc::UnboundedReceiver<Relayed>), SignalError> {
         let client = redis::Client::open(url)?;
         let conn = ConnectionManager::new(client.clone()).await?;
         let cache = Arc::new(Mutex::new(RoomCache::new(CACHE_MAX_AGE)));
-        let feed = tokio::spawn(follow(client, Arc::clone(&cache))).abort_handle();
-        Ok(Self {
+        let (relayed, receiver) = mpsc::unbounded_channel();
+        let channels = [CHANNEL.to_owned(), format!("{NODE_CHANNEL}{node}")];
+        let feed =
+            tokio::spawn(follow(client, channels, Arc::clone(&cache), relayed)).abort_handle();
+        let rooms = Self {
             conn,
             change: Script::new(CHANGE),
             cache,
             commands: AtomicU64::new(0),
             feed,
             writers: Mutex::new(HashMap::new()),
-        })
+        };
+        Ok((rooms, receiver))
+    }
+
+    /// Sends `event` to a socket of node `node` (one `PUBLISH`); `false` when no node listens
+    /// there (it is gone).
+    pub async fn relay(&self, node: &str, event: &Relayed) -> Result<bool, SignalError> {
+        self.commands.fetch_add(1, Ordering::Relaxed);
+        let receivers: u64 = self
+            .conn
+            .clone()
+            .publish(format!("{NODE_CHANNEL}{node}"), event.encode())
+            .await?;
+        Ok(receivers > 0)
+    }
+
+    /// Stops following the feed (shutdown): nothing is relayed to this node any more.
+    pub fn close(&self) {
+        self.feed.abort();
     }
 
     /// Commands sent to Redis for rooms so far.
@@ -211,12 +277,17 @@ fn key(consultation: &str) -> String {
     format!("wakili:room:{consultation}")
 }
 
-/// Follows the change feed for as long as the store lives, resubscribing after a drop; held
-/// rooms are trusted only while it is subscribed.
-async fn follow(client: redis::Client, cache: Arc<Mutex<RoomCache>>) {
+/// Follows the change feed and the node's channel for as long as the store lives,
+/// resubscribing after a drop; held rooms are trusted only while it is subscribed.
+async fn follow(
+    client: redis::Client,
+    channels: [String; 2],
+    cache: Arc<Mutex<RoomCache>>,
+    relayed: mpsc::UnboundedSender<Relayed>,
+) {
     let mut backoff = Duration::from_millis(100);
     loop {
-        match subscribe(&client).await {
+        match subscribe(&client, &channels).await {
             Ok(pubsub) => {
                 backoff = Duration::from_millis(100);
                 lock(&cache).resumed();
@@ -227,6 +298,15 @@ async fn follow(client: redis::Client, cache: Arc<Mutex<RoomCache>>) {
                         message = messages.next() => {
                             let Some(message) = message else { break };
                             let Ok(text) = message.get_payload::<String>() else { continue };
+                            if message.get_channel_name() != CHANNEL {
+                                match Relayed::decode(&text) {
+                                    Some(event) => {
+                                        let _ = relayed.send(event);
+                                    }
+                                    None => tracing::warn!("unreadable relayed event"),
+                                }
+                                continue;
+                            }
                             match parse_announcement(&text) {
                                 Some((consultation, Ok(state))) => {
                                     lock(&cache).announced(consultation, state, Instant::now());
@@ -247,8 +327,30 @@ async fn follow(client: redis::Client, cache: Arc<Mutex<RoomCache>>) {
     }
 }
 
-async fn subscribe(client: &redis::Client) -> Result<redis::aio::PubSub, redis::RedisError> {
+async fn subscribe(
+    client: &redis::Client,
+    channels: &[String; 2],
+) -> Result<redis::aio::PubSub, redis::RedisError> {
     let mut pubsub = client.get_async_pubsub().await?;
-    pubsub.subscribe(CHANNEL).await?;
+    pubsub.subscribe(channels).await?;
     Ok(pubsub)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::Relayed;
+
+    #[test]
+    fn relayed_events_cross_the_channel_intact() {
+        let event = Relayed {
+            sid: "s1".into(),
+            participant: "p1".into(),
+            event: "signal".into(),
+            payload: "{\"from\":\"p2\",\"payload\":{\"sdp\":\"v=0\\r\\na=x\\n\"}}".into(),
+        };
+        assert_eq!(Relayed::decode(&event.encode()).unwrap(), event);
+        assert!(Relayed::decode("s1\np1").is_none());
+    }
 }

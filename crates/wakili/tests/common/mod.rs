@@ -50,12 +50,18 @@ impl Server {
 
     /// [`Server::start`] with extra environment variables.
     pub fn start_with_env(cwd: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::start_at(cwd, "127.0.0.1:0", extra, env)
+    }
+
+    /// [`Server::start_with_env`] listening on `listen` (a node a load balancer knows by
+    /// address comes back on the same one).
+    pub fn start_at(cwd: &Path, listen: &str, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = wakili(cwd)
             .envs(env.iter().copied())
             .args([
                 "serve",
                 "--listen",
-                "127.0.0.1:0",
+                listen,
                 "--turn-listen",
                 "127.0.0.1:0",
                 "--sfu-listen",
@@ -114,6 +120,12 @@ impl Server {
         self.child.id()
     }
 
+    /// SIGKILL, as a crash: nothing is flushed or closed.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
     /// SIGTERM, then wait: the exit status and everything printed.
     pub fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
         let pid = self.child.id().to_string();
@@ -124,7 +136,8 @@ impl Server {
                 .unwrap()
                 .success()
         );
-        let deadline = Instant::now() + Duration::from_secs(15);
+        // A node behind a balancer drains first (`shutdown_drain`, at most a few seconds here).
+        let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return (status, self.lines.try_iter().collect());

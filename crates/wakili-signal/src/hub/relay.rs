@@ -1,0 +1,82 @@
+//! Delivering a relayed signal to its addressee: straight to its socket when it is connected to
+//! this node, as one `PUBLISH` to the node holding it otherwise (see `store/redis_rooms.rs`),
+//! and to the participant's Socket.IO room when neither is known to work (a node that is gone,
+//! a connection recorded before node ids).
+
+use serde_json::value::RawValue;
+use socketioxide::{SocketIo, adapter::Adapter};
+use tokio::sync::mpsc;
+
+use super::{Hub, emit_event, participant_room};
+use crate::{
+    protocol::{ServerEvent, SignalOut},
+    store::Relayed,
+};
+
+impl Hub {
+    /// Sends `out` to participant `to`, served by `connection` (`<node>/<socket id>`).
+    pub(super) async fn relay<A: Adapter>(
+        &self,
+        io: &SocketIo<A>,
+        connection: &str,
+        to: &str,
+        out: &SignalOut<'_>,
+    ) {
+        let (node, sid) = connection.split_once('/').unwrap_or(("", connection));
+        if node == self.node {
+            if let Some(socket) = sid.parse().ok().and_then(|sid| io.get_socket(sid)) {
+                if let Err(e) = socket.emit(out.name(), out) {
+                    tracing::debug!(error = %e, "signal not delivered");
+                }
+                return;
+            }
+        } else if !node.is_empty() {
+            let event = serde_json::to_string(out).map(|payload| Relayed {
+                sid: sid.to_owned(),
+                participant: to.to_owned(),
+                event: out.name().to_owned(),
+                payload,
+            });
+            match event {
+                Ok(event) => match self.store.relay(node, &event).await {
+                    Ok(true) => return,
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(error = %e, "relaying a signal to its node failed"),
+                },
+                Err(e) => tracing::warn!(error = %e, "signal not encoded"),
+            }
+        }
+        emit_event(io, participant_room(to), out).await;
+    }
+}
+
+/// Hands what other nodes relay to this node's sockets; a socket that is gone meanwhile (its
+/// participant resumed elsewhere) is reached through its participant's room.
+pub(super) async fn deliver<A: Adapter>(
+    io: SocketIo<A>,
+    mut relayed: mpsc::UnboundedReceiver<Relayed>,
+) {
+    while let Some(event) = relayed.recv().await {
+        let payload: Box<RawValue> = match serde_json::from_str(&event.payload) {
+            Ok(payload) => payload,
+            Err(e) => {
+                tracing::warn!(error = %e, "unreadable relayed payload");
+                continue;
+            }
+        };
+        let socket = event.sid.parse().ok().and_then(|sid| io.get_socket(sid));
+        let sent = match socket {
+            Some(socket) => socket
+                .emit(event.event.clone(), &payload)
+                .map_err(|e| e.to_string()),
+            None => io
+                .to(participant_room(&event.participant))
+                .emit(event.event.clone(), &payload)
+                .await
+                .map_err(|e| e.to_string()),
+        };
+        if let Err(e) = sent {
+            tracing::debug!(event = event.event, error = %e, "relayed event not delivered");
+        }
+    }
+}
