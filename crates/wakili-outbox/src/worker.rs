@@ -106,9 +106,11 @@ impl<O: Outbox> Worker<O> {
     }
 
     /// One pass: leases due items, delivers them (up to `concurrency` at once, each within the
-    /// deadline) and records the outcomes. Outcomes are recorded in chunks of [`RECORD_CHUNK`]
-    /// while later items are still being delivered, so the store and the receiver work
-    /// overlap; every write is awaited before the pass ends. When a write fails its items keep
+    /// deadline) and records the outcomes. Outcomes are recorded as they come, in chunks of
+    /// whatever has finished meanwhile (at most [`RECORD_CHUNK`]), while later items are still
+    /// being delivered: the store and the receiver work overlap, and a node that dies mid-pass
+    /// leaves unrecorded (to be delivered again) only what it had in flight or was recording,
+    /// not the whole batch. Every write is awaited before the pass ends. When a write fails its items keep
     /// their lease until it expires, then are delivered again; the pass reports the error.
     #[tracing::instrument(name = "outbox_pass", skip_all)]
     pub async fn pass(&self) -> Result<Pass, O::Error> {
@@ -130,7 +132,7 @@ impl<O: Outbox> Worker<O> {
         let mut results = stream::iter(items)
             .map(|item| tokio::time::timeout(deadline, s.outbox.deliver(item)))
             .buffer_unordered(s.config.concurrency.max(1))
-            .chunks(RECORD_CHUNK);
+            .ready_chunks(RECORD_CHUNK);
         let mut writes = Vec::new();
         while let Some(chunk) = results.next().await {
             let mut done: Vec<Delivered<O::Prune>> = Vec::with_capacity(chunk.len());

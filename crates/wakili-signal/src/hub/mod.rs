@@ -193,12 +193,9 @@ const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 pub async fn start(deps: Deps) -> Result<(Signaling, SignalLayer), SignalError> {
     let settings = deps.settings;
     let node = uuid::Uuid::new_v4().simple().to_string();
-    let (store, relayed) = match &settings.redis_url {
-        Some(url) => {
-            let (store, relayed) = RoomStore::redis_node(url, &node).await?;
-            (store, Some(relayed))
-        }
-        None => (RoomStore::memory(), None),
+    let store = match &settings.redis_url {
+        Some(url) => RoomStore::redis_node(url, &node).await?,
+        None => RoomStore::memory(),
     };
     let hub = Arc::new(Hub {
         observer: std::sync::OnceLock::new(),
@@ -273,9 +270,9 @@ pub async fn start(deps: Deps) -> Result<(Signaling, SignalLayer), SignalError> 
             if let Some(sfu) = hub.sfu.clone() {
                 tokio::spawn(media::pump(io.clone(), sfu));
             }
-            if let Some(relayed) = relayed {
-                tokio::spawn(relay::deliver(io.clone(), relayed));
-            }
+            let to = io.clone();
+            hub.store
+                .on_relay(Box::new(move |event| relay::deliver(&to, event)));
             let io = Io::Redis(io);
             Ok((Signaling { hub, io }, SignalLayer::Redis(layer)))
         }

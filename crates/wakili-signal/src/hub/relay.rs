@@ -5,7 +5,6 @@
 
 use serde_json::value::RawValue;
 use socketioxide::{SocketIo, adapter::Adapter};
-use tokio::sync::mpsc;
 
 use super::{Hub, emit_event, participant_room};
 use crate::{
@@ -50,33 +49,28 @@ impl Hub {
     }
 }
 
-/// Hands what other nodes relay to this node's sockets; a socket that is gone meanwhile (its
-/// participant resumed elsewhere) is reached through its participant's room.
-pub(super) async fn deliver<A: Adapter>(
-    io: SocketIo<A>,
-    mut relayed: mpsc::UnboundedReceiver<Relayed>,
-) {
-    while let Some(event) = relayed.recv().await {
-        let payload: Box<RawValue> = match serde_json::from_str(&event.payload) {
-            Ok(payload) => payload,
-            Err(e) => {
-                tracing::warn!(error = %e, "unreadable relayed payload");
-                continue;
-            }
-        };
-        let socket = event.sid.parse().ok().and_then(|sid| io.get_socket(sid));
-        let sent = match socket {
-            Some(socket) => socket
-                .emit(event.event.clone(), &payload)
-                .map_err(|e| e.to_string()),
-            None => io
-                .to(participant_room(&event.participant))
-                .emit(event.event.clone(), &payload)
-                .await
-                .map_err(|e| e.to_string()),
-        };
-        if let Err(e) = sent {
+/// Hands an event another node relayed to its socket here, on the change feed's task; a socket
+/// that is gone meanwhile (its participant resumed elsewhere) is reached through its
+/// participant's room.
+pub(super) fn deliver<A: Adapter>(io: &SocketIo<A>, event: Relayed) {
+    let payload: Box<RawValue> = match serde_json::from_str(&event.payload) {
+        Ok(payload) => payload,
+        Err(e) => {
+            tracing::warn!(error = %e, "unreadable relayed payload");
+            return;
+        }
+    };
+    if let Some(socket) = event.sid.parse().ok().and_then(|sid| io.get_socket(sid)) {
+        if let Err(e) = socket.emit(event.event.clone(), &payload) {
             tracing::debug!(event = event.event, error = %e, "relayed event not delivered");
         }
+        return;
     }
+    let io = io.clone();
+    tokio::spawn(async move {
+        let room = participant_room(&event.participant);
+        if let Err(e) = io.to(room).emit(event.event.clone(), &payload).await {
+            tracing::debug!(event = event.event, error = %e, "relayed event not delivered");
+        }
+    });
 }

@@ -14,7 +14,7 @@ mod cache;
 mod redis_rooms;
 
 use self::redis_rooms::RedisRooms;
-pub use self::redis_rooms::Relayed;
+pub use self::redis_rooms::{Receiver, Relayed};
 
 /// Why a room could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -52,20 +52,23 @@ impl RoomStore {
         Self::Memory(Mutex::new(HashMap::new()))
     }
 
-    /// Rooms in Redis at `url`, for a node of its own (events relayed to it are dropped).
+    /// Rooms in Redis at `url`, for a node of its own.
     pub async fn redis(url: &str) -> Result<Self, SignalError> {
         let node = uuid::Uuid::new_v4().simple().to_string();
-        Ok(Self::redis_node(url, &node).await?.0)
+        Self::redis_node(url, &node).await
     }
 
-    /// Rooms in Redis at `url` for node `node`; what other nodes relay to its sockets comes out
-    /// of the receiver.
-    pub async fn redis_node(
-        url: &str,
-        node: &str,
-    ) -> Result<(Self, tokio::sync::mpsc::UnboundedReceiver<Relayed>), SignalError> {
-        let (rooms, relayed) = RedisRooms::connect(url, node).await?;
-        Ok((Self::Redis(rooms), relayed))
+    /// Rooms in Redis at `url` for node `node` (its channel: `wakili:node:<node>`).
+    pub async fn redis_node(url: &str, node: &str) -> Result<Self, SignalError> {
+        Ok(Self::Redis(RedisRooms::connect(url, node).await?))
+    }
+
+    /// Hands what other nodes relay to this node's sockets to `receiver` (not called in
+    /// memory: there are no other nodes). A later call replaces it.
+    pub fn on_relay(&self, receiver: Receiver) {
+        if let Self::Redis(rooms) = self {
+            rooms.on_relay(receiver);
+        }
     }
 
     /// Sends `event` to a socket of another node (`Ok(false)`: no such node listens; in memory

@@ -24,7 +24,6 @@ use std::{
 
 use futures_util::StreamExt;
 use redis::{AsyncCommands, Script, aio::ConnectionManager};
-use tokio::sync::mpsc;
 use wakili_core::room::Room;
 
 use super::{
@@ -47,6 +46,9 @@ const CHANNEL: &str = "wakili:rooms";
 const SEQUENCE: &str = "wakili:room-seq";
 /// Followed by a node id: the channel of events for that node's sockets.
 const NODE_CHANNEL: &str = "wakili:node:";
+
+/// Takes the events other nodes relay to this node's sockets.
+pub type Receiver = Box<dyn Fn(Relayed) + Send + Sync>;
 
 /// An event another node relayed to a socket of this one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,6 +110,8 @@ pub struct RedisRooms {
     commands: AtomicU64,
     /// Ends the feed with the store.
     feed: tokio::task::AbortHandle,
+    /// Takes what other nodes relay to this node's sockets.
+    receiver: Arc<Mutex<Option<Receiver>>>,
     /// One change at a time per room from this node: its writers queue here instead of
     /// racing each other in Redis, so a round of contention has one writer per node.
     writers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -125,28 +129,35 @@ fn lock(cache: &Mutex<RoomCache>) -> std::sync::MutexGuard<'_, RoomCache> {
 
 impl RedisRooms {
     /// Connects to Redis at `url` as node `node`, and starts following the change feed and
-    /// the node's channel; what other nodes relay to this one's sockets comes out of the
-    /// receiver.
-    pub async fn connect(
-        url: &str,
-        node: &str,
-    ) -> Result<(Self, mpsc::UnboundedReceiver<Relayed>), SignalError> {
+    /// the node's channel.
+    pub async fn connect(url: &str, node: &str) -> Result<Self, SignalError> {
         let client = redis::Client::open(url)?;
         let conn = ConnectionManager::new(client.clone()).await?;
         let cache = Arc::new(Mutex::new(RoomCache::new(CACHE_MAX_AGE)));
-        let (relayed, receiver) = mpsc::unbounded_channel();
+        let receiver: Arc<Mutex<Option<Receiver>>> = Arc::new(Mutex::new(None));
         let channels = [CHANNEL.to_owned(), format!("{NODE_CHANNEL}{node}")];
-        let feed =
-            tokio::spawn(follow(client, channels, Arc::clone(&cache), relayed)).abort_handle();
-        let rooms = Self {
+        let feed = tokio::spawn(follow(
+            client,
+            channels,
+            Arc::clone(&cache),
+            Arc::clone(&receiver),
+        ))
+        .abort_handle();
+        Ok(Self {
             conn,
             change: Script::new(CHANGE),
             cache,
             commands: AtomicU64::new(0),
             feed,
+            receiver,
             writers: Mutex::new(HashMap::new()),
-        };
-        Ok((rooms, receiver))
+        })
+    }
+
+    /// Hands what other nodes relay to this node's sockets to `receiver`, called on the feed's
+    /// task as each arrives (so it must not block).
+    pub fn on_relay(&self, receiver: Receiver) {
+        *self.receiver.lock().unwrap_or_else(PoisonError::into_inner) = Some(receiver);
     }
 
     /// Sends `event` to a socket of node `node` (one `PUBLISH`); `false` when no node listens
@@ -161,9 +172,14 @@ impl RedisRooms {
         Ok(receivers > 0)
     }
 
-    /// Stops following the feed (shutdown): nothing is relayed to this node any more.
+    /// Stops following the feed (shutdown): nothing is relayed to this node any more, and the
+    /// receiver (which holds the Socket.IO service) is let go.
     pub fn close(&self) {
         self.feed.abort();
+        self.receiver
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
     }
 
     /// Commands sent to Redis for rooms so far.
@@ -283,7 +299,7 @@ async fn follow(
     client: redis::Client,
     channels: [String; 2],
     cache: Arc<Mutex<RoomCache>>,
-    relayed: mpsc::UnboundedSender<Relayed>,
+    receiver: Arc<Mutex<Option<Receiver>>>,
 ) {
     let mut backoff = Duration::from_millis(100);
     loop {
@@ -301,7 +317,10 @@ async fn follow(
                             if message.get_channel_name() != CHANNEL {
                                 match Relayed::decode(&text) {
                                     Some(event) => {
-                                        let _ = relayed.send(event);
+                                        let receive = receiver.lock().unwrap_or_else(PoisonError::into_inner);
+                                        if let Some(receive) = receive.as_ref() {
+                                            receive(event);
+                                        }
                                     }
                                     None => tracing::warn!("unreadable relayed event"),
                                 }
