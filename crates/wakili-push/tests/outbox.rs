@@ -382,22 +382,8 @@ async fn unavailable_backs_off_and_an_outage_loses_nothing(backend: Backend) {
 async fn two_nodes_restarting_mid_queue_send_each_message_once(backend: Backend) {
     let s = setup(backend).await;
     s.fcm.set_delay(Duration::from_millis(5));
-    let now = s.clock.now();
     let total = 300;
-    let mut ids = Vec::new();
-    for i in 0..total {
-        ids.push(
-            queue(
-                &s.db,
-                &reminder(),
-                &format!("tok-{i}"),
-                "android",
-                now,
-                None,
-            )
-            .await,
-        );
-    }
+    let ids = queue_reminders(&s, total).await;
     let run = |push: PushService| {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(push.run_background(async move {
@@ -433,6 +419,17 @@ async fn two_nodes_restarting_mid_queue_send_each_message_once(backend: Backend)
     for id in &ids {
         assert_eq!(status(&s.db, id).await.0, DeliveryStatus::Sent);
     }
+}
+
+/// Queues `total` reminders due now, one per token `tok-<i>`; their row ids.
+async fn queue_reminders(s: &Setup, total: usize) -> Vec<String> {
+    let now = s.clock.now();
+    let mut ids = Vec::new();
+    for i in 0..total {
+        let token = format!("tok-{i}");
+        ids.push(queue(&s.db, &reminder(), &token, "android", now, None).await);
+    }
+    ids
 }
 
 /// Waits until no row is pending (within 60 s).
@@ -483,19 +480,8 @@ async fn a_node_killed_mid_queue_loses_nothing_and_repeats_only_its_unrecorded_s
 ) {
     let s = setup(backend).await;
     s.fcm.set_delay(Duration::from_millis(5));
-    let now = s.clock.now();
     let total = 300;
-    for i in 0..total {
-        queue(
-            &s.db,
-            &reminder(),
-            &format!("tok-{i}"),
-            "android",
-            now,
-            None,
-        )
-        .await;
-    }
+    queue_reminders(&s, total).await;
     let mut small = config();
     small.concurrency = 4;
     let (stop_b, rx) = tokio::sync::oneshot::channel::<()>();

@@ -280,21 +280,12 @@ fn calls_survive_a_killed_node_and_a_rolling_restart_behind_haproxy() {
         }
         let mut ids = Vec::new();
         for (i, lawyer) in lawyers.iter().enumerate() {
-            let booked: Value = http
-                .post(format!("{lb}/api/v1/consultations"))
-                .bearer_auth(lawyer)
-                .json(&json!({
-                    "clientId": format!("fo-client-{i}"),
-                    "scheduledAt": chrono::Utc::now().to_rfc3339(),
-                    "durationMinutes": 60,
-                }))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            ids.push(booked["id"].as_str().unwrap().to_owned());
+            let body = json!({
+                "clientId": format!("fo-client-{i}"),
+                "scheduledAt": chrono::Utc::now().to_rfc3339(),
+                "durationMinutes": 60,
+            });
+            ids.push(book(&lb, lawyer, &body).await);
         }
         ids
     });

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Server, token};
+use common::{Server, book, token};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -59,17 +59,9 @@ async fn acknowledged_chunks_survive_kill_9_and_a_vanished_uploader_leaves_an_in
     let client = token(cwd.path(), "c1", "client");
     let http = reqwest::Client::new();
     let at = chrono::Utc::now() + chrono::Duration::days(1);
-    let booked: Value = http
-        .post(format!("{}/api/v1/consultations", server.base))
-        .bearer_auth(&lawyer)
-        .json(&json!({"clientId": "c1", "scheduledAt": at, "durationMinutes": 45, "mediaMode": "p2p"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let consultation = booked["id"].as_str().unwrap().to_owned();
+    let booking =
+        json!({"clientId": "c1", "scheduledAt": at, "durationMinutes": 45, "mediaMode": "p2p"});
+    let consultation = book(&server.base, &lawyer, &booking).await;
 
     // Consent over signaling, then the recording is created.
     let (l, _) = wakili_client::Client::connect(&server.base, &lawyer)

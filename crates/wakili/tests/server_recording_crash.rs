@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Server, run, stdout, token, wakili};
+use common::{Server, book, run, stdout, token, wakili};
 use serde_json::{Value, json};
 use wakili_client::{Client, ClientError, Events};
 use wakili_testkit::webrtc::{Client as Browser, Publish};
@@ -69,17 +69,9 @@ async fn a_server_recording_cut_by_kill_9_keeps_every_sealed_chunk_and_ends_inco
     let lawyer = token(cwd.path(), "l1", "lawyer");
     let client = token(cwd.path(), "c1", "client");
     let at = chrono::Utc::now() + chrono::Duration::days(1);
-    let booked: Value = reqwest::Client::new()
-        .post(format!("{}/api/v1/consultations", server.base))
-        .bearer_auth(&lawyer)
-        .json(&json!({"clientId": "c1", "scheduledAt": at, "durationMinutes": 45, "mediaMode": "sfu"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let consultation = booked["id"].as_str().unwrap().to_owned();
+    let body =
+        json!({"clientId": "c1", "scheduledAt": at, "durationMinutes": 45, "mediaMode": "sfu"});
+    let consultation = book(&server.base, &lawyer, &body).await;
 
     let (l, mut l_events, l_id) = join(&server.base, &lawyer, &consultation).await;
     let (c, mut c_events, c_id) = join(&server.base, &client, &consultation).await;

@@ -8,8 +8,8 @@ mod common;
 
 use std::{collections::BTreeSet, time::Duration};
 
-use common::{Server, token};
-use serde_json::{Value, json};
+use common::{Server, book, token};
+use serde_json::json;
 use wakili_core::webhook::endpoint::secret_from;
 use wakili_testkit::receiver::Receiver;
 
@@ -33,21 +33,11 @@ async fn webhooks_queued_before_a_kill_9_are_delivered_after_the_restart() {
     .unwrap();
     let server = Server::start(cwd.path(), &[]);
     let lawyer = token(cwd.path(), "l1", "lawyer");
-    let http = reqwest::Client::new();
     let mut booked = BTreeSet::new();
     for days in 1..=5 {
         let at = chrono::Utc::now() + chrono::Duration::days(days);
-        let c: Value = http
-            .post(format!("{}/api/v1/consultations", server.base))
-            .bearer_auth(&lawyer)
-            .json(&json!({"clientId": "c1", "scheduledAt": at, "durationMinutes": 30}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        booked.insert(c["id"].as_str().unwrap().to_owned());
+        let body = json!({"clientId": "c1", "scheduledAt": at, "durationMinutes": 30});
+        booked.insert(book(&server.base, &lawyer, &body).await);
     }
     // Attempts fail (refused) and back off; then the node dies without a word.
     tokio::time::sleep(Duration::from_millis(500)).await;

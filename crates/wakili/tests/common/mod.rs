@@ -148,6 +148,24 @@ impl Server {
     }
 }
 
+/// Books a consultation at `base` as `lawyer` (`body`: the booking's fields); its id.
+pub async fn book(base: &str, lawyer: &str, body: &serde_json::Value) -> String {
+    let booked: serde_json::Value = reqwest::Client::new()
+        .post(format!("{base}/api/v1/consultations"))
+        .bearer_auth(lawyer)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    booked["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no id in {booked}"))
+        .to_owned()
+}
+
 pub fn token(cwd: &Path, sub: &str, role: &str) -> String {
     stdout(&run(wakili(cwd).args([
         "token", "--sub", sub, "--role", role, "--name", "Amina W.",
