@@ -289,6 +289,10 @@ pub struct SignalArgs {
     /// Redis commands per signal are read from `INFO commandstats`.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub nodes: u8,
+    /// With --nodes: put each pair's lawyer and client on the same node, so that no signal
+    /// crosses nodes (what the nodes cost apart from Redis).
+    #[arg(long, requires = "nodes")]
+    pub same_node: bool,
     /// The database every Wakili run uses (needed with --nodes; default: each run's own
     /// SQLite file).
     #[arg(long, value_name = "URL")]

@@ -37,6 +37,8 @@ const ADMISSION_LIMIT: Duration = Duration::from_secs(10);
 pub struct Plan {
     /// The servers' base URLs (one per node).
     pub urls: Vec<String>,
+    /// Both participants of a pair on the same node.
+    pub same_node: bool,
     /// Per participant: 2i is pair i's lawyer, 2i + 1 its client.
     pub tokens: Vec<String>,
     /// Per pair: the consultation both join.
@@ -45,9 +47,11 @@ pub struct Plan {
 
 impl Plan {
     /// Where participant `index` connects: pair p's lawyer to node p mod n, its client to the
-    /// next node, so that with several nodes every pair's signals cross nodes.
+    /// next node, so that with several nodes every pair's signals cross nodes (or to the same
+    /// node with `same_node`).
     pub fn url_for(&self, index: usize) -> &str {
-        let node = (index / 2 + index % 2) % self.urls.len().max(1);
+        let next = usize::from(!self.same_node) * (index % 2);
+        let node = (index / 2 + next) % self.urls.len().max(1);
         self.urls.get(node).map_or("", String::as_str)
     }
 }
@@ -779,5 +783,25 @@ mod tests {
         assert_eq!(stats.malformed.load(Ordering::Relaxed), 1);
         assert!(inbox.admitted.load(Ordering::Relaxed));
         assert_eq!(stats.latency.count(), 3);
+    }
+
+    #[test]
+    fn pairs_cross_nodes_unless_asked_to_stay_on_one() {
+        let mut plan = Plan {
+            urls: vec!["n0".into(), "n1".into(), "n2".into()],
+            same_node: false,
+            tokens: Vec::new(),
+            consultations: Vec::new(),
+        };
+        let nodes = |plan: &Plan| {
+            (0..6)
+                .map(|i| plan.url_for(i).to_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(nodes(&plan), ["n0", "n1", "n1", "n2", "n2", "n0"]);
+        plan.same_node = true;
+        assert_eq!(nodes(&plan), ["n0", "n0", "n1", "n1", "n2", "n2"]);
+        plan.urls.truncate(1);
+        assert!((0..6).all(|i| plan.url_for(i) == "n0"));
     }
 }

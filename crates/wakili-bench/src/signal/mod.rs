@@ -197,6 +197,7 @@ async fn measure(
     let busy_before = busy_cores(&probe, &mut nodes).await?;
     let plan = load::Plan {
         urls,
+        same_node: args.same_node,
         tokens,
         consultations,
     };
@@ -219,8 +220,13 @@ async fn measure(
     let description = match nodes.as_slice() {
         [one] => one.description.clone(),
         [first, ..] => format!(
-            "{} nodes sharing {} (Redis pid {}), each: {}",
+            "{} nodes{} sharing {} (Redis pid {}), each: {}",
             nodes.len(),
+            if args.same_node {
+                " (each pair on one node)"
+            } else {
+                ""
+            },
             args.redis_url,
             probe
                 .redis
