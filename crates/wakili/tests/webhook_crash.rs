@@ -25,7 +25,7 @@ async fn webhooks_queued_before_a_kill_9_are_delivered_after_the_restart() {
         cwd.path().join("wakili.toml"),
         format!(
             "[webhooks]\nallow_loopback = true\ninitial_backoff = \"100ms\"\n\
-             max_backoff = \"300ms\"\npoll_interval = \"50ms\"\n\n\
+             max_backoff = \"300ms\"\npoll_interval = \"50ms\"\nrequest_timeout = \"1s\"\n\n\
              [[webhooks.endpoints]]\nid = \"platform\"\nurl = \"http://127.0.0.1:{port}/hook\"\n\
              secret = \"{secret}\"\n"
         ),
@@ -45,8 +45,10 @@ async fn webhooks_queued_before_a_kill_9_are_delivered_after_the_restart() {
 
     let receiver = Receiver::start(&[&secret], port).await;
     let server = Server::start(cwd.path(), &[]);
+    // Deliveries the dead node held mid-attempt stay leased until the lease runs out (3 ×
+    // request_timeout + 30 s = 33 s here); the rest go at once.
     let received = receiver
-        .wait_for(Duration::from_secs(30), |r| {
+        .wait_for(Duration::from_secs(50), |r| {
             booked.iter().all(|id| {
                 r.iter().any(|m| {
                     m.kind == "consultation.booked" && m.data["consultationId"] == id.as_str()
