@@ -211,30 +211,19 @@ impl RedisRooms {
         consultation: &str,
         mut change: impl FnMut(&mut Room) -> R,
     ) -> Result<R, SignalError> {
-        let turn = self.writer(consultation);
-        let _turn = turn.lock().await;
-        let result = self.write(consultation, &mut change).await;
-        drop(_turn);
-        self.release(consultation, turn);
-        result
+        let queue = Queue {
+            rooms: self,
+            consultation,
+            turn: self.writer(consultation),
+        };
+        let _turn = queue.turn.lock().await;
+        self.write(consultation, &mut change).await
     }
 
     /// The queue of this node's writers to `consultation`.
     fn writer(&self, consultation: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut writers = self.writers.lock().unwrap_or_else(PoisonError::into_inner);
         Arc::clone(writers.entry(consultation.to_owned()).or_default())
-    }
-
-    /// Forgets the queue once nobody waits in it.
-    fn release(&self, consultation: &str, turn: Arc<tokio::sync::Mutex<()>>) {
-        let mut writers = self.writers.lock().unwrap_or_else(PoisonError::into_inner);
-        drop(turn);
-        if writers
-            .get(consultation)
-            .is_some_and(|queue| Arc::strong_count(queue) == 1)
-        {
-            writers.remove(consultation);
-        }
     }
 
     /// One change, in this node's turn: compare-and-set until it lands.
@@ -286,6 +275,31 @@ impl RedisRooms {
             }
         }
         Err(SignalError::Contended(consultation.to_owned()))
+    }
+}
+
+/// A writer's place in its room's queue; leaving it (even by a cancelled update) forgets the
+/// queue once nobody else waits in it.
+struct Queue<'a> {
+    rooms: &'a RedisRooms,
+    consultation: &'a str,
+    turn: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Drop for Queue<'_> {
+    fn drop(&mut self) {
+        let mut writers = self
+            .rooms
+            .writers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Held by the map and by this writer only (new writers clone it under the same lock).
+        if writers
+            .get(self.consultation)
+            .is_some_and(|queue| Arc::strong_count(queue) == 2 && Arc::ptr_eq(queue, &self.turn))
+        {
+            writers.remove(self.consultation);
+        }
     }
 }
 
