@@ -190,6 +190,95 @@ async fn two_nodes_sharing_postgres_and_redis_run_one_call_and_resume_across_nod
     node1.stop().await.unwrap();
 }
 
+/// `wakili_room_redis_commands_total` of the node at `base`.
+async fn room_commands(base: &str) -> f64 {
+    let text = reqwest::Client::new()
+        .get(format!("{}/metrics", base.trim_end_matches('/')))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("wakili_room_redis_commands_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("wakili_room_redis_commands_total missing:\n{text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signal_to_another_node_costs_one_redis_command_and_the_receiving_node_none() {
+    let redis = std::env::var("WAKILI_TEST_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let shared = |s: &mut Settings| s.signaling.redis_url = Some(redis.clone());
+    let node1 = spawn_app_with(Backend::Postgres, shared).await;
+    let node2 = spawn_node_with(&node1.db.url, shared).await;
+    let id = book(&node1).await;
+    let (base1, base2) = (node1.url(""), node2.url(""));
+    let join = async |base: &str, role, user| {
+        let (socket, events) = wakili_client::Client::connect(base, &token(user, role))
+            .await
+            .unwrap();
+        let ack = socket
+            .call_ok("consultation:join", &json!({ "consultationId": id }))
+            .await
+            .unwrap();
+        (
+            socket,
+            events,
+            ack["participantId"].as_str().unwrap().to_owned(),
+        )
+    };
+    // The client waits on node 2; the lawyer joins on node 1 and admits it.
+    let (client, mut client_events, client_id) = join(&base2, Role::Client, CLIENT).await;
+    let (lawyer, _lawyer_events, lawyer_id) = join(&base1, Role::Lawyer, LAWYER).await;
+    client_events
+        .wait_for("consultation:admitted", Duration::from_secs(5))
+        .await
+        .unwrap();
+    // The first signal each way may read the room once (its last change may not have reached
+    // this node's copy yet).
+    let signal =
+        |to: &str, seq: u32| json!({"to": to, "type": "candidate", "payload": {"seq": seq}});
+    lawyer
+        .call_ok("signal", &signal(&client_id, 0))
+        .await
+        .unwrap();
+    client
+        .call_ok("signal", &signal(&lawyer_id, 0))
+        .await
+        .unwrap();
+    client_events
+        .wait_for("signal", Duration::from_secs(5))
+        .await
+        .unwrap();
+    let before = (room_commands(&base1).await, room_commands(&base2).await);
+    const N: u32 = 50;
+    for seq in 1..=N {
+        lawyer
+            .call_ok("signal", &signal(&client_id, seq))
+            .await
+            .unwrap();
+    }
+    for seq in 1..=N {
+        let got = client_events
+            .wait_for("signal", Duration::from_secs(5))
+            .await
+            .unwrap();
+        let got: Value = serde_json::from_str(got.data.get()).unwrap();
+        assert_eq!(got["payload"]["seq"], seq, "in order");
+    }
+    let after = (room_commands(&base1).await, room_commands(&base2).await);
+    assert_eq!(
+        after.0 - before.0,
+        f64::from(N),
+        "one PUBLISH per signal on the sender's node, no room read"
+    );
+    assert_eq!(after.1, before.1, "nothing on the receiving node");
+    node2.stop().await.unwrap();
+    node1.stop().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_connections_per_second_joining_at_once_lose_no_join() {
     const PAIRS: usize = 750;

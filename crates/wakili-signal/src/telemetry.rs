@@ -8,7 +8,7 @@
 use std::{
     collections::{BTreeMap, VecDeque},
     sync::{
-        Mutex, PoisonError,
+        Arc, Mutex, PoisonError,
         atomic::{AtomicU64, Ordering},
     },
     time::Duration,
@@ -37,6 +37,8 @@ pub struct Telemetry {
     join_refusals: AtomicU64,
     signals: [AtomicU64; 4],
     quality_reports: AtomicU64,
+    /// Redis commands the room store sent (shared with it).
+    room_commands: Arc<AtomicU64>,
     recent_joins: Mutex<VecDeque<f64>>,
     seated: Mutex<BTreeMap<String, BTreeMap<String, Seated>>>,
 }
@@ -117,6 +119,7 @@ impl Telemetry {
             join_refusals: AtomicU64::new(0),
             signals: Default::default(),
             quality_reports: AtomicU64::new(0),
+            room_commands: Arc::new(AtomicU64::new(0)),
             recent_joins: Mutex::new(VecDeque::with_capacity(RECENT_JOINS)),
             seated: Mutex::new(BTreeMap::new()),
         }
@@ -232,6 +235,17 @@ impl Telemetry {
             active_consultations,
             active_participants,
         }
+    }
+
+    /// Redis commands this node sent for rooms: reads, change scripts and signals relayed to
+    /// another node's channel (0 on one node).
+    pub fn room_redis_commands(&self) -> u64 {
+        self.room_commands.load(Ordering::Relaxed)
+    }
+
+    /// The counter the room store adds its Redis commands to.
+    pub(crate) fn room_commands(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.room_commands)
     }
 
     /// The latest join latencies (up to 1,024), milliseconds, oldest first.

@@ -70,6 +70,11 @@ const DESCRIPTIONS: &[(&str, Kind, &str)] = &[
         "Failed accepts other than a client giving up (EMFILE, ENFILE, ENOMEM)",
     ),
     (
+        "wakili_room_redis_commands_total",
+        Kind::Counter,
+        "Redis commands this node sent for rooms: reads, change scripts and signals relayed to another node (0 on one node)",
+    ),
+    (
         "wakili_socketio_connections",
         Kind::Gauge,
         "Socket.IO connections open on this node",
@@ -457,6 +462,8 @@ impl Monitoring {
             .absolute(n);
         }
         self.counter("wakili_joins_total", vec![]).absolute(c.joins);
+        self.counter("wakili_room_redis_commands_total", vec![])
+            .absolute(self.telemetry.room_redis_commands());
         self.counter("wakili_join_refusals_total", vec![])
             .absolute(c.join_refusals);
         self.counter("wakili_quality_reports_total", vec![])

@@ -194,7 +194,7 @@ pub async fn start(deps: Deps) -> Result<(Signaling, SignalLayer), SignalError> 
     let settings = deps.settings;
     let node = uuid::Uuid::new_v4().simple().to_string();
     let store = match &settings.redis_url {
-        Some(url) => RoomStore::redis_node(url, &node).await?,
+        Some(url) => RoomStore::redis_node(url, &node, deps.telemetry.room_commands()).await?,
         None => RoomStore::memory(),
     };
     let hub = Arc::new(Hub {

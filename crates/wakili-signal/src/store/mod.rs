@@ -5,7 +5,7 @@
 
 use std::{
     collections::HashMap,
-    sync::{Mutex, PoisonError},
+    sync::{Arc, Mutex, PoisonError, atomic::AtomicU64},
 };
 
 use wakili_core::room::Room;
@@ -55,12 +55,17 @@ impl RoomStore {
     /// Rooms in Redis at `url`, for a node of its own.
     pub async fn redis(url: &str) -> Result<Self, SignalError> {
         let node = uuid::Uuid::new_v4().simple().to_string();
-        Self::redis_node(url, &node).await
+        Self::redis_node(url, &node, Arc::default()).await
     }
 
-    /// Rooms in Redis at `url` for node `node` (its channel: `wakili:node:<node>`).
-    pub async fn redis_node(url: &str, node: &str) -> Result<Self, SignalError> {
-        Ok(Self::Redis(RedisRooms::connect(url, node).await?))
+    /// Rooms in Redis at `url` for node `node` (its channel: `wakili:node:<node>`), counting
+    /// the commands it sends in `commands`.
+    pub async fn redis_node(
+        url: &str,
+        node: &str,
+        commands: Arc<AtomicU64>,
+    ) -> Result<Self, SignalError> {
+        Ok(Self::Redis(RedisRooms::connect(url, node, commands).await?))
     }
 
     /// Hands what other nodes relay to this node's sockets to `receiver` (not called in

@@ -106,8 +106,8 @@ pub struct RedisRooms {
     conn: ConnectionManager,
     change: Script,
     cache: Arc<Mutex<RoomCache>>,
-    /// Commands this node sent for rooms (reads and change scripts).
-    commands: AtomicU64,
+    /// Commands this node sent for rooms (reads, change scripts, relayed signals).
+    commands: Arc<AtomicU64>,
     /// Ends the feed with the store.
     feed: tokio::task::AbortHandle,
     /// Takes what other nodes relay to this node's sockets.
@@ -130,7 +130,12 @@ fn lock(cache: &Mutex<RoomCache>) -> std::sync::MutexGuard<'_, RoomCache> {
 impl RedisRooms {
     /// Connects to Redis at `url` as node `node`, and starts following the change feed and
     /// the node's channel.
-    pub async fn connect(url: &str, node: &str) -> Result<Self, SignalError> {
+    /// Its commands are counted in `commands`.
+    pub async fn connect(
+        url: &str,
+        node: &str,
+        commands: Arc<AtomicU64>,
+    ) -> Result<Self, SignalError> {
         let client = redis::Client::open(url)?;
         let conn = ConnectionManager::new(client.clone()).await?;
         let cache = Arc::new(Mutex::new(RoomCache::new(CACHE_MAX_AGE)));
@@ -147,7 +152,7 @@ impl RedisRooms {
             conn,
             change: Script::new(CHANGE),
             cache,
-            commands: AtomicU64::new(0),
+            commands,
             feed,
             receiver,
             writers: Mutex::new(HashMap::new()),
