@@ -432,19 +432,24 @@ async fn queue_reminders(s: &Setup, total: usize) -> Vec<String> {
     ids
 }
 
+/// Whether any row is still pending.
+async fn any_pending(s: &Setup) -> bool {
+    let pending =
+        s.db.deliveries(&DeliveryFilter {
+            status: Some(DeliveryStatus::Pending),
+            limit: 1,
+            ..DeliveryFilter::default()
+        })
+        .await
+        .unwrap();
+    !pending.is_empty()
+}
+
 /// Waits until no row is pending (within 60 s).
 async fn wait_drained(s: &Setup) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let pending =
-            s.db.deliveries(&DeliveryFilter {
-                status: Some(DeliveryStatus::Pending),
-                limit: 1,
-                ..DeliveryFilter::default()
-            })
-            .await
-            .unwrap();
-        if pending.is_empty() {
+        if !any_pending(s).await {
             break;
         }
         assert!(
@@ -504,15 +509,10 @@ async fn a_node_killed_mid_queue_loses_nothing_and_repeats_only_its_unrecorded_s
         }
         last = now;
     }
-    let held =
-        s.db.deliveries(&DeliveryFilter {
-            status: Some(DeliveryStatus::Pending),
-            limit: 1,
-            ..DeliveryFilter::default()
-        })
-        .await
-        .unwrap();
-    assert!(!held.is_empty(), "the dead node held rows when it died");
+    assert!(
+        any_pending(&s).await,
+        "the dead node held rows when it died"
+    );
     // Its leases run out.
     s.clock.advance(small.lease + Duration::from_secs(1));
     wait_drained(&s).await;

@@ -8,37 +8,22 @@
 
 mod common;
 
-use std::{process::Stdio, time::Duration};
+use std::time::Duration;
 
 use common::*;
 use serde_json::{Value, json};
 use wakili_core::Role;
 use wakili_db::Backend;
-use wakili_testkit::db::TestDatabase;
+use wakili_testkit::{
+    db::TestDatabase,
+    haproxy::{self, Balancer},
+};
 
 const LAWYER: &str = "lb-lawyer";
 const CLIENT: &str = "lb-client";
 /// Longer than HAProxy needs to take a failing node out (2 checks 2 s apart) plus the resume
 /// phase, so that nobody reaching the draining node could be explained by it being gone.
 const DRAIN: Duration = Duration::from_secs(12);
-
-fn haproxy() -> &'static str {
-    let found = std::process::Command::new("haproxy")
-        .arg("-v")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        found,
-        "haproxy is needed (Debian: apt-get install haproxy; scripts/install-test-tools does it)"
-    );
-    "haproxy"
-}
-
-async fn free_port() -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    listener.local_addr().unwrap().port()
-}
 
 /// One phase of `tests/node/load-balancer.mjs`; its output.
 async fn scenario(input: &Value) -> String {
@@ -56,7 +41,6 @@ fn result_line(stdout: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_behind_haproxy_hold_a_call_and_move_it_off_a_draining_node() {
-    let haproxy = haproxy();
     let redis = std::env::var("WAKILI_TEST_REDIS_URL")
         .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
     let db = TestDatabase::new(Backend::Postgres).await;
@@ -73,34 +57,10 @@ async fn three_nodes_behind_haproxy_hold_a_call_and_move_it_off_a_draining_node(
     }
     let urls: Vec<String> = nodes.iter().map(|n| n.as_ref().unwrap().url("")).collect();
 
-    let port = free_port().await;
-    let lb = format!("http://127.0.0.1:{port}");
-    let config = repo_dir().join("deploy/haproxy/haproxy.cfg");
-    let mut balancer = tokio::process::Command::new(haproxy)
-        .args(["-db", "-f"])
-        .arg(&config)
-        .env("WAKILI_LB_BIND", format!("127.0.0.1:{port}"))
-        .env("WAKILI_NODE1", urls[0].trim_start_matches("http://"))
-        .env("WAKILI_NODE2", urls[1].trim_start_matches("http://"))
-        .env("WAKILI_NODE3", urls[2].trim_start_matches("http://"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let addr = |i: usize| urls[i].trim_start_matches("http://").to_owned();
+    let balancer = Balancer::start([&addr(0), &addr(1), &addr(2)]).await;
+    let lb = balancer.url().to_owned();
     let http = reqwest::Client::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let ready = http.get(format!("{lb}/readyz")).send().await;
-        if ready.is_ok_and(|r| r.status().is_success()) {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "HAProxy did not serve /readyz"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 
     let booked: Value = http
         .post(format!("{lb}/api/v1/consultations"))
@@ -145,7 +105,7 @@ async fn three_nodes_behind_haproxy_hold_a_call_and_move_it_off_a_draining_node(
     for node in nodes.into_iter().flatten() {
         node.stop().await.unwrap();
     }
-    balancer.kill().await.unwrap();
+    drop(balancer);
 }
 
 /// Runs `program args` in `deploy/` with `env`; panics with its output unless it succeeds.
@@ -169,7 +129,7 @@ fn check(program: &str, args: &[&str], env: &[(&str, &str)]) {
 #[test]
 fn the_deploy_examples_check_out_and_every_alert_fires_on_its_situation() {
     check(
-        haproxy(),
+        haproxy::binary(),
         &["-c", "-f", "haproxy/haproxy.cfg"],
         &[
             ("WAKILI_LB_BIND", "127.0.0.1:8000"),

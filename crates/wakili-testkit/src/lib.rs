@@ -12,6 +12,8 @@
 //!   endpoints).
 //! - [`clock`]: a clock the test moves by hand, given to the server as its `Clock`.
 //! - [`db`]: a throw-away SQLite or PostgreSQL database per test.
+//! - [`haproxy`] (feature `server`): HAProxy with the shipped `deploy/haproxy/haproxy.cfg` in
+//!   front of three nodes.
 //! - [`receiver`] (feature `server`): the platform's webhook receiver, verifying signatures
 //!   with the npm `standardwebhooks` package.
 //! - [`webrtc`] (feature `webrtc`): a str0m "browser" that publishes synthetic VP8 simulcast and
@@ -23,6 +25,8 @@
 pub mod clock;
 pub mod db;
 pub mod fcm;
+#[cfg(feature = "server")]
+pub mod haproxy;
 pub mod probe;
 #[cfg(feature = "server")]
 pub mod receiver;

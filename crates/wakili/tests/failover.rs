@@ -21,7 +21,7 @@ use std::{
 use common::*;
 use serde_json::{Value, json};
 use wakili_db::Backend;
-use wakili_testkit::db::TestDatabase;
+use wakili_testkit::{db::TestDatabase, haproxy::Balancer};
 
 const GRACE: Duration = Duration::from_secs(30);
 const CALLS: usize = 3;
@@ -243,22 +243,9 @@ fn calls_survive_a_killed_node_and_a_rolling_restart_behind_haproxy() {
     ];
     let mut cluster = Cluster::start(root.path(), env);
 
-    let lb_port = free_port();
-    let lb = format!("http://127.0.0.1:{lb_port}");
     let node = |i: usize| format!("127.0.0.1:{}", cluster.ports[i]);
-    let _balancer = Reaped(
-        Command::new("haproxy")
-            .args(["-db", "-f"])
-            .arg(repo().join("deploy/haproxy/haproxy.cfg"))
-            .env("WAKILI_LB_BIND", format!("127.0.0.1:{lb_port}"))
-            .env("WAKILI_NODE1", node(0))
-            .env("WAKILI_NODE2", node(1))
-            .env("WAKILI_NODE3", node(2))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("haproxy (scripts/install-test-tools installs it)"),
-    );
+    let balancer = runtime.block_on(Balancer::start([&node(0), &node(1), &node(2)]));
+    let lb = balancer.url().to_owned();
     let (lawyers, clients): (Vec<String>, Vec<String>) = (0..CALLS)
         .map(|i| {
             (
@@ -268,16 +255,6 @@ fn calls_survive_a_killed_node_and_a_rolling_restart_behind_haproxy() {
         })
         .unzip();
     let consultations: Vec<String> = runtime.block_on(async {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !http
-            .get(format!("{lb}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            assert!(Instant::now() < deadline, "HAProxy did not serve /readyz");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
         let mut ids = Vec::new();
         for (i, lawyer) in lawyers.iter().enumerate() {
             let body = json!({
