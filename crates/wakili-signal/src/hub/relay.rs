@@ -30,14 +30,8 @@ impl Hub {
                 return;
             }
         } else if !node.is_empty() {
-            let event = serde_json::to_string(out).map(|payload| Relayed {
-                sid: sid.to_owned(),
-                participant: to.to_owned(),
-                event: out.name().to_owned(),
-                payload,
-            });
-            match event {
-                Ok(event) => match self.store.relay(node, &event).await {
+            match Relayed::encode(sid, to, out.name(), out) {
+                Ok(message) => match self.store.relay(node, message).await {
                     Ok(true) => return,
                     Ok(false) => {}
                     Err(e) => tracing::warn!(error = %e, "relaying a signal to its node failed"),
@@ -52,25 +46,22 @@ impl Hub {
 /// Hands an event another node relayed to its socket here, on the change feed's task; a socket
 /// that is gone meanwhile (its participant resumed elsewhere) is reached through its
 /// participant's room.
-pub(super) fn deliver<A: Adapter>(io: &SocketIo<A>, event: Relayed) {
-    let payload: Box<RawValue> = match serde_json::from_str(&event.payload) {
-        Ok(payload) => payload,
-        Err(e) => {
-            tracing::warn!(error = %e, "unreadable relayed payload");
-            return;
-        }
-    };
+pub(super) fn deliver<A: Adapter>(io: &SocketIo<A>, event: Relayed<'_>) {
     if let Some(socket) = event.sid.parse().ok().and_then(|sid| io.get_socket(sid)) {
-        if let Err(e) = socket.emit(event.event.clone(), &payload) {
+        if let Err(e) = socket.emit(event.event, event.payload) {
             tracing::debug!(event = event.event, error = %e, "relayed event not delivered");
         }
         return;
     }
-    let io = io.clone();
+    let (io, room, name) = (
+        io.clone(),
+        participant_room(event.participant),
+        event.event.to_owned(),
+    );
+    let payload: Box<RawValue> = event.payload.to_owned();
     tokio::spawn(async move {
-        let room = participant_room(&event.participant);
-        if let Err(e) = io.to(room).emit(event.event.clone(), &payload).await {
-            tracing::debug!(event = event.event, error = %e, "relayed event not delivered");
+        if let Err(e) = io.to(room).emit(name.clone(), &payload).await {
+            tracing::debug!(event = name, error = %e, "relayed event not delivered");
         }
     });
 }

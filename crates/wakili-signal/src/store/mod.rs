@@ -76,12 +76,12 @@ impl RoomStore {
         }
     }
 
-    /// Sends `event` to a socket of another node (`Ok(false)`: no such node listens; in memory
-    /// there are no other nodes).
-    pub async fn relay(&self, node: &str, event: &Relayed) -> Result<bool, SignalError> {
+    /// Sends `message` ([`Relayed::encode`]) to another node (`Ok(false)`: no such node
+    /// listens; in memory there are no other nodes).
+    pub async fn relay(&self, node: &str, message: Vec<u8>) -> Result<bool, SignalError> {
         match self {
             Self::Memory(_) => Ok(false),
-            Self::Redis(rooms) => rooms.relay(node, event).await,
+            Self::Redis(rooms) => rooms.relay(node, message).await,
         }
     }
 

@@ -24,6 +24,7 @@ use std::{
 
 use futures_util::StreamExt;
 use redis::{AsyncCommands, Script, aio::ConnectionManager};
+use serde_json::value::RawValue;
 use wakili_core::room::Room;
 
 use super::{
@@ -48,37 +49,46 @@ const SEQUENCE: &str = "wakili:room-seq";
 const NODE_CHANNEL: &str = "wakili:node:";
 
 /// Takes the events other nodes relay to this node's sockets.
-pub type Receiver = Box<dyn Fn(Relayed) + Send + Sync>;
+pub type Receiver = Box<dyn Fn(Relayed<'_>) + Send + Sync>;
 
-/// An event another node relayed to a socket of this one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Relayed {
+/// An event another node relayed to a socket of this one, read in place from the message.
+#[derive(Debug, Clone, Copy)]
+pub struct Relayed<'a> {
     /// The socket (its Socket.IO id).
-    pub sid: String,
+    pub sid: &'a str,
     /// The participant it serves (if the socket is gone, the participant's room gets it).
-    pub participant: String,
+    pub participant: &'a str,
     /// The event's name.
-    pub event: String,
+    pub event: &'a str,
     /// Its payload, JSON.
-    pub payload: String,
+    pub payload: &'a RawValue,
 }
 
-impl Relayed {
-    /// The message on the node's channel: the fields on lines of their own, the payload last.
-    fn encode(&self) -> String {
-        format!(
-            "{}\n{}\n{}\n{}",
-            self.sid, self.participant, self.event, self.payload
-        )
+impl<'a> Relayed<'a> {
+    /// The message on a node's channel: the fields on lines of their own, then the payload
+    /// serialized straight after them (one buffer, no intermediate JSON string).
+    pub fn encode(
+        sid: &str,
+        participant: &str,
+        event: &str,
+        payload: &impl serde::Serialize,
+    ) -> Result<Vec<u8>, serde_json::Error> {
+        let mut message = Vec::with_capacity(sid.len() + participant.len() + event.len() + 256);
+        for field in [sid, participant, event] {
+            message.extend_from_slice(field.as_bytes());
+            message.push(b'\n');
+        }
+        serde_json::to_writer(&mut message, payload)?;
+        Ok(message)
     }
 
-    fn decode(message: &str) -> Option<Self> {
+    fn decode(message: &'a str) -> Option<Self> {
         let mut fields = message.splitn(4, '\n');
         Some(Self {
-            sid: fields.next()?.to_owned(),
-            participant: fields.next()?.to_owned(),
-            event: fields.next()?.to_owned(),
-            payload: fields.next()?.to_owned(),
+            sid: fields.next()?,
+            participant: fields.next()?,
+            event: fields.next()?,
+            payload: serde_json::from_str(fields.next()?).ok()?,
         })
     }
 }
@@ -165,14 +175,14 @@ impl RedisRooms {
         *self.receiver.lock().unwrap_or_else(PoisonError::into_inner) = Some(receiver);
     }
 
-    /// Sends `event` to a socket of node `node` (one `PUBLISH`); `false` when no node listens
-    /// there (it is gone).
-    pub async fn relay(&self, node: &str, event: &Relayed) -> Result<bool, SignalError> {
+    /// Sends `message` ([`Relayed::encode`]) to node `node` (one `PUBLISH`); `false` when no
+    /// node listens there (it is gone).
+    pub async fn relay(&self, node: &str, message: Vec<u8>) -> Result<bool, SignalError> {
         self.commands.fetch_add(1, Ordering::Relaxed);
         let receivers: u64 = self
             .conn
             .clone()
-            .publish(format!("{NODE_CHANNEL}{node}"), event.encode())
+            .publish(format!("{NODE_CHANNEL}{node}"), message)
             .await?;
         Ok(receivers > 0)
     }
@@ -332,9 +342,9 @@ async fn follow(
                     tokio::select! {
                         message = messages.next() => {
                             let Some(message) = message else { break };
-                            let Ok(text) = message.get_payload::<String>() else { continue };
+                            let Ok(text) = std::str::from_utf8(message.get_payload_bytes()) else { continue };
                             if message.get_channel_name() != CHANNEL {
-                                match Relayed::decode(&text) {
+                                match Relayed::decode(text) {
                                     Some(event) => {
                                         let receive = receiver.lock().unwrap_or_else(PoisonError::into_inner);
                                         if let Some(receive) = receive.as_ref() {
@@ -345,7 +355,7 @@ async fn follow(
                                 }
                                 continue;
                             }
-                            match parse_announcement(&text) {
+                            match parse_announcement(text) {
                                 Some((consultation, Ok(state))) => {
                                     lock(&cache).announced(consultation, state, Instant::now());
                                 }
@@ -382,13 +392,17 @@ mod tests {
 
     #[test]
     fn relayed_events_cross_the_channel_intact() {
-        let event = Relayed {
-            sid: "s1".into(),
-            participant: "p1".into(),
-            event: "signal".into(),
-            payload: "{\"from\":\"p2\",\"payload\":{\"sdp\":\"v=0\\r\\na=x\\n\"}}".into(),
-        };
-        assert_eq!(Relayed::decode(&event.encode()).unwrap(), event);
+        let payload = serde_json::json!({"from": "p2", "payload": {"sdp": "v=0\r\na=x\n"}});
+        let message = Relayed::encode("s1", "p1", "signal", &payload).unwrap();
+        let text = std::str::from_utf8(&message).unwrap();
+        let event = Relayed::decode(text).unwrap();
+        assert_eq!(
+            (event.sid, event.participant, event.event),
+            ("s1", "p1", "signal")
+        );
+        let back: serde_json::Value = serde_json::from_str(event.payload.get()).unwrap();
+        assert_eq!(back, payload);
         assert!(Relayed::decode("s1\np1").is_none());
+        assert!(Relayed::decode("s1\np1\nsignal\n{not json").is_none());
     }
 }
