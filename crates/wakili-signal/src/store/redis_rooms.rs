@@ -249,11 +249,15 @@ impl RedisRooms {
     ) -> Result<R, SignalError> {
         let key = key(consultation);
         let mut conn = self.conn.clone();
-        let epoch = lock(&self.cache).epoch();
         // Based on what this node holds; a room it does not hold is most likely new.
-        let mut base = lock(&self.cache)
-            .get_or_begin(consultation, Instant::now())
-            .map_or_else(Versioned::absent, |held| (*held).clone());
+        let (epoch, held) = {
+            let mut cache = lock(&self.cache);
+            (
+                cache.epoch(),
+                cache.get_or_begin(consultation, Instant::now()),
+            )
+        };
+        let mut base = held.map_or_else(Versioned::absent, |held| (*held).clone());
         for attempt in 0..MAX_ATTEMPTS {
             let mut room = base.room.as_deref().cloned().unwrap_or_default();
             let result = change(&mut room);
