@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use wakili_client::Client as Socket;
 use wakili_core::Role;
 use wakili_db::Backend;
-use wakili_testkit::webrtc::{Codec, Kind, Publish};
+use wakili_testkit::webrtc::{Client as Browser, Codec, Kind, Publish};
 
 #[tokio::test]
 async fn a_consultation_in_sfu_mode_carries_both_parties_media_through_the_server() {
@@ -276,4 +276,100 @@ async fn media_is_refused_with_a_clear_error_outside_the_sfu_and_for_bad_input()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The unlabelled sample `name` in the `/metrics` of the server at `base`.
+async fn metric_at(base: &str, name: &str) -> Option<f64> {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// Waits until the server at `base` holds `sessions` SFU sessions.
+async fn wait_for_sessions(base: &str, sessions: f64) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let now = metric_at(base, "wakili_sfu_sessions").await;
+        if now == Some(sessions) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{base} holds {now:?} SFU sessions, not {sessions}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until `a` and `b` receive at least 20 audio and 20 video packets from each other.
+async fn media_flows(a: (&Browser, &str), b: (&Browser, &str)) {
+    for ((browser, _), (_, other)) in [(a, b), (b, a)] {
+        let video = received(browser, other, Kind::Video, 20).await;
+        let audio = received(browser, other, Kind::Audio, 20).await;
+        assert!(
+            video >= 20 && audio >= 20,
+            "{} got {video} video and {audio} audio packets from {other}",
+            browser.name
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consultations_media_lives_on_one_node_and_moves_when_that_node_goes() {
+    let redis = std::env::var("WAKILI_TEST_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let shared = |s: &mut wakili_settings::Settings| {
+        s.signaling.redis_url = Some(redis.clone());
+        s.signaling.resume_grace = Duration::from_secs(30);
+    };
+    let node1 = spawn_app_with(Backend::Postgres, shared).await;
+    let node2 = spawn_node_with(&node1.db.url, shared).await;
+    let (base1, base2) = (node1.url(""), node2.url(""));
+    let (sfu1, sfu2) = (node1.sfu.unwrap(), node2.sfu.unwrap());
+    let lawyer = token("lawyer-1", Role::Lawyer);
+    let client = token("client-1", Role::Client);
+    let id = book(&node1, &lawyer, "sfu").await;
+
+    // The lawyer is connected to node 1, the client to node 2.
+    let (l, l_events, l_ack) = join_at(&base1, &lawyer, json!({ "consultationId": id })).await;
+    let (c, c_events, c_ack) = join_at(&base2, &client, json!({ "consultationId": id })).await;
+    let l_id = l_ack["participantId"].as_str().unwrap().to_owned();
+    let c_id = c_ack["participantId"].as_str().unwrap().to_owned();
+
+    // The client publishes first, through node 2: node 2 serves the consultation's media. The
+    // lawyer's offer, answer and the server's offers to it go through node 1 to node 2.
+    let c_browser = publish_to(sfu2, c, c_events, &c_id, Publish::camera_and_mic()).await;
+    let l_browser = publish_to(sfu2, l, l_events, &l_id, Publish::camera_and_mic()).await;
+    media_flows((&l_browser, &l_id), (&c_browser, &c_id)).await;
+    wait_for_sessions(&base2, 2.0).await;
+    assert_eq!(metric_at(&base1, "wakili_sfu_sessions").await, Some(0.0));
+
+    // Node 2 goes. Both parties come back on node 1 as themselves and publish again: node 1
+    // finds node 2 gone and takes the media over.
+    node2.stop().await.unwrap();
+    drop((c_browser, l_browser));
+    let resume = |ack: &Value| json!({"consultationId": id, "resumeToken": ack["resumeToken"]});
+    let (c, c_events, c_again) = join_at(&base1, &client, resume(&c_ack)).await;
+    let (l, l_events, l_again) = join_at(&base1, &lawyer, resume(&l_ack)).await;
+    assert_eq!(
+        (
+            c_again["participantId"].as_str(),
+            l_again["participantId"].as_str()
+        ),
+        (Some(c_id.as_str()), Some(l_id.as_str()))
+    );
+    let c_browser = publish_to(sfu1, c, c_events, &c_id, Publish::camera_and_mic()).await;
+    let l_browser = publish_to(sfu1, l, l_events, &l_id, Publish::camera_and_mic()).await;
+    media_flows((&l_browser, &l_id), (&c_browser, &c_id)).await;
+    wait_for_sessions(&base1, 2.0).await;
+
+    // Ending the call ends its media on the node that serves it.
+    end_over_api(&node1, &lawyer, &id).await;
+    wait_for_sessions(&base1, 0.0).await;
+    node1.stop().await.unwrap();
 }

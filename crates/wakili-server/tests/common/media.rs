@@ -29,14 +29,19 @@ pub async fn book(app: &TestApp, lawyer: &str, mode: &str) -> String {
 
 /// Joins `consultation` over signaling; the join ack.
 pub async fn join(app: &TestApp, token: &str, consultation: &str) -> (Socket, Events, Value) {
-    let (socket, events) = Socket::connect(&app.url(""), token).await.unwrap();
-    let ack = socket
-        .call_ok(
-            "consultation:join",
-            &json!({ "consultationId": consultation }),
-        )
-        .await
-        .unwrap();
+    join_at(
+        &app.url(""),
+        token,
+        json!({ "consultationId": consultation }),
+    )
+    .await
+}
+
+/// Joins over signaling at the server at `base` with `request` (`consultation:join`'s
+/// fields); the join ack.
+pub async fn join_at(base: &str, token: &str, request: Value) -> (Socket, Events, Value) {
+    let (socket, events) = Socket::connect(base, token).await.unwrap();
+    let ack = socket.call_ok("consultation:join", &request).await.unwrap();
     (socket, events, ack)
 }
 
@@ -49,11 +54,21 @@ pub async fn publish(app: &TestApp, socket: Socket, events: Events, name: &str) 
 pub async fn publish_as(
     app: &TestApp,
     socket: Socket,
+    events: Events,
+    name: &str,
+    sends: Publish,
+) -> Browser {
+    publish_to(app.sfu.expect("the SFU runs"), socket, events, name, sends).await
+}
+
+/// [`publish_as`], the "browser" connecting its media to the SFU at `server`.
+pub async fn publish_to(
+    server: std::net::SocketAddr,
+    socket: Socket,
     mut events: Events,
     name: &str,
     sends: Publish,
 ) -> Browser {
-    let server = app.sfu.expect("the SFU runs");
     let browser = Browser::connect(server, name, sends, async |sdp| {
         let ack = socket
             .call_ok("media:publish", &json!({ "sdp": sdp }))

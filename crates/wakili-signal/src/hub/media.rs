@@ -9,43 +9,26 @@ use wakili_core::{
     media::Topology,
     room::{Presence, Room, RoomError},
 };
-use wakili_sfu::{MediaKind, Quality, Rid, SfuError, SfuEvent, SfuHandle, TrackId};
+use wakili_sfu::{MediaKind, SfuEvent, SfuHandle};
 
-use super::{Hub, Reply, Worker, consultation_room, emit_event, participant_room};
+use super::{
+    Hub, Reply, Worker, consultation_room, emit_event,
+    media_route::{MediaCall, MediaFailure, Op},
+    participant_room,
+};
 use crate::protocol::{
     LayerPreference, NoFields, Refusal, SdpAck, SdpRequest, SubscriptionRequest,
     server::{ActiveSpeaker, LayerChanged, MediaOffer, MediaTrack},
 };
 
-/// What the client sees when the SFU refuses.
-fn refused(e: SfuError) -> Refusal {
-    match e {
-        SfuError::Stopped | SfuError::Bind { .. } | SfuError::NoPublicIp => {
-            tracing::error!(error = %e, "the SFU is unavailable");
-            Refusal::new("unavailable", "the media server is unavailable; retry")
-        }
-        SfuError::RoomFull { .. } => Refusal::new("room_full", e.to_string()),
-        SfuError::ListenOnly { .. } => Refusal::new("listen_only", e.to_string()),
-        other => Refusal::new("media_refused", other.to_string()),
-    }
-}
-
 impl<A: Adapter> Worker<A> {
-    /// The SFU, and this connection's consultation and participant when it may use it.
-    async fn media_seat(&self) -> Result<(SfuHandle, String, String), Refusal> {
-        let (sfu, room, participant, _) = self.media_seat_as().await?;
-        Ok((sfu, room, participant))
-    }
-
-    /// [`media_seat`](Self::media_seat), and whether the participant may send media.
-    async fn media_seat_as(&self) -> Result<(SfuHandle, String, String, bool), Refusal> {
+    /// This connection's consultation and participant when it may use the SFU, and whether the
+    /// participant may send media.
+    async fn media_seat(&self) -> Result<(String, String, bool), Refusal> {
         let seat = self.seat()?;
-        let Some(sfu) = self.hub.sfu.clone() else {
-            return Err(Refusal::new(
-                "sfu_disabled",
-                "this server runs no SFU (sfu.enabled = false): media goes peer to peer",
-            ));
-        };
+        if self.hub.sfu.is_none() {
+            return Err(MediaFailure::Disabled.refusal());
+        }
         let (topology, may_publish) = self
             .hub
             .store
@@ -67,29 +50,44 @@ impl<A: Adapter> Worker<A> {
                 "this call is peer to peer now: use signal; media:topology says when it moves to the SFU",
             ));
         }
-        Ok((sfu, seat.consultation, seat.participant, may_publish))
+        Ok((seat.consultation, seat.participant, may_publish))
+    }
+
+    /// `op` for this connection's participant, on the node that serves its consultation's
+    /// media.
+    async fn media_call(&self, op: impl FnOnce(bool) -> Op) -> Result<Option<String>, Refusal> {
+        let (room, participant, may_publish) = self.media_seat().await?;
+        let call = MediaCall {
+            room,
+            participant,
+            op: op(may_publish),
+        };
+        self.hub.media(call).await.map_err(MediaFailure::refusal)
     }
 
     /// `media:publish`: the participant's offer to the SFU, answered. An observer's offer may
     /// only receive.
     pub(super) async fn publish(&mut self, request: SdpRequest) -> Result<Reply, Refusal> {
-        let (sfu, room, participant, may_publish) = self.media_seat_as().await?;
-        let answer = if may_publish {
-            sfu.join(&room, &participant, &request.sdp).await
-        } else {
-            sfu.listen(&room, &participant, &request.sdp).await
-        };
-        let answer = answer.map_err(refused)?;
-        tracing::info!(consultation_id = %room, participant_id = %participant, "media published to the SFU");
-        Reply::ack(&SdpAck { sdp: answer.sdp })
+        let sdp = request.sdp;
+        let answer = self
+            .media_call(|may_publish| {
+                if may_publish {
+                    Op::Join { sdp }
+                } else {
+                    Op::Listen { sdp }
+                }
+            })
+            .await?
+            .ok_or_else(|| MediaFailure::Refused("the SFU gave no answer".to_owned()).refusal())?;
+        if let Some(seat) = &self.seat {
+            tracing::info!(consultation_id = %seat.consultation, participant_id = %seat.participant, "media published to the SFU");
+        }
+        Reply::ack(&SdpAck { sdp: answer })
     }
 
     /// `media:answer`: the participant's answer to the SFU's last `media:offer`.
     pub(super) async fn media_answer(&mut self, request: SdpRequest) -> Result<Reply, Refusal> {
-        let (sfu, room, participant) = self.media_seat().await?;
-        sfu.answer(&room, &participant, &request.sdp)
-            .await
-            .map_err(refused)?;
+        self.media_call(|_| Op::Answer { sdp: request.sdp }).await?;
         Reply::ack(&NoFields {})
     }
 
@@ -98,50 +96,41 @@ impl<A: Adapter> Worker<A> {
         &mut self,
         request: SubscriptionRequest,
     ) -> Result<Reply, Refusal> {
-        let (sfu, room, participant) = self.media_seat().await?;
-        sfu.pause(
-            &room,
-            &participant,
-            TrackId(request.track_id),
-            request.paused,
-        )
-        .await
-        .map_err(refused)?;
+        self.media_call(|_| Op::Pause {
+            track: request.track_id,
+            paused: request.paused,
+        })
+        .await?;
         Reply::ack(&NoFields {})
     }
-}
 
-impl<A: Adapter> Worker<A> {
     /// `media:layer-preference`: one layer for every video this participant receives, or the
     /// server's choice again.
     pub(super) async fn layer_preference(
         &mut self,
         request: LayerPreference,
     ) -> Result<Reply, Refusal> {
-        let (sfu, room, participant) = self.media_seat().await?;
-        let rid = request.rid.as_deref().and_then(Rid::parse);
-        sfu.force_layer(&room, &participant, rid)
-            .await
-            .map_err(refused)?;
+        self.media_call(|_| Op::ForceLayer { rid: request.rid })
+            .await?;
         Reply::ack(&NoFields {})
     }
 
     /// The quality engine recommended `profile` to this participant: in an SFU call, the layers
     /// it receives are capped to match (its downlink is what the report measured).
     pub(super) async fn cap_layers(&self, profile: &str) {
-        let (Some(sfu), Some(seat)) = (&self.hub.sfu, &self.seat) else {
+        let (Some(_), Some(seat)) = (&self.hub.sfu, &self.seat) else {
             return;
         };
-        match sfu
-            .set_quality_cap(
-                &seat.consultation,
-                &seat.participant,
-                Quality::from_profile(profile),
-            )
-            .await
-        {
-            Ok(()) | Err(SfuError::UnknownRoom(_) | SfuError::UnknownParticipant { .. }) => {}
-            Err(e) => tracing::warn!(error = %e, "layer cap not applied"),
+        let call = MediaCall {
+            room: seat.consultation.clone(),
+            participant: seat.participant.clone(),
+            op: Op::QualityCap {
+                profile: profile.to_owned(),
+            },
+        };
+        match self.hub.media(call).await {
+            Ok(_) | Err(MediaFailure::Unknown(_)) => {}
+            Err(e) => tracing::warn!(error = ?e, "layer cap not applied"),
         }
     }
 }
@@ -149,47 +138,61 @@ impl<A: Adapter> Worker<A> {
 impl Hub {
     /// Ends `participant`'s SFU session, if it has one (it left the call for good).
     pub(super) async fn leave_sfu(&self, consultation: &str, participant: &str) {
-        if let Some(sfu) = &self.sfu {
-            match sfu.leave(consultation, participant).await {
-                Ok(()) | Err(SfuError::UnknownRoom(_) | SfuError::UnknownParticipant { .. }) => {}
-                Err(e) => tracing::warn!(error = %e, "SFU session not ended"),
-            }
+        if self.sfu.is_none() {
+            return;
+        }
+        let call = MediaCall {
+            room: consultation.to_owned(),
+            participant: participant.to_owned(),
+            op: Op::Leave,
+        };
+        match self.media(call).await {
+            Ok(_) | Err(MediaFailure::Unknown(_)) => {}
+            Err(e) => tracing::warn!(error = ?e, "SFU session not ended"),
         }
     }
 
     /// Tells the recorder what the consultation's room decides now (server recording on,
     /// paused or off, and who is in the call).
     pub(super) async fn sync_recorder(&self, consultation: &str) {
-        let Some(recorder) = &self.recorder else {
+        if self.recorder.is_none() {
             return;
+        }
+        let call = MediaCall {
+            room: consultation.to_owned(),
+            participant: String::new(),
+            op: Op::SyncRecorder,
         };
-        match self
-            .store
-            .read(consultation, |room| room.and_then(Room::server_recording))
-            .await
-        {
-            Ok(plan) => recorder.apply(consultation, plan).await,
-            Err(e) => {
-                tracing::error!(error = %e, consultation_id = consultation, "recorder not told of a room change")
-            }
+        if let Err(e) = self.media(call).await {
+            tracing::error!(error = ?e, consultation_id = consultation, "recorder not told of a room change");
         }
     }
 
-    /// Whether the server's recorder records `consultation` now.
+    /// Whether the server records `consultation` now (as this node last heard of its room).
     pub(super) async fn records(&self, consultation: &str) -> bool {
-        match &self.recorder {
-            Some(recorder) => recorder.records(consultation).await,
-            None => false,
-        }
+        self.recorder.is_some()
+            && self
+                .store
+                .read(consultation, |room| {
+                    room.and_then(Room::server_recording).is_some()
+                })
+                .await
+                .unwrap_or(true)
     }
 
     /// Ends every SFU session of the consultation (its call ended).
     pub(super) async fn close_sfu(&self, consultation: &str) {
-        if let Some(sfu) = &self.sfu {
-            match sfu.close(consultation).await {
-                Ok(()) | Err(SfuError::UnknownRoom(_)) => {}
-                Err(e) => tracing::warn!(error = %e, "SFU sessions not ended"),
-            }
+        if self.sfu.is_none() {
+            return;
+        }
+        let call = MediaCall {
+            room: consultation.to_owned(),
+            participant: String::new(),
+            op: Op::Close,
+        };
+        match self.media(call).await {
+            Ok(_) | Err(MediaFailure::Unknown(_)) => {}
+            Err(e) => tracing::warn!(error = ?e, "SFU sessions not ended"),
         }
     }
 }

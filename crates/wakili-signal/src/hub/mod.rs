@@ -37,12 +37,14 @@ use crate::{
     expiry::TokenLife,
     limits::{SocketPermit, UserSockets},
     protocol::{CallAnswered, ProfileChanged, Refusal, ServerEvent},
+    store::NodeMessage,
 };
 
 mod calls;
 mod effects;
 mod intake;
 mod media;
+mod media_route;
 mod relay;
 mod token;
 mod worker;
@@ -101,9 +103,6 @@ pub struct Deps {
 pub trait ServerRecorder: Send + Sync {
     /// Makes `consultation`'s server recording `plan` (`None`: none). Idempotent.
     async fn apply(&self, consultation: &str, plan: Option<wakili_core::room::ServerRecording>);
-
-    /// Whether it records `consultation` now (who comes and goes then matters to it).
-    async fn records(&self, consultation: &str) -> bool;
 }
 
 /// Someone joined or left a consultation's call.
@@ -148,6 +147,8 @@ struct Hub {
     sfu: Option<wakili_sfu::SfuHandle>,
     /// The server's recorder, when the SFU records.
     recorder: Option<Arc<dyn ServerRecorder>>,
+    /// Calls to other nodes' media servers awaiting replies.
+    calls: media_route::Calls,
 }
 
 /// The running signaling service: lets the REST side tell rooms about changes.
@@ -217,6 +218,7 @@ pub async fn start(deps: Deps) -> Result<(Signaling, SignalLayer), SignalError> 
         sockets: UserSockets::new(settings.max_sockets_per_user),
         sfu: deps.sfu,
         recorder: deps.recorder,
+        calls: media_route::Calls::default(),
         settings,
     });
     let max_payload = hub.settings.max_packet_bytes;
@@ -270,9 +272,20 @@ pub async fn start(deps: Deps) -> Result<(Signaling, SignalLayer), SignalError> 
             if let Some(sfu) = hub.sfu.clone() {
                 tokio::spawn(media::pump(io.clone(), sfu));
             }
-            let to = io.clone();
-            hub.store
-                .on_relay(Box::new(move |event| relay::deliver(&to, event)));
+            let (to, weak) = (io.clone(), Arc::downgrade(&hub));
+            hub.store.on_message(Box::new(move |message| match message {
+                NodeMessage::Event(event) => relay::deliver(&to, event),
+                NodeMessage::Call { from, id, body } => {
+                    if let Some(hub) = weak.upgrade() {
+                        media_route::answer(hub, from, id, body);
+                    }
+                }
+                NodeMessage::Reply { id, body } => {
+                    if let Some(hub) = weak.upgrade() {
+                        hub.calls.answered(id, body);
+                    }
+                }
+            }));
             let io = Io::Redis(io);
             Ok((Signaling { hub, io }, SignalLayer::Redis(layer)))
         }

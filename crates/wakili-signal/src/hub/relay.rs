@@ -9,7 +9,7 @@ use socketioxide::{SocketIo, adapter::Adapter};
 use super::{Hub, emit_event, participant_room};
 use crate::{
     protocol::{ServerEvent, SignalOut},
-    store::Relayed,
+    store::{NodeMessage, Relayed},
 };
 
 impl Hub {
@@ -30,8 +30,8 @@ impl Hub {
                 return;
             }
         } else if !node.is_empty() {
-            match Relayed::encode(sid, to, out.name(), out) {
-                Ok(message) => match self.store.relay(node, message).await {
+            match NodeMessage::event(sid, to, out.name(), out) {
+                Ok(message) => match self.store.send(node, message).await {
                     Ok(true) => return,
                     Ok(false) => {}
                     Err(e) => tracing::warn!(error = %e, "relaying a signal to its node failed"),

@@ -11,10 +11,12 @@ use std::{
 use wakili_core::room::Room;
 
 mod cache;
+mod node_channel;
 mod redis_rooms;
 
+pub use self::node_channel::{NodeMessage, Relayed};
+pub use self::redis_rooms::Receiver;
 use self::redis_rooms::RedisRooms;
-pub use self::redis_rooms::{Receiver, Relayed};
 
 /// Why a room could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -68,20 +70,55 @@ impl RoomStore {
         Ok(Self::Redis(RedisRooms::connect(url, node, commands).await?))
     }
 
-    /// Hands what other nodes relay to this node's sockets to `receiver` (not called in
-    /// memory: there are no other nodes). A later call replaces it.
-    pub fn on_relay(&self, receiver: Receiver) {
+    /// Hands what other nodes send this node to `receiver` (not called in memory: there are
+    /// no other nodes). A later call replaces it.
+    pub fn on_message(&self, receiver: Receiver) {
         if let Self::Redis(rooms) = self {
-            rooms.on_relay(receiver);
+            rooms.on_message(receiver);
         }
     }
 
-    /// Sends `message` ([`Relayed::encode`]) to another node (`Ok(false)`: no such node
-    /// listens; in memory there are no other nodes).
-    pub async fn relay(&self, node: &str, message: Vec<u8>) -> Result<bool, SignalError> {
+    /// Sends `message` ([`NodeMessage`]) to another node (`Ok(false)`: no such node listens;
+    /// in memory there are no other nodes).
+    pub async fn send(&self, node: &str, message: Vec<u8>) -> Result<bool, SignalError> {
         match self {
             Self::Memory(_) => Ok(false),
-            Self::Redis(rooms) => rooms.relay(node, message).await,
+            Self::Redis(rooms) => rooms.send(node, message).await,
+        }
+    }
+
+    /// The node serving `consultation`'s media, if one does (in memory: `me`, the only node).
+    pub async fn media_owner(
+        &self,
+        consultation: &str,
+        me: &str,
+    ) -> Result<Option<String>, SignalError> {
+        match self {
+            Self::Memory(_) => Ok(Some(me.to_owned())),
+            Self::Redis(rooms) => rooms.media_owner(consultation).await,
+        }
+    }
+
+    /// Makes `me` serve `consultation`'s media unless another node does, one that is not
+    /// `gone` (a node found not listening any more); answers the node that serves it. Two
+    /// nodes claiming at once agree on one.
+    pub async fn claim_media(
+        &self,
+        consultation: &str,
+        me: &str,
+        gone: Option<&str>,
+    ) -> Result<String, SignalError> {
+        match self {
+            Self::Memory(_) => Ok(me.to_owned()),
+            Self::Redis(rooms) => rooms.claim_media(consultation, me, gone).await,
+        }
+    }
+
+    /// `me` no longer serves `consultation`'s media (its sessions ended with the call).
+    pub async fn release_media(&self, consultation: &str, me: &str) -> Result<(), SignalError> {
+        match self {
+            Self::Memory(_) => Ok(()),
+            Self::Redis(rooms) => rooms.release_media(consultation, me).await,
         }
     }
 

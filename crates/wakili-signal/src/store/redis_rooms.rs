@@ -24,13 +24,13 @@ use std::{
 
 use futures_util::StreamExt;
 use redis::{AsyncCommands, Script, aio::ConnectionManager};
-use serde_json::value::RawValue;
 use wakili_core::room::Room;
 
 use super::{
     SignalError,
     cache::{RoomCache, Versioned, parse_announcement},
     is_empty,
+    node_channel::NodeMessage,
 };
 
 /// How long an untouched room survives in Redis (a crashed node cannot leak rooms forever).
@@ -48,50 +48,9 @@ const SEQUENCE: &str = "wakili:room-seq";
 /// Followed by a node id: the channel of events for that node's sockets.
 const NODE_CHANNEL: &str = "wakili:node:";
 
-/// Takes the events other nodes relay to this node's sockets.
-pub type Receiver = Box<dyn Fn(Relayed<'_>) + Send + Sync>;
-
-/// An event another node relayed to a socket of this one, read in place from the message.
-#[derive(Debug, Clone, Copy)]
-pub struct Relayed<'a> {
-    /// The socket (its Socket.IO id).
-    pub sid: &'a str,
-    /// The participant it serves (if the socket is gone, the participant's room gets it).
-    pub participant: &'a str,
-    /// The event's name.
-    pub event: &'a str,
-    /// Its payload, JSON.
-    pub payload: &'a RawValue,
-}
-
-impl<'a> Relayed<'a> {
-    /// The message on a node's channel: the fields on lines of their own, then the payload
-    /// serialized straight after them (one buffer, no intermediate JSON string).
-    pub fn encode(
-        sid: &str,
-        participant: &str,
-        event: &str,
-        payload: &impl serde::Serialize,
-    ) -> Result<Vec<u8>, serde_json::Error> {
-        let mut message = Vec::with_capacity(sid.len() + participant.len() + event.len() + 256);
-        for field in [sid, participant, event] {
-            message.extend_from_slice(field.as_bytes());
-            message.push(b'\n');
-        }
-        serde_json::to_writer(&mut message, payload)?;
-        Ok(message)
-    }
-
-    fn decode(message: &'a str) -> Option<Self> {
-        let mut fields = message.splitn(4, '\n');
-        Some(Self {
-            sid: fields.next()?,
-            participant: fields.next()?,
-            event: fields.next()?,
-            payload: serde_json::from_str(fields.next()?).ok()?,
-        })
-    }
-}
+/// Takes what other nodes send this node: events for its sockets, calls to its media server
+/// and replies to its own calls.
+pub type Receiver = Box<dyn Fn(NodeMessage<'_>) + Send + Sync>;
 
 /// `KEYS[1]` the room, `KEYS[2]` the sequence; `ARGV`: the state the change is based on (empty:
 /// absent), the new room JSON (empty: emptied), its TTL, the tombstone TTL, the channel, the
@@ -111,10 +70,30 @@ redis.call('PUBLISH', ARGV[5], ARGV[6] .. '|' .. stored)
 return {1, tostring(seq)}
 ";
 
+/// `KEYS[1]` the node serving a consultation's media; `ARGV`: this node, the owner this node
+/// found gone (empty: none), the key's TTL. Takes the media when nobody serves it, or when its
+/// owner is the one found gone; answers whoever serves it then.
+const CLAIM: &str = r"
+local owner = redis.call('GET', KEYS[1])
+if owner == false or owner == ARGV[2] then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+  return ARGV[1]
+end
+return owner
+";
+
+/// `KEYS[1]` as in [`CLAIM`]; `ARGV[1]` the node letting the media go (only its own claim).
+const RELEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+";
+
 /// Rooms in Redis with this node's view of them.
 pub struct RedisRooms {
     conn: ConnectionManager,
     change: Script,
+    claim: Script,
+    release: Script,
     cache: Arc<Mutex<RoomCache>>,
     /// Commands this node sent for rooms (reads, change scripts, relayed signals).
     commands: Arc<AtomicU64>,
@@ -161,6 +140,8 @@ impl RedisRooms {
         Ok(Self {
             conn,
             change: Script::new(CHANGE),
+            claim: Script::new(CLAIM),
+            release: Script::new(RELEASE),
             cache,
             commands,
             feed,
@@ -169,15 +150,15 @@ impl RedisRooms {
         })
     }
 
-    /// Hands what other nodes relay to this node's sockets to `receiver`, called on the feed's
-    /// task as each arrives (so it must not block).
-    pub fn on_relay(&self, receiver: Receiver) {
+    /// Hands what other nodes send this node to `receiver`, called on the feed's task as each
+    /// arrives (so it must not block).
+    pub fn on_message(&self, receiver: Receiver) {
         *self.receiver.lock().unwrap_or_else(PoisonError::into_inner) = Some(receiver);
     }
 
-    /// Sends `message` ([`Relayed::encode`]) to node `node` (one `PUBLISH`); `false` when no
+    /// Sends `message` ([`NodeMessage`]) to node `node` (one `PUBLISH`); `false` when no
     /// node listens there (it is gone).
-    pub async fn relay(&self, node: &str, message: Vec<u8>) -> Result<bool, SignalError> {
+    pub async fn send(&self, node: &str, message: Vec<u8>) -> Result<bool, SignalError> {
         self.commands.fetch_add(1, Ordering::Relaxed);
         let receivers: u64 = self
             .conn
@@ -185,6 +166,43 @@ impl RedisRooms {
             .publish(format!("{NODE_CHANNEL}{node}"), message)
             .await?;
         Ok(receivers > 0)
+    }
+
+    /// The node serving `consultation`'s media, if one does.
+    pub async fn media_owner(&self, consultation: &str) -> Result<Option<String>, SignalError> {
+        self.commands.fetch_add(1, Ordering::Relaxed);
+        Ok(self.conn.clone().get(media_key(consultation)).await?)
+    }
+
+    /// Makes `node` serve `consultation`'s media unless another node does (one that is not
+    /// `gone`); answers the node that serves it.
+    pub async fn claim_media(
+        &self,
+        consultation: &str,
+        node: &str,
+        gone: Option<&str>,
+    ) -> Result<String, SignalError> {
+        self.commands.fetch_add(1, Ordering::Relaxed);
+        Ok(self
+            .claim
+            .key(media_key(consultation))
+            .arg(node)
+            .arg(gone.unwrap_or(""))
+            .arg(ROOM_TTL.as_secs())
+            .invoke_async(&mut self.conn.clone())
+            .await?)
+    }
+
+    /// `node` no longer serves `consultation`'s media (its sessions ended).
+    pub async fn release_media(&self, consultation: &str, node: &str) -> Result<(), SignalError> {
+        self.commands.fetch_add(1, Ordering::Relaxed);
+        let _: i64 = self
+            .release
+            .key(media_key(consultation))
+            .arg(node)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(())
     }
 
     /// Stops following the feed (shutdown): nothing is relayed to this node any more, and the
@@ -326,6 +344,10 @@ fn key(consultation: &str) -> String {
     format!("wakili:room:{consultation}")
 }
 
+fn media_key(consultation: &str) -> String {
+    format!("wakili:media:{consultation}")
+}
+
 /// Follows the change feed and the node's channel for as long as the store lives,
 /// resubscribing after a drop; held rooms are trusted only while it is subscribed.
 async fn follow(
@@ -348,14 +370,14 @@ async fn follow(
                             let Some(message) = message else { break };
                             let Ok(text) = std::str::from_utf8(message.get_payload_bytes()) else { continue };
                             if message.get_channel_name() != CHANNEL {
-                                match Relayed::decode(text) {
-                                    Some(event) => {
+                                match NodeMessage::decode(text) {
+                                    Some(message) => {
                                         let receive = receiver.lock().unwrap_or_else(PoisonError::into_inner);
                                         if let Some(receive) = receive.as_ref() {
-                                            receive(event);
+                                            receive(message);
                                         }
                                     }
-                                    None => tracing::warn!("unreadable relayed event"),
+                                    None => tracing::warn!("unreadable message on this node's channel"),
                                 }
                                 continue;
                             }
@@ -386,27 +408,4 @@ async fn subscribe(
     let mut pubsub = client.get_async_pubsub().await?;
     pubsub.subscribe(channels).await?;
     Ok(pubsub)
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use super::Relayed;
-
-    #[test]
-    fn relayed_events_cross_the_channel_intact() {
-        let payload = serde_json::json!({"from": "p2", "payload": {"sdp": "v=0\r\na=x\n"}});
-        let message = Relayed::encode("s1", "p1", "signal", &payload).unwrap();
-        let text = std::str::from_utf8(&message).unwrap();
-        let event = Relayed::decode(text).unwrap();
-        assert_eq!(
-            (event.sid, event.participant, event.event),
-            ("s1", "p1", "signal")
-        );
-        let back: serde_json::Value = serde_json::from_str(event.payload.get()).unwrap();
-        assert_eq!(back, payload);
-        assert!(Relayed::decode("s1\np1").is_none());
-        assert!(Relayed::decode("s1\np1\nsignal\n{not json").is_none());
-    }
 }
