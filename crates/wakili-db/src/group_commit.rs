@@ -1,6 +1,9 @@
 //! Group commit of audit appends: callers that append at the same time (a join storm: every join
 //! appends its audit entries) share one transaction and one disk sync, instead of queueing for
-//! the database's write lock one transaction each.
+//! the database's write lock one transaction each. A caller may put a consultation's status
+//! change in front of its entries (the lawyer's first join starts the consultation): it is saved
+//! in the same transaction if nobody saved the consultation since it was read, and otherwise
+//! nothing of that caller's is written and it hears `false`.
 //!
 //! No task runs in the background. Each caller queues its entries and waits for the commit lock;
 //! whoever holds it commits everything queued so far and tells each caller its result, so a
@@ -13,24 +16,40 @@ use std::sync::{Arc, Mutex, PoisonError};
 use chrono::{DateTime, Utc};
 use tokio::sync::oneshot;
 
-use crate::{DbError, models::NewAuditEvent};
+use crate::{
+    DbError,
+    models::{NewAuditEvent, VideoConsultation},
+};
 
-/// One caller's entries, and where its result goes.
+/// A consultation changed from the version that was read, and the audit entry of the change.
+pub type Change = (VideoConsultation, NewAuditEvent);
+
+/// What one caller writes: an optional status change, then audit entries, at `now`.
+#[derive(Clone)]
+pub(crate) struct Entry {
+    pub change: Option<Change>,
+    pub events: Vec<NewAuditEvent>,
+    pub now: DateTime<Utc>,
+}
+
+/// One caller's entry, and where its result goes (`false`: its change lost to another writer).
 pub(crate) struct Pending {
-    events: Vec<NewAuditEvent>,
-    now: DateTime<Utc>,
-    done: oneshot::Sender<Result<(), DbError>>,
+    entry: Entry,
+    done: oneshot::Sender<Result<bool, DbError>>,
 }
 
 impl Pending {
     /// Tells the caller.
-    fn finish(self, result: Result<(), DbError>) {
+    fn finish(self, result: Result<bool, DbError>) {
         let _ = self.done.send(result);
     }
 
-    /// The consultation of its first entry (batches are ordered by it).
+    /// The consultation it writes to (batches are ordered by it).
     fn consultation(&self) -> Option<&str> {
-        self.events.first()?.consultation_id.as_deref()
+        match &self.entry.change {
+            Some((consultation, _)) => Some(&consultation.id),
+            None => self.entry.events.first()?.consultation_id.as_deref(),
+        }
     }
 }
 
@@ -44,30 +63,30 @@ pub(crate) struct GroupCommit {
 /// Most callers' entries in one transaction.
 const MAX_BATCH: usize = 256;
 
-/// Entries of several callers with their times, to write in one transaction.
-pub(crate) type Batch = Vec<(Vec<NewAuditEvent>, DateTime<Utc>)>;
+/// Entries of several callers, to write in one transaction.
+pub(crate) type Batch = Vec<Entry>;
 
 impl GroupCommit {
-    /// Appends `events` through `commit`, which writes a batch in one transaction. A batch that
-    /// fails is retried one caller at a time, so one caller's bad entry fails only that caller.
-    /// The commit runs in a task of its own: a caller that goes away (its connection closed)
-    /// cannot cut it short and leave the others without an answer.
+    /// Writes `entry` through `commit`, which writes a batch in one transaction and answers,
+    /// for each entry in order, whether its change was saved (`true` for one without a change).
+    /// A batch that fails is retried one caller at a time, so one caller's bad entry fails
+    /// only that caller. The commit runs in a task of its own: a caller that goes away (its
+    /// connection closed) cannot cut it short and leave the others without an answer.
     pub(crate) async fn append<F, Fut>(
         self: &Arc<Self>,
-        events: Vec<NewAuditEvent>,
-        now: DateTime<Utc>,
+        entry: Entry,
         commit: F,
-    ) -> Result<(), DbError>
+    ) -> Result<bool, DbError>
     where
         F: Fn(Batch) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), DbError>> + Send + 'static,
+        Fut: Future<Output = Result<Vec<bool>, DbError>> + Send + 'static,
     {
         let commit = Arc::new(commit);
         let (done, mut result) = oneshot::channel();
         self.queue
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push(Pending { events, now, done });
+            .push(Pending { entry, done });
         let leader = self.lock.lock().await;
         // Commit batches until ours has been: with more than MAX_BATCH waiting, ours may not be
         // in the first one, and nobody else may be left to commit it.
@@ -81,13 +100,19 @@ impl GroupCommit {
             }
             let commit = Arc::clone(&commit);
             let writer = tokio::spawn(async move {
-                let entries = batch.iter().map(|p| (p.events.clone(), p.now)).collect();
-                if commit(entries).await.is_ok() {
-                    batch.into_iter().for_each(|p| p.finish(Ok(())));
-                } else {
-                    for p in batch {
-                        let outcome = commit(vec![(p.events.clone(), p.now)]).await;
-                        p.finish(outcome);
+                let entries = batch.iter().map(|p| p.entry.clone()).collect();
+                match commit(entries).await {
+                    Ok(saved) if saved.len() == batch.len() => {
+                        for (p, saved) in batch.into_iter().zip(saved) {
+                            p.finish(Ok(saved));
+                        }
+                    }
+                    _ => {
+                        for p in batch {
+                            let outcome = commit(vec![p.entry.clone()]).await;
+                            let saved = outcome.map(|saved| saved.first().copied().unwrap_or(true));
+                            p.finish(saved);
+                        }
                     }
                 }
             });
@@ -145,18 +170,23 @@ mod tests {
                 .map(|i| {
                     let group = Arc::clone(&self.group);
                     let (commits, written) = (Arc::clone(&self.commits), Arc::clone(&self.written));
-                    let events = vec![NewAuditEvent {
-                        consultation_id: Some(consultation(i)),
-                        actor_id: None,
-                        action: action(i),
-                        detail: serde_json::Value::Null,
-                    }];
+                    let entry = Entry {
+                        change: None,
+                        events: vec![NewAuditEvent {
+                            consultation_id: Some(consultation(i)),
+                            actor_id: None,
+                            action: action(i),
+                            detail: serde_json::Value::Null,
+                        }],
+                        now: Utc::now(),
+                    };
                     tokio::spawn(async move {
                         group
-                            .append(events, Utc::now(), move |batch| {
+                            .append(entry, move |batch| {
                                 slow_commit(Arc::clone(&commits), Arc::clone(&written), batch)
                             })
                             .await
+                            .map(|_| ())
                     })
                 })
                 .collect()
@@ -178,10 +208,11 @@ mod tests {
         commits: Arc<AtomicUsize>,
         written: Arc<Mutex<Vec<String>>>,
         batch: Batch,
-    ) -> Result<(), DbError> {
+    ) -> Result<Vec<bool>, DbError> {
         commits.fetch_add(1, Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(20)).await;
-        let events: Vec<_> = batch.into_iter().flat_map(|(e, _)| e).collect();
+        let callers = batch.len();
+        let events: Vec<_> = batch.into_iter().flat_map(|e| e.events).collect();
         if events.iter().any(|e| e.action == "bad") {
             return Err(DbError::Corrupt("bad entry".into()));
         }
@@ -193,7 +224,7 @@ mod tests {
                 e.action
             )
         }));
-        Ok(())
+        Ok(vec![true; callers])
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -43,6 +43,30 @@ pub struct Transition<'a> {
     pub attempts: usize,
 }
 
+impl Transition<'_> {
+    /// `current` after this transition at `now`, and the audit entry that records it (its
+    /// detail with the statuses `from` and `to`); refused when the status does not allow it.
+    pub fn applied_to(
+        &self,
+        current: &VideoConsultation,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(VideoConsultation, NewAuditEvent), CoreError> {
+        let next = current.transitioned(self.action, self.actor, now)?;
+        let mut detail = self.detail.clone();
+        if let Some(map) = detail.as_object_mut() {
+            map.insert("from".into(), current.status.as_str().into());
+            map.insert("to".into(), next.status.as_str().into());
+        }
+        let audit = NewAuditEvent {
+            consultation_id: Some(current.id.clone()),
+            actor_id: Some(self.actor.to_owned()),
+            action: self.action.audit_name(),
+            detail,
+        };
+        Ok((next, audit))
+    }
+}
+
 /// Applies `transition` to consultation `id`: reads it, lets `guard` check the caller against it
 /// (its answer is returned with the saved row), applies the action and `change`, and saves both
 /// the row and the audit entry. A concurrent save makes it start again from the fresh row, so the
@@ -56,33 +80,16 @@ pub async fn transition<G, E>(
     guard: impl Fn(&VideoConsultation) -> Result<G, E>,
     change: impl Fn(&mut VideoConsultation),
 ) -> Result<(VideoConsultation, G), TransitionError<E>> {
-    let Transition {
-        action,
-        actor,
-        detail,
-        attempts,
-    } = transition;
-    for _ in 0..attempts {
+    for _ in 0..transition.attempts {
         let current = db
             .consultation(id)
             .await?
             .ok_or(TransitionError::NotFound)?;
         let granted = guard(&current).map_err(TransitionError::Refused)?;
-        let mut next = current
-            .transitioned(action, actor, clock.now())
+        let (mut next, audit) = transition
+            .applied_to(&current, clock.now())
             .map_err(TransitionError::Invalid)?;
         change(&mut next);
-        let mut detail = detail.clone();
-        if let Some(map) = detail.as_object_mut() {
-            map.insert("from".into(), current.status.as_str().into());
-            map.insert("to".into(), next.status.as_str().into());
-        }
-        let audit = NewAuditEvent {
-            consultation_id: Some(current.id.clone()),
-            actor_id: Some(actor.to_owned()),
-            action: action.audit_name(),
-            detail,
-        };
         if let Some(saved) = db.save_consultation(&next, audit).await? {
             return Ok((saved, granted));
         }

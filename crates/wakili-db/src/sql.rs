@@ -303,31 +303,7 @@ impl_for_sql!(crate::ConsultationStore {
         audit: NewAuditEvent,
     ) -> Result<Option<VideoConsultation>, DbError> {
         let mut tx = self.begin().await?;
-        let saved: Option<VideoConsultation> = sqlx::query_as(concat!(
-            "UPDATE video_consultations SET title = $2, notes = $3, scheduled_at = $4, \
-             duration_minutes = $5, status = $6, updated_at = $7, started_at = $8, ended_at = $9, \
-             cancelled_at = $10, cancelled_by = $11, cancellation_reason = $12, \
-             quality_profile = $14, version = version + 1 \
-             WHERE id = $1 AND version = $13 RETURNING ",
-            consultation_columns!()
-        ))
-        .bind(c.id.clone())
-        .bind(c.title.clone())
-        .bind(c.notes.clone())
-        .bind(DbTime(c.scheduled_at))
-        .bind(i64::from(c.duration_minutes))
-        .bind(c.status.as_str().to_owned())
-        .bind(DbTime(c.updated_at))
-        .bind(c.started_at.map(DbTime))
-        .bind(c.ended_at.map(DbTime))
-        .bind(c.cancelled_at.map(DbTime))
-        .bind(c.cancelled_by.clone())
-        .bind(c.cancellation_reason.clone())
-        .bind(c.version)
-        .bind(c.quality_profile.clone())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(saved) = saved else {
+        let Some(saved) = update_consultation(&mut *tx, c).await? else {
             return Ok(None);
         };
         insert_audit(&mut *tx, self.backend, audit, c.updated_at).await?;
@@ -386,26 +362,73 @@ impl_for_sql!(crate::AuditStore {
         if events.is_empty() {
             return Ok(());
         }
-        // Concurrent appends (a join storm) share a transaction and its disk sync.
+        let entry = crate::group_commit::Entry { change: None, events, now };
+        self.group_commit(entry).await.map(|_| ())
+    }
+
+    async fn append_audits_after(
+        &self,
+        change: (VideoConsultation, NewAuditEvent),
+        events: Vec<NewAuditEvent>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, DbError> {
+        let entry = crate::group_commit::Entry { change: Some(change), events, now };
+        self.group_commit(entry).await
+    }
+});
+
+impl<DB> SqlStore<DB>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> bool: Encode<'q, DB> + Type<DB>,
+    for<'q> DbTime: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB>,
+    for<'q> Option<i64>: Encode<'q, DB>,
+    for<'q> Option<DbTime>: Encode<'q, DB>,
+    for<'a> &'a str: ColumnIndex<DB::Row>,
+    for<'r> VideoConsultation: sqlx::FromRow<'r, DB::Row>,
+{
+    /// Writes `entry` with those of concurrent callers (a join storm) in one transaction and
+    /// its disk sync; see `group_commit.rs`.
+    async fn group_commit(&self, entry: crate::group_commit::Entry) -> Result<bool, DbError> {
         let store = self.clone();
         let audits = std::sync::Arc::clone(&self.audits);
         audits
-            .append(events, now, move |batch| {
+            .append(entry, move |batch| {
                 let store = store.clone();
                 async move {
                     let mut tx = store.begin().await?;
-                    for (events, now) in batch {
-                        for event in events {
-                            insert_audit(&mut *tx, store.backend, event, now).await?;
+                    let mut saved = Vec::with_capacity(batch.len());
+                    let mut memo = AuditTx::default();
+                    for entry in batch {
+                        let backend = store.backend;
+                        if let Some((consultation, audit)) = entry.change {
+                            if update_consultation(&mut *tx, &consultation)
+                                .await?
+                                .is_none()
+                            {
+                                saved.push(false);
+                                continue;
+                            }
+                            let at = consultation.updated_at;
+                            insert_audit_in(&mut *tx, backend, audit, at, &mut memo).await?;
                         }
+                        for event in entry.events {
+                            insert_audit_in(&mut *tx, backend, event, entry.now, &mut memo).await?;
+                        }
+                        saved.push(true);
                     }
                     tx.commit().await?;
-                    Ok(())
+                    Ok(saved)
                 }
             })
             .await
     }
-});
+}
 
 impl_for_sql!(crate::ConsentStore {
     async fn record_consent(&self, c: &ConsentRecord) -> Result<(), DbError> {
@@ -513,6 +536,49 @@ where
     }))
 }
 
+/// Saves `c` inside the caller's transaction if its row is still at `c.version`; the saved row
+/// (its version moved on by one), or `None` when another writer saved it first.
+async fn update_consultation<DB>(
+    conn: &mut DB::Connection,
+    c: &VideoConsultation,
+) -> Result<Option<VideoConsultation>, DbError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> DbTime: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB>,
+    for<'q> Option<DbTime>: Encode<'q, DB>,
+    for<'r> VideoConsultation: sqlx::FromRow<'r, DB::Row>,
+{
+    Ok(sqlx::query_as(concat!(
+        "UPDATE video_consultations SET title = $2, notes = $3, scheduled_at = $4, \
+         duration_minutes = $5, status = $6, updated_at = $7, started_at = $8, ended_at = $9, \
+         cancelled_at = $10, cancelled_by = $11, cancellation_reason = $12, \
+         quality_profile = $14, version = version + 1 \
+         WHERE id = $1 AND version = $13 RETURNING ",
+        consultation_columns!()
+    ))
+    .bind(c.id.clone())
+    .bind(c.title.clone())
+    .bind(c.notes.clone())
+    .bind(DbTime(c.scheduled_at))
+    .bind(i64::from(c.duration_minutes))
+    .bind(c.status.as_str().to_owned())
+    .bind(DbTime(c.updated_at))
+    .bind(c.started_at.map(DbTime))
+    .bind(c.ended_at.map(DbTime))
+    .bind(c.cancelled_at.map(DbTime))
+    .bind(c.cancelled_by.clone())
+    .bind(c.cancellation_reason.clone())
+    .bind(c.version)
+    .bind(c.quality_profile.clone())
+    .fetch_optional(&mut *conn)
+    .await?)
+}
+
 /// Appends `event` to the audit log inside the caller's transaction, chained to its
 /// consultation's previous entry. Writers of one consultation's chain take turns: on PostgreSQL
 /// through a transaction-scoped advisory lock, on SQLite because every transaction that writes
@@ -523,6 +589,43 @@ pub(crate) async fn insert_audit<DB>(
     backend: Backend,
     event: NewAuditEvent,
     now: DateTime<Utc>,
+) -> Result<AuditEvent, DbError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> String: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> bool: Encode<'q, DB> + Type<DB>,
+    for<'q> DbTime: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB>,
+    for<'q> Option<i64>: Encode<'q, DB>,
+    for<'a> &'a str: ColumnIndex<DB::Row>,
+{
+    // Alone in its transaction: queueing deliveries straight away costs one statement, the
+    // same as asking whether there are endpoints to queue them for.
+    let mut memo = AuditTx {
+        webhooks: Some(true),
+        ..AuditTx::default()
+    };
+    insert_audit_in(conn, backend, event, now, &mut memo).await
+}
+
+/// What the audit writes of one transaction learned, so that later writes in it skip the reads:
+/// each consultation's chain head as written, and whether any webhook endpoint exists.
+#[derive(Default)]
+pub(crate) struct AuditTx {
+    heads: std::collections::HashMap<String, audit_chain::Head>,
+    webhooks: Option<bool>,
+}
+
+/// [`insert_audit`] as one of several writes of a transaction that share `memo`.
+pub(crate) async fn insert_audit_in<DB>(
+    conn: &mut DB::Connection,
+    backend: Backend,
+    event: NewAuditEvent,
+    now: DateTime<Utc>,
+    memo: &mut AuditTx,
 ) -> Result<AuditEvent, DbError>
 where
     DB: Database,
@@ -548,13 +651,20 @@ where
         hash: None,
     };
     if let Some(consultation) = stored.consultation_id.clone() {
-        if backend == Backend::Postgres {
-            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-                .bind(consultation.clone())
-                .execute(&mut *conn)
-                .await?;
-        }
-        let (seq, prev) = match chain_head(&mut *conn, &consultation).await? {
+        // The lock (held to the end of the transaction) and the head, once per consultation.
+        let head = match memo.heads.remove(&consultation) {
+            Some(head) => Some(head),
+            None => {
+                if backend == Backend::Postgres {
+                    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                        .bind(consultation.clone())
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                chain_head(&mut *conn, &consultation).await?
+            }
+        };
+        let (seq, prev) = match head {
             Some(head) => (head.seq + 1, head.hash),
             None => (1, audit_chain::GENESIS.to_owned()),
         };
@@ -567,7 +677,15 @@ where
             detail: &stored.detail,
             created_at: now,
         };
-        stored.hash = Some(link.hash(&prev));
+        let hash = link.hash(&prev);
+        memo.heads.insert(
+            consultation,
+            audit_chain::Head {
+                seq,
+                hash: hash.clone(),
+            },
+        );
+        stored.hash = Some(hash);
         stored.chain_seq = Some(seq);
         stored.prev_hash = Some(prev);
     }
@@ -583,6 +701,16 @@ where
         .bind(stored.hash.clone())
         .execute(&mut *conn)
         .await?;
-    crate::sql_webhooks::queue_deliveries(&mut *conn, &stored, now).await?;
+    let webhooks = match memo.webhooks {
+        Some(any) => any,
+        None => {
+            let any = crate::sql_webhooks::any_endpoint(&mut *conn).await?;
+            memo.webhooks = Some(any);
+            any
+        }
+    };
+    if webhooks {
+        crate::sql_webhooks::queue_deliveries(&mut *conn, &stored, now).await?;
+    }
     Ok(stored)
 }

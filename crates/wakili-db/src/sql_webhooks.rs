@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use sqlx::{Database, Encode, Executor, IntoArguments, Row, Type};
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row, Type};
 use wakili_core::webhook::{AuditFacts, Message};
 
 use crate::{
@@ -27,6 +27,26 @@ const TARGET_COLUMNS: &str = "id, url, secret, previous_secret, previous_secret_
 const DELIVERY_COLUMNS: &str = "id, event_id, endpoint_id, event_type, consultation_id, seq, \
      payload, status, attempts, next_attempt_at, retry_from, last_status, last_error, \
      last_attempt_at, created_at, delivered_at";
+
+/// Whether any webhook endpoint is enabled (none: an audit write queues no delivery).
+pub(crate) async fn any_endpoint<DB>(conn: &mut DB::Connection) -> Result<bool, DbError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> bool: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Decode<'q, DB> + Type<DB>,
+    for<'a> &'a str: ColumnIndex<DB::Row>,
+{
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n FROM (SELECT 1 FROM webhook_endpoints WHERE enabled = $1 LIMIT 1) e",
+    )
+    .bind(true)
+    .fetch_one(&mut *conn)
+    .await?;
+    let n: i64 = row.try_get("n")?;
+    Ok(n > 0)
+}
 
 /// Queues the webhook deliveries `entry` reports, one per enabled endpoint subscribed to its
 /// event, inside the caller's transaction (the one that writes the entry).

@@ -116,6 +116,17 @@ pub trait AuditStore: Send + Sync {
         events: Vec<NewAuditEvent>,
         now: DateTime<Utc>,
     ) -> Result<(), DbError>;
+
+    /// [`append_audits`](Self::append_audits) after saving a changed consultation and its
+    /// audit entry, all in one transaction, if nobody saved the consultation since it was read
+    /// (`consultation.version` is the version that was read). `false`: the version moved on,
+    /// and nothing was written.
+    async fn append_audits_after(
+        &self,
+        change: (VideoConsultation, NewAuditEvent),
+        events: Vec<NewAuditEvent>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, DbError>;
 }
 
 /// Recording consent decisions, kept as evidence.

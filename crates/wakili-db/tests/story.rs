@@ -316,6 +316,66 @@ async fn story(backend: Backend) {
     let report = audit_chain::verify(&chained, None).unwrap();
     assert_eq!(report.last.map(|h| h.seq), Some(21));
 
+    // A status change rides with audit entries in one transaction when its version is current
+    // (the lawyer's first join), and writes nothing when another writer saved it first.
+    let c3 = db
+        .create_consultation(booking("l1", "c1", "2026-12-03T09:00:00Z"))
+        .await
+        .unwrap();
+    let mut ended = started.clone();
+    ended.status = ended.status.apply(Action::End).unwrap();
+    ended.ended_at = Some(now);
+    let stale = (ended, audit("consultation.ended"));
+    assert!(
+        !db.append_audits_after(stale, vec![audit("participant.left")], now)
+            .await
+            .unwrap(),
+        "c1's version moved on since `started` was read"
+    );
+    assert_eq!(
+        db.audit_log(&c1.id).await.unwrap().len(),
+        21,
+        "nothing written"
+    );
+    let mut starting = c3.clone();
+    starting.status = starting.status.apply(Action::Start).unwrap();
+    starting.started_at = Some(now);
+    let on_c3 = |action| NewAuditEvent {
+        consultation_id: Some(c3.id.clone()),
+        ..audit(action)
+    };
+    // Several callers at once share a transaction; each chain stays whole.
+    let (first, second) = tokio::join!(
+        db.append_audits_after(
+            (starting, on_c3("consultation.started")),
+            vec![on_c3("participant.joined")],
+            now
+        ),
+        db.append_audits(vec![audit("participant.joined")], now),
+    );
+    assert!(first.unwrap(), "c3 was saved at the version read");
+    second.unwrap();
+    let c3_now = db.consultation(&c3.id).await.unwrap().unwrap();
+    assert_eq!(
+        (c3_now.status, c3_now.version),
+        (ConsultationStatus::InProgress, c3.version + 1)
+    );
+    let log = db.audit_log(&c3.id).await.unwrap();
+    let actions: Vec<_> = log.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "consultation.created",
+            "consultation.started",
+            "participant.joined"
+        ]
+    );
+    for id in [&c1.id, &c3.id] {
+        let log = db.audit_log(id).await.unwrap();
+        let chained: Vec<_> = log.iter().filter_map(|e| e.claimed()).collect();
+        audit_chain::verify(&chained, None).unwrap();
+    }
+
     // Consent decisions and quality samples keep their values and order.
     for (i, granted) in [(1, true), (2, false)] {
         let consent = ConsentRecord {

@@ -132,8 +132,9 @@ impl<A: Adapter> Worker<A> {
             consultation: id.clone(),
             participant: joined.participant_id.clone(),
         });
-        hub.persist(
+        hub.persist_read(
             &id,
+            Some(&consultation),
             outcome.facts,
             self.caller.user_id.as_str(),
             &joined.participant_id,

@@ -179,9 +179,26 @@ impl Hub {
         actor: &str,
         participant: &str,
     ) -> Result<(), Refusal> {
+        self.persist_read(consultation, None, facts, actor, participant)
+            .await
+    }
+
+    /// [`persist`](Self::persist), knowing the consultation as it was read just before the
+    /// change (a join reads it): a status change is then computed from that copy and saved in
+    /// the same transaction as the audit entries, instead of in one of its own after reading
+    /// the consultation again (it is, should another writer have saved it since).
+    pub(super) async fn persist_read(
+        &self,
+        consultation: &str,
+        read: Option<&VideoConsultation>,
+        facts: Vec<Fact>,
+        actor: &str,
+        participant: &str,
+    ) -> Result<(), Refusal> {
         let now = self.clock.now();
         // Audit entries go in one transaction (one disk sync), after the facts they record.
         let mut audits = Vec::new();
+        let mut actions = Vec::new();
         for fact in facts {
             match fact {
                 Fact::Audit {
@@ -226,13 +243,39 @@ impl Hub {
                     };
                     self.stores.consents.record_consent(&record).await?;
                 }
-                Fact::LawyerArrived => self.transition(consultation, Action::Start, actor).await?,
-                Fact::Ended => self.transition(consultation, Action::End, actor).await?,
+                Fact::LawyerArrived => actions.push(Action::Start),
+                Fact::Ended => actions.push(Action::End),
                 // Handled before anything else is delivered (see `Worker::join`).
                 Fact::Disconnect { .. } => {}
             }
         }
-        self.stores.audit.append_audits(audits, now).await?;
+        // One status change rides with the audit entries when the consultation was read.
+        let mut folded = None;
+        for action in actions {
+            match read {
+                Some(read) if folded.is_none() => {
+                    // A status that does not allow it leaves the consultation as it is.
+                    if let Ok(change) = status_change(action, actor).applied_to(read, now) {
+                        folded = Some((action, change));
+                    }
+                }
+                _ => self.transition(consultation, action, actor).await?,
+            }
+        }
+        match folded {
+            None => self.stores.audit.append_audits(audits, now).await?,
+            Some((action, change)) => {
+                let audit = &self.stores.audit;
+                if !audit
+                    .append_audits_after(change, audits.clone(), now)
+                    .await?
+                {
+                    // Saved by another writer since it was read: judged again on the fresh row.
+                    self.transition(consultation, action, actor).await?;
+                    audit.append_audits(audits, now).await?;
+                }
+            }
+        }
         Ok(())
     }
 
@@ -244,12 +287,7 @@ impl Hub {
         action: Action,
         actor: &str,
     ) -> Result<(), DbError> {
-        let transition = Transition {
-            action,
-            actor,
-            detail: json!({ "via": "signaling" }),
-            attempts: 5,
-        };
+        let transition = status_change(action, actor);
         let anyone = |_: &VideoConsultation| Ok::<(), Infallible>(());
         match lifecycle::transition(
             &*self.stores.consultations,
@@ -264,5 +302,16 @@ impl Hub {
             Err(TransitionError::Db(e)) => Err(e),
             _ => Ok(()),
         }
+    }
+}
+
+/// A status change signaling makes (the lawyer's arrival starts the consultation, the end of
+/// the call ends it).
+fn status_change(action: Action, actor: &str) -> Transition<'_> {
+    Transition {
+        action,
+        actor,
+        detail: json!({ "via": "signaling" }),
+        attempts: 5,
     }
 }
