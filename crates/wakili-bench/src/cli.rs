@@ -293,6 +293,11 @@ pub struct SignalArgs {
     /// crosses nodes (what the nodes cost apart from Redis).
     #[arg(long, requires = "nodes")]
     pub same_node: bool,
+    /// With --nodes: once everyone has joined, kill the first node (SIGKILL) and measure how
+    /// long its participants take to resume on the other nodes, as the SDK does (a new
+    /// connection to another node, then `consultation:join` with the resume token).
+    #[arg(long, requires = "nodes")]
+    pub kill_node: bool,
     /// The database every Wakili run uses (needed with --nodes; default: each run's own
     /// SQLite file).
     #[arg(long, value_name = "URL")]

@@ -77,10 +77,33 @@ pub struct Shape {
     pub idle: bool,
     /// Pacer tasks.
     pub pacers: usize,
+    /// Kill the first node once everyone joined, and resume its participants on the others.
+    pub kill_node: bool,
+}
+
+/// What a node's death cost: its participants resuming on the other nodes.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KillStorm {
+    /// Participants connected to the killed node.
+    pub participants: u64,
+    /// Of them, back in their consultation on another node.
+    pub resumed: u64,
+    /// Of them, not back (connect or join failed, or no ack within 10 s).
+    pub lost: u64,
+    /// Of the resumed, those that came back as a new participant (their resume was refused).
+    pub other_participant: u64,
+    /// From the kill to the last one's join ack.
+    pub all_back_s: Option<f64>,
+    /// Each one's new connection → join ack.
+    pub latency: Option<Spread>,
 }
 
 /// Reads the server process's CPU time and memory, when it is a child of this benchmark.
 pub trait Probe {
+    /// Kills the first of several nodes (SIGKILL); `false` when there is no such node.
+    fn kill_first_node(&self) -> bool {
+        false
+    }
     /// Server CPU-seconds so far.
     fn server_cpu_s(&self) -> Option<f64>;
     /// Server resident memory now, KiB.
@@ -171,6 +194,8 @@ pub struct Joins {
     /// Redis commands over the join phase per joined participant (nodes sharing Redis).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis_commands_per_join: Option<f64>,
+    /// With a node killed after the joins: its participants' resumption.
+    pub kill: Option<KillStorm>,
 }
 
 /// What the signal phase measured.
@@ -354,6 +379,7 @@ fn on_event(inbox: &Inbox, stats: &Stats, name: &str, data: &RawValue) {
 struct Member {
     client: Client,
     participant_id: String,
+    resume_token: String,
     inbox: Arc<Inbox>,
     waiting: bool,
 }
@@ -378,15 +404,24 @@ fn source_for(index: usize, loopback: bool) -> Option<std::net::IpAddr> {
     })
 }
 
+/// A participant coming back after its node went: as whom, and where.
+struct Resume {
+    token: String,
+    url: String,
+}
+
 async fn join_one(
     index: usize,
     plan: Arc<Plan>,
     mut config: Config,
     stats: Arc<Stats>,
     times: Arc<JoinTimes>,
+    resume: Option<Resume>,
 ) -> Result<Member, String> {
     let started = Instant::now();
-    let url = plan.url_for(index);
+    let url = resume
+        .as_ref()
+        .map_or(plan.url_for(index), |r| r.url.as_str());
     config.local_address = source_for(index, is_loopback(url));
     let inbox = Arc::new(Inbox::default());
     let handler = {
@@ -400,11 +435,12 @@ async fn join_one(
         .await
         .map_err(|e| format!("connect: {e}"))?;
     let asked = Instant::now();
+    let mut request = serde_json::json!({ "consultationId": consultation });
+    if let Some(resume) = &resume {
+        request["resumeToken"] = resume.token.clone().into();
+    }
     let ack = client
-        .call_ok(
-            "consultation:join",
-            &serde_json::json!({ "consultationId": consultation }),
-        )
+        .call_ok("consultation:join", &request)
         .await
         .map_err(|e| format!("consultation:join: {e}"))?;
     let done = Instant::now();
@@ -426,9 +462,15 @@ async fn join_one(
     if !waiting {
         inbox.admitted.store(true, Ordering::Relaxed);
     }
+    let resume_token = ack
+        .get("resumeToken")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
     Ok(Member {
         client,
         participant_id,
+        resume_token,
         inbox,
         waiting,
     })
@@ -463,6 +505,7 @@ pub async fn run(plan: Plan, shape: &Shape, probe: &dyn Probe) -> (Joins, Option
             config.clone(),
             stats.clone(),
             times.clone(),
+            None,
         )));
     }
     let mut members: Vec<Option<Member>> = Vec::with_capacity(participants);
@@ -507,6 +550,12 @@ pub async fn run(plan: Plan, shape: &Shape, probe: &dyn Probe) -> (Joins, Option
         .filter(|m| !m.inbox.admitted.load(Ordering::Relaxed))
         .count() as u64;
 
+    let kill = if shape.kill_node {
+        kill_storm(&mut members, &plan, &config, &stats, probe).await
+    } else {
+        None
+    };
+
     tokio::time::sleep(shape.settle).await;
     let rss_joined_kib = probe.server_rss_kib();
     let generator_rss_kib = probe.own_rss_kib();
@@ -536,12 +585,83 @@ pub async fn run(plan: Plan, shape: &Shape, probe: &dyn Probe) -> (Joins, Option
         redis_commands_per_join: redis_join
             .filter(|_| joined > 0)
             .map(|n| n as f64 / joined as f64),
+        kill,
     };
     if shape.idle {
         return (joins, None);
     }
     let signals = signal(&members, shape, probe, &stats).await;
     (joins, Some(signals))
+}
+
+/// Kills the first node and brings its participants back on the others at once, each as the
+/// same participant (its resume token); what it took.
+async fn kill_storm(
+    members: &mut [Option<Member>],
+    plan: &Arc<Plan>,
+    config: &Config,
+    stats: &Arc<Stats>,
+    probe: &dyn Probe,
+) -> Option<KillStorm> {
+    let (first, others) = plan.urls.split_first()?;
+    let victims: Vec<usize> = (0..members.len())
+        .filter(|&i| plan.url_for(i) == first && members[i].is_some())
+        .collect();
+    if others.is_empty() || !probe.kill_first_node() {
+        return None;
+    }
+    let killed = Instant::now();
+    let times = Arc::new(JoinTimes {
+        total: Histogram::new(),
+        ack: Histogram::new(),
+        last_done: std::sync::Mutex::new(None),
+    });
+    let mut handles = Vec::with_capacity(victims.len());
+    for &i in &victims {
+        let Some(gone) = members[i].take() else {
+            continue;
+        };
+        let resume = Resume {
+            token: gone.resume_token.clone(),
+            url: others[i % others.len()].clone(),
+        };
+        drop(gone.client);
+        let (plan, config, stats, times) =
+            (plan.clone(), config.clone(), stats.clone(), times.clone());
+        let expected = gone.participant_id;
+        handles.push((
+            i,
+            expected,
+            tokio::spawn(join_one(i, plan, config, stats, times, Some(resume))),
+        ));
+    }
+    let (mut resumed, mut lost, mut other_participant) = (0, 0, 0);
+    for (i, expected, handle) in handles {
+        match handle.await {
+            Ok(Ok(member)) => {
+                if member.participant_id != expected {
+                    other_participant += 1;
+                }
+                resumed += 1;
+                members[i] = Some(member);
+            }
+            _ => lost += 1,
+        }
+    }
+    let last = *times.last_done.lock().unwrap_or_else(|e| e.into_inner());
+    eprintln!(
+        "  killed the first node: {resumed} of {} participants resumed on the others in {:.2} s",
+        victims.len(),
+        last.map_or(0.0, |l| (l - killed).as_secs_f64())
+    );
+    Some(KillStorm {
+        participants: victims.len() as u64,
+        resumed,
+        lost,
+        other_participant,
+        all_back_s: last.map(|l| (l - killed).as_secs_f64()),
+        latency: Spread::of(&times.total),
+    })
 }
 
 /// One sending participant.

@@ -29,6 +29,8 @@ pub fn raise_open_file_limit() -> Option<u64> {
 struct ProcProbe {
     /// The server processes; empty when not this benchmark's children.
     pids: Vec<u32>,
+    /// The first node was killed (its pid is no longer read).
+    killed: std::sync::atomic::AtomicBool,
     ticks_per_s: f64,
     /// The nodes' shared Redis, with its server's pid.
     redis: Option<SharedRedis>,
@@ -40,12 +42,28 @@ impl ProcProbe {
             return None;
         }
         let mut pids = self.pids.clone();
+        if self.killed.load(std::sync::atomic::Ordering::Relaxed) {
+            pids.remove(0);
+        }
         pids.extend(self.redis.as_ref().and_then(|r| r.pid));
         Some(pids)
     }
 }
 
 impl load::Probe for ProcProbe {
+    fn kill_first_node(&self) -> bool {
+        let Some(&pid) = self.pids.first().filter(|_| self.pids.len() > 1) else {
+            return false;
+        };
+        let killed = std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        self.killed
+            .store(killed, std::sync::atomic::Ordering::Relaxed);
+        killed
+    }
+
     fn server_cpu_s(&self) -> Option<f64> {
         let mut ticks = 0;
         for pid in self.server_pids()? {
@@ -191,6 +209,7 @@ async fn measure(
     };
     let probe = ProcProbe {
         pids: nodes.iter().filter_map(target::Target::pid).collect(),
+        killed: false.into(),
         ticks_per_s,
         redis,
     };
@@ -211,10 +230,13 @@ async fn measure(
         settle: args.settle,
         idle: args.idle,
         pacers,
+        kill_node: args.kill_node && kind == SignalServer::Cluster,
     };
     let (joins, signals) = load::run(plan, &shape, &probe).await;
+    let killed = usize::from(probe.killed.load(std::sync::atomic::Ordering::Relaxed));
     let error = nodes
         .iter_mut()
+        .skip(killed)
         .find_map(|n| n.ensure_running().err())
         .map(|e| format!("{:#}", e.context("during the load")));
     let description = match nodes.as_slice() {

@@ -497,6 +497,24 @@ impl Report {
                         j.waited, j.never_admitted
                     ));
                 }
+                if let Some(k) = &j.kill {
+                    let ms = |ns: Option<u64>| {
+                        ns.map_or("-".into(), |ns| format!("{:.0} ms", ns as f64 / 1e6))
+                    };
+                    lines.push(format!(
+                        "note ({name}): the first node was killed (SIGKILL) with everyone joined: \
+                         {} of its {} participants resumed on the other nodes, all back {} after \
+                         the kill (each: p50 {}, p99 {} from its new connection to the join ack); \
+                         {} lost, {} came back as a new participant",
+                        k.resumed,
+                        k.participants,
+                        k.all_back_s.map_or("-".into(), |s| format!("{s:.2} s")),
+                        ms(k.latency.map(|l| l.p50_ns)),
+                        ms(k.latency.map(|l| l.p99_ns)),
+                        k.lost,
+                        k.other_participant
+                    ));
+                }
             }
             if let Some(s) = &r.signals {
                 let expected = s.offered_per_s * self.load.duration_s;
@@ -675,6 +693,7 @@ mod tests {
                 rss_per_participant_bytes: Some(20_000.0 * 1024.0 / 2000.0),
                 generator_rss_kib: Some(50_000),
                 redis_commands_per_join: None,
+                kill: None,
             }),
             signals: with_signals.then(|| Signals {
                 senders: 2000,
