@@ -4,27 +4,36 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// The shape of a load test.
+/// The shape of a load test. Durations are written like `"30s"`, `"2m"` or `"1m 30s"`. The
+/// schema's ranges are those of a load test a server runs against itself (`Limits::SERVER`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = LoadTestParams))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Params {
     /// Simulated participants in all (rounded up to whole rooms).
+    #[cfg_attr(feature = "openapi", schema(minimum = 2, maximum = 2000))]
     pub participants: u32,
     /// Participants per room: a lawyer, a client, and admins beyond two.
     #[serde(default = "two")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 2, maximum = 8, default = 2))]
     pub room_size: u32,
-    /// Rooms start evenly over this time.
+    /// Rooms start evenly over this time (at most 5 minutes).
     #[serde(with = "humantime_serde")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "30s"))]
     pub ramp_up: Duration,
-    /// Messaging goes on this long after the ramp-up.
+    /// Messaging goes on this long after the ramp-up (more than 0, at most 10 minutes).
     #[serde(with = "humantime_serde")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "5m"))]
     pub duration: Duration,
-    /// Each participant sends a candidate to every other member and a quality report this often.
+    /// Each participant sends a candidate to every other member and a quality report this often
+    /// (at least 100 ms).
     #[serde(with = "humantime_serde")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "1s"))]
     pub message_interval: Duration,
     /// Pause between two members of a room joining (the client waits in the waiting room for
-    /// the lawyer meanwhile).
+    /// the lawyer meanwhile; at most 10 s).
     #[serde(with = "humantime_serde")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "1s"))]
     pub join_interval: Duration,
 }
 

@@ -36,15 +36,7 @@ async fn a_consultation_in_sfu_mode_carries_both_parties_media_through_the_serve
 
     let l_browser = publish(&app, l, l_events, &l_id).await;
     let c_browser = publish(&app, c, c_events, &c_id).await;
-    for (browser, other) in [(&l_browser, &c_id), (&c_browser, &l_id)] {
-        let video = received(browser, other, Kind::Video, 20).await;
-        let audio = received(browser, other, Kind::Audio, 20).await;
-        assert!(
-            video >= 20 && audio >= 20,
-            "{} got {video} video and {audio} audio packets from {other}",
-            browser.name
-        );
-    }
+    media_flows((&l_browser, &l_id), (&c_browser, &c_id)).await;
     assert_eq!(app.metric("wakili_sfu_sessions").await, Some(2.0));
 
     // The lawyer ends the call: its media sessions end with it, not seconds later.
@@ -276,18 +268,6 @@ async fn media_is_refused_with_a_clear_error_outside_the_sfu_and_for_bad_input()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// The unlabelled sample `name` in the `/metrics` of the server at `base`.
-async fn metric_at(base: &str, name: &str) -> Option<f64> {
-    let text = reqwest::get(format!("{base}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
 /// Waits until the server at `base` holds `sessions` SFU sessions.

@@ -192,18 +192,9 @@ async fn two_nodes_sharing_postgres_and_redis_run_one_call_and_resume_across_nod
 
 /// `wakili_room_redis_commands_total` of the node at `base`.
 async fn room_commands(base: &str) -> f64 {
-    let text = reqwest::Client::new()
-        .get(format!("{}/metrics", base.trim_end_matches('/')))
-        .send()
+    metric_at(base, "wakili_room_redis_commands_total")
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("wakili_room_redis_commands_total "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("wakili_room_redis_commands_total missing:\n{text}"))
+        .expect("wakili_room_redis_commands_total is exported")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1635,12 +1635,51 @@ export interface components {
             /** @description Their user. */
             userId: string;
         };
+        /**
+         * @description The shape of a load test. Durations are written like `"30s"`, `"2m"` or `"1m 30s"`. The
+         *     schema's ranges are those of a load test a server runs against itself (`Limits::SERVER`).
+         */
+        LoadTestParams: {
+            /**
+             * @description Messaging goes on this long after the ramp-up (more than 0, at most 10 minutes).
+             * @example 5m
+             */
+            duration: string;
+            /**
+             * @description Pause between two members of a room joining (the client waits in the waiting room for
+             *     the lawyer meanwhile; at most 10 s).
+             * @example 1s
+             */
+            joinInterval: string;
+            /**
+             * @description Each participant sends a candidate to every other member and a quality report this often
+             *     (at least 100 ms).
+             * @example 1s
+             */
+            messageInterval: string;
+            /**
+             * Format: int32
+             * @description Simulated participants in all (rounded up to whole rooms).
+             */
+            participants: number;
+            /**
+             * @description Rooms start evenly over this time (at most 5 minutes).
+             * @example 30s
+             */
+            rampUp: string;
+            /**
+             * Format: int32
+             * @description Participants per room: a lawyer, a client, and admins beyond two.
+             * @default 2
+             */
+            roomSize?: number;
+        };
         /** @description A load test's state. */
         LoadTestStatus: {
             /** @description Its id. */
             id: string;
-            /** @description What was asked: participants, roomSize, rampUp, duration, messageInterval, joinInterval. */
-            params: Record<string, never>;
+            /** @description What was asked. */
+            params: components["schemas"]["LoadTestParams"];
             /** @description Where it is. */
             progress: Record<string, never>;
             /** @description The final figures, once finished. */
@@ -4177,10 +4216,10 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        /** @description participants, roomSize, rampUp, duration, messageInterval, joinInterval (durations like "30s") */
+        /** @description The load test's shape (durations like "30s") */
         requestBody: {
             content: {
-                "application/json": Record<string, never>;
+                "application/json": components["schemas"]["LoadTestParams"];
             };
         };
         responses: {

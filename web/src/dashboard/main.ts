@@ -254,10 +254,20 @@ function start(): void {
 }
 
 async function startLoadTest(form: HTMLFormElement): Promise<void> {
-  const fields = Object.fromEntries(new FormData(form).entries()) as Record<string, string>;
-  const body = { ...fields, participants: Number(fields.participants), roomSize: Number(fields.roomSize) };
-  // The request body is documented as a free-form object (its fields are checked by the server).
-  const answer = await api.POST("/api/v1/performance/load-tests", { body: body as unknown as Record<string, never> });
+  const data = new FormData(form);
+  const text = (name: string): string => {
+    const value = data.get(name);
+    return typeof value === "string" ? value : "";
+  };
+  const body = {
+    participants: Number(text("participants")),
+    roomSize: Number(text("roomSize")),
+    rampUp: text("rampUp"),
+    duration: text("duration"),
+    messageInterval: text("messageInterval"),
+    joinInterval: text("joinInterval"),
+  };
+  const answer = await api.POST("/api/v1/performance/load-tests", { body });
   if (answer.response.status === 202 && answer.data) {
     showLoadTest(answer.data);
   } else {

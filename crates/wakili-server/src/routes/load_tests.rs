@@ -48,8 +48,7 @@ pub struct LoadTestStatus {
     pub id: String,
     /// `running` or `finished`.
     pub state: &'static str,
-    /// What was asked: participants, roomSize, rampUp, duration, messageInterval, joinInterval.
-    #[schema(value_type = Object)]
+    /// What was asked.
     pub params: Params,
     /// Where it is.
     #[schema(value_type = Object)]
@@ -83,7 +82,7 @@ fn status_of(current: &Current) -> LoadTestStatus {
 /// join interval ≤ 10 s. Participants' tokens are signed with the server's HS256 secret.
 #[utoipa::path(post, path = "/api/v1/performance/load-tests", tag = "monitoring",
     security(("bearer" = [])),
-    request_body(content = Object, description = "participants, roomSize, rampUp, duration, messageInterval, joinInterval (durations like \"30s\")"),
+    request_body(content = Params, description = "The load test's shape (durations like \"30s\")"),
     responses(
         (status = 202, description = "Started", body = LoadTestStatus),
         (status = 400, description = "Parameters out of bounds or malformed", body = ErrorBody),

@@ -17,6 +17,18 @@ pub use wakili_testkit::server::{
 /// Another node of the same deployment (what [`spawn_node_with`] starts).
 pub type TestNode = TestServer;
 
+/// The unlabelled sample `name` in the `/metrics` of the server at `base` (any node).
+pub async fn metric_at(base: &str, name: &str) -> Option<f64> {
+    let text = reqwest::get(format!("{}/metrics", base.trim_end_matches('/')))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
 /// `tests/node`, where the scenario scripts live.
 pub fn node_dir() -> std::path::PathBuf {
     repo_dir().join("tests/node")
