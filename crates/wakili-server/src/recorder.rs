@@ -46,6 +46,10 @@ impl wakili_signal::ServerRecorder for Signal {
     async fn apply(&self, consultation: &str, plan: Option<ServerRecording>) {
         self.0.apply(consultation, plan).await;
     }
+
+    async fn records(&self, consultation: &str) -> bool {
+        self.0.records(consultation).await
+    }
 }
 
 /// The recording store as the recorder uses it.

@@ -168,9 +168,17 @@ impl Hub {
         }
     }
 
-    /// Whether the server records `consultation` now (as this node last heard of its room).
+    /// Whether the server records `consultation` now: this node's recorder says so, or, with
+    /// several nodes, the room has a server recording (its recorder may be on the node that
+    /// serves the consultation's media).
     pub(super) async fn records(&self, consultation: &str) -> bool {
-        self.recorder.is_some()
+        let Some(recorder) = &self.recorder else {
+            return false;
+        };
+        if recorder.records(consultation).await {
+            return true;
+        }
+        matches!(self.store, crate::RoomStore::Redis(_))
             && self
                 .store
                 .read(consultation, |room| {

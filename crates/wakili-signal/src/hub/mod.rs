@@ -103,6 +103,9 @@ pub struct Deps {
 pub trait ServerRecorder: Send + Sync {
     /// Makes `consultation`'s server recording `plan` (`None`: none). Idempotent.
     async fn apply(&self, consultation: &str, plan: Option<wakili_core::room::ServerRecording>);
+
+    /// Whether it records `consultation` now (who comes and goes then matters to it).
+    async fn records(&self, consultation: &str) -> bool;
 }
 
 /// Someone joined or left a consultation's call.
