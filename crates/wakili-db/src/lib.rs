@@ -16,6 +16,7 @@ mod push;
 mod recordings;
 mod repository;
 mod sql;
+mod sql_audit;
 mod sql_guests;
 mod sql_push;
 mod sql_recordings;

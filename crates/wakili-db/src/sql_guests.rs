@@ -9,7 +9,8 @@ use wakili_core::{GuestRole, ParticipantRole};
 use crate::{
     DbError,
     models::{GuestChange, NewAuditEvent},
-    sql::{impl_for_sql, insert_audit},
+    sql::impl_for_sql,
+    sql_audit::insert_audit,
     time::DbTime,
 };
 

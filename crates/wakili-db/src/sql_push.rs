@@ -17,7 +17,8 @@ use crate::{
         CallState, DeliveryFilter, DeviceRegistration, DueReminder, NewDevice, NewNotification,
         OutboxNotification, Outcome, PushStore,
     },
-    sql::{impl_for_sql, insert_audit},
+    sql::impl_for_sql,
+    sql_audit::insert_audit,
     time::DbTime,
 };
 

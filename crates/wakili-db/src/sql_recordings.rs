@@ -10,7 +10,8 @@ use crate::{
     DbError,
     models::{Chunk, FinalizedRecording, NewAuditEvent, NewRecording, ProviderUsage, Recording},
     recordings::RecordingStore,
-    sql::{impl_for_sql, insert_audit},
+    sql::impl_for_sql,
+    sql_audit::insert_audit,
     time::DbTime,
 };
 

@@ -10,7 +10,8 @@ use crate::{
     log_page::LogPage,
     models::{AuditEvent, NewAuditEvent},
     outbox_tables::{OutboxTable, count_pending, release_leases},
-    sql::{impl_for_sql, insert_audit},
+    sql::impl_for_sql,
+    sql_audit::insert_audit,
     time::DbTime,
     webhooks::{
         AttemptRecord, AttemptsRecorded, EndpointPatch, EndpointTarget, NewEndpoint,

@@ -2,7 +2,7 @@
 //!
 //! Deliveries are not queued through this store: every audit entry that reports a webhook
 //! event queues one delivery per subscribed endpoint in its own transaction
-//! (`sql::insert_audit`), so a change and the news of it are stored together.
+//! (`sql_audit::insert_audit`), so a change and the news of it are stored together.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

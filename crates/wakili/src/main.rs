@@ -4,6 +4,7 @@ mod cli;
 mod commands;
 mod loadtest;
 mod logging;
+mod verify;
 
 use clap::Parser;
 
