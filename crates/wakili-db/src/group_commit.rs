@@ -1,15 +1,17 @@
-//! Group commit of audit appends: callers that append at the same time (a join storm: every join
-//! appends its audit entries) share one transaction and one disk sync, instead of queueing for
-//! the database's write lock one transaction each. A caller may put a consultation's status
-//! change in front of its entries (the lawyer's first join starts the consultation): it is saved
-//! in the same transaction if nobody saved the consultation since it was read, and otherwise
-//! nothing of that caller's is written and it hears `false`.
+//! Group commit: callers that write (or read) at the same time share one database round trip.
 //!
-//! No task runs in the background. Each caller queues its entries and waits for the commit lock;
-//! whoever holds it commits everything queued so far and tells each caller its result, so a
-//! caller that gets the lock often finds its entries already committed by the one before. A
-//! caller hears back only after the commit that holds its entries: acknowledged means durable,
-//! as before.
+//! Audit appends: in a join storm every join appends its audit entries; batched, they share one
+//! transaction and one disk sync, instead of queueing for the database's write lock one
+//! transaction each. A caller may put a consultation's status change in front of its entries
+//! (the lawyer's first join starts the consultation): it is saved in the same transaction if
+//! nobody saved the consultation since it was read, and otherwise nothing of that caller's is
+//! written and it hears `false`. Consultation reads: every join reads its consultation; batched,
+//! they are one `WHERE id IN (…)` statement.
+//!
+//! No task runs in the background. Each caller queues its item and waits for the batch lock;
+//! whoever holds it runs everything queued so far and tells each caller its result, so a caller
+//! that gets the lock often finds its item already done by the one before. A caller hears back
+//! only after the batch that holds its item: acknowledged means durable, as before.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -21,10 +23,19 @@ use crate::{
     models::{NewAuditEvent, VideoConsultation},
 };
 
+/// One caller's part of a batch.
+pub(crate) trait Item: Clone + Send + 'static {
+    /// What the caller hears back.
+    type Out: Send + 'static;
+    /// The consultation it is about (batches are ordered by it).
+    fn consultation(&self) -> Option<&str>;
+}
+
 /// A consultation changed from the version that was read, and the audit entry of the change.
 pub type Change = (VideoConsultation, NewAuditEvent);
 
-/// What one caller writes: an optional status change, then audit entries, at `now`.
+/// What one appending caller writes: an optional status change, then audit entries, at `now`.
+/// It hears whether its change was saved (`true` for one without a change).
 #[derive(Clone)]
 pub(crate) struct Entry {
     pub change: Option<Change>,
@@ -32,61 +43,81 @@ pub(crate) struct Entry {
     pub now: DateTime<Utc>,
 }
 
-/// One caller's entry, and where its result goes (`false`: its change lost to another writer).
-pub(crate) struct Pending {
-    entry: Entry,
-    done: oneshot::Sender<Result<bool, DbError>>,
-}
+impl Item for Entry {
+    type Out = bool;
 
-impl Pending {
-    /// Tells the caller.
-    fn finish(self, result: Result<bool, DbError>) {
-        let _ = self.done.send(result);
-    }
-
-    /// The consultation it writes to (batches are ordered by it).
     fn consultation(&self) -> Option<&str> {
-        match &self.entry.change {
+        match &self.change {
             Some((consultation, _)) => Some(&consultation.id),
-            None => self.entry.events.first()?.consultation_id.as_deref(),
+            None => self.events.first()?.consultation_id.as_deref(),
         }
     }
 }
 
-/// The queue and the commit lock of one store.
-#[derive(Default)]
-pub(crate) struct GroupCommit {
-    queue: Mutex<Vec<Pending>>,
+/// A consultation to read by id; the caller hears it, or `None`.
+#[derive(Clone)]
+pub(crate) struct Read(pub String);
+
+impl Item for Read {
+    type Out = Option<VideoConsultation>;
+
+    fn consultation(&self) -> Option<&str> {
+        Some(&self.0)
+    }
+}
+
+/// One caller's item, and where its result goes.
+pub(crate) struct Pending<I: Item> {
+    item: I,
+    done: oneshot::Sender<Result<I::Out, DbError>>,
+}
+
+impl<I: Item> Pending<I> {
+    /// Tells the caller.
+    fn finish(self, result: Result<I::Out, DbError>) {
+        let _ = self.done.send(result);
+    }
+}
+
+/// The queue and the batch lock of one kind of item of one store.
+pub(crate) struct GroupCommit<I: Item> {
+    queue: Mutex<Vec<Pending<I>>>,
     lock: tokio::sync::Mutex<()>,
+}
+
+impl<I: Item> Default for GroupCommit<I> {
+    fn default() -> Self {
+        Self {
+            queue: Mutex::default(),
+            lock: tokio::sync::Mutex::default(),
+        }
+    }
 }
 
 /// Most callers' entries in one transaction.
 const MAX_BATCH: usize = 256;
 
-/// Entries of several callers, to write in one transaction.
-pub(crate) type Batch = Vec<Entry>;
-
-impl GroupCommit {
-    /// Writes `entry` through `commit`, which writes a batch in one transaction and answers,
-    /// for each entry in order, whether its change was saved (`true` for one without a change).
-    /// A batch that fails is retried one caller at a time, so one caller's bad entry fails
-    /// only that caller. The commit runs in a task of its own: a caller that goes away (its
-    /// connection closed) cannot cut it short and leave the others without an answer.
+impl<I: Item> GroupCommit<I> {
+    /// Runs `item` through `commit`, which runs a batch in one round trip (a transaction) and
+    /// answers for each item in order. A batch that fails is retried one caller at a time, so
+    /// one caller's bad item fails only that caller. The commit runs in a task of its own: a
+    /// caller that goes away (its connection closed) cannot cut it short and leave the others
+    /// without an answer.
     pub(crate) async fn append<F, Fut>(
         self: &Arc<Self>,
-        entry: Entry,
+        entry: I,
         commit: F,
-    ) -> Result<bool, DbError>
+    ) -> Result<I::Out, DbError>
     where
-        F: Fn(Batch) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<Vec<bool>, DbError>> + Send + 'static,
+        F: Fn(Vec<I>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Vec<I::Out>, DbError>> + Send + 'static,
     {
         let commit = Arc::new(commit);
         let (done, mut result) = oneshot::channel();
         self.queue
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push(Pending { entry, done });
+            .push(Pending { item: entry, done });
         let leader = self.lock.lock().await;
         // Commit batches until ours has been: with more than MAX_BATCH waiting, ours may not be
         // in the first one, and nobody else may be left to commit it.
@@ -100,7 +131,7 @@ impl GroupCommit {
             }
             let commit = Arc::clone(&commit);
             let writer = tokio::spawn(async move {
-                let entries = batch.iter().map(|p| p.entry.clone()).collect();
+                let entries = batch.iter().map(|p| p.item.clone()).collect();
                 match commit(entries).await {
                     Ok(saved) if saved.len() == batch.len() => {
                         for (p, saved) in batch.into_iter().zip(saved) {
@@ -109,9 +140,12 @@ impl GroupCommit {
                     }
                     _ => {
                         for p in batch {
-                            let outcome = commit(vec![p.entry.clone()]).await;
-                            let saved = outcome.map(|saved| saved.first().copied().unwrap_or(true));
-                            p.finish(saved);
+                            let outcome = commit(vec![p.item.clone()]).await;
+                            p.finish(outcome.and_then(|out| {
+                                out.into_iter().next().ok_or_else(|| {
+                                    DbError::Corrupt("a batch of one answered nothing".into())
+                                })
+                            }));
                         }
                     }
                 }
@@ -121,7 +155,7 @@ impl GroupCommit {
         drop(leader);
         result.await.unwrap_or_else(|_| {
             Err(DbError::Corrupt(
-                "the audit batch holding these entries was lost".into(),
+                "the batch holding this caller's item was lost".into(),
             ))
         })
     }
@@ -129,11 +163,11 @@ impl GroupCommit {
     /// The oldest queued callers (at most [`MAX_BATCH`]), in queue order within each
     /// consultation and ordered by consultation, so that concurrent batches of several nodes
     /// lock consultations in the same order.
-    fn take(&self) -> Vec<Pending> {
+    fn take(&self) -> Vec<Pending<I>> {
         let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
         let n = queue.len().min(MAX_BATCH);
-        let mut batch: Vec<Pending> = queue.drain(..n).collect();
-        batch.sort_by(|a, b| a.consultation().cmp(&b.consultation()));
+        let mut batch: Vec<Pending<I>> = queue.drain(..n).collect();
+        batch.sort_by(|a, b| a.item.consultation().cmp(&b.item.consultation()));
         batch
     }
 }
@@ -153,7 +187,7 @@ mod tests {
     /// entry and otherwise write `consultation:action` per entry.
     #[derive(Default)]
     struct Harness {
-        group: Arc<GroupCommit>,
+        group: Arc<GroupCommit<Entry>>,
         commits: Arc<AtomicUsize>,
         written: Arc<Mutex<Vec<String>>>,
     }
@@ -207,7 +241,7 @@ mod tests {
     async fn slow_commit(
         commits: Arc<AtomicUsize>,
         written: Arc<Mutex<Vec<String>>>,
-        batch: Batch,
+        batch: Vec<Entry>,
     ) -> Result<Vec<bool>, DbError> {
         commits.fetch_add(1, Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(20)).await;

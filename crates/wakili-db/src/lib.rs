@@ -88,6 +88,9 @@ impl Default for PoolOptions {
     }
 }
 
+/// A pooled PostgreSQL connection idle longer than this is checked before it is used again.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(10);
+
 /// Connects to the database at `url` and applies pending migrations.
 pub async fn connect(url: &str, options: &PoolOptions) -> Result<Db, DbError> {
     let db: Db = match Backend::from_url(url)? {
@@ -102,6 +105,9 @@ pub async fn connect(url: &str, options: &PoolOptions) -> Result<Db, DbError> {
                 .busy_timeout(Duration::from_secs(5));
             let pool = SqlitePoolOptions::new()
                 .max_connections(options.max_connections)
+                // A file has no other end to hang up: pinging it before every use (sqlx's
+                // default) cost a round trip to the connection's thread per statement.
+                .test_before_acquire(false)
                 .acquire_timeout(options.acquire_timeout)
                 .connect_with(connect)
                 .await
@@ -112,6 +118,17 @@ pub async fn connect(url: &str, options: &PoolOptions) -> Result<Db, DbError> {
         Backend::Postgres => {
             let pool = PgPoolOptions::new()
                 .max_connections(options.max_connections)
+                // Pinged before use only after it sat idle a while, not before every statement
+                // (sqlx's default costs a round trip per statement).
+                .test_before_acquire(false)
+                .before_acquire(|conn, meta| {
+                    Box::pin(async move {
+                        if meta.idle_for > PING_AFTER_IDLE {
+                            sqlx::Connection::ping(conn).await?;
+                        }
+                        Ok(true)
+                    })
+                })
                 .acquire_timeout(options.acquire_timeout)
                 .connect(url)
                 .await

@@ -4,11 +4,14 @@
 //! only portable SQL (`ON CONFLICT`, `RETURNING`), so each statement exists once.
 
 use chrono::{DateTime, Utc};
+use std::{collections::HashMap, sync::Arc};
+
 use sqlx::{Database, Encode, Executor, IntoArguments, Pool, Type};
 use wakili_core::{ParticipantRole, new_id, page::Cursor};
 
 use crate::{
     Backend, DbError, Repository,
+    group_commit::{Entry, GroupCommit, Read},
     models::{
         ConsentRecord, ConsultationFilter, ConsultationInsert, NewAuditEvent, Page, Participant,
         QualitySample, User, UserClaims, VideoConsultation,
@@ -66,7 +69,9 @@ pub struct SqlStore<DB: Database> {
     pool: Pool<DB>,
     pub(crate) backend: Backend,
     /// Audit appends of concurrent callers, committed together.
-    pub(crate) audits: std::sync::Arc<crate::group_commit::GroupCommit>,
+    pub(crate) audits: Arc<GroupCommit<Entry>>,
+    /// Consultation reads of concurrent callers, in one statement.
+    reads: Arc<GroupCommit<Read>>,
 }
 
 impl<DB: Database> Clone for SqlStore<DB> {
@@ -74,7 +79,8 @@ impl<DB: Database> Clone for SqlStore<DB> {
         Self {
             pool: self.pool.clone(),
             backend: self.backend,
-            audits: std::sync::Arc::clone(&self.audits),
+            audits: Arc::clone(&self.audits),
+            reads: Arc::clone(&self.reads),
         }
     }
 }
@@ -86,6 +92,7 @@ impl<DB: Database> SqlStore<DB> {
             pool,
             backend,
             audits: Default::default(),
+            reads: Default::default(),
         }
     }
 
@@ -118,6 +125,68 @@ macro_rules! consultation_sql {
     ($($part:literal),+ $(,)?) => {
         concat!("SELECT ", consultation_columns!(), " FROM video_consultations ", $($part),+)
     };
+}
+
+/// Rows written by one statement: a batch goes in statements of these sizes, largest first, so
+/// that a few statement texts (each prepared once per connection) serve every batch size.
+const CHUNKS: [usize; 4] = [64, 16, 4, 1];
+
+/// How many of `n` remaining rows the next statement takes.
+pub(crate) fn chunk_len(n: usize) -> usize {
+    CHUNKS.into_iter().find(|&c| c <= n).unwrap_or(1)
+}
+
+/// `$1, $2, …` for `n` rows of `width` values each, as `($1, $2), ($3, $4)` when `width > 1`.
+pub(crate) fn placeholders(n: usize, width: usize) -> String {
+    let row = |r: usize| {
+        let values: Vec<String> = (1..=width).map(|i| format!("${}", r * width + i)).collect();
+        if width == 1 {
+            values.concat()
+        } else {
+            format!("({})", values.join(", "))
+        }
+    };
+    (0..n).map(row).collect::<Vec<_>>().join(", ")
+}
+
+impl<DB> SqlStore<DB>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'r> VideoConsultation: sqlx::FromRow<'r, DB::Row>,
+{
+    /// The consultations `batch` names, in its order (`None` for an unknown id), in one
+    /// statement per chunk of ids.
+    async fn consultations_by_id(
+        &self,
+        batch: Vec<Read>,
+    ) -> Result<Vec<Option<VideoConsultation>>, DbError> {
+        let mut ids: Vec<&str> = batch.iter().map(|r| r.0.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut found = HashMap::with_capacity(ids.len());
+        let mut conn = self.pool.acquire().await?;
+        let mut rest = &ids[..];
+        while !rest.is_empty() {
+            let (chunk, tail) = rest.split_at(chunk_len(rest.len()));
+            rest = tail;
+            let sql = format!(
+                "{} WHERE id IN ({})",
+                consultation_sql!(""),
+                placeholders(chunk.len(), 1)
+            );
+            let mut query = sqlx::query_as::<_, VideoConsultation>(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                query = query.bind((*id).to_owned());
+            }
+            for c in query.fetch_all(&mut *conn).await? {
+                found.insert(c.id.clone(), c);
+            }
+        }
+        Ok(batch.iter().map(|r| found.get(&r.0).cloned()).collect())
+    }
 }
 
 impl_for_sql!(Repository {
@@ -227,11 +296,14 @@ impl_for_sql!(crate::ConsultationStore {
     }
 
     async fn consultation(&self, id: &str) -> Result<Option<VideoConsultation>, DbError> {
-        let mut conn = self.pool.acquire().await?;
-        Ok(sqlx::query_as(consultation_sql!("WHERE id = $1"))
-            .bind(id.to_owned())
-            .fetch_optional(&mut *conn)
-            .await?)
+        // Every join reads its consultation: concurrent reads (a join storm) share a statement.
+        let store = self.clone();
+        self.reads
+            .append(Read(id.to_owned()), move |batch| {
+                let store = store.clone();
+                async move { store.consultations_by_id(batch).await }
+            })
+            .await
     }
 
     async fn list_consultations(
@@ -413,4 +485,23 @@ where
     .bind(c.quality_profile.clone())
     .fetch_optional(&mut *conn)
     .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_go_in_a_few_statement_sizes() {
+        let mut sizes = Vec::new();
+        let mut n = 150;
+        while n > 0 {
+            let c = chunk_len(n);
+            sizes.push(c);
+            n -= c;
+        }
+        assert_eq!(sizes, [64, 64, 16, 4, 1, 1]);
+        assert_eq!(placeholders(3, 1), "$1, $2, $3");
+        assert_eq!(placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
+    }
 }

@@ -2,6 +2,8 @@
 //! consultation and transaction, webhook deliveries queued beside each entry), the group commit
 //! that writes a join storm's entries in one transaction, and reading the chain back.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row, Type};
 use wakili_core::{audit_chain, new_id};
@@ -9,7 +11,7 @@ use wakili_core::{audit_chain, new_id};
 use crate::{
     Backend, DbError,
     models::{AuditEvent, NewAuditEvent, VideoConsultation},
-    sql::{SqlStore, impl_for_sql, update_consultation},
+    sql::{SqlStore, chunk_len, impl_for_sql, placeholders, update_consultation},
     time::DbTime,
 };
 
@@ -39,10 +41,6 @@ where
     })
 }
 
-const INSERT_AUDIT: &str = "INSERT INTO audit_events \
-     (id, consultation_id, actor_id, action, detail, created_at, chain_seq, prev_hash, hash) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
-
 impl_for_sql!(crate::AuditStore {
     async fn append_audit(
         &self,
@@ -70,7 +68,8 @@ impl_for_sql!(crate::AuditStore {
 
     async fn audit_head(&self, consultation_id: &str) -> Result<Option<audit_chain::Head>, DbError> {
         let mut conn = self.pool().acquire().await?;
-        chain_head(&mut *conn, consultation_id).await
+        let mut heads = chain_heads(&mut *conn, &[consultation_id.to_owned()]).await?;
+        Ok(heads.remove(consultation_id))
     }
 
     async fn append_audits(
@@ -122,9 +121,8 @@ where
                 async move {
                     let mut tx = store.begin().await?;
                     let mut saved = Vec::with_capacity(batch.len());
-                    let mut memo = AuditTx::default();
+                    let mut audits = Vec::new();
                     for entry in batch {
-                        let backend = store.backend;
                         if let Some((consultation, audit)) = entry.change {
                             if update_consultation(&mut *tx, &consultation)
                                 .await?
@@ -133,14 +131,13 @@ where
                                 saved.push(false);
                                 continue;
                             }
-                            let at = consultation.updated_at;
-                            insert_audit_in(&mut *tx, backend, audit, at, &mut memo).await?;
+                            audits.push((audit, consultation.updated_at));
                         }
-                        for event in entry.events {
-                            insert_audit_in(&mut *tx, backend, event, entry.now, &mut memo).await?;
-                        }
+                        audits.extend(entry.events.into_iter().map(|e| (e, entry.now)));
                         saved.push(true);
                     }
+                    let mut memo = AuditTx::default();
+                    insert_audits(&mut *tx, store.backend, audits, &mut memo).await?;
                     tx.commit().await?;
                     Ok(saved)
                 }
@@ -149,11 +146,12 @@ where
     }
 }
 
-/// The last entry of `consultation`'s audit chain.
-async fn chain_head<DB>(
+/// The last entry of each of `consultations`' audit chains (those with none are absent), in one
+/// statement per chunk of them (see [`chunk_len`]).
+async fn chain_heads<DB>(
     conn: &mut DB::Connection,
-    consultation: &str,
-) -> Result<Option<audit_chain::Head>, DbError>
+    consultations: &[String],
+) -> Result<HashMap<String, audit_chain::Head>, DbError>
 where
     DB: Database,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
@@ -162,27 +160,36 @@ where
     for<'q> i64: Decode<'q, DB> + Type<DB>,
     for<'a> &'a str: ColumnIndex<DB::Row>,
 {
-    let row = sqlx::query(
-        "SELECT chain_seq, hash FROM audit_events \
-         WHERE consultation_id = $1 AND chain_seq IS NOT NULL \
-         ORDER BY chain_seq DESC LIMIT 1",
-    )
-    .bind(consultation.to_owned())
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(row) = row else { return Ok(None) };
-    let seq: i64 = row.try_get("chain_seq")?;
-    Ok(Some(audit_chain::Head {
-        seq: u64::try_from(seq).map_err(|_| DbError::Corrupt(format!("chain_seq {seq}")))?,
-        hash: row.try_get("hash")?,
-    }))
+    let mut heads = HashMap::with_capacity(consultations.len());
+    let mut rest = consultations;
+    while !rest.is_empty() {
+        let (chunk, tail) = rest.split_at(chunk_len(rest.len()));
+        rest = tail;
+        let sql = format!(
+            "SELECT consultation_id, chain_seq, hash FROM audit_events a \
+             WHERE consultation_id IN ({}) AND chain_seq = (SELECT MAX(chain_seq) \
+             FROM audit_events b WHERE b.consultation_id = a.consultation_id)",
+            placeholders(chunk.len(), 1)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in chunk {
+            query = query.bind(id.clone());
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            let seq: i64 = row.try_get("chain_seq")?;
+            let head = audit_chain::Head {
+                seq: u64::try_from(seq)
+                    .map_err(|_| DbError::Corrupt(format!("chain_seq {seq}")))?,
+                hash: row.try_get("hash")?,
+            };
+            heads.insert(row.try_get("consultation_id")?, head);
+        }
+    }
+    Ok(heads)
 }
 
-/// Appends `event` to the audit log inside the caller's transaction, chained to its
-/// consultation's previous entry. Writers of one consultation's chain take turns: on PostgreSQL
-/// through a transaction-scoped advisory lock, on SQLite because every transaction that writes
-/// begins `IMMEDIATE` ([`SqlStore::begin`]); the unique `(consultation_id, chain_seq)` index
-/// refuses a fork should either ever fail.
+/// Appends `event` to the audit log inside the caller's transaction, alone in it; see
+/// [`insert_audits`].
 pub(crate) async fn insert_audit<DB>(
     conn: &mut DB::Connection,
     backend: Backend,
@@ -207,25 +214,35 @@ where
         webhooks: Some(true),
         ..AuditTx::default()
     };
-    insert_audit_in(conn, backend, event, now, &mut memo).await
+    let mut stored = insert_audits(conn, backend, vec![(event, now)], &mut memo).await?;
+    stored
+        .pop()
+        .ok_or_else(|| DbError::Corrupt("an audit entry was not written".into()))
 }
 
 /// What the audit writes of one transaction learned, so that later writes in it skip the reads:
 /// each consultation's chain head as written, and whether any webhook endpoint exists.
 #[derive(Default)]
 pub(crate) struct AuditTx {
-    heads: std::collections::HashMap<String, audit_chain::Head>,
+    heads: HashMap<String, audit_chain::Head>,
     webhooks: Option<bool>,
 }
 
-/// [`insert_audit`] as one of several writes of a transaction that share `memo`.
-pub(crate) async fn insert_audit_in<DB>(
+/// Appends `events` (each with its time) to the audit log inside the caller's transaction, in
+/// order, each chained to its consultation's previous entry, and queues the webhook deliveries
+/// they report. Writers of one consultation's chain take turns: on PostgreSQL through
+/// transaction-scoped advisory locks, taken in one order by every writer; on SQLite because
+/// every transaction that writes begins `IMMEDIATE` ([`SqlStore::begin`]); the unique
+/// `(consultation_id, chain_seq)` index refuses a fork should either ever fail.
+///
+/// A batch costs a few statements whatever its size: the locks and the chain heads of the
+/// consultations `memo` does not know yet, then the rows in statements of a few sizes ([`chunk_len`]).
+pub(crate) async fn insert_audits<DB>(
     conn: &mut DB::Connection,
     backend: Backend,
-    event: NewAuditEvent,
-    now: DateTime<Utc>,
+    events: Vec<(NewAuditEvent, DateTime<Utc>)>,
     memo: &mut AuditTx,
-) -> Result<AuditEvent, DbError>
+) -> Result<Vec<AuditEvent>, DbError>
 where
     DB: Database,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
@@ -238,68 +255,96 @@ where
     for<'q> Option<i64>: Encode<'q, DB>,
     for<'a> &'a str: ColumnIndex<DB::Row>,
 {
-    let mut stored = AuditEvent {
-        id: new_id(),
-        consultation_id: event.consultation_id,
-        actor_id: event.actor_id,
-        action: event.action.to_owned(),
-        detail: event.detail,
-        created_at: now,
-        chain_seq: None,
-        prev_hash: None,
-        hash: None,
-    };
-    if let Some(consultation) = stored.consultation_id.clone() {
-        // The lock (held to the end of the transaction) and the head, once per consultation.
-        let head = match memo.heads.remove(&consultation) {
-            Some(head) => Some(head),
-            None => {
-                if backend == Backend::Postgres {
-                    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-                        .bind(consultation.clone())
-                        .execute(&mut *conn)
-                        .await?;
-                }
-                chain_head(&mut *conn, &consultation).await?
-            }
-        };
-        let (seq, prev) = match head {
-            Some(head) => (head.seq + 1, head.hash),
-            None => (1, audit_chain::GENESIS.to_owned()),
-        };
-        let link = audit_chain::Link {
-            seq,
-            id: &stored.id,
-            consultation_id: &consultation,
-            actor_id: stored.actor_id.as_deref(),
-            action: &stored.action,
-            detail: &stored.detail,
-            created_at: now,
-        };
-        let hash = link.hash(&prev);
-        memo.heads.insert(
-            consultation,
-            audit_chain::Head {
-                seq,
-                hash: hash.clone(),
-            },
-        );
-        stored.hash = Some(hash);
-        stored.chain_seq = Some(seq);
-        stored.prev_hash = Some(prev);
+    // The consultations whose chains this transaction has not touched yet: locked, then read.
+    let mut unknown: Vec<String> = events
+        .iter()
+        .filter_map(|(e, _)| e.consultation_id.clone())
+        .filter(|c| !memo.heads.contains_key(c))
+        .collect();
+    unknown.sort_unstable();
+    unknown.dedup();
+    if !unknown.is_empty() {
+        if backend == Backend::Postgres {
+            // One order for every writer (the keys sorted), so two batches cannot deadlock.
+            let ids = serde_json::to_string(&unknown)
+                .map_err(|e| DbError::Corrupt(format!("consultation ids: {e}")))?;
+            sqlx::query(
+                "SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtextextended(c, 0) \
+                 AS k FROM json_array_elements_text($1::json) AS c ORDER BY k) AS locks",
+            )
+            .bind(ids)
+            .execute(&mut *conn)
+            .await?;
+        }
+        for (consultation, head) in chain_heads(&mut *conn, &unknown).await? {
+            memo.heads.insert(consultation, head);
+        }
     }
-    sqlx::query(INSERT_AUDIT)
-        .bind(stored.id.clone())
-        .bind(stored.consultation_id.clone())
-        .bind(stored.actor_id.clone())
-        .bind(stored.action.clone())
-        .bind(stored.detail.to_string())
-        .bind(DbTime(now))
-        .bind(stored.chain_seq.map(|seq| seq as i64))
-        .bind(stored.prev_hash.clone())
-        .bind(stored.hash.clone())
-        .execute(&mut *conn)
-        .await?;
+    let mut stored = Vec::with_capacity(events.len());
+    for (event, now) in events {
+        let mut entry = AuditEvent {
+            id: new_id(),
+            consultation_id: event.consultation_id,
+            actor_id: event.actor_id,
+            action: event.action.to_owned(),
+            detail: event.detail,
+            created_at: now,
+            chain_seq: None,
+            prev_hash: None,
+            hash: None,
+        };
+        if let Some(consultation) = entry.consultation_id.clone() {
+            let (seq, prev) = match memo.heads.remove(&consultation) {
+                Some(head) => (head.seq + 1, head.hash),
+                None => (1, audit_chain::GENESIS.to_owned()),
+            };
+            let link = audit_chain::Link {
+                seq,
+                id: &entry.id,
+                consultation_id: &consultation,
+                actor_id: entry.actor_id.as_deref(),
+                action: &entry.action,
+                detail: &entry.detail,
+                created_at: now,
+            };
+            let hash = link.hash(&prev);
+            memo.heads.insert(
+                consultation,
+                audit_chain::Head {
+                    seq,
+                    hash: hash.clone(),
+                },
+            );
+            entry.hash = Some(hash);
+            entry.chain_seq = Some(seq);
+            entry.prev_hash = Some(prev);
+        }
+        stored.push(entry);
+    }
+    let mut rest = &stored[..];
+    while !rest.is_empty() {
+        let (chunk, tail) = rest.split_at(chunk_len(rest.len()));
+        rest = tail;
+        let sql = format!(
+            "INSERT INTO audit_events (id, consultation_id, actor_id, action, detail, \
+             created_at, chain_seq, prev_hash, hash) VALUES {}",
+            placeholders(chunk.len(), 9)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for e in chunk {
+            query = query
+                .bind(e.id.clone())
+                .bind(e.consultation_id.clone())
+                .bind(e.actor_id.clone())
+                .bind(e.action.clone())
+                .bind(e.detail.to_string())
+                .bind(DbTime(e.created_at))
+                .bind(e.chain_seq.map(|seq| seq as i64))
+                .bind(e.prev_hash.clone())
+                .bind(e.hash.clone());
+        }
+        query.execute(&mut *conn).await?;
+    }
     let webhooks = match memo.webhooks {
         Some(any) => any,
         None => {
@@ -309,7 +354,9 @@ where
         }
     };
     if webhooks {
-        crate::sql_webhooks::queue_deliveries(&mut *conn, &stored, now).await?;
+        for e in &stored {
+            crate::sql_webhooks::queue_deliveries(&mut *conn, e, e.created_at).await?;
+        }
     }
     Ok(stored)
 }

@@ -316,6 +316,60 @@ async fn story(backend: Backend) {
     let report = audit_chain::verify(&chained, None).unwrap();
     assert_eq!(report.last.map(|h| h.seq), Some(21));
 
+    // A storm: 288 callers over 24 consultations, two entries each, share a few transactions
+    // whose rows go in multi-row statements; every chain is whole and in each caller's order.
+    let storm: Vec<_> = (0..24)
+        .map(|i| booking("l1", "c1", &format!("2026-12-02T{:02}:00:00Z", i % 24)))
+        .collect();
+    let mut ids = Vec::new();
+    for b in storm {
+        ids.push(db.create_consultation(b).await.unwrap().id);
+    }
+    let callers: Vec<_> = (0..288)
+        .map(|i| {
+            let db = db.clone();
+            let id = ids[i % ids.len()].clone();
+            tokio::spawn(async move {
+                let entry = |n: u32| NewAuditEvent {
+                    consultation_id: Some(id.clone()),
+                    actor_id: Some(format!("caller-{i}")),
+                    action: "test.storm",
+                    detail: serde_json::json!({ "caller": i, "n": n }),
+                };
+                db.append_audits(vec![entry(0), entry(1)], now)
+                    .await
+                    .unwrap();
+            })
+        })
+        .collect();
+    for caller in callers {
+        caller.await.unwrap();
+    }
+    for id in &ids {
+        let log = db.audit_log(id).await.unwrap();
+        assert_eq!(
+            log.len(),
+            1 + 2 * 288 / ids.len(),
+            "created + 12 callers × 2"
+        );
+        let chained: Vec<_> = log.iter().filter_map(|e| e.claimed()).collect();
+        assert_eq!(chained.len(), log.len(), "every entry is chained");
+        let report = audit_chain::verify(&chained, None).unwrap();
+        assert_eq!(report.last.map(|h| h.seq), Some(log.len() as u64));
+        for pair in log[1..].chunks(2) {
+            assert_eq!(
+                pair[0].actor_id, pair[1].actor_id,
+                "a caller's entries adjacent"
+            );
+            assert_eq!(
+                (pair[0].detail["n"].as_u64(), pair[1].detail["n"].as_u64()),
+                (Some(0), Some(1))
+            );
+        }
+    }
+    let head = db.audit_head(&ids[0]).await.unwrap().unwrap();
+    assert_eq!(head.seq, 25);
+
     // A status change rides with audit entries in one transaction when its version is current
     // (the lawyer's first join), and writes nothing when another writer saved it first.
     let c3 = db
