@@ -72,6 +72,9 @@ pub struct SqlStore<DB: Database> {
     pub(crate) audits: Arc<GroupCommit<Entry>>,
     /// Consultation reads of concurrent callers, in one statement.
     reads: Arc<GroupCommit<Read>>,
+    /// Told when a transaction queued webhook deliveries (see
+    /// [`WebhookStore::deliveries_queued`](crate::webhooks::WebhookStore::deliveries_queued)).
+    pub(crate) deliveries: Arc<tokio::sync::Notify>,
 }
 
 impl<DB: Database> Clone for SqlStore<DB> {
@@ -81,6 +84,7 @@ impl<DB: Database> Clone for SqlStore<DB> {
             backend: self.backend,
             audits: Arc::clone(&self.audits),
             reads: Arc::clone(&self.reads),
+            deliveries: Arc::clone(&self.deliveries),
         }
     }
 }
@@ -93,6 +97,7 @@ impl<DB: Database> SqlStore<DB> {
             backend,
             audits: Default::default(),
             reads: Default::default(),
+            deliveries: Default::default(),
         }
     }
 
@@ -290,7 +295,7 @@ impl_for_sql!(crate::ConsultationStore {
                 "mediaMode": booking.media_mode.unwrap_or_default(),
             }),
         };
-        insert_audit(&mut *tx, self.backend, audit, now).await?;
+        insert_audit(&mut *tx, self, audit, now).await?;
         tx.commit().await?;
         Ok(consultation)
     }
@@ -349,7 +354,7 @@ impl_for_sql!(crate::ConsultationStore {
         let Some(saved) = update_consultation(&mut *tx, c).await? else {
             return Ok(None);
         };
-        insert_audit(&mut *tx, self.backend, audit, c.updated_at).await?;
+        insert_audit(&mut *tx, self, audit, c.updated_at).await?;
         tx.commit().await?;
         Ok(Some(saved))
     }

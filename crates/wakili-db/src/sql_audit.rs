@@ -48,7 +48,7 @@ impl_for_sql!(crate::AuditStore {
         now: DateTime<Utc>,
     ) -> Result<AuditEvent, DbError> {
         let mut tx = self.begin().await?;
-        let stored = insert_audit(&mut *tx, self.backend, event, now).await?;
+        let stored = insert_audit(&mut *tx, self, event, now).await?;
         tx.commit().await?;
         Ok(stored)
     }
@@ -139,6 +139,9 @@ where
                     let mut memo = AuditTx::default();
                     insert_audits(&mut *tx, store.backend, audits, &mut memo).await?;
                     tx.commit().await?;
+                    if memo.queued {
+                        store.deliveries.notify_one();
+                    }
                     Ok(saved)
                 }
             })
@@ -192,7 +195,7 @@ where
 /// [`insert_audits`].
 pub(crate) async fn insert_audit<DB>(
     conn: &mut DB::Connection,
-    backend: Backend,
+    store: &SqlStore<DB>,
     event: NewAuditEvent,
     now: DateTime<Utc>,
 ) -> Result<AuditEvent, DbError>
@@ -214,18 +217,25 @@ where
         webhooks: Some(true),
         ..AuditTx::default()
     };
-    let mut stored = insert_audits(conn, backend, vec![(event, now)], &mut memo).await?;
+    let mut stored = insert_audits(conn, store.backend, vec![(event, now)], &mut memo).await?;
+    if memo.queued {
+        // Before the commit, which the caller does: the webhook worker looks again shortly
+        // after, should this wake-up find nothing committed yet.
+        store.deliveries.notify_one();
+    }
     stored
         .pop()
         .ok_or_else(|| DbError::Corrupt("an audit entry was not written".into()))
 }
 
 /// What the audit writes of one transaction learned, so that later writes in it skip the reads:
-/// each consultation's chain head as written, and whether any webhook endpoint exists.
+/// each consultation's chain head as written, and whether any webhook endpoint exists; and
+/// whether they queued webhook deliveries.
 #[derive(Default)]
 pub(crate) struct AuditTx {
     heads: HashMap<String, audit_chain::Head>,
     webhooks: Option<bool>,
+    queued: bool,
 }
 
 /// Appends `events` (each with its time) to the audit log inside the caller's transaction, in
@@ -357,6 +367,7 @@ where
         for e in &stored {
             crate::sql_webhooks::queue_deliveries(&mut *conn, e, e.created_at).await?;
         }
+        memo.queued |= !stored.is_empty();
     }
     Ok(stored)
 }

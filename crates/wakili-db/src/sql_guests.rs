@@ -105,7 +105,7 @@ impl_for_sql!(crate::GuestStore {
             },
             detail,
         };
-        insert_audit(&mut *tx, self.backend, audit, now).await?;
+        insert_audit(&mut *tx, self, audit, now).await?;
         tx.commit().await?;
         Ok(change)
     }
@@ -137,7 +137,7 @@ impl_for_sql!(crate::GuestStore {
             action: "participant.uninvited",
             detail: json!({ "userId": user_id, "role": role }),
         };
-        insert_audit(&mut *tx, self.backend, audit, now).await?;
+        insert_audit(&mut *tx, self, audit, now).await?;
         tx.commit().await?;
         Ok(true)
     }

@@ -222,7 +222,7 @@ impl_for_sql!(PushStore {
             return Ok(false);
         };
         let audit = pruned(&row, reason)?;
-        insert_audit(&mut *tx, self.backend, audit, now).await?;
+        insert_audit(&mut *tx, self, audit, now).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -245,7 +245,7 @@ impl_for_sql!(PushStore {
         .fetch_all(&mut *tx)
         .await?;
         for row in &done {
-            insert_audit(&mut *tx, self.backend, pruned(row, "silent")?, now).await?;
+            insert_audit(&mut *tx, self, pruned(row, "silent")?, now).await?;
         }
         tx.commit().await?;
         Ok(done.len() as u64)

@@ -75,7 +75,7 @@ impl_for_sql!(RecordingStore {
         .await?
         .is_some();
         if inserted {
-            insert_audit(&mut *tx, self.backend, audit, new.now).await?;
+            insert_audit(&mut *tx, self, audit, new.now).await?;
         }
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {RECORDING_COLUMNS} FROM consultation_recordings WHERE id = $1"
@@ -508,7 +508,7 @@ impl_for_sql!(RecordingStore {
         .bind(DbTime(done.now))
         .fetch_one(&mut *tx)
         .await?;
-        insert_audit(&mut *tx, self.backend, audit, done.now).await?;
+        insert_audit(&mut *tx, self, audit, done.now).await?;
         tx.commit().await?;
         recording_of(&row)
     }
@@ -532,7 +532,7 @@ impl_for_sql!(RecordingStore {
         if changed.is_none() {
             return Ok(false);
         }
-        insert_audit(&mut *tx, self.backend, audit, now).await?;
+        insert_audit(&mut *tx, self, audit, now).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -711,7 +711,7 @@ impl_for_sql!(RecordingStore {
         let Some(row) = row else {
             return Ok(None);
         };
-        insert_audit(&mut *tx, self.backend, audit, now).await?;
+        insert_audit(&mut *tx, self, audit, now).await?;
         tx.commit().await?;
         Ok(Some(recording_of(&row)?))
     }

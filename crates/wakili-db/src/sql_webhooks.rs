@@ -120,6 +120,10 @@ fn endpoint_audit(
 }
 
 impl_for_sql!(WebhookStore {
+    fn deliveries_queued(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        std::sync::Arc::clone(&self.deliveries)
+    }
+
 
     async fn create_endpoint(
         &self,
@@ -248,7 +252,7 @@ impl_for_sql!(WebhookStore {
             None => "webhook.endpoint_updated",
         };
         let audit = endpoint_audit(id, Some(by), action, reason.as_deref());
-        insert_audit(&mut *tx, self.backend, audit, now).await?;
+        insert_audit(&mut *tx, self, audit, now).await?;
         tx.commit().await?;
         Ok(Some(endpoint))
     }
@@ -277,7 +281,7 @@ impl_for_sql!(WebhookStore {
             return Ok(None);
         };
         let audit = endpoint_audit(id, Some(by), "webhook.secret_rotated", None);
-        insert_audit(&mut *tx, self.backend, audit, now).await?;
+        insert_audit(&mut *tx, self, audit, now).await?;
         tx.commit().await?;
         Ok(Some(endpoint))
     }
@@ -458,7 +462,7 @@ impl_for_sql!(WebhookStore {
             .execute(&mut *tx)
             .await?;
             let audit = endpoint_audit(&endpoint, None, "webhook.endpoint_disabled", Some(&reason));
-            insert_audit(&mut *tx, self.backend, audit, now).await?;
+            insert_audit(&mut *tx, self, audit, now).await?;
             recorded.disabled.push(endpoint);
         }
         tx.commit().await?;
@@ -521,7 +525,7 @@ impl_for_sql!(WebhookStore {
                 "endpointId": delivery.endpoint_id,
             }),
         };
-        insert_audit(&mut *tx, self.backend, audit, now).await?;
+        insert_audit(&mut *tx, self, audit, now).await?;
         tx.commit().await?;
         Ok(Some(delivery))
     }

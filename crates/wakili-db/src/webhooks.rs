@@ -25,6 +25,12 @@ pub struct AttemptsRecorded {
 /// Endpoints and deliveries.
 #[async_trait]
 pub trait WebhookStore: Send + Sync {
+    /// Notified when this node's writes queued deliveries, so the worker delivers them now
+    /// rather than at its next poll. A write may notify just before it commits: a worker that
+    /// finds nothing on waking should look again a moment later. Other nodes' writes do not
+    /// notify; their deliveries wait for the poll.
+    fn deliveries_queued(&self) -> std::sync::Arc<tokio::sync::Notify>;
+
     /// Creates an endpoint (enabled).
     async fn create_endpoint(
         &self,

@@ -550,9 +550,54 @@ async fn admins_manage_endpoints_rotate_secrets_and_redeliver(backend: Backend) 
     assert_eq!(off["disabledReason"], "CRM migration");
 }
 
+/// Deliveries go out as soon as the change that queued them is stored, not at the worker's next
+/// poll: with a poll interval of a minute, a booking (REST) and the lawyer's join (signaling,
+/// through the group commit) each reach the receiver within seconds.
+async fn deliveries_go_out_at_once_not_at_the_next_poll(backend: Backend) {
+    let receiver = Receiver::start(&[&secret(3)], 0).await;
+    let (url, secret) = (receiver.url(), receiver.secrets()[0].clone());
+    let app = spawn_app_with(backend, |s| {
+        configure(s, Some((&url, &secret)));
+        s.webhooks.poll_interval = Duration::from_secs(60);
+    })
+    .await;
+    // The worker's pass at start-up is behind it; the next poll is a minute away.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let soon = Duration::from_secs(5);
+    let lawyer = token("lawyer-1", Role::Lawyer);
+    let consultation = app
+        .book_in(&lawyer, "client-1", &common::day(1, 10), "p2p")
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let booked = |r: &[Received]| {
+        kinds(r, &consultation)
+            .iter()
+            .any(|k| k == "consultation.booked")
+    };
+    receiver.wait_for(soon, booked).await; // panics if it does not arrive in time
+    let (l, _events) = wakili_client::Client::connect(&app.url(""), &lawyer)
+        .await
+        .unwrap();
+    l.call_ok(
+        "consultation:join",
+        &json!({ "consultationId": consultation }),
+    )
+    .await
+    .unwrap();
+    let started = |r: &[Received]| {
+        kinds(r, &consultation)
+            .iter()
+            .any(|k| k == "consultation.started")
+    };
+    receiver.wait_for(soon, started).await;
+}
+
 wakili_testkit::both_backends!(
     a_whole_consultation_arrives_signed_and_in_order,
     a_receiver_that_is_down_then_failing_then_back_gets_everything,
     an_endpoint_that_keeps_failing_is_disabled_then_re_enabled,
     admins_manage_endpoints_rotate_secrets_and_redeliver,
+    deliveries_go_out_at_once_not_at_the_next_poll,
 );

@@ -47,6 +47,10 @@ pub use metrics::Snapshot;
 
 use crate::{metrics::Counters, outbox::WebhookOutbox};
 
+/// After a wake-up for queued deliveries, when the worker looks once more (the write that
+/// woke it may have been committing): well above a commit's time, well below the poll interval.
+const RECHECK: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// An endpoint as an admin creates it.
 #[derive(Debug, Clone)]
 pub struct EndpointRequest {
@@ -180,7 +184,20 @@ impl Webhooks {
 
     /// Delivers until `shutdown` completes; an attempt under way finishes first.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send) {
+        // Deliveries this node queues wake the worker at once, and again a moment later for a
+        // write that was still committing; the poll interval is left for other nodes' writes.
+        let queued = self.inner.store.deliveries_queued();
+        let worker = self.inner.worker.clone();
+        let relay = tokio::spawn(async move {
+            loop {
+                queued.notified().await;
+                worker.wake();
+                tokio::time::sleep(RECHECK).await;
+                worker.wake();
+            }
+        });
         self.inner.worker.run((), shutdown).await;
+        relay.abort();
     }
 
     /// Looks for due deliveries now rather than at the next poll.
