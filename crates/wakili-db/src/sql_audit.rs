@@ -266,13 +266,14 @@ where
     for<'a> &'a str: ColumnIndex<DB::Row>,
 {
     // The consultations whose chains this transaction has not touched yet: locked, then read.
-    let mut unknown: Vec<String> = events
+    let mut unknown: Vec<&str> = events
         .iter()
-        .filter_map(|(e, _)| e.consultation_id.clone())
-        .filter(|c| !memo.heads.contains_key(c))
+        .filter_map(|(e, _)| e.consultation_id.as_deref())
+        .filter(|&c| !memo.heads.contains_key(c))
         .collect();
     unknown.sort_unstable();
     unknown.dedup();
+    let unknown: Vec<String> = unknown.into_iter().map(str::to_owned).collect();
     if !unknown.is_empty() {
         if backend == Backend::Postgres {
             // One order for every writer (the keys sorted), so two batches cannot deadlock.

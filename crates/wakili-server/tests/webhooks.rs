@@ -577,15 +577,7 @@ async fn deliveries_go_out_at_once_not_at_the_next_poll(backend: Backend) {
             .any(|k| k == "consultation.booked")
     };
     receiver.wait_for(soon, booked).await; // panics if it does not arrive in time
-    let (l, _events) = wakili_client::Client::connect(&app.url(""), &lawyer)
-        .await
-        .unwrap();
-    l.call_ok(
-        "consultation:join",
-        &json!({ "consultationId": consultation }),
-    )
-    .await
-    .unwrap();
+    let _lawyer_joined = common::media::join(&app, &lawyer, &consultation).await;
     let started = |r: &[Received]| {
         kinds(r, &consultation)
             .iter()

@@ -390,6 +390,16 @@ struct JoinTimes {
     last_done: std::sync::Mutex<Option<Instant>>,
 }
 
+impl JoinTimes {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            total: Histogram::new(),
+            ack: Histogram::new(),
+            last_done: std::sync::Mutex::new(None),
+        })
+    }
+}
+
 /// Whether `url` names a server on this machine's loopback interface, so that connections may
 /// come from any 127.0.0.0/8 address.
 pub fn is_loopback(url: &str) -> bool {
@@ -482,11 +492,7 @@ pub async fn run(plan: Plan, shape: &Shape, probe: &dyn Probe) -> (Joins, Option
     let participants = plan.tokens.len();
     let plan = Arc::new(plan);
     let config = Config::default();
-    let times = Arc::new(JoinTimes {
-        total: Histogram::new(),
-        ack: Histogram::new(),
-        last_done: std::sync::Mutex::new(None),
-    });
+    let times = JoinTimes::new();
 
     // Join phase.
     let rss_before_kib = probe.server_rss_kib();
@@ -611,11 +617,7 @@ async fn kill_storm(
         return None;
     }
     let killed = Instant::now();
-    let times = Arc::new(JoinTimes {
-        total: Histogram::new(),
-        ack: Histogram::new(),
-        last_done: std::sync::Mutex::new(None),
-    });
+    let times = JoinTimes::new();
     let mut handles = Vec::with_capacity(victims.len());
     for &i in &victims {
         let Some(gone) = members[i].take() else {

@@ -234,6 +234,7 @@ async fn measure(
     };
     let (joins, signals) = load::run(plan, &shape, &probe).await;
     let killed = usize::from(probe.killed.load(std::sync::atomic::Ordering::Relaxed));
+    // A node `--kill-node` killed on purpose is not a failure (it is the first).
     let error = nodes
         .iter_mut()
         .skip(killed)
