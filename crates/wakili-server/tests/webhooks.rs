@@ -502,16 +502,24 @@ async fn admins_manage_endpoints_rotate_secrets_and_redeliver(backend: Backend) 
     assert_eq!(cancelled.signatures, 2);
     assert_eq!(cancelled.verified_with.len(), 2, "either secret verifies");
 
-    // The delivery log, and a redelivery with the same id.
-    let (status, log) = app
-        .call(
-            Method::GET,
-            &format!("/api/v1/webhooks/deliveries?endpointId={id}&limit=1"),
-            &admin,
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{log}");
+    // The delivery log, and a redelivery with the same id. The worker records the outcome once
+    // the receiver's answer is back, a moment after the receiver has the message.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let log = loop {
+        let (status, log) = app
+            .call(
+                Method::GET,
+                &format!("/api/v1/webhooks/deliveries?endpointId={id}&limit=1"),
+                &admin,
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{log}");
+        if log["items"][0]["status"] != "pending" || tokio::time::Instant::now() >= deadline {
+            break log;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let newest = &log["items"][0];
     assert_eq!(newest["status"], "delivered");
     assert_eq!(newest["lastStatus"], 200);
