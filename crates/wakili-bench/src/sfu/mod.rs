@@ -367,7 +367,7 @@ async fn measure_window(
         }
     }
     let (mut expected_packets, mut received_packets, mut unexpected, mut duplicates) = (0, 0, 0, 0);
-    let mut latency = Histogram::default();
+    let (mut latency, mut arrival) = (Histogram::default(), Histogram::default());
     for (streams, tally) in &subscribers {
         for stream in streams {
             let sent = sent.get(stream).copied().unwrap_or(0);
@@ -382,8 +382,10 @@ async fn measure_window(
             .sum::<u64>();
         duplicates += tally.duplicates;
         latency.merge(&tally.latency);
+        arrival.merge(&tally.arrival);
     }
-    let ms = |q: f64| latency.quantile(q).map(|us| us as f64 / 1000.0);
+    let quantile_ms = |h: &Histogram, q: f64| h.quantile(q).map(|us| us as f64 / 1000.0);
+    let ms = |q: f64| quantile_ms(&latency, q);
     let server_cpu_s = after[0] - before[0];
     let count = args.total_subscribers() as f64;
     let figures = Figures {
@@ -402,6 +404,8 @@ async fn measure_window(
         latency_p50_ms: ms(0.5),
         latency_p99_ms: ms(0.99),
         latency_max_ms: (latency.count() > 0).then(|| latency.max() as f64 / 1000.0),
+        arrival_p50_ms: quantile_ms(&arrival, 0.5),
+        arrival_p99_ms: quantile_ms(&arrival, 0.99),
         server_cpu_s,
         cpu_us_per_packet: (received_packets > 0)
             .then(|| server_cpu_s * 1e6 / received_packets as f64),

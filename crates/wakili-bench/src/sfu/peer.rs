@@ -4,15 +4,21 @@
 
 use std::{
     collections::HashSet,
+    io::{self, IoSliceMut},
     net::{IpAddr, SocketAddr},
+    os::fd::AsRawFd,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use anyhow::{Context, anyhow};
+use nix::sys::{
+    socket::{ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg, setsockopt, sockopt},
+    time::TimeSpec,
+};
 use str0m::{
     Candidate, Event, Input, Output, Rtc, RtcConfig,
     change::{SdpAnswer, SdpOffer, SdpPendingOffer},
@@ -21,6 +27,7 @@ use str0m::{
     rtp::RtpPacket,
 };
 use tokio::{
+    io::Interest,
     net::UdpSocket,
     sync::{mpsc, oneshot},
     task::JoinHandle,
@@ -93,6 +100,8 @@ impl Session {
         let socket = std::net::UdpSocket::bind((ip, 0))
             .with_context(|| format!("cannot bind a UDP socket on {ip}"))?;
         socket.set_nonblocking(true)?;
+        setsockopt(&socket, sockopt::ReceiveTimestampns, &true)
+            .context("cannot ask for receive timestamps")?;
         let local = socket.local_addr()?;
         let mut rtc = RtcConfig::new()
             .set_rtp_mode(true)
@@ -198,6 +207,7 @@ impl Session {
             sender,
             tally: Tally::default(),
             seen: HashSet::new(),
+            arrived: Instant::now(),
         };
         let task = tokio::spawn(peer.run(receiver));
         Ok(PeerHandle {
@@ -262,6 +272,8 @@ struct Peer {
     sender: Option<Sender>,
     tally: Tally,
     seen: HashSet<u16>,
+    /// When the kernel queued the datagram being handled on the socket.
+    arrived: Instant,
 }
 
 impl Peer {
@@ -288,14 +300,16 @@ impl Peer {
                     }
                     Some(Command::Stop) | None => return self.tally,
                 },
-                read = self.socket.recv_from(&mut buf) => {
-                    let Ok((n, source)) = read else { continue };
-                    if let Err(e) = self.receive(source, &buf[..n]) {
-                        return self.fail(e);
+                ready = self.socket.readable() => {
+                    if ready.is_err() {
+                        continue;
                     }
-                    // Take what else is queued before sleeping again.
-                    for _ in 0..32 {
-                        let Ok((n, source)) = self.socket.try_recv_from(&mut buf) else { break };
+                    // What is queued, up to a batch, before sleeping again.
+                    for _ in 0..33 {
+                        let Ok((n, source, arrived)) = recv_stamped(&self.socket, &mut buf) else {
+                            break;
+                        };
+                        self.arrived = arrived;
                         if let Err(e) = self.receive(source, &buf[..n]) {
                             return self.fail(e);
                         }
@@ -399,6 +413,8 @@ impl Peer {
         if fresh {
             let latency = clock_us(packet.timestamp).saturating_sub(marker.sent_us);
             self.tally.latency.record(latency);
+            let arrival = clock_us(self.arrived).saturating_sub(marker.sent_us);
+            self.tally.arrival.record(arrival);
         } else {
             self.tally.duplicates += 1;
         }
@@ -430,4 +446,45 @@ impl Peer {
         }
         self.drain().map(|_| ())
     }
+}
+
+/// Reads one datagram with when the kernel queued it on the socket (`SO_TIMESTAMPNS`): the
+/// moment it reached this subscriber, before the generator's own tasks got to it. The
+/// generator shares the machine's cores with the server, so its queue is not the server's.
+fn recv_stamped(socket: &UdpSocket, buf: &mut [u8]) -> io::Result<(usize, SocketAddr, Instant)> {
+    socket.try_io(Interest::READABLE, || {
+        let mut iov = [IoSliceMut::new(buf)];
+        let mut space = nix::cmsg_space!(TimeSpec);
+        let fd = socket.as_raw_fd();
+        let msg = recvmsg::<SockaddrStorage>(
+            fd,
+            &mut iov,
+            Some(space.as_mut_slice()),
+            MsgFlags::empty(),
+        )?;
+        let source = msg
+            .address
+            .and_then(|a| {
+                a.as_sockaddr_in()
+                    .map(|v4| SocketAddr::from(*v4))
+                    .or_else(|| a.as_sockaddr_in6().map(|v6| SocketAddr::from(*v6)))
+            })
+            .ok_or_else(|| io::Error::other("a datagram without an IP source"))?;
+        let stamp = msg.cmsgs()?.find_map(|cmsg| match cmsg {
+            ControlMessageOwned::ScmTimestampns(ts) => Some(ts),
+            _ => None,
+        });
+        Ok((msg.bytes, source, stamp.map_or_else(Instant::now, arrival)))
+    })
+}
+
+/// The monotonic instant of a kernel timestamp (wall clock): now less its age.
+fn arrival(stamp: TimeSpec) -> Instant {
+    let stamped = Duration::new(stamp.tv_sec() as u64, stamp.tv_nsec() as u32);
+    let now = SystemTime::now();
+    let wall = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let instant = Instant::now();
+    instant
+        .checked_sub(wall.saturating_sub(stamped))
+        .unwrap_or(instant)
 }

@@ -92,6 +92,11 @@ pub struct Figures {
     pub latency_p99_ms: Option<f64>,
     /// See `latency_p50_ms`.
     pub latency_max_ms: Option<f64>,
+    /// Arrival on the subscriber's socket (kernel timestamp) − send: median, 99th percentile
+    /// (ms). The forwarding latency without the generator's own receive queue.
+    pub arrival_p50_ms: Option<f64>,
+    /// See `arrival_p50_ms`.
+    pub arrival_p99_ms: Option<f64>,
     /// Server CPU (user + system, all threads) over the window, seconds.
     pub server_cpu_s: f64,
     /// Server CPU per received packet, µs.
@@ -374,10 +379,10 @@ impl Report {
     }
 
     fn table(&self) -> Vec<String> {
-        let row = |c: [&str; 11]| {
+        let row = |c: [&str; 13]| {
             format!(
-                "{:<10} {:>9} {:>7} {:>6} {:>6} {:>6} {:>7} {:>6} {:>7} {:>7} {:>7}",
-                c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10]
+                "{:<10} {:>9} {:>7} {:>6} {:>6} {:>6} {:>7} {:>7} {:>7} {:>6} {:>7} {:>7} {:>7}",
+                c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10], c[11], c[12]
             )
         };
         let ms = |v: Option<f64>| v.map_or("?".into(), |v| format!("{v:.2}"));
@@ -389,6 +394,8 @@ impl Report {
                 "p50",
                 "p99",
                 "max",
+                "p50",
+                "p99",
                 "CPU",
                 "CPU",
                 "RSS",
@@ -396,7 +403,8 @@ impl Report {
                 "RSS/sub",
             ]),
             row([
-                "", "pkt/s", "%", "ms", "ms", "ms", "µs/pkt", "%", "idle", "loaded", "KiB",
+                "", "pkt/s", "%", "ms", "ms", "ms", "sock ms", "sock ms", "µs/pkt", "%", "idle",
+                "loaded", "KiB",
             ]),
         ];
         for r in &self.results {
@@ -408,6 +416,8 @@ impl Report {
                     &ms(f.latency_p50_ms),
                     &ms(f.latency_p99_ms),
                     &ms(f.latency_max_ms),
+                    &ms(f.arrival_p50_ms),
+                    &ms(f.arrival_p99_ms),
                     &f.cpu_us_per_packet
                         .map_or("?".into(), |v| format!("{v:.2}")),
                     &format!("{:.0}", f.server_cpu_percent),
@@ -463,6 +473,8 @@ impl Report {
              the chosen layer of each publisher in its room) and did not, after the drain",
             "p50/p99    receive time − send time of those packets, both on this process's clock \
              (SRTP, str0m and the server's forwarding included; one machine, no network)",
+            "sock       the same, up to when the kernel queued the packet on the subscriber's \
+             socket (SO_TIMESTAMPNS): without the time the generator's own tasks took to read it",
             "CPU        server process user + system time over the window (/proc/PID/stat): per \
              forwarded packet, and in percent of one core",
             "RSS        VmRSS before the first join and at the end of the window; per subscriber \
@@ -682,6 +694,8 @@ mod tests {
             latency_p50_ms: Some(0.3),
             latency_p99_ms: Some(1.0),
             latency_max_ms: Some(2.0),
+            arrival_p50_ms: Some(0.2),
+            arrival_p99_ms: Some(0.8),
             server_cpu_s: cpu_s,
             cpu_us_per_packet: Some(cpu_s * 1e6 / received as f64),
             server_cpu_percent: cpu_s * 10.0,

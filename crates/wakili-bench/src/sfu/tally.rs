@@ -172,6 +172,8 @@ pub struct Tally {
     pub received: HashMap<u16, SeqSet>,
     /// Subscriber: receive − send of the packets counted in `received`.
     pub latency: Histogram,
+    /// Subscriber: arrival on its socket (kernel timestamp) − send, of the same packets.
+    pub arrival: Histogram,
     /// Subscriber: packets received twice (retransmissions that were not needed).
     pub duplicates: u64,
     /// Keyframe requests (PLI/FIR) the publisher got.
