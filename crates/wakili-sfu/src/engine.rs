@@ -36,6 +36,11 @@ use crate::{
 /// Waiting for the tick there was most of the forwarding latency.
 const TIMER_SLACK: Duration = Duration::from_micros(500);
 
+/// Inbound datagrams handled before what they produced is drained and sent: at 50,000
+/// forwarded packets/s, 8 took a fifth off the CPU per packet and halved the p99 against 1
+/// (`wakili-bench sfu`); 32 saved a little more CPU for no better p99.
+const DATAGRAM_BATCH: usize = 8;
+
 /// Counters readable from any handle.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
@@ -86,10 +91,19 @@ impl Engine {
                 received = self.socket.recv_from(&mut buf) => match received {
                     Ok((n, source)) => {
                         self.on_datagram(Protocol::Udp, source, &buf[..n], &mut fx);
-                        // Take what else is queued before waiting again; what each datagram
-                        // produced leaves before the next is read, as a batch of 64 inbound
-                        // packets fans out to hundreds and the first would wait for them all.
+                        // Take what else is queued before waiting again, a few datagrams at a
+                        // time: what they produced is drained and sent together (one str0m
+                        // timeout per subscriber for all of them), then the next few are read.
+                        // Few, because one inbound packet fans out to many subscribers and
+                        // the first of a batch waits for the others.
                         for _ in 0..64 {
+                            for _ in 1..DATAGRAM_BATCH {
+                                let Ok((n, source)) = self.socket.try_recv_from(&mut buf) else {
+                                    break;
+                                };
+                                self.on_datagram(Protocol::Udp, source, &buf[..n], &mut fx);
+                            }
+                            self.flush(&mut fx);
                             self.apply(std::mem::take(&mut fx));
                             let Ok((n, source)) = self.socket.try_recv_from(&mut buf) else {
                                 break;
@@ -101,14 +115,26 @@ impl Engine {
                 },
                 Some(event) = recv_tcp(&mut self.tcp) => self.on_tcp(event, &mut fx),
             }
+            self.flush(&mut fx);
             self.apply(fx);
         }
         let mut fx = Effects::default();
+        self.flush(&mut fx);
         for room in self.rooms.values_mut() {
             room.close(&mut fx);
         }
         self.apply(fx);
         tracing::info!("SFU stopped");
+    }
+
+    /// Drains every room's subscribers that packets were written to (see [`Room::flush`]).
+    fn flush(&mut self, fx: &mut Effects) {
+        let now = Instant::now();
+        for room in self.rooms.values_mut() {
+            room.flush(&self.ctx, now, fx);
+        }
+        // A room a failure emptied here is forgotten at its next timeout (within its tick),
+        // not here: that walks every route, and this runs for every few datagrams.
     }
 
     /// The earliest time a room has work; at most a second away.
@@ -146,24 +172,22 @@ impl Engine {
                 contents,
             },
         );
-        let cached = self
-            .routes
-            .get(&source)
-            .filter(|(room, id)| self.rooms.get(room).is_some_and(|r| r.accepts(*id, &input)));
-        let route = match cached {
-            Some(route) => Some(route.clone()),
-            None => {
-                let found = self
-                    .rooms
-                    .iter()
-                    .find_map(|(name, room)| room.find(&input).map(|id| (name.clone(), id)));
-                if let Some(route) = &found {
-                    self.routes.insert(source, route.clone());
-                }
-                found
-            }
-        };
-        let Some((room, id)) = route else {
+        // The known route first (without copying the room's name: this runs per datagram).
+        if let Some((name, id)) = self.routes.get(&source)
+            && let Some(room) = self.rooms.get_mut(name)
+            && room.accepts(*id, &input)
+        {
+            room.receive(*id, input, &self.ctx, now, fx);
+            return;
+        }
+        let found = self
+            .rooms
+            .iter()
+            .find_map(|(name, room)| room.find(&input).map(|id| (name.clone(), id)));
+        if let Some(route) = &found {
+            self.routes.insert(source, route.clone());
+        }
+        let Some((room, id)) = found else {
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
             tracing::trace!(%source, "datagram from an unknown address dropped");
             return;
@@ -290,9 +314,15 @@ impl Engine {
     fn forget_empty_rooms(&mut self) {
         self.rooms.retain(|_, room| !room.is_empty());
         let sessions: usize = self.rooms.values().map(Room::len).sum();
-        self.counters
+        let before = self
+            .counters
             .sessions
-            .store(sessions as u64, Ordering::Relaxed);
+            .swap(sessions as u64, Ordering::Relaxed);
+        if before == sessions as u64 {
+            // No session came or went (a leave and a join in one step leave a stale route
+            // behind until the next change: harmless, a route is checked before it is used).
+            return;
+        }
         let rooms = &self.rooms;
         self.routes
             .retain(|_, (room, id)| rooms.get(room).is_some_and(|r| r.has(*id)));

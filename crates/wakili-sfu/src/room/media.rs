@@ -30,7 +30,7 @@ impl Room {
             return;
         };
         match event {
-            Event::RtpPacket(packet) => self.on_rtp(id, &packet, ctx, now, fx),
+            Event::RtpPacket(packet) => self.on_rtp(id, &packet, ctx, fx),
             Event::Connected => {
                 tracing::debug!(room = %self.name, participant = %p.name, "connected");
                 p.connected = true;
@@ -73,14 +73,7 @@ impl Room {
     }
 
     /// A publisher's RTP packet: forwarded to whom the forwarder says.
-    fn on_rtp(
-        &mut self,
-        id: ParticipantId,
-        packet: &RtpPacket,
-        ctx: &Context,
-        now: Instant,
-        fx: &mut Effects,
-    ) {
+    fn on_rtp(&mut self, id: ParticipantId, packet: &RtpPacket, ctx: &Context, fx: &mut Effects) {
         let Some(p) = self.participants.get_mut(&id) else {
             return;
         };
@@ -152,8 +145,10 @@ impl Room {
                 nackable: video,
                 vp8_layer: (codec == Codec::Vp8).then_some(layer),
             };
-            if sub.write(track, forwarded) {
-                sub.drain_at(now, &mut fx.transmits, &mut self.pending);
+            // Drained in `flush`, once for everything written in this turn of the engine.
+            if sub.write(track, forwarded) && !sub.dirty {
+                sub.dirty = true;
+                self.dirty.push(subscriber);
             }
         }
     }

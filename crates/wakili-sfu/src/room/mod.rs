@@ -64,6 +64,8 @@ pub(crate) struct Room {
     last_tick: Instant,
     /// Where packets go to be recorded, while the room is recorded.
     tap: Option<Tap>,
+    /// Subscribers with packets written and not yet drained.
+    dirty: Vec<ParticipantId>,
 }
 
 impl Room {
@@ -82,6 +84,7 @@ impl Room {
             offers_due: false,
             last_tick: now,
             tap,
+            dirty: Vec::new(),
         }
     }
 
@@ -327,12 +330,34 @@ impl Room {
         let Some(p) = self.participants.get_mut(&id) else {
             return;
         };
+        if p.dirty {
+            // What was written to it leaves before it takes more input.
+            p.dirty = false;
+            p.drain_at(now, &mut fx.transmits, &mut self.pending);
+        }
         if let Err(error) = p.rtc.handle_input(input) {
             // A bad packet is the sender's problem; str0m stays usable (or reports it dead).
             tracing::debug!(participant = %p.name, %error, "input refused");
         }
         p.drain_at(now, &mut fx.transmits, &mut self.pending);
         self.settle(ctx, now, fx);
+    }
+
+    /// Drains the subscribers packets were written to since the last flush: their packets
+    /// are released and encrypted together, one `handle_timeout` per subscriber rather than
+    /// one per packet. The engine flushes every room before it sends.
+    pub(crate) fn flush(&mut self, ctx: &Context, now: Instant, fx: &mut Effects) {
+        while !self.dirty.is_empty() {
+            for id in std::mem::take(&mut self.dirty) {
+                if let Some(p) = self.participants.get_mut(&id)
+                    && p.dirty
+                {
+                    p.dirty = false;
+                    p.drain_at(now, &mut fx.transmits, &mut self.pending);
+                }
+            }
+            self.settle(ctx, now, fx);
+        }
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) next has work.

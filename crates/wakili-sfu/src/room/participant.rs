@@ -53,6 +53,10 @@ pub(crate) struct Participant {
     pub(crate) bwe_desired: u64,
     /// Its latest downlink estimate (bits/s).
     pub(crate) estimate: Option<u64>,
+    /// Packets were written to it that have not been drained yet (see [`Room::flush`]).
+    ///
+    /// [`Room::flush`]: super::Room::flush
+    pub(crate) dirty: bool,
 }
 
 impl Participant {
@@ -74,6 +78,7 @@ impl Participant {
             forwarded: 0,
             bwe_desired: 0,
             estimate: None,
+            dirty: false,
         }
     }
 
