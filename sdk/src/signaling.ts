@@ -60,6 +60,13 @@ export interface SignalingOptions {
   token: TokenSource;
   /** How long to wait for an acknowledgement (default 10 s). */
   ackTimeoutMs?: number;
+  /**
+   * The consultation this connection is for. Sent as the `consultation` query parameter of
+   * every Socket.IO request, so a load balancer can put all of a consultation's participants
+   * on one node (`deploy/haproxy/haproxy.cfg` hashes on it): their signals then never cross
+   * nodes. The server does not rely on it; `consultation:join` names the consultation.
+   */
+  consultationId?: string;
   /** Passed to socket.io-client (transports, reconnection delays, …). */
   socketOptions?: Partial<ManagerOptions & SocketOptions>;
   /** Creates the socket; socket.io-client's `io` by default (tests pass a fake). */
@@ -151,9 +158,12 @@ export class SignalingClient {
       throw new Error("connect() was already called");
     }
     const make = this.#options.connect ?? io;
+    const { consultationId, socketOptions } = this.#options;
+    const query = consultationId === undefined ? socketOptions?.query : { ...socketOptions?.query, consultation: consultationId };
     const socket = make(this.#options.url, {
       forceNew: true,
-      ...this.#options.socketOptions,
+      ...socketOptions,
+      ...(query === undefined ? {} : { query }),
       auth: (cb: (data: object) => void) => {
         currentToken(this.#token).then(
           (token) => cb({ token }),

@@ -5,8 +5,11 @@
 // Prints `RESULT {...}` with the nodes they are on and their resume tokens. Phase "resume": after
 // the Rust test started draining the client's node, both come back through the balancer with
 // their resume tokens, land on the nodes still in rotation, and are the same participants.
+// Phase "affinity": a lawyer and a client naming their consultation in the query (as the SDK
+// does) land on one node, the one the balancer hashes the consultation to, and stay there.
 //
-// WAKILI_TEST_FILE: {phase, lb, nodes: [url…], consultationId, tokens: {lawyer, client}, previous?}
+// WAKILI_TEST_FILE: {phase, lb, nodes: [url…], consultationId, affinityId, tokens: {lawyer,
+// client}, previous?}
 
 import { assert, connect, inputs, note, scenario, short } from "./lib.mjs";
 
@@ -49,7 +52,30 @@ async function signalsBothWays(lawyer, client, lawyerId, clientId) {
   assert.deepEqual(atClient, [...Array(20).keys()], "lawyer → client in order");
 }
 
-if (env.phase === "call") {
+if (env.phase === "affinity") {
+  scenario("a consultation's participants share a node", async () => {
+    // What the SDK sends: the consultation in every Socket.IO request's query.
+    const query = { consultation: env.affinityId };
+    note("the client (long-polling only) and the lawyer (WebSocket) name their consultation");
+    const client = await connect("client@lb", env.lb, env.tokens.client, { ...polling, query });
+    const cj = await client.join(env.affinityId);
+    const lawyer = await connect("lawyer@lb", env.lb, env.tokens.lawyer, { query });
+    const lj = await lawyer.join(env.affinityId);
+    await client.waitFor("consultation:admitted");
+    const counts = await untilConnections(2);
+    note(`Socket.IO connections per node: ${counts.join(", ")}`);
+    assert.deepEqual([...counts].sort(), [0, 0, 2], "both on the consultation's node");
+
+    note("signals both ways on that node; the polling session stays on it without a cookie");
+    await signalsBothWays(lawyer, client, lj.participantId, cj.participantId);
+    assert.deepEqual(await connectionsByNode(), counts, "still on the same node");
+    await lawyer.ok("consultation:end");
+    await client.waitFor("consultation:ended");
+    lawyer.socket.disconnect();
+    client.socket.disconnect();
+    await untilConnections(0);
+  });
+} else if (env.phase === "call") {
   scenario("a call through the load balancer", async () => {
     note("the client, on long-polling only, joins through the balancer and waits");
     const client = await connect("client@lb", env.lb, env.tokens.client, polling);

@@ -2,7 +2,9 @@
 //! (addresses from the environment), on PostgreSQL and Redis: a long-polling client and a
 //! WebSocket lawyer hold a call across two nodes through the balancer (stickiness by cookie),
 //! then the client's node drains (`shutdown_drain`: `/readyz` 503) and both resume through the
-//! balancer on the nodes still in rotation. Scenario: `tests/node/load-balancer.mjs`.
+//! balancer on the nodes still in rotation. First, a lawyer and a client that name their
+//! consultation in the connection's query (as the SDK does) land on one node and stay on it.
+//! Scenario: `tests/node/load-balancer.mjs`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -62,17 +64,30 @@ async fn three_nodes_behind_haproxy_hold_a_call_and_move_it_off_a_draining_node(
     let lb = balancer.url().to_owned();
     let http = reqwest::Client::new();
 
-    let booked: Value = http
-        .post(format!("{lb}/api/v1/consultations"))
-        .bearer_auth(token(LAWYER, Role::Lawyer))
-        .json(&json!({"clientId": CLIENT, "scheduledAt": day(1, 10), "durationMinutes": 30}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let book = async |hour: u32| -> Value {
+        http.post(format!("{lb}/api/v1/consultations"))
+            .bearer_auth(token(LAWYER, Role::Lawyer))
+            .json(&json!({"clientId": CLIENT, "scheduledAt": day(1, hour), "durationMinutes": 30}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    };
+    let booked = book(10).await;
+    let affinity = book(11).await;
     let mut input = json!({
+        "phase": "affinity",
+        "url": lb,
+        "lb": lb,
+        "nodes": urls,
+        "consultationId": booked["id"],
+        "affinityId": affinity["id"],
+        "tokens": {"lawyer": token(LAWYER, Role::Lawyer), "client": token(CLIENT, Role::Client)},
+    });
+    scenario(&input).await;
+    input = json!({
         "phase": "call",
         "url": lb,
         "lb": lb,

@@ -193,6 +193,7 @@ export class Consultation extends Emitter<ConsultationEvents> {
       new SignalingClient({
         url: options.url,
         token,
+        consultationId: options.consultationId,
         ...(options.ackTimeoutMs ? { ackTimeoutMs: options.ackTimeoutMs } : {}),
         ...(options.socketOptions ? { socketOptions: options.socketOptions } : {}),
       });

@@ -31,10 +31,13 @@ export class FakeSocket {
   #any: Handler[] = [];
   #pending = new Set<AckCallback>();
   #auth: ((cb: (data: unknown) => void) => void) | null = null;
+  /** What the client passed to socket.io-client's `io`. */
+  options: Parameters<NonNullable<SignalingOptions["connect"]>>[1] | null = null;
 
   /** A `connect` option for `SignalingOptions` that hands out this socket. */
   factory(): NonNullable<SignalingOptions["connect"]> {
     return (_url, options) => {
+      this.options = options;
       this.#auth = options.auth as (cb: (data: unknown) => void) => void;
       return this as unknown as Socket;
     };

@@ -38,6 +38,24 @@ describe("SignalingClient", () => {
     expect(socket.auths).toEqual([{ token: "jwt-1" }, { token: "jwt-2" }]);
   });
 
+  it("names its consultation in the connection's query, beside the app's own parameters", async () => {
+    const socket = new FakeSocket();
+    const client = new SignalingClient({
+      url: "http://wakili.test",
+      token: "jwt",
+      consultationId: "c-42",
+      socketOptions: { query: { app: "web" }, transports: ["polling"] },
+      connect: socket.factory(),
+    });
+    const opened = client.connect();
+    await socket.open();
+    await opened;
+    expect(socket.options?.query).toEqual({ app: "web", consultation: "c-42" });
+    expect(socket.options?.transports).toEqual(["polling"]);
+    const { socket: plain } = await connected();
+    expect(plain.options?.query).toBeUndefined();
+  });
+
   it("resolves a request with the ack's fields, without `ok`", async () => {
     const { socket, client } = await connected();
     socket.respond = () => ({ ok: true, score: 4.2, level: "high" });
