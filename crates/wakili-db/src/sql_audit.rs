@@ -68,7 +68,8 @@ impl_for_sql!(crate::AuditStore {
 
     async fn audit_head(&self, consultation_id: &str) -> Result<Option<audit_chain::Head>, DbError> {
         let mut conn = self.pool().acquire().await?;
-        let mut heads = chain_heads(&mut *conn, &[consultation_id.to_owned()]).await?;
+        let backend = self.backend;
+        let mut heads = chain_heads(&mut *conn, backend, &[consultation_id.to_owned()]).await?;
         Ok(heads.remove(consultation_id))
     }
 
@@ -153,6 +154,7 @@ where
 /// statement per chunk of them (see [`chunk_len`]).
 async fn chain_heads<DB>(
     conn: &mut DB::Connection,
+    backend: Backend,
     consultations: &[String],
 ) -> Result<HashMap<String, audit_chain::Head>, DbError>
 where
@@ -172,7 +174,7 @@ where
             "SELECT consultation_id, chain_seq, hash FROM audit_events a \
              WHERE consultation_id IN ({}) AND chain_seq = (SELECT MAX(chain_seq) \
              FROM audit_events b WHERE b.consultation_id = a.consultation_id)",
-            placeholders(chunk.len(), 1)
+            placeholders(backend, chunk.len(), 1)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for id in chunk {
@@ -287,7 +289,7 @@ where
             .execute(&mut *conn)
             .await?;
         }
-        for (consultation, head) in chain_heads(&mut *conn, &unknown).await? {
+        for (consultation, head) in chain_heads(&mut *conn, backend, &unknown).await? {
             memo.heads.insert(consultation, head);
         }
     }
@@ -339,7 +341,7 @@ where
         let sql = format!(
             "INSERT INTO audit_events (id, consultation_id, actor_id, action, detail, \
              created_at, chain_seq, prev_hash, hash) VALUES {}",
-            placeholders(chunk.len(), 9)
+            placeholders(backend, chunk.len(), 9)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for e in chunk {
