@@ -159,11 +159,10 @@ export class SignalingClient {
     }
     const make = this.#options.connect ?? io;
     const { consultationId, socketOptions } = this.#options;
-    const query = consultationId === undefined ? socketOptions?.query : { ...socketOptions?.query, consultation: consultationId };
     const socket = make(this.#options.url, {
       forceNew: true,
       ...socketOptions,
-      ...(query === undefined ? {} : { query }),
+      ...(consultationId === undefined ? {} : { query: { ...socketOptions?.query, consultation: consultationId } }),
       auth: (cb: (data: object) => void) => {
         currentToken(this.#token).then(
           (token) => cb({ token }),

@@ -103,11 +103,7 @@ impl<I: Item> GroupCommit<I> {
     /// one caller's bad item fails only that caller. The commit runs in a task of its own: a
     /// caller that goes away (its connection closed) cannot cut it short and leave the others
     /// without an answer.
-    pub(crate) async fn append<F, Fut>(
-        self: &Arc<Self>,
-        entry: I,
-        commit: F,
-    ) -> Result<I::Out, DbError>
+    pub(crate) async fn run<F, Fut>(self: &Arc<Self>, item: I, commit: F) -> Result<I::Out, DbError>
     where
         F: Fn(Vec<I>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Vec<I::Out>, DbError>> + Send + 'static,
@@ -117,7 +113,7 @@ impl<I: Item> GroupCommit<I> {
         self.queue
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push(Pending { item: entry, done });
+            .push(Pending { item, done });
         let leader = self.lock.lock().await;
         // Commit batches until ours has been: with more than MAX_BATCH waiting, ours may not be
         // in the first one, and nobody else may be left to commit it.
@@ -216,7 +212,7 @@ mod tests {
                     };
                     tokio::spawn(async move {
                         group
-                            .append(entry, move |batch| {
+                            .run(entry, move |batch| {
                                 slow_commit(Arc::clone(&commits), Arc::clone(&written), batch)
                             })
                             .await

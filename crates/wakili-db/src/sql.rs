@@ -312,7 +312,7 @@ impl_for_sql!(crate::ConsultationStore {
         // Every join reads its consultation: concurrent reads (a join storm) share a statement.
         let store = self.clone();
         self.reads
-            .append(Read(id.to_owned()), move |batch| {
+            .run(Read(id.to_owned()), move |batch| {
                 let store = store.clone();
                 async move { store.consultations_by_id(batch).await }
             })

@@ -68,8 +68,7 @@ impl_for_sql!(crate::AuditStore {
 
     async fn audit_head(&self, consultation_id: &str) -> Result<Option<audit_chain::Head>, DbError> {
         let mut conn = self.pool().acquire().await?;
-        let backend = self.backend;
-        let mut heads = chain_heads(&mut *conn, backend, &[consultation_id.to_owned()]).await?;
+        let mut heads = chain_heads(&mut *conn, self.backend, &[consultation_id.to_owned()]).await?;
         Ok(heads.remove(consultation_id))
     }
 
@@ -117,7 +116,7 @@ where
         let store = self.clone();
         let audits = std::sync::Arc::clone(&self.audits);
         audits
-            .append(entry, move |batch| {
+            .run(entry, move |batch| {
                 let store = store.clone();
                 async move {
                     let mut tx = store.begin().await?;

@@ -124,7 +124,6 @@ impl_for_sql!(WebhookStore {
         std::sync::Arc::clone(&self.deliveries)
     }
 
-
     async fn create_endpoint(
         &self,
         new: &NewEndpoint,

@@ -279,6 +279,7 @@ struct Peer {
 impl Peer {
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) -> Tally {
         let mut buf = vec![0u8; 2048];
+        let mut control = nix::cmsg_space!(TimeSpec);
         loop {
             let timeout = match self.drain() {
                 Ok(at) => at,
@@ -306,7 +307,7 @@ impl Peer {
                     }
                     // What is queued, up to a batch, before sleeping again.
                     for _ in 0..33 {
-                        let Ok((n, source, arrived)) = recv_stamped(&self.socket, &mut buf) else {
+                        let Ok((n, source, arrived)) = recv_stamped(&self.socket, &mut buf, &mut control) else {
                             break;
                         };
                         self.arrived = arrived;
@@ -451,17 +452,16 @@ impl Peer {
 /// Reads one datagram with when the kernel queued it on the socket (`SO_TIMESTAMPNS`): the
 /// moment it reached this subscriber, before the generator's own tasks got to it. The
 /// generator shares the machine's cores with the server, so its queue is not the server's.
-fn recv_stamped(socket: &UdpSocket, buf: &mut [u8]) -> io::Result<(usize, SocketAddr, Instant)> {
+/// `control` holds the timestamp's control message (`cmsg_space!(TimeSpec)`), reused.
+fn recv_stamped(
+    socket: &UdpSocket,
+    buf: &mut [u8],
+    control: &mut [u8],
+) -> io::Result<(usize, SocketAddr, Instant)> {
     socket.try_io(Interest::READABLE, || {
         let mut iov = [IoSliceMut::new(buf)];
-        let mut space = nix::cmsg_space!(TimeSpec);
         let fd = socket.as_raw_fd();
-        let msg = recvmsg::<SockaddrStorage>(
-            fd,
-            &mut iov,
-            Some(space.as_mut_slice()),
-            MsgFlags::empty(),
-        )?;
+        let msg = recvmsg::<SockaddrStorage>(fd, &mut iov, Some(&mut *control), MsgFlags::empty())?;
         let source = msg
             .address
             .and_then(|a| {
