@@ -20,7 +20,7 @@ use std::{
     net::SocketAddr,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -123,6 +123,7 @@ struct Shared {
     received: Mutex<Vec<Received>>,
     record: bool,
     delay: Mutex<Duration>,
+    hang: AtomicBool,
     grants: AtomicU64,
     accepted: AtomicU64,
     unauthenticated: AtomicU64,
@@ -168,6 +169,7 @@ impl FakeFcm {
             received: Mutex::new(Vec::new()),
             record,
             delay: Mutex::new(Duration::ZERO),
+            hang: AtomicBool::new(false),
             grants: AtomicU64::new(0),
             accepted: AtomicU64::new(0),
             unauthenticated: AtomicU64::new(0),
@@ -227,6 +229,12 @@ impl FakeFcm {
     /// Each accepted send waits this long before answering.
     pub fn set_delay(&self, delay: Duration) {
         *lock(&self.shared.delay) = delay;
+    }
+
+    /// From now on every send is accepted (counted and recorded) and never answered: the
+    /// provider took the message and the sender never learns it did.
+    pub fn hang(&self) {
+        self.shared.hang.store(true, Ordering::Relaxed);
     }
 
     /// Accepted messages so far (when recording).
@@ -474,6 +482,9 @@ async fn send(
         });
     }
     s.accepted.fetch_add(1, Ordering::Relaxed);
+    if s.hang.load(Ordering::Relaxed) {
+        std::future::pending::<()>().await;
+    }
     axum::Json(json!({ "name": format!("projects/{}/messages/0:{n}", s.project) })).into_response()
 }
 
