@@ -293,6 +293,11 @@ pub struct SignalArgs {
     /// crosses nodes (what the nodes cost apart from Redis).
     #[arg(long, requires = "nodes")]
     pub same_node: bool,
+    /// With --nodes: each node's `worker_threads` (0: one per core, as the one-node run has).
+    /// Default: this host's cores shared out among the nodes, at least one each, as one would
+    /// size nodes sharing a host.
+    #[arg(long, value_name = "N")]
+    pub node_threads: Option<u32>,
     /// With --nodes: once everyone has joined, kill the first node (SIGKILL) and measure how
     /// long its participants take to resume on the other nodes, as the SDK does (a new
     /// connection to another node, then `consultation:join` with the resume token).

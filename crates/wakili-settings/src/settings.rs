@@ -42,6 +42,10 @@ pub struct Settings {
     /// balancer stops sending new clients, while everything else still works. `0s`: no drain.
     #[serde(with = "humantime_serde")]
     pub shutdown_drain: Duration,
+    /// Threads of the async runtime; `0`: one per core the process may use. Lower it when
+    /// several nodes (or other busy services) share a host's cores: each node's idle threads
+    /// otherwise wake each other up for every message and compete for the same cores.
+    pub worker_threads: u32,
     /// HTTP connections: header and idle timeouts, caps in total and per client address.
     pub http: crate::HttpSettings,
     /// Database pool.
@@ -127,6 +131,7 @@ impl Default for Settings {
             request_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
             shutdown_drain: Duration::ZERO,
+            worker_threads: 0,
             http: crate::HttpSettings::default(),
             database: DatabaseSettings::default(),
             auth: AuthSettings::default(),
@@ -248,6 +253,9 @@ impl Settings {
         }
         if self.request_timeout.is_zero() {
             problems.push("request_timeout: must be positive, e.g. \"30s\"".into());
+        }
+        if self.worker_threads > 1024 {
+            problems.push("worker_threads: must be between 0 (one per core) and 1024".into());
         }
         problems.extend(self.http.problems());
         if !(1..=1000).contains(&self.database.max_connections) {

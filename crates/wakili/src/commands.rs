@@ -11,22 +11,39 @@ use crate::cli::{Cli, Command, ConfigCmd, LogFormatArg, Token};
 /// Longest lifetime `wakili token` signs.
 const MAX_TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    // Commands that need no settings: they must work wherever they run, whatever the
-    // configuration there.
-    let command = match cli.command {
-        Command::VerifyRecording(flags) => return crate::verify::verify_recording(flags).await,
-        Command::Loadtest(flags) => return crate::loadtest::run(flags).await,
-        Command::SignalingSchema => {
-            print!("{}", wakili_signal::protocol::schema::document_text());
-            return Ok(());
-        }
-        Command::Config(ConfigCmd { default: true }) => {
-            print!("{}", wakili_settings::DEFAULT_TOML);
-            return Ok(());
-        }
-        command => command,
-    };
+/// A parsed command line, with the settings of the commands that read them: loaded before the
+/// async runtime starts, since they size it ([`Settings::worker_threads`]).
+pub struct Prepared {
+    command: Command,
+    settings: Option<Settings>,
+}
+
+impl Prepared {
+    /// Threads the runtime should have; `None`: one per core.
+    pub fn worker_threads(&self) -> Option<usize> {
+        self.settings
+            .as_ref()
+            .map(|s| s.worker_threads as usize)
+            .filter(|&n| n > 0)
+    }
+}
+
+/// Loads the settings `cli`'s command needs (none for the commands that must work wherever they
+/// run, whatever the configuration there).
+pub fn prepare(cli: Cli) -> anyhow::Result<Prepared> {
+    let command = cli.command;
+    if matches!(
+        command,
+        Command::VerifyRecording(_)
+            | Command::Loadtest(_)
+            | Command::SignalingSchema
+            | Command::Config(ConfigCmd { default: true })
+    ) {
+        return Ok(Prepared {
+            command,
+            settings: None,
+        });
+    }
     let mut overrides = Overrides {
         data_dir: cli.common.data_dir.clone(),
         ..Default::default()
@@ -48,6 +65,31 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         });
     }
     let settings = load(cli.common.config.as_deref(), &overrides)?;
+    Ok(Prepared {
+        command,
+        settings: Some(settings),
+    })
+}
+
+pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
+    let Prepared { command, settings } = prepared;
+    let Some(settings) = settings else {
+        return match command {
+            Command::VerifyRecording(flags) => crate::verify::verify_recording(flags).await,
+            Command::Loadtest(flags) => crate::loadtest::run(flags).await,
+            Command::SignalingSchema => {
+                print!("{}", wakili_signal::protocol::schema::document_text());
+                Ok(())
+            }
+            Command::Config(_) => {
+                print!("{}", wakili_settings::DEFAULT_TOML);
+                Ok(())
+            }
+            Command::Serve(_) | Command::Token(_) | Command::Migrate => {
+                unreachable!("prepare loads the settings of serve, token and migrate")
+            }
+        };
+    };
     match command {
         Command::Serve(_) => self::serve(settings).await,
         Command::Token(token) => self::token(&settings, &token),

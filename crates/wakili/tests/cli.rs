@@ -75,6 +75,34 @@ async fn serve_runs_on_embedded_defaults() {
     server.terminate();
 }
 
+/// `worker_threads` sizes the runtime (three nodes sharing two cores run one thread each);
+/// unset, it has one per core.
+#[tokio::test]
+async fn worker_threads_size_the_runtime() {
+    async fn workers(server: &Server) -> f64 {
+        let text = reqwest::get(format!("{}/metrics", server.base))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("wakili_runtime_worker_threads "))
+            .expect("wakili_runtime_worker_threads in /metrics")
+            .trim()
+            .parse()
+            .unwrap()
+    }
+    let cwd = tempfile::tempdir().unwrap();
+    let server = Server::start_with_env(cwd.path(), &[], &[("WAKILI_WORKER_THREADS", "3")]);
+    assert_eq!(workers(&server).await, 3.0);
+    server.terminate();
+    let server = Server::start(cwd.path(), &[]);
+    let cores = std::thread::available_parallelism().unwrap().get();
+    assert_eq!(workers(&server).await, cores as f64);
+    server.terminate();
+}
+
 #[tokio::test]
 async fn json_logs_carry_request_fields() {
     let cwd = tempfile::tempdir().unwrap();
@@ -192,6 +220,11 @@ fn mistakes_are_named_with_their_fix() {
             vec!["config"],
             vec![("WAKILI_MEDIA__DEFAULT_PROFILE", "ultra")],
             "media.default_profile",
+        ),
+        (
+            vec!["config"],
+            vec![("WAKILI_WORKER_THREADS", "5000")],
+            "worker_threads",
         ),
         (
             vec!["--config", "missing.toml", "config"],

@@ -64,6 +64,7 @@ pub fn run(args: &IngestArgs) -> anyhow::Result<bool> {
         database_url: None,
         redis_url: None,
         secrets_from: None,
+        worker_threads: None,
     };
     let mut target = runtime.block_on(target::start(SignalServer::Wakili, &launch))?;
     let disk_dir = disk_dir(args, &target)?;

@@ -279,6 +279,10 @@ async fn start_nodes(kind: SignalServer, args: &SignalArgs) -> anyhow::Result<Ve
         return Ok(vec![target::start(kind, &launch).await?]);
     }
     launch.redis_url = Some(&args.redis_url);
+    launch.worker_threads = Some(args.node_threads.unwrap_or_else(|| {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        (cores / usize::from(args.nodes.max(1))).max(1) as u32
+    }));
     let first = target::start(kind, &launch).await?;
     let secrets = first
         .data_dir

@@ -70,6 +70,8 @@ pub struct Launch<'a> {
     /// Secrets (the `secrets/` of another node's data directory) a started Wakili shares, so
     /// that tokens and recordings are good on every node.
     pub secrets_from: Option<&'a Path>,
+    /// `WAKILI_WORKER_THREADS` of a started Wakili (default: one thread per core).
+    pub worker_threads: Option<u32>,
 }
 
 impl<'a> Launch<'a> {
@@ -85,6 +87,7 @@ impl<'a> Launch<'a> {
             database_url: args.database_url.as_deref(),
             redis_url: None,
             secrets_from: None,
+            worker_threads: None,
         }
     }
 }
@@ -136,6 +139,9 @@ pub async fn start(kind: SignalServer, launch: &Launch<'_>) -> anyhow::Result<Ta
             }
             if let Some(url) = launch.redis_url {
                 command.env("WAKILI_SIGNALING__REDIS_URL", url);
+            }
+            if let Some(threads) = launch.worker_threads {
+                command.env("WAKILI_WORKER_THREADS", threads.to_string());
             }
             if let Some(secrets) = launch.secrets_from {
                 copy_dir(secrets, &dir.path().join("data/secrets"))?;

@@ -33,6 +33,11 @@ pub(super) const DESCRIPTIONS: &[(&str, Kind, &str)] = &[
         "HTTP connections closed for slowness, by limit (header_read_timeout, idle_timeout)",
     ),
     (
+        "wakili_runtime_worker_threads",
+        Kind::Gauge,
+        "Threads of the async runtime (worker_threads, or one per core)",
+    ),
+    (
         "wakili_http_accept_errors_total",
         Kind::Counter,
         "Failed accepts other than a client giving up (EMFILE, ENFILE, ENOMEM)",

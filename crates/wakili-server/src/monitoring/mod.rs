@@ -213,6 +213,10 @@ impl Monitoring {
         }
         self.counter("wakili_http_accept_errors_total", vec![])
             .absolute(http.accept_errors);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            self.gauge("wakili_runtime_worker_threads")
+                .set(runtime.metrics().num_workers() as f64);
+        }
         let c = self.telemetry.counters();
         self.gauge("wakili_socketio_connections")
             .set(c.connections_open as f64);
