@@ -44,17 +44,23 @@ impl S3Server {
     pub fn start() -> Self {
         let root = tempfile::tempdir().expect("temporary directory");
         std::fs::create_dir_all(root.path().join(BUCKET)).expect("bucket directory");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free local port")
-            .port();
         let mut s3 = Self {
-            port,
+            port: 0,
             root,
             child: None,
         };
-        s3.resume();
-        s3
+        // A port free a moment ago may be taken by the time `s3s-fs` binds it (another test's
+        // server): then it exits, and the next free port is tried.
+        for _ in 0..5 {
+            s3.port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|listener| listener.local_addr())
+                .expect("a free local port")
+                .port();
+            if s3.try_resume() {
+                return s3;
+            }
+        }
+        panic!("s3s-fs found no free port to listen on");
     }
 
     /// The `s3s-fs` program: `$S3S_FS`, else `~/.cargo/bin/s3s-fs` when it exists, else
@@ -76,9 +82,20 @@ impl S3Server {
     /// (Re)starts the server on its port and directory, waiting until it accepts connections.
     ///
     /// # Panics
-    /// When `s3s-fs` cannot be run or does not listen within five seconds.
+    /// When `s3s-fs` cannot be run, its port is taken, or it does not listen within five
+    /// seconds.
     pub fn resume(&mut self) {
-        let child = Command::new(Self::binary())
+        assert!(
+            self.try_resume(),
+            "s3s-fs could not listen on port {} (taken by another process?)",
+            self.port
+        );
+    }
+
+    /// Starts `s3s-fs` on the port and waits until this process listens there (not merely
+    /// something: another server may hold the port); `false` when it exited first.
+    fn try_resume(&mut self) -> bool {
+        let mut child = Command::new(Self::binary())
             .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
             .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
             .arg(self.root.path())
@@ -86,13 +103,18 @@ impl S3Server {
             .stderr(Stdio::null())
             .spawn()
             .expect("s3s-fs is needed (scripts/install-test-tools installs it)");
-        self.child = Some(child);
         for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
+            if child.try_wait().ok().flatten().is_some() {
+                return false;
+            }
+            if listens(child.id(), self.port) {
+                self.child = Some(child);
+                return true;
             }
             std::thread::sleep(Duration::from_millis(25));
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("s3s-fs did not start on port {}", self.port);
     }
 
@@ -155,6 +177,38 @@ impl S3Server {
     pub fn dir(&self) -> PathBuf {
         self.root.path().join(BUCKET)
     }
+}
+
+/// Whether process `pid` holds a TCP socket listening on `port`: one of its descriptors is a
+/// socket whose inode `/proc/net/tcp` lists in state LISTEN (`0A`) on that local port.
+fn listens(pid: u32, port: u16) -> bool {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    let inodes: Vec<String> = fds
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter_map(|target| {
+            let target = target.to_string_lossy().into_owned();
+            Some(
+                target
+                    .strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .to_owned(),
+            )
+        })
+        .collect();
+    let local = format!(":{port:04X}");
+    std::fs::read_to_string("/proc/net/tcp")
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .any(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.len() > 9
+                && fields[1].ends_with(&local)
+                && fields[3] == "0A"
+                && inodes.iter().any(|inode| inode == fields[9])
+        })
 }
 
 impl Drop for S3Server {

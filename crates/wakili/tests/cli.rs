@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 mod common;
 use common::{Server, run, stdout, token, wakili};
+use wakili_testkit::server::metric_at;
 
 async fn post(base: &str, token: &str, body: Value) -> (u16, Value) {
     let response = reqwest::Client::new()
@@ -79,27 +80,16 @@ async fn serve_runs_on_embedded_defaults() {
 /// unset, it has one per core.
 #[tokio::test]
 async fn worker_threads_size_the_runtime() {
-    async fn workers(server: &Server) -> f64 {
-        let text = reqwest::get(format!("{}/metrics", server.base))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.lines()
-            .find_map(|l| l.strip_prefix("wakili_runtime_worker_threads "))
-            .expect("wakili_runtime_worker_threads in /metrics")
-            .trim()
-            .parse()
-            .unwrap()
+    async fn workers(server: &Server) -> Option<f64> {
+        metric_at(&server.base, "wakili_runtime_worker_threads").await
     }
     let cwd = tempfile::tempdir().unwrap();
     let server = Server::start_with_env(cwd.path(), &[], &[("WAKILI_WORKER_THREADS", "3")]);
-    assert_eq!(workers(&server).await, 3.0);
+    assert_eq!(workers(&server).await, Some(3.0));
     server.terminate();
     let server = Server::start(cwd.path(), &[]);
     let cores = std::thread::available_parallelism().unwrap().get();
-    assert_eq!(workers(&server).await, cores as f64);
+    assert_eq!(workers(&server).await, Some(cores as f64));
     server.terminate();
 }
 

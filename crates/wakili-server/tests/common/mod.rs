@@ -10,24 +10,12 @@ use std::time::Duration;
 use serde_json::Value;
 
 pub use wakili_testkit::server::{
-    Launch, SECRET, TURN_SECRET, TestApp, TestServer, day, error_code, read, spawn_app,
+    Launch, SECRET, TURN_SECRET, TestApp, TestServer, day, error_code, metric_at, read, spawn_app,
     spawn_app_with, spawn_node_with, token, token_at,
 };
 
 /// Another node of the same deployment (what [`spawn_node_with`] starts).
 pub type TestNode = TestServer;
-
-/// The unlabelled sample `name` in the `/metrics` of the server at `base` (any node).
-pub async fn metric_at(base: &str, name: &str) -> Option<f64> {
-    let text = reqwest::get(format!("{}/metrics", base.trim_end_matches('/')))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-}
 
 /// `tests/node`, where the scenario scripts live.
 pub fn node_dir() -> std::path::PathBuf {

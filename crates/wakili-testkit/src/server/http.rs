@@ -19,6 +19,22 @@ pub async fn read(response: Response) -> (StatusCode, Value) {
     (status, body)
 }
 
+/// The unlabelled sample `name` in the `/metrics` of the server at `base` (any node), if it is
+/// there.
+///
+/// # Panics
+/// When `/metrics` does not answer.
+pub async fn metric_at(base: &str, name: &str) -> Option<f64> {
+    let text = reqwest::get(format!("{}/metrics", base.trim_end_matches('/')))
+        .await
+        .expect("/metrics answers")
+        .text()
+        .await
+        .expect("/metrics has a body");
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
 /// Asserts the one error shape (`{"error": {"code", "message"}}` with a message) and returns
 /// the code.
 ///

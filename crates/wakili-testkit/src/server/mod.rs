@@ -21,7 +21,7 @@ use wakili_db::Backend;
 use wakili_server::{AppState, Clock, ServerError};
 use wakili_settings::{Secret, Settings};
 
-pub use http::{day, error_code, read};
+pub use http::{day, error_code, metric_at, read};
 pub use tokens::{SECRET, token, token_at};
 
 use crate::db::TestDatabase;
@@ -318,17 +318,7 @@ impl TestApp {
     /// # Panics
     /// When `/metrics` does not answer.
     pub async fn metric(&self, name: &str) -> Option<f64> {
-        let text = self
-            .http
-            .get(self.url("/metrics"))
-            .send()
-            .await
-            .expect("/metrics answers")
-            .text()
-            .await
-            .expect("/metrics has a body");
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        metric_at(&self.url(""), name).await
     }
 
     /// Sends a request (with `body` as JSON, if any) and [`read`]s the answer.
