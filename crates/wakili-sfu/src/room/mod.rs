@@ -330,11 +330,8 @@ impl Room {
         let Some(p) = self.participants.get_mut(&id) else {
             return;
         };
-        if p.dirty {
-            // What was written to it leaves before it takes more input.
-            p.dirty = false;
-            p.drain_at(now, &mut fx.transmits, &mut self.pending);
-        }
+        // What was written to it leaves before it takes more input.
+        p.drain_written(now, &mut fx.transmits, &mut self.pending);
         if let Err(error) = p.rtc.handle_input(input) {
             // A bad packet is the sender's problem; str0m stays usable (or reports it dead).
             tracing::debug!(participant = %p.name, %error, "input refused");
@@ -349,11 +346,8 @@ impl Room {
     pub(crate) fn flush(&mut self, ctx: &Context, now: Instant, fx: &mut Effects) {
         while !self.dirty.is_empty() {
             for id in std::mem::take(&mut self.dirty) {
-                if let Some(p) = self.participants.get_mut(&id)
-                    && p.dirty
-                {
-                    p.dirty = false;
-                    p.drain_at(now, &mut fx.transmits, &mut self.pending);
+                if let Some(p) = self.participants.get_mut(&id) {
+                    p.drain_written(now, &mut fx.transmits, &mut self.pending);
                 }
             }
             self.settle(ctx, now, fx);

@@ -128,6 +128,19 @@ impl Participant {
         }
     }
 
+    /// Drains like [`drain_at`](Self::drain_at) when packets were written to it since it was
+    /// last drained ([`dirty`](Self::dirty)); nothing otherwise.
+    pub(crate) fn drain_written(
+        &mut self,
+        now: Instant,
+        transmits: &mut Vec<Transmit>,
+        pending: &mut Pending,
+    ) {
+        if std::mem::take(&mut self.dirty) {
+            self.drain_at(now, transmits, pending);
+        }
+    }
+
     /// Time passed for the session: its timers run, and what they produce is drained.
     pub(crate) fn handle_timeout(
         &mut self,
