@@ -93,6 +93,19 @@ async fn worker_threads_size_the_runtime() {
     server.terminate();
 }
 
+/// Transparent huge pages are off in the server (a join storm cost a quarter more CPU with
+/// them), unless mimalloc's own option is set.
+#[tokio::test]
+async fn the_server_runs_without_transparent_huge_pages() {
+    let cwd = tempfile::tempdir().unwrap();
+    let server = Server::start(cwd.path(), &[]);
+    assert_eq!(server.status_field("THP_enabled").as_deref(), Some("0"));
+    server.terminate();
+    let server = Server::start_with_env(cwd.path(), &[], &[("MIMALLOC_ALLOW_THP", "1")]);
+    assert_eq!(server.status_field("THP_enabled").as_deref(), Some("1"));
+    server.terminate();
+}
+
 #[tokio::test]
 async fn json_logs_carry_request_fields() {
     let cwd = tempfile::tempdir().unwrap();

@@ -22,13 +22,9 @@ const CONCURRENCY: usize = 50;
 /// How long the server may take to close a refused session (its connect timeout, with margin).
 const CLOSED_WITHIN: Duration = Duration::from_secs(20);
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .expect("VmRSS in /proc/<pid>/status");
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+fn rss_kib(server: &Server) -> u64 {
+    let rss = server.status_field("VmRSS");
+    rss.expect("VmRSS in /proc/<pid>/status").parse().unwrap()
 }
 
 /// Handshake, CONNECT with a bad token, read the refusal; returns the session id, left open.
@@ -173,10 +169,10 @@ async fn refused_handshakes_are_closed_and_leave_no_memory_behind() {
         let warm = round(&http, &base, &addr, REFUSALS).await;
         all_closed(&http, &warm).await;
     }
-    let before = rss_kib(server.pid());
+    let before = rss_kib(&server);
     let sessions = round(&http, &base, &addr, REFUSALS).await;
     all_closed(&http, &sessions).await;
-    let after = rss_kib(server.pid());
+    let after = rss_kib(&server);
     let grown = after.saturating_sub(before);
     eprintln!(
         "VmRSS {before} KiB → {after} KiB after {REFUSALS} refusals over polling and {REFUSALS} over WebSocket"

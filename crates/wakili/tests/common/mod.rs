@@ -120,6 +120,19 @@ impl Server {
         self.child.id()
     }
 
+    /// The first word of `field:` in the server's `/proc/<pid>/status` (`VmRSS` → KiB).
+    pub fn status_field(&self, field: &str) -> Option<String> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
+        let line = status
+            .lines()
+            .find(|l| l.split(':').next() == Some(field))?;
+        line.split(':')
+            .nth(1)?
+            .split_whitespace()
+            .next()
+            .map(str::to_owned)
+    }
+
     /// SIGKILL, as a crash: nothing is flushed or closed.
     pub fn kill(mut self) {
         self.child.kill().unwrap();
