@@ -15,11 +15,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Turns transparent huge pages off for this process, unless `MIMALLOC_ALLOW_THP` is set (then
 /// mimalloc's option decides). mimalloc asks for them (`MADV_HUGEPAGE`) on its arenas, and each
-/// page it touches afresh then costs the kernel zeroing 2 MiB instead of 4 KiB; as it returns
-/// freed memory and takes it again, a join storm spent 38 % of the server's time in
-/// `clear_page_erms` (355 µs of CPU per join with huge pages, 275 without, and 54 against 44
-/// KiB per idle participant). The server never needs them: its memory is many small
-/// per-connection states, not a few large tables.
+/// page it touches for the first time then costs the kernel zeroing 2 MiB instead of 4 KiB: a
+/// join storm spent 38 % of the server's time in `clear_page_erms` (355 µs of CPU per join with
+/// huge pages, 275 without, and 54 against 44 KiB per idle participant; keeping freed memory
+/// instead, `MIMALLOC_PURGE_DELAY=-1`, did not help). The server never needs them: its memory
+/// is many small per-connection states, not a few large tables.
 fn no_transparent_huge_pages() {
     if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
         // A kernel without the flag keeps its default; nothing breaks either way.
