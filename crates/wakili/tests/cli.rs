@@ -93,7 +93,7 @@ async fn worker_threads_size_the_runtime() {
     server.terminate();
 }
 
-/// Transparent huge pages are off in the server (a join storm cost a quarter more CPU with
+/// Transparent huge pages are off in the server (a join storm cost about 30 % more CPU with
 /// them), unless mimalloc's own option is set.
 #[tokio::test]
 async fn the_server_runs_without_transparent_huge_pages() {
