@@ -6,101 +6,113 @@ use wakili_auth::{Algorithm, Minter, TokenRequest};
 use wakili_core::{Role, UserId};
 use wakili_settings::{LogFormat, Overrides, Settings, load};
 
-use crate::cli::{Cli, Command, ConfigCmd, LogFormatArg, Token};
+use crate::cli::{Cli, Command, ConfigCmd, Loadtest, LogFormatArg, Token, VerifyRecording};
 
 /// Longest lifetime `wakili token` signs.
 const MAX_TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// A parsed command line, with the settings of the commands that read them: loaded before the
 /// async runtime starts, since they size it ([`Settings::worker_threads`]).
-pub struct Prepared {
-    command: Command,
-    settings: Option<Settings>,
+pub enum Prepared {
+    /// A command that needs no settings: it must work wherever it runs, whatever the
+    /// configuration there.
+    Standalone(Standalone),
+    /// A command that runs with the loaded settings.
+    Configured(Box<Settings>, Configured),
+}
+
+/// The commands that need no settings.
+pub enum Standalone {
+    VerifyRecording(VerifyRecording),
+    Loadtest(Loadtest),
+    SignalingSchema,
+    /// `config --default`: the built-in defaults, not the effective settings.
+    DefaultConfig,
+}
+
+/// The commands that read the settings.
+pub enum Configured {
+    Serve,
+    Token(Token),
+    Migrate,
+    /// `config`: the effective settings, secrets masked.
+    Config,
 }
 
 impl Prepared {
     /// Threads the runtime should have; `None`: one per core.
     pub fn worker_threads(&self) -> Option<usize> {
-        self.settings
-            .as_ref()
-            .map(|s| s.worker_threads as usize)
-            .filter(|&n| n > 0)
+        match self {
+            Self::Configured(settings, _) => {
+                Some(settings.worker_threads as usize).filter(|&n| n > 0)
+            }
+            Self::Standalone(_) => None,
+        }
     }
 }
 
-/// Loads the settings `cli`'s command needs (none for the commands that must work wherever they
-/// run, whatever the configuration there).
+/// Loads the settings `cli`'s command needs (none for the [`Standalone`] ones).
 pub fn prepare(cli: Cli) -> anyhow::Result<Prepared> {
-    let command = cli.command;
-    if matches!(
-        command,
-        Command::VerifyRecording(_)
-            | Command::Loadtest(_)
-            | Command::SignalingSchema
-            | Command::Config(ConfigCmd { default: true })
-    ) {
-        return Ok(Prepared {
-            command,
-            settings: None,
-        });
-    }
+    let standalone = |command| Ok(Prepared::Standalone(command));
     let mut overrides = Overrides {
         data_dir: cli.common.data_dir.clone(),
         ..Default::default()
     };
-    if let Command::Serve(serve) = &command {
-        overrides.listen = serve.listen;
-        overrides.turn = serve
-            .turn_listen
-            .map(|listen| wakili_settings::TurnOverride { listen });
-        overrides.sfu = serve
-            .sfu_listen
-            .map(|listen| wakili_settings::SfuOverride { listen });
-        if serve.dev {
-            overrides.web = Some(wakili_settings::WebOverride { dev_login: true });
+    let command = match cli.command {
+        Command::VerifyRecording(flags) => return standalone(Standalone::VerifyRecording(flags)),
+        Command::Loadtest(flags) => return standalone(Standalone::Loadtest(flags)),
+        Command::SignalingSchema => return standalone(Standalone::SignalingSchema),
+        Command::Config(ConfigCmd { default: true }) => {
+            return standalone(Standalone::DefaultConfig);
         }
-        overrides.log_format = serve.log_format.map(|f| match f {
-            LogFormatArg::Text => LogFormat::Text,
-            LogFormatArg::Json => LogFormat::Json,
-        });
-    }
+        Command::Config(ConfigCmd { default: false }) => Configured::Config,
+        Command::Token(token) => Configured::Token(token),
+        Command::Migrate => Configured::Migrate,
+        Command::Serve(serve) => {
+            overrides.listen = serve.listen;
+            overrides.turn = serve
+                .turn_listen
+                .map(|listen| wakili_settings::TurnOverride { listen });
+            overrides.sfu = serve
+                .sfu_listen
+                .map(|listen| wakili_settings::SfuOverride { listen });
+            if serve.dev {
+                overrides.web = Some(wakili_settings::WebOverride { dev_login: true });
+            }
+            overrides.log_format = serve.log_format.map(|f| match f {
+                LogFormatArg::Text => LogFormat::Text,
+                LogFormatArg::Json => LogFormat::Json,
+            });
+            Configured::Serve
+        }
+    };
     let settings = load(cli.common.config.as_deref(), &overrides)?;
-    Ok(Prepared {
-        command,
-        settings: Some(settings),
-    })
+    Ok(Prepared::Configured(Box::new(settings), command))
 }
 
 pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
-    let Prepared { command, settings } = prepared;
-    let Some(settings) = settings else {
-        return match command {
-            Command::VerifyRecording(flags) => crate::verify::verify_recording(flags).await,
-            Command::Loadtest(flags) => crate::loadtest::run(flags).await,
-            Command::SignalingSchema => {
+    match prepared {
+        Prepared::Standalone(command) => match command {
+            Standalone::VerifyRecording(flags) => crate::verify::verify_recording(flags).await,
+            Standalone::Loadtest(flags) => crate::loadtest::run(flags).await,
+            Standalone::SignalingSchema => {
                 print!("{}", wakili_signal::protocol::schema::document_text());
                 Ok(())
             }
-            Command::Config(_) => {
+            Standalone::DefaultConfig => {
                 print!("{}", wakili_settings::DEFAULT_TOML);
                 Ok(())
             }
-            Command::Serve(_) | Command::Token(_) | Command::Migrate => {
-                unreachable!("prepare loads the settings of serve, token and migrate")
+        },
+        Prepared::Configured(settings, command) => match command {
+            Configured::Serve => self::serve(*settings).await,
+            Configured::Token(token) => self::token(&settings, &token),
+            Configured::Migrate => migrate(&settings).await,
+            Configured::Config => {
+                print!("{}", settings.to_masked_toml());
+                Ok(())
             }
-        };
-    };
-    match command {
-        Command::Serve(_) => self::serve(settings).await,
-        Command::Token(token) => self::token(&settings, &token),
-        Command::Migrate => migrate(&settings).await,
-        Command::Config(_) => {
-            print!("{}", settings.to_masked_toml());
-            Ok(())
-        }
-        Command::VerifyRecording(_) | Command::Loadtest(_) | Command::SignalingSchema => {
-            unreachable!("verify-recording, loadtest and signaling-schema need no settings")
-        }
+        },
     }
 }
 
