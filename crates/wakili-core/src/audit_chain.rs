@@ -10,7 +10,7 @@
 //! /consultations/{id}/audit` returns, so an export re-hashes to the same values.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 /// The `prev` of a chain's first entry.
@@ -38,7 +38,10 @@ pub struct Link<'a> {
 impl Link<'_> {
     /// The entry's hash (lowercase hex) after `prev` (the previous entry's hash, or [`GENESIS`]).
     pub fn hash(&self, prev: &str) -> String {
-        let fields = json!([
+        // A tuple serializes as the JSON array the module documents, byte for byte what the
+        // same array built as a `serde_json::Value` prints, streamed into the digest without
+        // building that value or its text (a join storm hashes one entry per join).
+        let fields = (
             "wakili-audit/1",
             self.seq,
             prev,
@@ -48,8 +51,25 @@ impl Link<'_> {
             self.action,
             self.detail,
             self.created_at.to_rfc3339_opts(SecondsFormat::Micros, true),
-        ]);
-        hex(&Sha256::digest(fields.to_string().as_bytes()))
+        );
+        let mut digest = Digester(Sha256::new());
+        serde_json::to_writer(&mut digest, &fields)
+            .expect("serializing strings, numbers and a JSON value cannot fail");
+        hex(&digest.0.finalize())
+    }
+}
+
+/// Feeds what is written to it to a SHA-256.
+struct Digester(Sha256);
+
+impl std::io::Write for Digester {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -188,6 +208,7 @@ fn hex(bytes: &[u8]) -> String {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use serde_json::json;
 
     struct Entry {
         seq: u64,
@@ -346,5 +367,49 @@ mod tests {
         };
         assert_eq!(again.hash(GENESIS), log[0].hash);
         assert_eq!(log[0].hash.len(), 64);
+    }
+
+    #[test]
+    fn the_hash_is_the_sha256_of_the_documented_array() {
+        let log = chain(2);
+        let link = link(&log[1]);
+        // The array as the module documents it, printed by serde_json, as an auditor's own
+        // tool would rebuild it (and as this module did before hashing it streamed).
+        let array = json!([
+            "wakili-audit/1",
+            link.seq,
+            log[0].hash,
+            link.id,
+            link.consultation_id,
+            link.actor_id,
+            link.action,
+            link.detail,
+            link.created_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+        ]);
+        let expected = hex(&Sha256::digest(array.to_string().as_bytes()));
+        assert_eq!(link.hash(&log[0].hash), expected);
+        assert_eq!(log[1].hash, expected);
+        // A null actor prints as `null` in both.
+        let system = Link {
+            actor_id: None,
+            ..link
+        };
+        let array = json!([
+            "wakili-audit/1",
+            system.seq,
+            GENESIS,
+            system.id,
+            system.consultation_id,
+            null,
+            system.action,
+            system.detail,
+            system
+                .created_at
+                .to_rfc3339_opts(SecondsFormat::Micros, true)
+        ]);
+        assert_eq!(
+            system.hash(GENESIS),
+            hex(&Sha256::digest(array.to_string().as_bytes()))
+        );
     }
 }

@@ -430,6 +430,99 @@ async fn story(backend: Backend) {
         audit_chain::verify(&chained, None).unwrap();
     }
 
+    // A storm of lawyer arrivals: many status changes at once, sharing group commits. Each is
+    // saved at the version read; a second change of one consultation read at the same version,
+    // and one read before another writer saved, write nothing (and their entries neither).
+    let mut storm = Vec::new();
+    for i in 0..70 {
+        let c = db
+            .create_consultation(booking("l9", &format!("s{i}"), "2026-12-04T09:00:00Z"))
+            .await
+            .unwrap();
+        storm.push(c);
+    }
+    let stale = {
+        let mut read = storm[5].clone();
+        let mut renamed = read.clone();
+        renamed.title = Some("renamed by the API".into());
+        storm[5] = db
+            .save_consultation(
+                &renamed,
+                NewAuditEvent {
+                    consultation_id: Some(renamed.id.clone()),
+                    ..audit("consultation.updated")
+                },
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        read.status = read.status.apply(Action::Start).unwrap();
+        read
+    };
+    let starting: Vec<_> = storm
+        .iter()
+        .map(|c| {
+            let mut s = c.clone();
+            s.status = s.status.apply(Action::Start).unwrap();
+            s.started_at = Some(now);
+            s
+        })
+        .collect();
+    let arrive = |c: wakili_db::models::VideoConsultation| {
+        let id = c.id.clone();
+        let on = move |action| NewAuditEvent {
+            consultation_id: Some(id.clone()),
+            ..audit(action)
+        };
+        db.append_audits_after(
+            (c, on("consultation.started")),
+            vec![on("participant.joined")],
+            now,
+        )
+    };
+    let mut calls: Vec<_> = starting.iter().cloned().map(arrive).collect();
+    calls.push(arrive(starting[0].clone()));
+    calls.push(arrive(stale));
+    let results: Vec<bool> = futures_util::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let (twice, late) = (results[70], results[71]);
+    assert!(!late, "storm[5] was renamed since it was read");
+    assert_eq!(
+        results[..70].iter().filter(|&&saved| saved).count() + usize::from(twice),
+        70,
+        "of storm[0]'s two changes exactly one is saved, and every other consultation's"
+    );
+    for c in &storm {
+        let now_row = db.consultation(&c.id).await.unwrap().unwrap();
+        assert_eq!(now_row.status, ConsultationStatus::InProgress, "{}", c.id);
+        let log = db.audit_log(&c.id).await.unwrap();
+        let actions: Vec<_> = log.iter().map(|e| e.action.as_str()).collect();
+        let tail = ["consultation.started", "participant.joined"];
+        assert!(actions.ends_with(&tail), "{}: {actions:?}", c.id);
+        assert_eq!(
+            actions.len(),
+            3 + usize::from(c.id == storm[5].id),
+            "{}",
+            c.id
+        );
+        let chained: Vec<_> = log.iter().filter_map(|e| e.claimed()).collect();
+        audit_chain::verify(&chained, None).unwrap();
+        assert_eq!(now_row.version, c.version + 1, "{}", c.id);
+    }
+    assert_eq!(
+        db.consultation(&storm[5].id)
+            .await
+            .unwrap()
+            .unwrap()
+            .title
+            .as_deref(),
+        Some("renamed by the API"),
+        "the stale change did not overwrite the rename"
+    );
+
     // Consent decisions and quality samples keep their values and order.
     for (i, granted) in [(1, true), (2, false)] {
         let consent = ConsentRecord {
