@@ -38,10 +38,8 @@ const TIMER_SLACK: Duration = Duration::from_micros(500);
 
 /// Inbound datagrams handled before what they produced is drained and sent: at 50,000
 /// forwarded packets/s, 8 took a fifth off the CPU per packet and halved the p99 against 1
-/// (`wakili-bench sfu`); 32 saved a little more CPU for no better p99. Since sending has its
-/// own thread ([`net::Sender`]), 4 is better: the first copies leave while the next are made
-/// (p99 3.65-4.06 ms in four runs, against 4.16-5.70 with 8, 4.67 with 3 and 4.16 with 6).
-const DATAGRAM_BATCH: usize = 4;
+/// (`wakili-bench sfu`); 32 saved a little more CPU for no better p99.
+const DATAGRAM_BATCH: usize = 8;
 /// Most datagrams read in one turn of the engine before timers and commands get theirs.
 const DATAGRAMS_PER_WAKE: usize = 64 * DATAGRAM_BATCH;
 
@@ -51,7 +49,7 @@ pub(crate) struct Counters {
     /// Datagrams (and ICE-TCP frames) no session accepted, or that were not STUN/DTLS/RTP.
     pub(crate) dropped: AtomicU64,
     /// Datagrams the socket could not take (buffer full, unreachable).
-    pub(crate) send_failures: Arc<AtomicU64>,
+    pub(crate) send_failures: AtomicU64,
     /// Sessions in all rooms, after the latest command or timeout.
     pub(crate) sessions: AtomicU64,
     /// Packets a recorder had no room for (shared with every [`Tap`]).
@@ -64,8 +62,6 @@ type Route = (String, ParticipantId);
 pub(crate) struct Engine {
     pub(crate) ctx: Context,
     pub(crate) socket: UdpSocket,
-    /// Sends what the rooms produce over UDP, on a thread of its own.
-    pub(crate) sender: net::Sender,
     pub(crate) commands: mpsc::Receiver<Command>,
     pub(crate) events: broadcast::Sender<SfuEvent>,
     pub(crate) counters: Arc<Counters>,
@@ -127,7 +123,6 @@ impl Engine {
             room.close(&mut fx);
         }
         self.apply(fx);
-        self.sender.finish().await;
         tracing::info!("SFU stopped");
     }
 
@@ -341,7 +336,12 @@ impl Engine {
                 false
             }
         });
-        self.sender.send(fx.transmits);
+        let failed = net::send_udp(&self.socket, &fx.transmits);
+        if failed > 0 {
+            self.counters
+                .send_failures
+                .fetch_add(failed as u64, Ordering::Relaxed);
+        }
         for event in fx.events {
             tracing::debug!(?event, "SFU event");
             // Nobody listening is fine.

@@ -3,9 +3,7 @@
 //! Every participant's WebRTC session is a [str0m](https://docs.rs/str0m/0.25) `Rtc`; one
 //! tokio task owns all of them and one [`wakili_forward::Forwarder`] per room, reads the
 //! single UDP socket, hands each datagram to the session that accepts it (`Rtc::accepts`,
-//! then remembered per remote address), and carries out the forwarder's decisions; the
-//! datagrams they produce leave from a thread of their own (`net::Sender`), so a burst's
-//! encryption and its system calls overlap. The
+//! then remembered per remote address), and carries out the forwarder's decisions. The
 //! decisions themselves (which layer each subscriber gets, the rewritten sequence numbers and
 //! timestamps, when to ask for a keyframe, who speaks) are wakili-forward's, sans-IO and
 //! tested there; this crate is the plumbing around them. The signaling layer drives it
@@ -135,11 +133,9 @@ impl Sfu {
         let (commands, command_receiver) = mpsc::channel(COMMAND_QUEUE);
         let (events, _) = broadcast::channel(EVENT_QUEUE);
         let counters = Arc::new(Counters::default());
-        let sender = net::Sender::spawn(&socket, counters.send_failures.clone())?;
         let engine = Engine {
             ctx,
             socket,
-            sender,
             commands: command_receiver,
             events: events.clone(),
             counters: counters.clone(),

@@ -8,11 +8,8 @@
 use std::{
     io::{self, IoSlice},
     net::SocketAddr,
-    os::fd::{AsFd, AsRawFd},
-    sync::{
-        Arc,
-        atomic::{AtomicBool, AtomicU64, Ordering},
-    },
+    os::fd::AsRawFd,
+    sync::atomic::{AtomicBool, Ordering},
 };
 
 use nix::sys::socket::{
@@ -20,7 +17,7 @@ use nix::sys::socket::{
 };
 use str0m::net::Transmit;
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
+    io::{AsyncReadExt, AsyncWriteExt, Interest},
     net::{TcpListener, TcpStream, UdpSocket},
     sync::mpsc,
 };
@@ -35,8 +32,6 @@ const MAX_TCP_CONNECTIONS: usize = 1024;
 const TCP_QUEUE: usize = 512;
 /// Most datagrams handed to the kernel in one `sendmmsg`.
 const SEND_BATCH: usize = 64;
-/// Batches (one per engine turn) waiting for the sending thread before the engine waits.
-const SEND_QUEUE: usize = 256;
 /// Most datagrams in one segmented send (the kernel's `UDP_MAX_SEGMENTS`).
 const GSO_SEGMENTS: usize = 64;
 /// Most bytes in one segmented send (one IP packet before segmentation: 64 KiB, headers
@@ -88,65 +83,6 @@ fn bind_udp(addr: SocketAddr) -> Result<UdpSocket, SfuError> {
     UdpSocket::from_std(socket.into()).map_err(bind_error)
 }
 
-/// The thread that hands the engine's datagrams to the kernel, on its own copy of the socket.
-///
-/// One inbound packet fans out to every subscriber of its room, and the system calls that
-/// send the copies (and, on one machine, deliver them) were a third of the engine's time: on
-/// the engine's thread they delayed the next packets' forwarding by as much, so a burst left
-/// no faster than the sum of both. Here the engine goes on with the next packets while the
-/// previous ones are sent. Batches leave in the order the engine made them; when the thread
-/// falls [`SEND_QUEUE`] batches behind, the engine waits for it rather than reorder or drop.
-pub(crate) struct Sender {
-    queue: Option<std::sync::mpsc::SyncSender<Vec<Transmit>>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Sender {
-    /// Starts the thread on a duplicate of `socket`'s descriptor; datagrams the kernel
-    /// refuses are counted in `failures`.
-    pub(crate) fn spawn(socket: &UdpSocket, failures: Arc<AtomicU64>) -> Result<Self, SfuError> {
-        let failed = |e: io::Error| SfuError::Bind {
-            addr: socket
-                .local_addr()
-                .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0))),
-            reason: format!("cannot start the sending thread: {e}"),
-        };
-        let own = std::net::UdpSocket::from(socket.as_fd().try_clone_to_owned().map_err(failed)?);
-        let (queue, batches) = std::sync::mpsc::sync_channel::<Vec<Transmit>>(SEND_QUEUE);
-        let thread = std::thread::Builder::new()
-            .name("wakili-sfu-send".into())
-            .spawn(move || {
-                for batch in batches {
-                    let refused = send_udp(&own, &batch);
-                    if refused > 0 {
-                        failures.fetch_add(refused as u64, Ordering::Relaxed);
-                    }
-                }
-            })
-            .map_err(failed)?;
-        Ok(Self {
-            queue: Some(queue),
-            thread: Some(thread),
-        })
-    }
-
-    /// Queues `datagrams` behind those queued before.
-    pub(crate) fn send(&self, datagrams: Vec<Transmit>) {
-        if let (false, Some(queue)) = (datagrams.is_empty(), &self.queue) {
-            // Fails only once the thread is gone, which happens only after `finish`.
-            let _ = queue.send(datagrams);
-        }
-    }
-
-    /// Sends what is queued and stops the thread.
-    pub(crate) async fn finish(mut self) {
-        self.queue = None;
-        if let Some(thread) = self.thread.take() {
-            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
-        }
-    }
-}
-
 /// Sends `datagrams` (all UDP) on `socket`, in order. Consecutive datagrams to one address of
 /// one size (the last may be shorter), as a subscriber's share of a burst is, leave as one
 /// segmentation-offload send (`UDP_SEGMENT`): the kernel routes and builds them once, not once
@@ -154,7 +90,7 @@ impl Sender {
 /// subscriber, and a `sendto` each was a fifth of the SFU's time. Returns how many could not
 /// be sent: a datagram the kernel refuses is skipped; when the socket buffer is full, the rest
 /// are dropped, as UDP would.
-pub(crate) fn send_udp(socket: &std::net::UdpSocket, datagrams: &[Transmit]) -> usize {
+pub(crate) fn send_udp(socket: &UdpSocket, datagrams: &[Transmit]) -> usize {
     let mut failed = 0;
     let mut singles = 0;
     let mut i = 0;
@@ -205,21 +141,23 @@ fn gso_run(rest: &[Transmit]) -> usize {
 }
 
 /// One `sendmsg` with `UDP_SEGMENT`: `run` (one destination, equal sizes but the last).
-fn send_segmented(socket: &std::net::UdpSocket, run: &[Transmit]) -> usize {
+fn send_segmented(socket: &UdpSocket, run: &[Transmit]) -> usize {
     let slices: Vec<IoSlice<'_>> = run.iter().map(|t| IoSlice::new(&t.contents)).collect();
     let address = SockaddrStorage::from(run[0].destination);
     let Ok(size) = u16::try_from(run[0].contents.len()) else {
         return send_each(socket, run);
     };
     let control = [ControlMessage::UdpGsoSegments(&size)];
-    let sent = sendmsg(
-        socket.as_raw_fd(),
-        &slices,
-        &control,
-        MsgFlags::empty(),
-        Some(&address),
-    )
-    .map_err(io::Error::from);
+    let sent = socket.try_io(Interest::WRITABLE, || {
+        sendmsg(
+            socket.as_raw_fd(),
+            &slices,
+            &control,
+            MsgFlags::empty(),
+            Some(&address),
+        )
+        .map_err(io::Error::from)
+    });
     match sent {
         Ok(_) => 0,
         Err(error) if error.kind() == io::ErrorKind::WouldBlock => run.len(),
@@ -232,12 +170,12 @@ fn send_segmented(socket: &std::net::UdpSocket, run: &[Transmit]) -> usize {
 }
 
 /// Sends `datagrams` many per `sendmmsg`; how many could not be sent.
-fn send_each(socket: &std::net::UdpSocket, datagrams: &[Transmit]) -> usize {
+fn send_each(socket: &UdpSocket, datagrams: &[Transmit]) -> usize {
     let mut failed = 0;
     let mut rest = datagrams;
     while !rest.is_empty() {
         let batch = &rest[..rest.len().min(SEND_BATCH)];
-        match send_batch(socket, batch) {
+        match socket.try_io(Interest::WRITABLE, || send_batch(socket, batch)) {
             Ok(sent) if sent > 0 => rest = &rest[sent..],
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
                 failed += rest.len();
@@ -255,7 +193,7 @@ fn send_each(socket: &std::net::UdpSocket, datagrams: &[Transmit]) -> usize {
 }
 
 /// One `sendmmsg` call: how many datagrams of `batch`, from the first, the kernel took.
-fn send_batch(socket: &std::net::UdpSocket, batch: &[Transmit]) -> io::Result<usize> {
+fn send_batch(socket: &UdpSocket, batch: &[Transmit]) -> io::Result<usize> {
     let slices: Vec<[IoSlice<'_>; 1]> = batch.iter().map(|t| [IoSlice::new(&t.contents)]).collect();
     let addresses: Vec<Option<SockaddrStorage>> = batch
         .iter()
@@ -413,9 +351,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_burst_arrives_as_the_datagrams_it_was_in_order() {
-        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let failures = Arc::new(AtomicU64::new(0));
-        let sender = Sender::spawn(&socket, failures.clone()).unwrap();
+        let sender = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let (one, two) = (
             UdpSocket::bind("127.0.0.1:0").await.unwrap(),
             UdpSocket::bind("127.0.0.1:0").await.unwrap(),
@@ -431,16 +367,8 @@ mod tests {
             sent.push(datagram(to, base + 5, 300));
         }
         sent.push(datagram(to_one, 9, 50));
-        // In two of the engine's turns: the thread keeps their order.
-        let second = sent.split_off(8);
-        sender.send(sent);
-        sender.send(second);
-        sender.finish().await;
-        assert_eq!(
-            failures.load(Ordering::Relaxed),
-            0,
-            "the kernel took them all"
-        );
+        sender.writable().await.unwrap();
+        assert_eq!(send_udp(&sender, &sent), 0);
         assert!(
             !NO_SEGMENTATION.load(Ordering::Relaxed),
             "the kernel took the segmented sends"
