@@ -2,7 +2,7 @@
 //! consultation and transaction, webhook deliveries queued beside each entry), the group commit
 //! that writes a join storm's entries in one transaction, and reading the chain back.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row, Type};
@@ -11,7 +11,10 @@ use wakili_core::{audit_chain, new_id};
 use crate::{
     Backend, DbError,
     models::{AuditEvent, NewAuditEvent, VideoConsultation},
-    sql::{SqlStore, chunk_len, impl_for_sql, placeholders, update_consultation},
+    sql::{
+        SqlStore, chunk_len, impl_for_sql, lookup_chunk, padded, placeholders, update_consultation,
+        update_consultations,
+    },
     time::DbTime,
 };
 
@@ -120,14 +123,30 @@ where
                 let store = store.clone();
                 async move {
                     let mut tx = store.begin().await?;
+                    // The status changes in a few statements: each consultation's first in the
+                    // batch together; a later one of the same consultation alone, in order
+                    // (it finds the version moved on when the first was saved).
+                    let mut firsts = HashSet::new();
+                    let changes: Vec<&VideoConsultation> = batch
+                        .iter()
+                        .filter_map(|entry| entry.change.as_ref().map(|(c, _)| c))
+                        .filter(|c| firsts.insert(c.id.as_str()))
+                        .collect();
+                    let updated = update_consultations(&mut *tx, store.backend, &changes).await?;
+                    drop(changes);
+                    let mut seen = HashSet::new();
                     let mut saved = Vec::with_capacity(batch.len());
                     let mut audits = Vec::new();
                     for entry in batch {
                         if let Some((consultation, audit)) = entry.change {
-                            if update_consultation(&mut *tx, &consultation)
-                                .await?
-                                .is_none()
-                            {
+                            let done = if seen.insert(consultation.id.clone()) {
+                                updated.contains(&consultation.id)
+                            } else {
+                                update_consultation(&mut *tx, &consultation)
+                                    .await?
+                                    .is_some()
+                            };
+                            if !done {
                                 saved.push(false);
                                 continue;
                             }
@@ -150,7 +169,7 @@ where
 }
 
 /// The last entry of each of `consultations`' audit chains (those with none are absent), in one
-/// statement per chunk of them (see [`chunk_len`]).
+/// statement per 64 of them (see [`lookup_chunk`]).
 async fn chain_heads<DB>(
     conn: &mut DB::Connection,
     backend: Backend,
@@ -167,17 +186,19 @@ where
     let mut heads = HashMap::with_capacity(consultations.len());
     let mut rest = consultations;
     while !rest.is_empty() {
-        let (chunk, tail) = rest.split_at(chunk_len(rest.len()));
+        let (take, width) = lookup_chunk(rest.len());
+        let (chunk, tail) = rest.split_at(take);
         rest = tail;
         let sql = format!(
             "SELECT consultation_id, chain_seq, hash FROM audit_events a \
              WHERE consultation_id IN ({}) AND chain_seq = (SELECT MAX(chain_seq) \
              FROM audit_events b WHERE b.consultation_id = a.consultation_id)",
-            placeholders(backend, chunk.len(), 1)
+            placeholders(backend, width, 1)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for id in chunk {
-            query = query.bind(id.clone());
+        let keys: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        for id in padded(&keys, width) {
+            query = query.bind(id.to_owned());
         }
         for row in query.fetch_all(&mut *conn).await? {
             let seq: i64 = row.try_get("chain_seq")?;

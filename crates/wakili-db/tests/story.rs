@@ -523,6 +523,20 @@ async fn story(backend: Backend) {
         "the stale change did not overwrite the rename"
     );
 
+    // Reads at once share statements of a few sizes (the last id repeated to fill one): each
+    // caller still gets its own consultation, and an unknown id nothing.
+    let mut wanted: Vec<String> = storm.iter().map(|c| c.id.clone()).collect();
+    wanted.insert(7, "no-such-consultation".into());
+    wanted.push(storm[0].id.clone());
+    let reads = wanted.iter().map(|id| db.consultation(id));
+    let got = futures_util::future::join_all(reads).await;
+    for (id, read) in wanted.iter().zip(got) {
+        match read.unwrap() {
+            Some(c) => assert_eq!(&c.id, id),
+            None => assert_eq!(id, "no-such-consultation"),
+        }
+    }
+
     // Consent decisions and quality samples keep their values and order.
     for (i, granted) in [(1, true), (2, false)] {
         let consent = ConsentRecord {
