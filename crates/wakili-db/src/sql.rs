@@ -557,7 +557,8 @@ where
         rest = tail;
         // The columns `update_consultation` writes, from a VALUES list (a CTE names its columns
         // on both backends; SQLite has UPDATE … FROM since 3.33). The ids again as an IN list,
-        // so that PostgreSQL finds the rows by their key instead of scanning the table to join.
+        // so that PostgreSQL can read a large table by its key (at a few thousand rows it
+        // still plans a scan).
         let ids = match backend {
             Backend::Postgres => {
                 let first = chunk.len() * 14;
