@@ -502,30 +502,52 @@ where
     for<'q> Option<DbTime>: Encode<'q, DB>,
     for<'r> VideoConsultation: sqlx::FromRow<'r, DB::Row>,
 {
-    Ok(sqlx::query_as(concat!(
+    let query = sqlx::query(concat!(
         "UPDATE video_consultations SET title = $2, notes = $3, scheduled_at = $4, \
          duration_minutes = $5, status = $6, updated_at = $7, started_at = $8, ended_at = $9, \
          cancelled_at = $10, cancelled_by = $11, cancellation_reason = $12, \
          quality_profile = $14, version = version + 1 \
          WHERE id = $1 AND version = $13 RETURNING ",
         consultation_columns!()
-    ))
-    .bind(c.id.clone())
-    .bind(c.title.clone())
-    .bind(c.notes.clone())
-    .bind(DbTime(c.scheduled_at))
-    .bind(i64::from(c.duration_minutes))
-    .bind(c.status.as_str().to_owned())
-    .bind(DbTime(c.updated_at))
-    .bind(c.started_at.map(DbTime))
-    .bind(c.ended_at.map(DbTime))
-    .bind(c.cancelled_at.map(DbTime))
-    .bind(c.cancelled_by.clone())
-    .bind(c.cancellation_reason.clone())
-    .bind(c.version)
-    .bind(c.quality_profile.clone())
-    .fetch_optional(&mut *conn)
-    .await?)
+    ));
+    let row = bind_saved_columns(query, c)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row
+        .map(|row| <VideoConsultation as sqlx::FromRow<_>>::from_row(&row))
+        .transpose()?)
+}
+
+/// Binds what saving `c` writes, in the order both updates number it: id, title, notes,
+/// scheduled_at, duration_minutes, status, updated_at, started_at, ended_at, cancelled_at,
+/// cancelled_by, cancellation_reason, version (the one read), quality_profile.
+fn bind_saved_columns<'q, DB>(
+    query: sqlx::query::Query<'q, DB, DB::Arguments>,
+    c: &VideoConsultation,
+) -> sqlx::query::Query<'q, DB, DB::Arguments>
+where
+    DB: Database,
+    for<'e> String: Encode<'e, DB> + Type<DB>,
+    for<'e> i64: Encode<'e, DB> + Type<DB>,
+    for<'e> DbTime: Encode<'e, DB> + Type<DB>,
+    for<'e> Option<String>: Encode<'e, DB>,
+    for<'e> Option<DbTime>: Encode<'e, DB>,
+{
+    query
+        .bind(c.id.clone())
+        .bind(c.title.clone())
+        .bind(c.notes.clone())
+        .bind(DbTime(c.scheduled_at))
+        .bind(i64::from(c.duration_minutes))
+        .bind(c.status.as_str().to_owned())
+        .bind(DbTime(c.updated_at))
+        .bind(c.started_at.map(DbTime))
+        .bind(c.ended_at.map(DbTime))
+        .bind(c.cancelled_at.map(DbTime))
+        .bind(c.cancelled_by.clone())
+        .bind(c.cancellation_reason.clone())
+        .bind(c.version)
+        .bind(c.quality_profile.clone())
 }
 
 /// Saves each of `changes` inside the caller's transaction if its row is still at its
@@ -585,21 +607,7 @@ where
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for c in chunk {
-            query = query
-                .bind(c.id.clone())
-                .bind(c.title.clone())
-                .bind(c.notes.clone())
-                .bind(DbTime(c.scheduled_at))
-                .bind(i64::from(c.duration_minutes))
-                .bind(c.status.as_str().to_owned())
-                .bind(DbTime(c.updated_at))
-                .bind(c.started_at.map(DbTime))
-                .bind(c.ended_at.map(DbTime))
-                .bind(c.cancelled_at.map(DbTime))
-                .bind(c.cancelled_by.clone())
-                .bind(c.cancellation_reason.clone())
-                .bind(c.version)
-                .bind(c.quality_profile.clone());
+            query = bind_saved_columns(query, c);
         }
         for c in chunk {
             query = query.bind(c.id.clone());

@@ -126,20 +126,23 @@ where
                     // The status changes in a few statements: each consultation's first in the
                     // batch together; a later one of the same consultation alone, in order
                     // (it finds the version moved on when the first was saved).
-                    let mut firsts = HashSet::new();
+                    let mut ids = HashSet::new();
+                    let first: Vec<bool> = batch
+                        .iter()
+                        .map(|e| e.change.as_ref().is_some_and(|(c, _)| ids.insert(&c.id)))
+                        .collect();
                     let changes: Vec<&VideoConsultation> = batch
                         .iter()
-                        .filter_map(|entry| entry.change.as_ref().map(|(c, _)| c))
-                        .filter(|c| firsts.insert(c.id.as_str()))
+                        .zip(&first)
+                        .filter_map(|(e, &first)| e.change.as_ref().filter(|_| first))
+                        .map(|(c, _)| c)
                         .collect();
                     let updated = update_consultations(&mut *tx, store.backend, &changes).await?;
-                    drop(changes);
-                    let mut seen = HashSet::new();
                     let mut saved = Vec::with_capacity(batch.len());
                     let mut audits = Vec::new();
-                    for entry in batch {
+                    for (entry, first) in batch.into_iter().zip(first) {
                         if let Some((consultation, audit)) = entry.change {
-                            let done = if seen.insert(consultation.id.clone()) {
+                            let done = if first {
                                 updated.contains(&consultation.id)
                             } else {
                                 update_consultation(&mut *tx, &consultation)
