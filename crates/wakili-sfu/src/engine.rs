@@ -126,11 +126,23 @@ impl Engine {
         tracing::info!("SFU stopped");
     }
 
-    /// Drains every room's subscribers that packets were written to (see [`Room::flush`]).
+    /// Drains every room's subscribers that packets were written to, sending each one's
+    /// packets as soon as they are released (see [`Room::flush`]).
     fn flush(&mut self, fx: &mut Effects) {
         let now = Instant::now();
-        for room in self.rooms.values_mut() {
-            room.flush(&self.ctx, now, fx);
+        let Self {
+            ctx,
+            socket,
+            counters,
+            rooms,
+            tcp_writers,
+            ..
+        } = self;
+        let mut send = |transmits: &mut Vec<Transmit>| {
+            send_transmits(socket, tcp_writers, counters, transmits);
+        };
+        for room in rooms.values_mut() {
+            room.flush(ctx, now, fx, &mut send);
         }
         // A room a failure emptied here is forgotten at its next timeout (within its tick),
         // not here: that walks every route, and this runs for every few datagrams.
@@ -329,36 +341,50 @@ impl Engine {
 
     /// Sends what the rooms produced and publishes their events.
     fn apply(&mut self, mut fx: Effects) {
-        fx.transmits.retain(|transmit| match transmit.proto {
-            Protocol::Udp => true,
-            _ => {
-                self.send_tcp(transmit);
-                false
-            }
-        });
-        let failed = net::send_udp(&self.socket, &fx.transmits);
-        if failed > 0 {
-            self.counters
-                .send_failures
-                .fetch_add(failed as u64, Ordering::Relaxed);
-        }
+        send_transmits(
+            &self.socket,
+            &self.tcp_writers,
+            &self.counters,
+            &mut fx.transmits,
+        );
         for event in fx.events {
             tracing::debug!(?event, "SFU event");
             // Nobody listening is fine.
             let _ = self.events.send(event);
         }
     }
+}
 
-    /// An ICE-TCP frame to its connection's writer.
-    fn send_tcp(&self, transmit: &Transmit) {
-        let sent = transmit.proto == Protocol::Tcp
-            && self
-                .tcp_writers
-                .get(&transmit.destination)
-                .is_some_and(|writer| writer.try_send(transmit.contents.to_vec()).is_ok());
-        if !sent {
-            self.counters.send_failures.fetch_add(1, Ordering::Relaxed);
+/// Sends `transmits` (UDP on the socket, ICE-TCP frames to their connection's writer) and
+/// empties it; what could not be sent is counted.
+fn send_transmits(
+    socket: &UdpSocket,
+    tcp_writers: &HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
+    counters: &Counters,
+    transmits: &mut Vec<Transmit>,
+) {
+    if transmits.is_empty() {
+        return;
+    }
+    let mut failed = 0;
+    transmits.retain(|transmit| match transmit.proto {
+        Protocol::Udp => true,
+        _ => {
+            // An ICE-TCP frame to its connection's writer.
+            let sent = transmit.proto == Protocol::Tcp
+                && tcp_writers
+                    .get(&transmit.destination)
+                    .is_some_and(|writer| writer.try_send(transmit.contents.to_vec()).is_ok());
+            failed += usize::from(!sent);
+            false
         }
+    });
+    failed += net::send_udp(socket, transmits);
+    transmits.clear();
+    if failed > 0 {
+        counters
+            .send_failures
+            .fetch_add(failed as u64, Ordering::Relaxed);
     }
 }
 

@@ -341,13 +341,24 @@ impl Room {
     }
 
     /// Drains the subscribers packets were written to since the last flush: their packets
-    /// are released and encrypted together, one `handle_timeout` per subscriber rather than
-    /// one per packet. The engine flushes every room before it sends.
-    pub(crate) fn flush(&mut self, ctx: &Context, now: Instant, fx: &mut Effects) {
+    /// are released and encrypted together, and handed to `send` subscriber by subscriber, so
+    /// each leaves as soon as it is encrypted. str0m stamps a packet's send time for TWCC when
+    /// it releases it: sent only once every subscriber was drained, the first ones would wait
+    /// longer the larger the burst, which the receiver's feedback reads as a queue building up
+    /// (the estimate then dropped and layers with it). The engine flushes every room before it
+    /// sends the rest.
+    pub(crate) fn flush(
+        &mut self,
+        ctx: &Context,
+        now: Instant,
+        fx: &mut Effects,
+        send: &mut impl FnMut(&mut Vec<Transmit>),
+    ) {
         while !self.dirty.is_empty() {
             for id in std::mem::take(&mut self.dirty) {
                 if let Some(p) = self.participants.get_mut(&id) {
                     p.drain_written(now, &mut fx.transmits, &mut self.pending);
+                    send(&mut fx.transmits);
                 }
             }
             self.settle(ctx, now, fx);

@@ -2,7 +2,7 @@
 
 use std::{
     collections::{BTreeMap, HashMap, VecDeque},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use str0m::{
@@ -23,6 +23,9 @@ pub(crate) type Pending = VecDeque<(ParticipantId, Event)>;
 /// Most timeouts one [`Participant::drain_at`] handles; any left wait for the engine's timer,
 /// so a session that keeps asking cannot hold up the others.
 const MAX_TIMEOUTS_PER_DRAIN: usize = 64;
+/// How far ahead a timeout still counts as due in [`Participant::drain_at`]: the step str0m's
+/// pacer asks for between two packets (1 µs), with room to spare.
+const PACER_STEP: Duration = Duration::from_micros(5);
 
 /// One participant of a room.
 pub(crate) struct Participant {
@@ -108,11 +111,13 @@ impl Participant {
         }
     }
 
-    /// Drains like [`drain`](Self::drain), and handles the timeouts already due at `now` on
-    /// the spot: str0m releases a written packet only from a timeout, so the packet leaves in
-    /// this turn of the engine instead of a timer tick later. The timeout str0m asks for
-    /// right after each packet (1 µs on) is left to the engine: the next packet written before
-    /// then is released by the same call.
+    /// Drains like [`drain`](Self::drain), and handles the timeouts already due on the spot:
+    /// str0m releases a written packet only from a timeout, so the packet leaves in this turn
+    /// of the engine instead of a timer tick later. With bandwidth estimation, str0m's pacer
+    /// releases one packet per timeout and then asks for the next 1 µs after the time it was
+    /// given; the clock is read again for each, so every packet written since the last drain
+    /// leaves in this one call (reading `now` only once let one packet per subscriber out per
+    /// turn of the engine, the rest a turn each).
     pub(crate) fn drain_at(
         &mut self,
         now: Instant,
@@ -121,10 +126,11 @@ impl Participant {
     ) {
         self.drain(transmits, pending);
         for _ in 0..MAX_TIMEOUTS_PER_DRAIN {
-            if self.failed || self.timeout > now {
+            let now = Instant::now().max(now);
+            if self.failed || self.timeout > now + PACER_STEP {
                 return;
             }
-            self.handle_timeout(now, transmits, pending);
+            self.handle_timeout(now.max(self.timeout), transmits, pending);
         }
     }
 
