@@ -6,7 +6,7 @@ use std::{
     collections::HashMap,
     net::IpAddr,
     sync::{Arc, Mutex},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use anyhow::{Context, bail};
@@ -41,6 +41,18 @@ impl RoomPeers {
                     media::stream_id(*index, None),
                     media::stream_id(*index, Some(layer)),
                 ]
+            })
+            .collect()
+    }
+
+    /// The video layers other than `layer` of every publisher of the room.
+    pub fn other_layers(&self, layer: usize) -> Vec<u16> {
+        self.publishers
+            .iter()
+            .flat_map(|(index, _)| {
+                (0..media::RIDS.len())
+                    .filter(move |l| *l != layer)
+                    .map(|l| media::stream_id(*index, Some(l)))
             })
             .collect()
     }
@@ -254,9 +266,13 @@ async fn wait_connected(rooms: &[RoomPeers], limit: Duration) -> anyhow::Result<
     .await
 }
 
-/// Waits until every subscriber receives all it should: audio and layer `layer` (0 q, 1 h,
-/// 2 f) of each publisher of its room. Wakili's SFU may start a subscriber on a lower layer
-/// than the forced one, until its bandwidth estimate covers it.
+/// Waits until every subscriber receives all it should, and only that: audio and layer
+/// `layer` (0 q, 1 h, 2 f) of each publisher of its room arrived within [`RECENT`], and no
+/// other layer did. Wakili's SFU starts a subscriber on the layer its first bandwidth estimate
+/// covers and steps up to the forced one once the estimate has covered it for the hold time,
+/// so a subscriber that has seen the forced layer once may still be below it; the window
+/// measures forwarding once every subscriber is on it, not the estimator's ramp (the set-up
+/// time shows that).
 pub async fn wait_receiving(
     rooms: &[RoomPeers],
     layer: usize,
@@ -264,17 +280,30 @@ pub async fn wait_receiving(
 ) -> anyhow::Result<()> {
     for room in rooms {
         let want = room.expected_streams(layer);
-        let peers: Vec<&PeerHandle> = room.subscribers.iter().collect();
-        wait_all(&peers, limit, "receive every publisher", |p| {
-            p.shared
-                .streams_seen
-                .lock()
-                .is_ok_and(|seen| want.iter().all(|s| seen.contains(s)))
-        })
+        let others = room.other_layers(layer);
+        wait_all(
+            &room.subscribers.iter().collect::<Vec<_>>(),
+            limit,
+            "receive every publisher on the forced layer only",
+            |p| {
+                p.shared.streams_seen.lock().is_ok_and(|seen| {
+                    let now = Instant::now();
+                    let recent = |stream: &u16| {
+                        seen.get(stream)
+                            .is_some_and(|at| now.saturating_duration_since(*at) < RECENT)
+                    };
+                    want.iter().all(recent) && !others.iter().any(recent)
+                })
+            },
+        )
         .await?;
     }
     Ok(())
 }
+
+/// How lately a stream must have arrived to count as arriving (a video layer at 30 fps
+/// arrives every 33 ms, audio every 20 ms).
+const RECENT: Duration = Duration::from_millis(500);
 
 async fn wait_all(
     peers: &[&PeerHandle],

@@ -3,7 +3,7 @@
 //! arrives (distinct packets per stream, latency) for the packets sent in the window.
 
 use std::{
-    collections::HashSet,
+    collections::HashMap,
     io::{self, IoSliceMut},
     net::{IpAddr, SocketAddr},
     os::fd::AsRawFd,
@@ -60,13 +60,17 @@ pub enum Role {
     Subscriber,
 }
 
+/// How often a subscriber tells the orchestrator that a stream is still arriving.
+pub const SEEN_REFRESH: Duration = Duration::from_millis(50);
+
 /// What the orchestrator reads while the peer runs.
 #[derive(Debug, Default)]
 pub struct Shared {
     /// ICE and DTLS are up.
     pub connected: AtomicBool,
-    /// Distinct streams received so far (subscriber), in the order first seen.
-    pub streams_seen: Mutex<Vec<u16>>,
+    /// When each stream last arrived (subscriber), refreshed at most every
+    /// [`SEEN_REFRESH`].
+    pub streams_seen: Mutex<HashMap<u16, Instant>>,
     /// Why the session ended early.
     pub failure: Mutex<Option<String>>,
 }
@@ -206,7 +210,7 @@ impl Session {
             window,
             sender,
             tally: Tally::default(),
-            seen: HashSet::new(),
+            seen: HashMap::new(),
             arrived: Instant::now(),
         };
         let task = tokio::spawn(peer.run(receiver));
@@ -271,7 +275,8 @@ struct Peer {
     window: Arc<Window>,
     sender: Option<Sender>,
     tally: Tally,
-    seen: HashSet<u16>,
+    /// When each stream last arrived, as last told to [`Shared::streams_seen`].
+    seen: HashMap<u16, Instant>,
     /// When the kernel queued the datagram being handled on the socket.
     arrived: Instant,
 }
@@ -340,8 +345,12 @@ impl Peer {
         let Ok(contents) = data.try_into() else {
             return Ok(());
         };
+        // Arrival as the kernel stamped it, as a browser's network thread would see it: the
+        // generator's own tasks, sharing two cores with the server, read late and in bursts,
+        // and that lag in the TWCC feedback would read as congestion to the server's
+        // bandwidth estimator.
         let input = Input::Receive(
-            Instant::now(),
+            self.arrived,
             Receive {
                 proto: Protocol::Udp,
                 source,
@@ -397,10 +406,16 @@ impl Peer {
         let Some(marker) = Marker::read(&packet.payload) else {
             return;
         };
-        if self.seen.insert(marker.stream)
-            && let Ok(mut seen) = self.shared.streams_seen.lock()
-        {
-            seen.push(marker.stream);
+        let at = self.arrived;
+        let stale = self
+            .seen
+            .get(&marker.stream)
+            .is_none_or(|last| at.saturating_duration_since(*last) >= SEEN_REFRESH);
+        if stale {
+            self.seen.insert(marker.stream, at);
+            if let Ok(mut seen) = self.shared.streams_seen.lock() {
+                seen.insert(marker.stream, at);
+            }
         }
         if !self.window.contains(marker.sent_us) {
             return;
@@ -412,7 +427,8 @@ impl Peer {
             .or_default()
             .insert(marker.seq);
         if fresh {
-            let latency = clock_us(packet.timestamp).saturating_sub(marker.sent_us);
+            // Now, not `packet.timestamp`: str0m was given the kernel's arrival time.
+            let latency = clock_us(Instant::now()).saturating_sub(marker.sent_us);
             self.tally.latency.record(latency);
             let arrival = clock_us(self.arrived).saturating_sub(marker.sent_us);
             self.tally.arrival.record(arrival);
