@@ -344,9 +344,8 @@ impl Room {
     /// are released and encrypted together, and handed to `send` subscriber by subscriber, so
     /// each leaves as soon as it is encrypted. str0m stamps a packet's send time for TWCC when
     /// it releases it: sent only once every subscriber was drained, the first ones would wait
-    /// longer the larger the burst, which the receiver's feedback reads as a queue building up
-    /// (the estimate then dropped and layers with it). The engine flushes every room before it
-    /// sends the rest.
+    /// longer the larger the burst, and the receiver's feedback would show that wait as a
+    /// queue building up. The engine flushes every room before it sends the rest.
     pub(crate) fn flush(
         &mut self,
         ctx: &Context,
