@@ -160,10 +160,10 @@ pub(crate) fn lookup_chunk(n: usize) -> (usize, usize) {
 }
 
 /// `keys` then its last one again until there are `width` (see [`lookup_chunk`]).
-pub(crate) fn padded<'a>(keys: &'a [&'a str], width: usize) -> impl Iterator<Item = &'a str> {
-    let last = keys.last().copied().unwrap_or_default();
+pub(crate) fn padded<K: AsRef<str>>(keys: &[K], width: usize) -> impl Iterator<Item = &str> {
+    let last = keys.last().map_or("", AsRef::as_ref);
     keys.iter()
-        .copied()
+        .map(AsRef::as_ref)
         .chain(std::iter::repeat(last))
         .take(width.max(keys.len()))
 }
@@ -174,12 +174,17 @@ pub(crate) fn padded<'a>(keys: &'a [&'a str], width: usize) -> impl Iterator<Ite
 /// cost 166,000 steps of that search (`sqlite3_bind_parameter_name` was the busiest function of
 /// a join storm); plain `?`s bind in order, without names.
 pub(crate) fn placeholders(backend: Backend, n: usize, width: usize) -> String {
+    placeholders_from(backend, 1, n, width)
+}
+
+/// [`placeholders`] numbered from `first` on PostgreSQL (for values bound after others).
+pub(crate) fn placeholders_from(backend: Backend, first: usize, n: usize, width: usize) -> String {
     let value = |i: usize| match backend {
         Backend::Postgres => format!("${i}"),
         Backend::Sqlite => "?".to_owned(),
     };
     let row = |r: usize| {
-        let values: Vec<String> = (1..=width).map(|i| value(r * width + i)).collect();
+        let values: Vec<String> = (0..width).map(|i| value(first + r * width + i)).collect();
         if width == 1 {
             values.concat()
         } else {
@@ -581,16 +586,7 @@ where
         // on both backends; SQLite has UPDATE … FROM since 3.33). The ids again as an IN list,
         // so that PostgreSQL can read a large table by its key (at a few thousand rows it
         // still plans a scan).
-        let ids = match backend {
-            Backend::Postgres => {
-                let first = chunk.len() * 14;
-                (1..=chunk.len())
-                    .map(|i| format!("${}", first + i))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            }
-            Backend::Sqlite => placeholders(backend, chunk.len(), 1),
-        };
+        let ids = placeholders_from(backend, chunk.len() * 14 + 1, chunk.len(), 1);
         let sql = format!(
             "WITH v (id, title, notes, scheduled_at, duration_minutes, status, updated_at, \
              started_at, ended_at, cancelled_at, cancelled_by, cancellation_reason, version, \
@@ -657,6 +653,8 @@ mod tests {
         assert_eq!(padded(&keys, 4).collect::<Vec<_>>(), ["a", "b", "c", "c"]);
         assert_eq!(padded(&keys, 3).collect::<Vec<_>>(), ["a", "b", "c"]);
         assert_eq!(placeholders(Backend::Postgres, 3, 1), "$1, $2, $3");
+        assert_eq!(placeholders_from(Backend::Postgres, 7, 2, 1), "$7, $8");
+        assert_eq!(placeholders_from(Backend::Sqlite, 7, 2, 1), "?, ?");
         assert_eq!(
             placeholders(Backend::Postgres, 2, 3),
             "($1, $2, $3), ($4, $5, $6)"

@@ -199,8 +199,7 @@ where
             placeholders(backend, width, 1)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        let keys: Vec<&str> = chunk.iter().map(String::as_str).collect();
-        for id in padded(&keys, width) {
+        for id in padded(chunk, width) {
             query = query.bind(id.to_owned());
         }
         for row in query.fetch_all(&mut *conn).await? {

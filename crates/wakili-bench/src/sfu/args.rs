@@ -24,7 +24,8 @@ pub struct SfuArgs {
     /// its room, and publishes nothing.
     #[arg(long, default_value_t = 6)]
     pub subscribers: u32,
-    /// The measured window, once every subscriber receives every publisher.
+    /// The measured window, once every subscriber receives every publisher on the forced
+    /// layer.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub duration: Duration,
     /// The simulcast layer every subscriber receives (forced on both servers: Wakili's

@@ -34,26 +34,22 @@ impl RoomPeers {
     /// The streams each subscriber of the room should receive: audio and `layer` of every
     /// publisher.
     pub fn expected_streams(&self, layer: usize) -> Vec<u16> {
-        self.publishers
-            .iter()
-            .flat_map(|(index, _)| {
-                [
-                    media::stream_id(*index, None),
-                    media::stream_id(*index, Some(layer)),
-                ]
-            })
-            .collect()
+        self.streams(|l| l.is_none_or(|l| l == layer))
     }
 
     /// The video layers other than `layer` of every publisher of the room.
     pub fn other_layers(&self, layer: usize) -> Vec<u16> {
+        self.streams(|l| l.is_some_and(|l| l != layer))
+    }
+
+    /// Every publisher's streams whose layer (`None`: audio) `keep` accepts.
+    fn streams(&self, keep: impl Fn(Option<usize>) -> bool) -> Vec<u16> {
+        let layers = std::iter::once(None).chain((0..media::RIDS.len()).map(Some));
         self.publishers
             .iter()
-            .flat_map(|(index, _)| {
-                (0..media::RIDS.len())
-                    .filter(move |l| *l != layer)
-                    .map(|l| media::stream_id(*index, Some(l)))
-            })
+            .flat_map(|(index, _)| layers.clone().map(|l| (*index, l)))
+            .filter(|(_, l)| keep(*l))
+            .map(|(index, l)| media::stream_id(index, l))
             .collect()
     }
 }
