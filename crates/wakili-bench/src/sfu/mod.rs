@@ -12,6 +12,7 @@ mod peer;
 mod recording;
 mod report;
 mod sender;
+mod slow;
 mod tally;
 mod wakili;
 
@@ -406,6 +407,7 @@ async fn measure_window(
         latency_max_ms: (latency.count() > 0).then(|| latency.max() as f64 / 1000.0),
         arrival_p50_ms: quantile_ms(&arrival, 0.5),
         arrival_p99_ms: quantile_ms(&arrival, 0.99),
+        slow: slow::summarize(subscribers.iter().map(|(_, t)| &t.slow), window.start_us()),
         server_cpu_s,
         cpu_us_per_packet: (received_packets > 0)
             .then(|| server_cpu_s * 1e6 / received_packets as f64),

@@ -36,6 +36,7 @@ use tokio::{
 use super::{
     media::{self, LayerSpec, Marker},
     sender::Sender,
+    slow::SlowPacket,
     tally::{Tally, Window, clock_us},
 };
 
@@ -432,6 +433,11 @@ impl Peer {
             self.tally.latency.record(latency);
             let arrival = clock_us(self.arrived).saturating_sub(marker.sent_us);
             self.tally.arrival.record(arrival);
+            self.tally.slow.note(SlowPacket {
+                sent_us: marker.sent_us,
+                latency_us: arrival,
+                stream: marker.stream,
+            });
         } else {
             self.tally.duplicates += 1;
         }

@@ -6,6 +6,7 @@ use serde::Serialize;
 use super::{
     args::{SfuArgs, TARGET_PPS},
     recording::{Finalized, RecorderCounters},
+    slow::SlowSummary,
 };
 use crate::report::Machine;
 
@@ -97,6 +98,8 @@ pub struct Figures {
     pub arrival_p50_ms: Option<f64>,
     /// See `arrival_p50_ms`.
     pub arrival_p99_ms: Option<f64>,
+    /// The packets that reached a socket late, and when they were sent.
+    pub slow: SlowSummary,
     /// Server CPU (user + system, all threads) over the window, seconds.
     pub server_cpu_s: f64,
     /// Server CPU per received packet, µs.
@@ -455,6 +458,12 @@ impl Report {
                 note += &format!("; {n} datagrams its socket refused");
             }
             lines.push(note);
+            lines.push(format!(
+                "{:<10} {}",
+                "",
+                f.slow
+                    .line((self.load.rooms * self.load.subscribers) as usize)
+            ));
             if f.machine_busy_before_cores > BUSY_BEFORE {
                 lines.push(format!(
                     "note ({}): {:.2} cores were busy before the load (other processes): its \
@@ -696,6 +705,7 @@ mod tests {
             latency_max_ms: Some(2.0),
             arrival_p50_ms: Some(0.2),
             arrival_p99_ms: Some(0.8),
+            slow: SlowSummary::default(),
             server_cpu_s: cpu_s,
             cpu_us_per_packet: Some(cpu_s * 1e6 / received as f64),
             server_cpu_percent: cpu_s * 10.0,

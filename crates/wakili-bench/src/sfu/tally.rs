@@ -45,6 +45,11 @@ impl Window {
         self.end_us.store(clock_us(at), Ordering::Relaxed);
     }
 
+    /// When it opened (µs on [`clock_us`]'s clock).
+    pub fn start_us(&self) -> u64 {
+        self.start_us.load(Ordering::Relaxed)
+    }
+
     /// Whether a packet sent at `sent_us` belongs to the window.
     pub fn contains(&self, sent_us: u64) -> bool {
         sent_us >= self.start_us.load(Ordering::Relaxed)
@@ -174,6 +179,8 @@ pub struct Tally {
     pub latency: Histogram,
     /// Subscriber: arrival on its socket (kernel timestamp) − send, of the same packets.
     pub arrival: Histogram,
+    /// Subscriber: the packets of `arrival` that came late (see [`super::slow`]).
+    pub slow: super::slow::SlowLog,
     /// Subscriber: packets received twice (retransmissions that were not needed).
     pub duplicates: u64,
     /// Keyframe requests (PLI/FIR) the publisher got.
