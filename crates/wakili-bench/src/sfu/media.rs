@@ -41,6 +41,12 @@ pub fn stream_id(publisher: u16, layer: Option<usize>) -> u16 {
     publisher * 4 + layer.map_or(0, |l| l as u16 + 1)
 }
 
+/// The publisher and layer (`None`: audio) of a [`stream_id`].
+pub fn stream_parts(stream: u16) -> (u16, Option<usize>) {
+    let layer = (stream % 4).checked_sub(1).map(usize::from);
+    (stream / 4, layer)
+}
+
 impl Marker {
     /// Writes the marker into the last [`MARKER_LEN`] bytes of `payload`.
     pub fn write(&self, payload: &mut [u8]) {
@@ -199,6 +205,8 @@ mod tests {
         assert_eq!(Marker::read(&[0u8; 3]), None);
         assert_eq!(stream_id(2, None), 8);
         assert_eq!(stream_id(2, Some(2)), 11);
+        assert_eq!(stream_parts(8), (2, None));
+        assert_eq!(stream_parts(11), (2, Some(2)));
     }
 
     #[test]

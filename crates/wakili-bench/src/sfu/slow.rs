@@ -8,6 +8,8 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
+use super::media::stream_parts;
+
 /// A packet is slow when it reached the subscriber's socket this long after it was sent (µs).
 pub const SLOW_US: u64 = 5_000;
 /// Slow packets one subscriber keeps (the rest are counted only).
@@ -24,7 +26,7 @@ pub struct SlowPacket {
     pub sent_us: u64,
     /// Arrival on the socket − send (µs).
     pub latency_us: u64,
-    /// Its stream (`publisher * 4`: audio; `+ 1 + layer`: video).
+    /// Its stream ([`super::media::stream_id`]).
     pub stream: u16,
 }
 
@@ -95,10 +97,11 @@ pub fn summarize<'a>(logs: impl IntoIterator<Item = &'a SlowLog>, start_us: u64)
             let m = moments
                 .entry(p.sent_us.saturating_sub(start_us) / MOMENT_US)
                 .or_default();
+            let (publisher, layer) = stream_parts(p.stream);
             m.packets += 1;
-            m.audio += u64::from(p.stream % 4 == 0);
+            m.audio += u64::from(layer.is_none());
             m.subscribers.insert(subscriber);
-            m.publishers.insert(p.stream / 4);
+            m.publishers.insert(publisher);
             m.max_us = m.max_us.max(p.latency_us);
         }
     }

@@ -52,8 +52,7 @@ impl Window {
 
     /// Whether a packet sent at `sent_us` belongs to the window.
     pub fn contains(&self, sent_us: u64) -> bool {
-        sent_us >= self.start_us.load(Ordering::Relaxed)
-            && sent_us < self.end_us.load(Ordering::Relaxed)
+        sent_us >= self.start_us() && sent_us < self.end_us.load(Ordering::Relaxed)
     }
 }
 
