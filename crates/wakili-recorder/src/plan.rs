@@ -1,7 +1,7 @@
 //! The decisions that need no IO: what signaling asks for, which file a packet belongs to,
 //! which codecs are recorded.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, time::SystemTime};
 
 use wakili_mux::Codec;
 use wakili_sfu::{Codec as SdpCodec, MediaKind};
@@ -79,18 +79,26 @@ pub(crate) fn kind(kind: MediaKind) -> TrackKind {
     }
 }
 
-/// Milliseconds from `from` to `to` on the wall clock, negative when `to` is earlier.
-pub(crate) fn offset_ms(from: std::time::SystemTime, to: std::time::SystemTime) -> i64 {
-    match to.duration_since(from) {
-        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
-        Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
+/// Where a track starts in its session: its first media's wall-clock time and milliseconds
+/// after the session's start. A track's timeline is placed from packet arrivals, so its first
+/// media can fall before the session's start: media sent before the recording started that
+/// reached the recorder after it (a few milliseconds, or hundreds on an overloaded server).
+/// Storage refuses a negative offset, and the track would be lost with it: such a track
+/// starts with the session.
+pub(crate) fn track_start(session: SystemTime, first_media: SystemTime) -> (SystemTime, i64) {
+    match first_media.duration_since(session) {
+        Ok(d) => (
+            first_media,
+            i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        ),
+        Err(_) => (session, 0),
     }
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use std::time::{Duration, SystemTime};
+    use std::time::Duration;
 
     use super::*;
     use wakili_core::ParticipantRole;
@@ -129,9 +137,11 @@ mod tests {
     }
 
     #[test]
-    fn offsets_are_signed_milliseconds() {
+    fn a_track_starts_at_or_after_its_session() {
         let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
-        assert_eq!(offset_ms(t, t + Duration::from_millis(1_500)), 1_500);
-        assert_eq!(offset_ms(t, t - Duration::from_millis(20)), -20);
+        let later = t + Duration::from_millis(1_500);
+        assert_eq!(track_start(t, later), (later, 1_500));
+        // Media sent before the session started: the track starts with the session.
+        assert_eq!(track_start(t, t - Duration::from_millis(20)), (t, 0));
     }
 }

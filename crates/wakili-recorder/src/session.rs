@@ -175,7 +175,13 @@ impl Session {
     }
 
     fn track_ended(&mut self, participant: String, track: TrackId) {
-        if let Some(key) = self.sources.remove(&(Arc::from(participant), track)) {
+        let source = (Arc::from(participant), track);
+        let Some(key) = self.sources.remove(&source) else {
+            return;
+        };
+        // A rejoined publisher's new track may feed the file already (its end can come late,
+        // when the feed was full): that one goes on.
+        if self.files.get(&key).is_some_and(|f| f.source == source) {
             self.pause(&key, Instant::now(), "track_ended");
         }
     }
@@ -324,10 +330,12 @@ impl Session {
             match output {
                 Output::Chunk(chunk) => {
                     if !file.opened {
-                        let started_at = file
+                        let first_media = file
                             .muxer
                             .origin()
                             .map_or_else(SystemTime::now, |o| o.wall_clock);
+                        let (started_at, start_offset_ms) =
+                            plan::track_start(self.started_at, first_media);
                         file.uploader.send(Item::Open(TrackIdentity {
                             participant_id: file.participant_id.clone(),
                             user_id: key.user_id.clone(),
@@ -336,7 +344,7 @@ impl Session {
                             label: key.label.clone(),
                             codec: file.codec,
                             started_at,
-                            start_offset_ms: plan::offset_ms(self.started_at, started_at),
+                            start_offset_ms,
                         }));
                         file.opened = true;
                     }
@@ -389,7 +397,12 @@ impl Session {
             self.drain(key);
         }
         let tracks = self.files.len() as u64;
-        for (_, file) in std::mem::take(&mut self.files) {
+        for (key, file) in std::mem::take(&mut self.files) {
+            if !file.opened {
+                // Media came, yet no part of it could be written: say why.
+                let stats = file.muxer.stats();
+                tracing::warn!(recording_id = %self.plan.recording_id, user_id = %key.user_id, label = %key.label, ?stats, "a track's media came but nothing of it was recorded");
+            }
             file.uploader.send(Item::Finish {
                 chunks: file.chunks,
                 duration_seconds: file.opened.then_some(file.end_ms as f64 / 1000.0),

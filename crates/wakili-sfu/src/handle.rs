@@ -258,7 +258,9 @@ impl SfuHandle {
     /// Records `room` (it need not have sessions yet): from now on every packet of every track
     /// published there (of a simulcast track, its highest layer flowing) is copied to `feed`,
     /// and the end of each track is told. The SFU never waits for the recorder: a packet `feed`
-    /// has no room for is dropped and counted ([`recorder_dropped`](Self::recorder_dropped)).
+    /// has no room for is dropped and counted ([`recorder_dropped`](Self::recorder_dropped));
+    /// a track's end is not dropped but handed over once `feed` has room, after the track's
+    /// packets.
     pub async fn record(
         &self,
         room: &str,

@@ -203,9 +203,17 @@ async fn measure(
                         process::log_tail(&sfu.log, 15)
                     )
                 })?;
-                let finalized =
-                    recording::verify(&sessions, names.len(), (args.publishers * 2) as usize)
-                        .context("the recordings in storage")?;
+                let finalized = recording::verify(
+                    &sessions,
+                    names.len(),
+                    (args.publishers * 2) as usize,
+                )
+                .with_context(|| {
+                    format!(
+                        "the recordings in storage (the recorder after the load: {drained:?}):{}",
+                        process::log_tail(&sfu.log, 15)
+                    )
+                })?;
                 figures.recording = Some(RecordingFigures::new(
                     &before,
                     &after,

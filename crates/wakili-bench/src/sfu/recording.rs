@@ -127,10 +127,16 @@ pub fn verify(
             );
         }
         if session.tracks.len() != tracks_per_room {
+            let recorded: Vec<String> = session
+                .tracks
+                .iter()
+                .map(|t| format!("{}'s {}", t.participant, t.label))
+                .collect();
             bail!(
-                "room {}: {} tracks recorded, {tracks_per_room} published",
+                "room {}: {} tracks recorded ({}), {tracks_per_room} published",
                 session.room,
-                session.tracks.len()
+                session.tracks.len(),
+                recorded.join(", ")
             );
         }
         for t in &session.tracks {

@@ -119,6 +119,13 @@ enum Message {
 
 /// Runs the child: the SFU on `--bind` (and its recorder with `--record`) until stdin closes.
 pub fn serve(args: &SfuServerArgs) -> anyhow::Result<bool> {
+    // Stdout carries the messages to the benchmark; the log goes to stderr, which the
+    // benchmark keeps in a file and quotes when something fails.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -17,7 +17,7 @@ use super::{Effects, Room};
 use crate::{RecordedPacket, RecorderFeed, Rid, SfuError, TrackId, api::MediaKind};
 
 /// Where a recorded room's packets go. Never waits: a packet the recorder has no room for is
-/// counted in `dropped`, for the recorder to report.
+/// counted in `dropped`, for the recorder to report. The end of a track is never dropped.
 #[derive(Clone)]
 pub(crate) struct Tap {
     pub(crate) sender: mpsc::Sender<RecorderFeed>,
@@ -28,6 +28,27 @@ impl Tap {
     fn send(&self, feed: RecorderFeed) {
         if self.sender.try_send(feed).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Hands over `feed` now, or, when the feed is full, as soon as it has room (a task waits
+    /// for it; the forwarding does not). Whatever of its track was handed over before reaches
+    /// the recorder first: no packet of a track follows its end.
+    fn send_surely(&self, feed: RecorderFeed) {
+        let Err(mpsc::error::TrySendError::Full(feed)) = self.sender.try_send(feed) else {
+            return;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                let sender = self.sender.clone();
+                runtime.spawn(async move {
+                    // Fails only once the recorder is gone.
+                    let _ = sender.send(feed).await;
+                });
+            }
+            Err(_) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 }
@@ -158,9 +179,10 @@ impl Room {
     }
 
     /// `track` is gone: the recorder closes its file's stream (a rejoin starts a new one).
+    /// Told even when the feed is full, after the track's last packet.
     pub(super) fn tap_track_ended(&self, participant: &str, track: TrackId) {
         if let Some(tap) = &self.tap {
-            tap.send(RecorderFeed::TrackEnded {
+            tap.send_surely(RecorderFeed::TrackEnded {
                 participant: participant.to_owned(),
                 track,
             });

@@ -117,9 +117,9 @@ async fn a_recorded_room_feeds_the_top_layer_of_every_track_and_tells_when_track
 }
 
 #[tokio::test]
-async fn a_full_feed_drops_and_counts_instead_of_stalling_the_call() {
+async fn a_full_feed_drops_packets_and_counts_them_but_not_track_ends_and_never_stalls_the_call() {
     let h = Harness::start().await;
-    let (tx, _feed) = mpsc::channel(8);
+    let (tx, mut feed) = mpsc::channel(8);
     h.sfu.record(ROOM, tx).await.unwrap();
     let alice = h.join("alice", Publish::camera_and_mic()).await.unwrap();
     let bob = h.join("bob", Publish::camera_and_mic()).await.unwrap();
@@ -136,5 +136,29 @@ async fn a_full_feed_drops_and_counts_instead_of_stalling_the_call() {
     while count() < before + 30 {
         assert!(tokio::time::Instant::now() < deadline, "forwarding stalled");
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Bob leaves while the feed is full: his tracks' ends still reach the recorder once it
+    // reads again, and none of his packets after them.
+    h.sfu.leave(ROOM, "bob").await.unwrap();
+    let items = collect(&mut feed, |items| {
+        items
+            .iter()
+            .filter(|f| matches!(f, RecorderFeed::TrackEnded { participant, .. } if participant == "bob"))
+            .count()
+            == 2
+    })
+    .await;
+    let mut ended = HashSet::new();
+    for item in &items {
+        match item {
+            RecorderFeed::TrackEnded { participant, track } if participant == "bob" => {
+                ended.insert(*track);
+            }
+            RecorderFeed::Packet(p) => assert!(
+                !ended.contains(&p.track),
+                "a packet of a track after its end"
+            ),
+            RecorderFeed::TrackEnded { .. } => {}
+        }
     }
 }
