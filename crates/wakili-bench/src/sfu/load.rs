@@ -255,9 +255,11 @@ async fn wait_connected(rooms: &[RoomPeers], limit: Duration) -> anyhow::Result<
         .flat_map(|r| r.publishers.iter().map(|(_, p)| p))
         .collect();
     wait_all(&peers, limit, "connect", |p| {
-        p.shared
+        let connected = p
+            .shared
             .connected
-            .load(std::sync::atomic::Ordering::Relaxed)
+            .load(std::sync::atomic::Ordering::Relaxed);
+        (!connected).then(|| "not connected".to_owned())
     })
     .await
 }
@@ -282,14 +284,34 @@ pub async fn wait_receiving(
             limit,
             "receive every publisher on the forced layer only",
             |p| {
-                p.shared.streams_seen.lock().is_ok_and(|seen| {
-                    let now = Instant::now();
-                    let recent = |stream: &u16| {
-                        seen.get(stream)
-                            .is_some_and(|at| now.saturating_duration_since(*at) < RECENT)
-                    };
-                    want.iter().all(recent) && !others.iter().any(recent)
-                })
+                let Ok(seen) = p.shared.streams_seen.lock() else {
+                    return Some("its counts are unreadable".to_owned());
+                };
+                let now = Instant::now();
+                let recent = |stream: &&u16| {
+                    seen.get(*stream)
+                        .is_some_and(|at| now.saturating_duration_since(*at) < RECENT)
+                };
+                let missing: Vec<String> = want
+                    .iter()
+                    .filter(|s| !recent(s))
+                    .map(|s| media::stream_name(*s))
+                    .collect();
+                let extra: Vec<String> = others
+                    .iter()
+                    .filter(recent)
+                    .map(|s| media::stream_name(*s))
+                    .collect();
+                match (missing.is_empty(), extra.is_empty()) {
+                    (true, true) => None,
+                    (false, true) => Some(format!("missing {}", missing.join(" "))),
+                    (true, false) => Some(format!("receiving {}", extra.join(" "))),
+                    (false, false) => Some(format!(
+                        "missing {}, receiving {}",
+                        missing.join(" "),
+                        extra.join(" ")
+                    )),
+                }
             },
         )
         .await?;
@@ -305,17 +327,16 @@ async fn wait_all(
     peers: &[&PeerHandle],
     limit: Duration,
     what: &str,
-    done: impl Fn(&PeerHandle) -> bool,
+    pending: impl Fn(&PeerHandle) -> Option<String>,
 ) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + limit;
     loop {
         if let Some(failed) = peers.iter().find_map(|p| p.failure().map(|f| (p, f))) {
             bail!("{}: session failed: {}", failed.0.name, failed.1);
         }
-        let waiting: Vec<&str> = peers
+        let waiting: Vec<(&str, String)> = peers
             .iter()
-            .filter(|p| !done(p))
-            .map(|p| p.name.as_str())
+            .filter_map(|p| pending(p).map(|what| (p.name.as_str(), what)))
             .collect();
         if waiting.is_empty() {
             return Ok(());
@@ -324,7 +345,7 @@ async fn wait_all(
             let shown = waiting
                 .iter()
                 .take(5)
-                .copied()
+                .map(|(name, what)| format!("{name} ({what})"))
                 .collect::<Vec<_>>()
                 .join(", ");
             bail!(

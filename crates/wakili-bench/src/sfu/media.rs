@@ -47,6 +47,13 @@ pub fn stream_parts(stream: u16) -> (u16, Option<usize>) {
     (stream / 4, layer)
 }
 
+/// A stream for people: `publisher 3 f`, `publisher 3 audio`.
+pub fn stream_name(stream: u16) -> String {
+    let (publisher, layer) = stream_parts(stream);
+    let layer = layer.and_then(|l| RIDS.get(l).copied());
+    format!("publisher {publisher} {}", layer.unwrap_or("audio"))
+}
+
 impl Marker {
     /// Writes the marker into the last [`MARKER_LEN`] bytes of `payload`.
     pub fn write(&self, payload: &mut [u8]) {
@@ -207,6 +214,8 @@ mod tests {
         assert_eq!(stream_id(2, Some(2)), 11);
         assert_eq!(stream_parts(8), (2, None));
         assert_eq!(stream_parts(11), (2, Some(2)));
+        assert_eq!(stream_name(11), "publisher 2 f");
+        assert_eq!(stream_name(8), "publisher 2 audio");
     }
 
     #[test]
