@@ -28,6 +28,16 @@ async fn collect(
     seen
 }
 
+/// How many of `participant`'s tracks the feed said ended.
+fn ended(items: &[RecorderFeed], participant: &str) -> usize {
+    items
+        .iter()
+        .filter(
+            |f| matches!(f, RecorderFeed::TrackEnded { participant: p, .. } if p == participant),
+        )
+        .count()
+}
+
 #[tokio::test]
 async fn a_recorded_room_feeds_the_top_layer_of_every_track_and_tells_when_tracks_end() {
     let h = Harness::start().await;
@@ -94,14 +104,7 @@ async fn a_recorded_room_feeds_the_top_layer_of_every_track_and_tells_when_track
 
     // Bob leaves: the recorder hears his tracks end.
     h.sfu.leave(ROOM, "bob").await.unwrap();
-    collect(&mut feed, |items| {
-        items
-            .iter()
-            .filter(|f| matches!(f, RecorderFeed::TrackEnded { participant, .. } if participant == "bob"))
-            .count()
-            == 2
-    })
-    .await;
+    collect(&mut feed, |items| ended(items, "bob") == 2).await;
 
     // Not recorded any more: the feed closes once the SFU lets go of it.
     h.sfu.stop_recording(ROOM).await.unwrap();
@@ -140,22 +143,15 @@ async fn a_full_feed_drops_packets_and_counts_them_but_not_track_ends_and_never_
     // Bob leaves while the feed is full: his tracks' ends still reach the recorder once it
     // reads again, and none of his packets after them.
     h.sfu.leave(ROOM, "bob").await.unwrap();
-    let items = collect(&mut feed, |items| {
-        items
-            .iter()
-            .filter(|f| matches!(f, RecorderFeed::TrackEnded { participant, .. } if participant == "bob"))
-            .count()
-            == 2
-    })
-    .await;
-    let mut ended = HashSet::new();
+    let items = collect(&mut feed, |items| ended(items, "bob") == 2).await;
+    let mut gone = HashSet::new();
     for item in &items {
         match item {
             RecorderFeed::TrackEnded { participant, track } if participant == "bob" => {
-                ended.insert(*track);
+                gone.insert(*track);
             }
             RecorderFeed::Packet(p) => assert!(
-                !ended.contains(&p.track),
+                !gone.contains(&p.track),
                 "a packet of a track after its end"
             ),
             RecorderFeed::TrackEnded { .. } => {}
