@@ -292,26 +292,19 @@ pub async fn wait_receiving(
                     seen.get(*stream)
                         .is_some_and(|at| now.saturating_duration_since(*at) < RECENT)
                 };
-                let missing: Vec<String> = want
-                    .iter()
-                    .filter(|s| !recent(s))
-                    .map(|s| media::stream_name(*s))
+                // What is wrong: wanted streams not arriving, other layers arriving.
+                let wrong: Vec<String> = [("missing", &want, false), ("receiving", &others, true)]
+                    .into_iter()
+                    .filter_map(|(what, streams, arriving)| {
+                        let names: Vec<String> = streams
+                            .iter()
+                            .filter(|s| recent(s) == arriving)
+                            .map(|s| media::stream_name(*s))
+                            .collect();
+                        (!names.is_empty()).then(|| format!("{what} {}", names.join(" ")))
+                    })
                     .collect();
-                let extra: Vec<String> = others
-                    .iter()
-                    .filter(recent)
-                    .map(|s| media::stream_name(*s))
-                    .collect();
-                match (missing.is_empty(), extra.is_empty()) {
-                    (true, true) => None,
-                    (false, true) => Some(format!("missing {}", missing.join(" "))),
-                    (true, false) => Some(format!("receiving {}", extra.join(" "))),
-                    (false, false) => Some(format!(
-                        "missing {}, receiving {}",
-                        missing.join(" "),
-                        extra.join(" ")
-                    )),
-                }
+                (!wrong.is_empty()).then(|| wrong.join(", "))
             },
         )
         .await?;
