@@ -432,3 +432,164 @@ impl Session {
         self.budget.sessions.fetch_sub(1, Ordering::Relaxed);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use async_trait::async_trait;
+    use tokio::sync::mpsc;
+    use wakili_core::ParticipantRole;
+    use wakili_sfu::{Codec, MediaKind, Sfu, SfuConfig};
+
+    use super::*;
+    use crate::{Seat, StoreError};
+
+    /// Keeps the notes written about each track; accepts everything else.
+    #[derive(Default)]
+    struct Notes(Mutex<Vec<(String, TrackNote)>>);
+
+    #[async_trait]
+    impl TrackStore for Notes {
+        async fn open_session(&self, _: &str, _: &str, _: &str) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn open_track(&self, _: &str, t: &TrackIdentity) -> Result<String, StoreError> {
+            Ok(format!("{}-{}", t.user_id, t.label))
+        }
+        async fn put_chunk(&self, _: &str, _: u32, _: Vec<u8>) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn note(
+            &self,
+            track: &str,
+            note: TrackNote,
+            _: serde_json::Value,
+        ) -> Result<(), StoreError> {
+            let mut notes = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            notes.push((track.to_owned(), note));
+            Ok(())
+        }
+        async fn finish_track(&self, _: &str, _: u32, _: Option<f64>) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn finish_session(&self, _: &str, _: &str) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn keep_alive(&self, _: &[String]) -> Result<(), StoreError> {
+            Ok(())
+        }
+    }
+
+    /// Opus packets of one SFU track, one every 20 ms.
+    struct Audio {
+        participant: Arc<str>,
+        track: TrackId,
+        ssrc: u32,
+        next: u64,
+    }
+
+    impl Audio {
+        fn new(participant: &str, track: u64, ssrc: u32) -> Self {
+            Self {
+                participant: Arc::from(participant),
+                track: TrackId(track),
+                ssrc,
+                next: 0,
+            }
+        }
+
+        /// Feeds `count` packets, in real time.
+        async fn send(&mut self, feed: &mpsc::Sender<RecorderFeed>, count: u64) {
+            for _ in 0..count {
+                let n = self.next;
+                self.next += 1;
+                let packet = RecordedPacket {
+                    participant: self.participant.clone(),
+                    track: self.track,
+                    label: Arc::from("audio"),
+                    kind: MediaKind::Audio,
+                    codec: Codec::Opus,
+                    clock_rate: 48_000,
+                    channels: Some(2),
+                    ssrc: self.ssrc,
+                    seq: n as u16,
+                    timestamp: (n * 960) as u32,
+                    marker: false,
+                    payload: Arc::from(vec![0xfc; 40]),
+                    arrival: Instant::now(),
+                    sender_report: None,
+                };
+                feed.send(RecorderFeed::Packet(packet)).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+
+    /// A publisher reloads: their new track feeds the file before the old track's end reaches
+    /// the recorder (the SFU hands an end over late when the feed was full). The file goes on
+    /// without a pause; an end that arrives in order pauses it.
+    #[tokio::test]
+    async fn a_late_end_of_a_rejoined_publishers_old_track_does_not_pause_their_file() {
+        // Runs until its last handle (the session's) is dropped.
+        let sfu = Sfu::start(SfuConfig::loopback(), std::future::pending())
+            .await
+            .unwrap();
+        let spool = tempfile::tempdir().unwrap();
+        let mut config = RecorderConfig::new(spool.path().to_owned());
+        config.chunk_interval = Duration::from_millis(500);
+        let seat = |participant: &str| Seat {
+            participant_id: participant.into(),
+            user_id: "client-1".into(),
+            role: ParticipantRole::Client,
+        };
+        let plan = Plan {
+            recording_id: "rec-1".into(),
+            started_by: "lawyer-1".into(),
+            active: true,
+            seats: vec![seat("bob"), seat("bob-again"), seat("bob-third")],
+        };
+        let store = Arc::new(Notes::default());
+        let session = Session::new(
+            "consultation-1".into(),
+            plan,
+            sfu,
+            store.clone(),
+            config,
+            Arc::new(Budget::new(64 << 20, 64 << 20)),
+        );
+        let (feed, feed_receiver) = mpsc::channel(64);
+        let (controls, control_receiver) = mpsc::unbounded_channel();
+        let running = tokio::spawn(session.run(feed_receiver, control_receiver));
+
+        let mut first = Audio::new("bob", 1, 1111);
+        let mut second = Audio::new("bob-again", 2, 2222);
+        first.send(&feed, 30).await;
+        // The new track's media first, then the old track's end.
+        second.send(&feed, 10).await;
+        let late_end = RecorderFeed::TrackEnded {
+            participant: "bob".into(),
+            track: first.track,
+        };
+        feed.send(late_end).await.unwrap();
+        second.send(&feed, 30).await;
+        // Now an end in order: the second track's, before the third track's media.
+        let end = RecorderFeed::TrackEnded {
+            participant: "bob-again".into(),
+            track: second.track,
+        };
+        feed.send(end).await.unwrap();
+        Audio::new("bob-third", 3, 3333).send(&feed, 30).await;
+        controls.send(Control::Stop).unwrap();
+        running.await.unwrap();
+
+        let notes = store.0.lock().unwrap().clone();
+        assert_eq!(
+            notes,
+            [
+                ("client-1-audio".to_owned(), TrackNote::Paused),
+                ("client-1-audio".to_owned(), TrackNote::Resumed),
+                ("client-1-audio".to_owned(), TrackNote::Stopped),
+            ],
+            "one pause, for the end that came in order"
+        );
+    }
+}
