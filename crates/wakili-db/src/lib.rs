@@ -102,18 +102,32 @@ pub async fn connect(url: &str, options: &PoolOptions) -> Result<Db, DbError> {
                 // Metadata of evidence: an acknowledged write must survive power loss too.
                 .synchronous(SqliteSynchronous::Full)
                 .foreign_keys(true)
+                // Only another process (a `wakili migrate`, a backup) makes a writer wait in
+                // SQLite now: this one's writers queue for the one write connection.
                 .busy_timeout(Duration::from_secs(5));
-            let pool = SqlitePoolOptions::new()
-                .max_connections(options.max_connections)
-                // A file has no other end to hang up: pinging it before every use (sqlx's
-                // default) cost a round trip to the connection's thread per statement.
-                .test_before_acquire(false)
-                .acquire_timeout(options.acquire_timeout)
-                .connect_with(connect)
+            let pool = |max: u32| {
+                SqlitePoolOptions::new()
+                    .max_connections(max)
+                    // A file has no other end to hang up: pinging it before every use (sqlx's
+                    // default) cost a round trip to the connection's thread per statement.
+                    .test_before_acquire(false)
+                    .acquire_timeout(options.acquire_timeout)
+            };
+            // SQLite lets one connection write at a time. Writers on several connections wait
+            // for each other in its busy handler, which sleeps 1, 2, 5, 10 … up to 100 ms between
+            // tries whatever the lock's holder does; on one connection they queue in turn.
+            let writer = pool(1)
+                .connect_with(connect.clone())
                 .await
                 .map_err(DbError::Connect)?;
-            sqlx::migrate!("migrations/sqlite").run(&pool).await?;
-            Arc::new(SqlStore::new(pool, Backend::Sqlite))
+            sqlx::migrate!("migrations/sqlite").run(&writer).await?;
+            // Readers never wait for the writer (WAL). Opened read-only, so that a write sent
+            // to them by mistake fails instead of contending with the writer.
+            let readers = pool(options.max_connections)
+                .connect_with(connect.read_only(true))
+                .await
+                .map_err(DbError::Connect)?;
+            Arc::new(SqlStore::with_writer(readers, writer, Backend::Sqlite))
         }
         Backend::Postgres => {
             let pool = PgPoolOptions::new()

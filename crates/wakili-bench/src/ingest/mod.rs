@@ -196,7 +196,7 @@ async fn ingest(
     args: &IngestArgs,
     ticks_per_s: f64,
 ) -> anyhow::Result<()> {
-    let (tokens, consultations) = target.prepare(1).await?;
+    let (tokens, consultations, _) = target.prepare(1).await?;
     let (lawyer, client, consultation) = match (&tokens[..], &consultations[..]) {
         ([lawyer, client], [consultation]) => (lawyer, client, consultation),
         _ => bail!("preparing the consultation gave no tokens or no consultation"),

@@ -147,7 +147,8 @@ pub struct Spread {
 }
 
 impl Spread {
-    fn of(h: &Histogram) -> Option<Self> {
+    /// The spread of what `h` recorded; `None` when it recorded nothing.
+    pub(crate) fn of(h: &Histogram) -> Option<Self> {
         Some(Self {
             p50_ns: h.quantile(0.5)?,
             p99_ns: h.quantile(0.99)?,

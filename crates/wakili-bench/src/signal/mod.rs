@@ -158,6 +158,7 @@ pub fn run(args: &SignalArgs) -> anyhow::Result<bool> {
                     description: String::new(),
                     measured_process: false,
                     machine_busy_before_cores: None,
+                    booking: None,
                     joins: None,
                     signals: None,
                     error: Some(format!("{e:#}")),
@@ -196,7 +197,7 @@ async fn measure(
         urls.join(", "),
         args.pairs
     );
-    let (tokens, consultations) = nodes[0].prepare(args.pairs).await?;
+    let (tokens, consultations, booking) = nodes[0].prepare(args.pairs).await?;
     eprintln!(
         "[{}] joining {} participants at {}/s",
         kind.name(),
@@ -265,6 +266,7 @@ async fn measure(
         description,
         measured_process: !probe.pids.is_empty(),
         machine_busy_before_cores: busy_before,
+        booking,
         joins: Some(joins),
         signals,
         error,

@@ -64,6 +64,9 @@ pub struct ServerRun {
     /// Cores the machine kept busy over one second before the load, the server idle: other
     /// processes competing for the cores.
     pub machine_busy_before_cores: Option<f64>,
+    /// Booking the consultations over REST, before the joins.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub booking: Option<super::target::Booking>,
     /// Join phase.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub joins: Option<Joins>,
@@ -486,6 +489,22 @@ impl Report {
                     figure(per_signal)
                 ));
             }
+            if let Some(b) = &r.booking
+                && let Some(l) = &b.latency
+            {
+                let ms = |ns: u64| ns as f64 / 1e6;
+                lines.push(format!(
+                    "note ({name}): booking {} consultations over REST, {} requests at a time, \
+                     took {:.2} s ({:.0}/s); each POST p50 {:.2} / p99 {:.2} / max {:.2} ms",
+                    b.consultations,
+                    b.concurrency,
+                    b.wall_s,
+                    b.consultations as f64 / b.wall_s.max(1e-9),
+                    ms(l.p50_ns),
+                    ms(l.p99_ns),
+                    ms(l.max_ns)
+                ));
+            }
             if let Some(j) = &r.joins {
                 for (reason, count) in j.failures.iter().take(5) {
                     lines.push(format!("note ({name}): {count} joins failed: {reason}"));
@@ -676,6 +695,7 @@ mod tests {
             description: "wakili serve --listen 127.0.0.1:1".into(),
             measured_process: true,
             machine_busy_before_cores: Some(0.01),
+            booking: None,
             joins: Some(Joins {
                 started: 2000,
                 joined: 2000,

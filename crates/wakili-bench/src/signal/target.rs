@@ -7,14 +7,17 @@ use std::{
     path::{Path, PathBuf},
     process::{Command, Stdio},
     sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use anyhow::{Context, bail};
 use chrono::Utc;
+use serde::Serialize;
 use wakili_auth::{Minter, TokenRequest};
+use wakili_client::histogram::Histogram;
 use wakili_core::{Role, UserId};
 
+use super::load::Spread;
 use crate::{
     cli::{SignalArgs, SignalServer},
     process::{self, ChildGuard},
@@ -27,6 +30,19 @@ const STARTUP_LIMIT: Duration = Duration::from_secs(30);
 const TOKEN_TTL: Duration = Duration::from_secs(4 * 3600);
 /// Bookings in flight at once.
 const BOOKING_CONCURRENCY: usize = 16;
+
+/// What booking the consultations over REST took: concurrent writes, each a transaction.
+#[derive(Debug, Clone, Serialize)]
+pub struct Booking {
+    /// Consultations booked.
+    pub consultations: u64,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    /// First request sent → last answer, seconds.
+    pub wall_s: f64,
+    /// Each `POST /api/v1/consultations`: sent → answered.
+    pub latency: Option<Spread>,
+}
 
 /// A server ready for load.
 pub struct Target {
@@ -251,15 +267,20 @@ impl Target {
             .unwrap_or_default()
     }
 
-    /// Tokens for every participant (2i: pair i's lawyer, 2i + 1: its client) and a booked
-    /// consultation per pair.
-    pub async fn prepare(&self, pairs: u32) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+    /// Tokens for every participant (2i: pair i's lawyer, 2i + 1: its client), a booked
+    /// consultation per pair, and what the booking took (not for the reference, which books
+    /// nothing).
+    pub async fn prepare(
+        &self,
+        pairs: u32,
+    ) -> anyhow::Result<(Vec<String>, Vec<String>, Option<Booking>)> {
         let Some(minter) = &self.minter else {
             // The reference takes any token and any consultation id.
             let participants = pairs as usize * 2;
             return Ok((
                 vec!["reference".to_owned(); participants],
                 (0..pairs).map(|i| format!("consultation-{i}")).collect(),
+                None,
             ));
         };
         let run = run_tag();
@@ -282,12 +303,17 @@ impl Target {
             tokens.push(mint(&client, Role::Client, &format!("Client {i}"))?);
             clients.push(client);
         }
-        let consultations = self.book(&tokens, clients).await?;
-        Ok((tokens, consultations))
+        let (consultations, booking) = self.book(&tokens, clients).await?;
+        Ok((tokens, consultations, Some(booking)))
     }
 
-    /// Books one consultation per pair over REST, as its lawyer.
-    async fn book(&self, tokens: &[String], clients: Vec<String>) -> anyhow::Result<Vec<String>> {
+    /// Books one consultation per pair over REST, as its lawyer, [`BOOKING_CONCURRENCY`] at a
+    /// time, timing each.
+    async fn book(
+        &self,
+        tokens: &[String],
+        clients: Vec<String>,
+    ) -> anyhow::Result<(Vec<String>, Booking)> {
         let http = reqwest::Client::new();
         let endpoint = format!("{}/api/v1/consultations", self.url);
         let scheduled_at = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
@@ -298,18 +324,22 @@ impl Target {
                 .map(|(i, client)| (tokens[2 * i].clone(), client))
                 .collect(),
         );
+        let latency = Arc::new(Histogram::new());
+        let started = Instant::now();
         let mut workers = Vec::new();
         for worker in 0..BOOKING_CONCURRENCY {
-            let (http, endpoint, jobs, scheduled_at) = (
+            let (http, endpoint, jobs, scheduled_at, latency) = (
                 http.clone(),
                 endpoint.clone(),
                 jobs.clone(),
                 scheduled_at.clone(),
+                latency.clone(),
             );
             workers.push(tokio::spawn(async move {
                 let mut booked = Vec::new();
                 for i in (worker..jobs.len()).step_by(BOOKING_CONCURRENCY) {
                     let (token, client) = &jobs[i];
+                    let sent = Instant::now();
                     let body = serde_json::json!({
                         "clientId": client,
                         "scheduledAt": scheduled_at,
@@ -324,6 +354,8 @@ impl Target {
                         .with_context(|| format!("POST {endpoint}"))?;
                     let status = response.status();
                     let text = response.text().await.unwrap_or_default();
+                    let took = sent.elapsed().as_nanos();
+                    latency.record(u64::try_from(took).unwrap_or(u64::MAX));
                     if !status.is_success() {
                         bail!("POST {endpoint}: {status}: {text}");
                     }
@@ -344,7 +376,13 @@ impl Target {
                 ids[i] = id;
             }
         }
-        Ok(ids)
+        let booking = Booking {
+            consultations: ids.len() as u64,
+            concurrency: BOOKING_CONCURRENCY,
+            wall_s: started.elapsed().as_secs_f64(),
+            latency: Spread::of(&latency),
+        };
+        Ok((ids, booking))
     }
 }
 
