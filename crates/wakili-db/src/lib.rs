@@ -103,7 +103,7 @@ pub async fn connect(url: &str, options: &PoolOptions) -> Result<Db, DbError> {
                 .synchronous(SqliteSynchronous::Full)
                 .foreign_keys(true)
                 // Only another process (a `wakili migrate`, a backup) makes a writer wait in
-                // SQLite now: this one's writers queue for the one write connection.
+                // SQLite: this one's writers take turns (`SqlStore::write`).
                 .busy_timeout(Duration::from_secs(5));
             let pool = |max: u32| {
                 SqlitePoolOptions::new()
@@ -113,16 +113,15 @@ pub async fn connect(url: &str, options: &PoolOptions) -> Result<Db, DbError> {
                     .test_before_acquire(false)
                     .acquire_timeout(options.acquire_timeout)
             };
-            // SQLite lets one connection write at a time. Writers on several connections wait
-            // for each other in its busy handler, which sleeps 1, 2, 5, 10 … up to 100 ms between
-            // tries whatever the lock's holder does; on one connection they queue in turn.
-            let writer = pool(1)
+            // Writers take turns, so one connection would do; with a second, the next writer
+            // need not wait while sqlx returns the first to the pool (a task and a ping).
+            let writer = pool(2)
                 .connect_with(connect.clone())
                 .await
                 .map_err(DbError::Connect)?;
             sqlx::migrate!("migrations/sqlite").run(&writer).await?;
             // Readers never wait for the writer (WAL). Opened read-only, so that a write sent
-            // to them by mistake fails instead of contending with the writer.
+            // to them by mistake fails instead of skipping the writers' turns.
             let readers = pool(options.max_connections)
                 .connect_with(connect.read_only(true))
                 .await

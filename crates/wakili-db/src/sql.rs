@@ -9,7 +9,10 @@ use std::{
     sync::Arc,
 };
 
-use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row, Type};
+use sqlx::{
+    ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row, Type,
+    pool::PoolConnection,
+};
 use wakili_core::{ParticipantRole, new_id, page::Cursor};
 
 use crate::{
@@ -71,10 +74,10 @@ pub(crate) use impl_for_sql;
 pub struct SqlStore<DB: Database> {
     /// Reads (on SQLite: connections opened read-only).
     pool: Pool<DB>,
-    /// Writes and transactions. On SQLite one connection, so that writers queue here in turn
-    /// instead of in SQLite's busy handler, whose sleeps between retries grow to 100 ms
-    /// (measured: a booking burst's writes stalled 1–129 ms each); on PostgreSQL the same pool.
+    /// Writes and transactions (on PostgreSQL the same pool).
     writer: Pool<DB>,
+    /// On SQLite, the turn every write takes first (see [`SqlStore::write`]).
+    turn: Option<Arc<tokio::sync::Mutex<()>>>,
     pub(crate) backend: Backend,
     /// Audit appends of concurrent callers, committed together.
     pub(crate) audits: Arc<GroupCommit<Entry>>,
@@ -90,6 +93,7 @@ impl<DB: Database> Clone for SqlStore<DB> {
         Self {
             pool: self.pool.clone(),
             writer: self.writer.clone(),
+            turn: self.turn.clone(),
             backend: self.backend,
             audits: Arc::clone(&self.audits),
             reads: Arc::clone(&self.reads),
@@ -104,12 +108,12 @@ impl<DB: Database> SqlStore<DB> {
         Self::with_writer(pool.clone(), pool, backend)
     }
 
-    /// Wraps a pool for reads and another for writes (on SQLite: one connection, so that
-    /// writers take turns in the process).
+    /// Wraps a pool for reads and another for writes. On SQLite writes also take turns.
     pub fn with_writer(pool: Pool<DB>, writer: Pool<DB>, backend: Backend) -> Self {
         Self {
             pool,
             writer,
+            turn: (backend == Backend::Sqlite).then(Default::default),
             backend,
             audits: Default::default(),
             reads: Default::default(),
@@ -122,20 +126,65 @@ impl<DB: Database> SqlStore<DB> {
         &self.pool
     }
 
-    /// Where writes go: every statement that changes something, in a transaction
-    /// ([`SqlStore::begin`]) or alone.
-    pub(crate) fn writer(&self) -> &Pool<DB> {
-        &self.writer
+    /// On SQLite, this store's turn to write, in the order asked. SQLite lets one connection
+    /// write at a time, and writers on several connections wait for each other in its busy
+    /// handler, which sleeps 1, 2, 5, 10 … up to 100 ms between tries whatever the lock's holder
+    /// does; taking turns here, a writer starts as soon as the one before is done.
+    async fn turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match &self.turn {
+            Some(turn) => Some(Arc::clone(turn).lock_owned().await),
+            None => None,
+        }
     }
 
-    /// A transaction for a change. On SQLite it begins `IMMEDIATE`, taking the write lock first,
-    /// so what it reads stays current until it commits (a deferred one that read before another
-    /// writer committed would fail with `SQLITE_BUSY_SNAPSHOT` on its first write).
-    pub(crate) async fn begin(&self) -> Result<sqlx::Transaction<'static, DB>, DbError> {
-        Ok(match self.backend {
+    /// A connection for statements that change something, outside a transaction; on SQLite it
+    /// holds the write turn until dropped.
+    pub(crate) async fn write(&self) -> Result<Writing<PoolConnection<DB>>, DbError> {
+        let turn = self.turn().await;
+        Ok(Writing {
+            inner: self.writer.acquire().await?,
+            _turn: turn,
+        })
+    }
+
+    /// A transaction for a change. On SQLite it holds the write turn until committed or
+    /// dropped, and begins `IMMEDIATE`, taking the write lock first, so what it reads stays
+    /// current until it commits (a deferred one that read before another writer committed
+    /// would fail with `SQLITE_BUSY_SNAPSHOT` on its first write).
+    pub(crate) async fn begin(&self) -> Result<Writing<sqlx::Transaction<'static, DB>>, DbError> {
+        let turn = self.turn().await;
+        let inner = match self.backend {
             Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.writer.begin().await?,
-        })
+        };
+        Ok(Writing { inner, _turn: turn })
+    }
+}
+
+/// A connection or transaction that writes, holding the write turn (SQLite) while it lives.
+pub(crate) struct Writing<C> {
+    inner: C,
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl<C: std::ops::Deref> std::ops::Deref for Writing<C> {
+    type Target = C::Target;
+
+    fn deref(&self) -> &C::Target {
+        &self.inner
+    }
+}
+
+impl<C: std::ops::DerefMut> std::ops::DerefMut for Writing<C> {
+    fn deref_mut(&mut self) -> &mut C::Target {
+        &mut self.inner
+    }
+}
+
+impl<DB: Database> Writing<sqlx::Transaction<'static, DB>> {
+    /// Commits, then gives the turn to the next writer.
+    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
+        self.inner.commit().await
     }
 }
 
@@ -273,7 +322,7 @@ impl_for_sql!(Repository {
 
 impl_for_sql!(crate::UserStore {
     async fn upsert_user(&self, claims: &UserClaims, now: DateTime<Utc>) -> Result<User, DbError> {
-        let mut conn = self.writer.acquire().await?;
+        let mut conn = self.write().await?;
         Ok(sqlx::query_as(
             "INSERT INTO users (id, role, name, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) \
              ON CONFLICT (id) DO UPDATE SET role = excluded.role, name = excluded.name, \
@@ -435,7 +484,7 @@ impl_for_sql!(crate::ConsultationStore {
 
 impl_for_sql!(crate::ConsentStore {
     async fn record_consent(&self, c: &ConsentRecord) -> Result<(), DbError> {
-        let mut conn = self.writer.acquire().await?;
+        let mut conn = self.write().await?;
         sqlx::query(
             "INSERT INTO recording_consents (id, consultation_id, recording_id, user_id, \
              participant_id, notice_version, decision, decided_at) \
@@ -469,7 +518,7 @@ impl_for_sql!(crate::ConsentStore {
 
 impl_for_sql!(crate::QualityStore {
     async fn add_quality_sample(&self, q: &QualitySample) -> Result<(), DbError> {
-        let mut conn = self.writer.acquire().await?;
+        let mut conn = self.write().await?;
         sqlx::query(
             "INSERT INTO quality_samples (id, consultation_id, participant_id, user_id, taken_at, \
              rtt_ms, jitter_ms, packet_loss_pct, outbound_kbps, inbound_kbps, frame_rate, width, \

@@ -104,7 +104,7 @@ impl_for_sql!(PushStore {
         new: &NewDevice,
         now: DateTime<Utc>,
     ) -> Result<DeviceRegistration, DbError> {
-        let mut conn = self.writer().acquire().await?;
+        let mut conn = self.write().await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO device_registrations (id, user_id, token, platform, app_version, locale, \
              is_active, last_seen_at, created_at, updated_at) \
@@ -165,7 +165,7 @@ impl_for_sql!(PushStore {
     }
 
     async fn delete_device(&self, user_id: &str, token: &str) -> Result<bool, DbError> {
-        let mut conn = self.writer().acquire().await?;
+        let mut conn = self.write().await?;
         let done = sqlx::query(
             "DELETE FROM device_registrations WHERE user_id = $1 AND token = $2 RETURNING id",
         )
@@ -182,7 +182,7 @@ impl_for_sql!(PushStore {
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<DeviceRegistration>, DbError> {
-        let mut conn = self.writer().acquire().await?;
+        let mut conn = self.write().await?;
         // Silence is cured by a heartbeat; a token FCM refused is not (the app registers anew).
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE device_registrations SET last_seen_at = $3, updated_at = $3, \
@@ -272,7 +272,7 @@ impl_for_sql!(PushStore {
         until: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<OutboxNotification>, DbError> {
-        let mut conn = self.writer().acquire().await?;
+        let mut conn = self.write().await?;
         let mut claimed: Vec<OutboxNotification> = sqlx::query_as(sqlx::AssertSqlSafe(
             claim_sql("push_notifications", "next_attempt_at", "next_attempt_at, id", OUTBOX_COLUMNS),
         ))
@@ -372,7 +372,7 @@ impl_for_sql!(PushStore {
     }
 
     async fn release_notifications(&self, owner: &str) -> Result<(), DbError> {
-        let mut conn = self.writer().acquire().await?;
+        let mut conn = self.write().await?;
         release_leases(&mut *conn, OutboxTable::Push, owner).await
     }
 
@@ -451,7 +451,7 @@ impl_for_sql!(PushStore {
     }
 
     async fn delete_reminders(&self, consultation_id: &str) -> Result<(), DbError> {
-        let mut conn = self.writer().acquire().await?;
+        let mut conn = self.write().await?;
         sqlx::query("DELETE FROM push_reminders WHERE consultation_id = $1 AND status = 'pending'")
             .bind(consultation_id.to_owned())
             .execute(&mut *conn)
@@ -478,7 +478,7 @@ impl_for_sql!(PushStore {
         until: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<DueReminder>, DbError> {
-        let mut conn = self.writer().acquire().await?;
+        let mut conn = self.write().await?;
         Ok(sqlx::query_as(sqlx::AssertSqlSafe(claim_sql(
             "push_reminders",
             "due_at",

@@ -126,7 +126,7 @@ impl_for_sql!(RecordingStore {
         if ids.is_empty() {
             return Ok(0);
         }
-        let mut conn = self.writer().acquire().await?;
+        let mut conn = self.write().await?;
         let sql = format!(
             "UPDATE consultation_recordings SET last_activity_at = $1 \
              WHERE status = 'uploading' AND id IN ({}) RETURNING id",
@@ -140,7 +140,7 @@ impl_for_sql!(RecordingStore {
     }
 
     async fn abandon_recording(&self, id: &str, now: DateTime<Utc>) -> Result<bool, DbError> {
-        let mut conn = self.writer().acquire().await?;
+        let mut conn = self.write().await?;
         let changed = sqlx::query(
             "UPDATE consultation_recordings SET status = 'finalizing', last_activity_at = $2 \
              WHERE id = $1 AND status = 'uploading' RETURNING id",
@@ -153,7 +153,7 @@ impl_for_sql!(RecordingStore {
     }
 
     async fn claim_chunk(&self, chunk: &Chunk, now: DateTime<Utc>) -> Result<Chunk, DbError> {
-        let mut conn = self.writer().acquire().await?;
+        let mut conn = self.write().await?;
         sqlx::query(
             "INSERT INTO recording_chunks (recording_id, seq, sha256, size, object_size, state, \
              object_key, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
@@ -231,7 +231,7 @@ impl_for_sql!(RecordingStore {
         seq: u32,
         sha256: &str,
     ) -> Result<(), DbError> {
-        let mut conn = self.writer().acquire().await?;
+        let mut conn = self.write().await?;
         sqlx::query(
             "DELETE FROM recording_chunks WHERE recording_id = $1 AND seq = $2 AND sha256 = $3 \
              AND state = 'pending'",
@@ -271,12 +271,12 @@ impl_for_sql!(RecordingStore {
         provider: &str,
         now: DateTime<Utc>,
     ) -> Result<(), DbError> {
-        let mut conn = self.writer().acquire().await?;
+        let mut conn = self.write().await?;
         insert_copy(&mut *conn, recording_id, seq, provider, now).await
     }
 
     async fn drop_copy(&self, recording_id: &str, seq: u32, provider: &str) -> Result<(), DbError> {
-        let mut conn = self.writer().acquire().await?;
+        let mut conn = self.write().await?;
         sqlx::query(
             "DELETE FROM recording_chunk_copies WHERE recording_id = $1 AND seq = $2 \
              AND provider = $3",
@@ -357,7 +357,7 @@ impl_for_sql!(RecordingStore {
         lease_until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<bool, DbError> {
-        let mut conn = self.writer().acquire().await?;
+        let mut conn = self.write().await?;
         let changed = sqlx::query(
             "UPDATE consultation_recordings SET status = 'finalizing', last_activity_at = $2, \
              finalize_request = $3, finalize_after = $4, finalize_attempts = 1 \
@@ -373,7 +373,7 @@ impl_for_sql!(RecordingStore {
     }
 
     async fn reopen_recording(&self, id: &str, now: DateTime<Utc>) -> Result<(), DbError> {
-        let mut conn = self.writer().acquire().await?;
+        let mut conn = self.write().await?;
         sqlx::query(
             "UPDATE consultation_recordings SET status = 'uploading', last_activity_at = $2, \
              finalize_request = NULL, finalize_after = NULL, finalize_attempts = 0 \
@@ -392,7 +392,7 @@ impl_for_sql!(RecordingStore {
         lease_until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Option<String>, DbError> {
-        let mut conn = self.writer().acquire().await?;
+        let mut conn = self.write().await?;
         let row = sqlx::query(
             "UPDATE consultation_recordings SET finalize_after = $2, \
              finalize_attempts = finalize_attempts + 1 \
@@ -414,7 +414,7 @@ impl_for_sql!(RecordingStore {
         now: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<(String, String, u32)>, DbError> {
-        let mut conn = self.writer().acquire().await?;
+        let mut conn = self.write().await?;
         let rows = sqlx::query(
             "UPDATE consultation_recordings SET finalize_after = $1, \
              finalize_attempts = finalize_attempts + 1 \
@@ -442,7 +442,7 @@ impl_for_sql!(RecordingStore {
     }
 
     async fn finalization_failed(&self, id: &str, retry_at: DateTime<Utc>) -> Result<(), DbError> {
-        let mut conn = self.writer().acquire().await?;
+        let mut conn = self.write().await?;
         sqlx::query(
             "UPDATE consultation_recordings SET finalize_after = $2 \
              WHERE id = $1 AND status = 'finalizing'",
@@ -460,7 +460,7 @@ impl_for_sql!(RecordingStore {
         now: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<String>, DbError> {
-        let mut conn = self.writer().acquire().await?;
+        let mut conn = self.write().await?;
         let rows = sqlx::query(
             "UPDATE consultation_recordings SET status = 'finalizing', last_activity_at = $2 \
              WHERE id IN (SELECT r.id FROM consultation_recordings r \
@@ -608,7 +608,7 @@ impl_for_sql!(RecordingStore {
         object_key: &str,
         done: bool,
     ) -> Result<(), DbError> {
-        let mut conn = self.writer().acquire().await?;
+        let mut conn = self.write().await?;
         let sql = if done {
             "DELETE FROM recording_object_deletes WHERE provider = $1 AND object_key = $2"
         } else {
@@ -676,7 +676,7 @@ impl_for_sql!(RecordingStore {
         wrapped_key: &str,
         key_id: &str,
     ) -> Result<bool, DbError> {
-        let mut conn = self.writer().acquire().await?;
+        let mut conn = self.write().await?;
         let changed = sqlx::query(
             "UPDATE consultation_recordings SET wrapped_key = $3, key_id = $4 \
              WHERE id = $1 AND wrapped_key = $2 RETURNING id",

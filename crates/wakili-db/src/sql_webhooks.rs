@@ -129,7 +129,7 @@ impl_for_sql!(WebhookStore {
         new: &NewEndpoint,
         now: DateTime<Utc>,
     ) -> Result<WebhookEndpoint, DbError> {
-        let mut conn = self.writer().acquire().await?;
+        let mut conn = self.write().await?;
         let row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "INSERT INTO webhook_endpoints (id, url, events, description, source, secret, \
              enabled, consecutive_failures, created_at, updated_at) \
@@ -154,7 +154,7 @@ impl_for_sql!(WebhookStore {
         previous_until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<WebhookEndpoint, DbError> {
-        let mut conn = self.writer().acquire().await?;
+        let mut conn = self.write().await?;
         let row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "INSERT INTO webhook_endpoints (id, url, events, description, source, secret, \
              enabled, consecutive_failures, created_at, updated_at) \
@@ -306,7 +306,7 @@ impl_for_sql!(WebhookStore {
         until: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<WebhookDelivery>, DbError> {
-        let mut conn = self.writer().acquire().await?;
+        let mut conn = self.write().await?;
         // Only the head of each (endpoint, consultation) queue is claimable: a delivery waits
         // while an earlier one of its consultation to its endpoint is pending (leased or not).
         let mut claimed: Vec<WebhookDelivery> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -469,7 +469,7 @@ impl_for_sql!(WebhookStore {
     }
 
     async fn release_webhook_deliveries(&self, owner: &str) -> Result<(), DbError> {
-        let mut conn = self.writer().acquire().await?;
+        let mut conn = self.write().await?;
         release_leases(&mut *conn, OutboxTable::Webhooks, owner).await
     }
 
