@@ -688,6 +688,82 @@ where
 mod tests {
     use super::*;
 
+    /// On SQLite, writers that arrive together (transactions and single statements) take turns
+    /// in the process and never meet in SQLite's busy handler: with its timeout at 0 here, any
+    /// two that did would fail with "database is locked".
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_writers_take_turns_and_never_find_the_database_locked() {
+        use std::{str::FromStr, time::Duration};
+
+        use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+
+        use crate::stores::{AuditStore, UserStore};
+
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("wakili.db").display());
+        let migrated = crate::connect(&url, &crate::PoolOptions::default()).await;
+        drop(migrated.expect("a migrated database"));
+        let options = SqliteConnectOptions::from_str(&url)
+            .expect("the test database's URL")
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(Duration::ZERO);
+        let pool = |max: u32, read_only: bool| {
+            SqlitePoolOptions::new()
+                .max_connections(max)
+                .connect_with(options.clone().read_only(read_only))
+        };
+        let store = SqlStore::with_writer(
+            pool(4, true).await.expect("readers"),
+            pool(2, false).await.expect("writers"),
+            Backend::Sqlite,
+        );
+        let writers: Vec<_> = (0..32)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    for j in 0..5 {
+                        let now = Utc::now();
+                        let claims = UserClaims {
+                            id: format!("user-{i}"),
+                            role: wakili_core::Role::Client,
+                            name: format!("User {i}.{j}"),
+                        };
+                        store.upsert_user(&claims, now).await?;
+                        let event = NewAuditEvent {
+                            consultation_id: None,
+                            actor_id: Some(claims.id),
+                            action: "test.written",
+                            detail: serde_json::json!({ "j": j }),
+                        };
+                        store.append_audit(event, now).await?;
+                    }
+                    Ok::<_, DbError>(())
+                })
+            })
+            .collect();
+        for writer in writers {
+            let written = writer.await.expect("a writer task");
+            assert!(
+                written.is_ok(),
+                "a writer found the database locked: {written:?}"
+            );
+        }
+        let names = sqlx::query_scalar::<_, String>("SELECT name FROM users WHERE id = 'user-7'")
+            .fetch_one(store.pool())
+            .await
+            .expect("user-7");
+        assert_eq!(names, "User 7.4", "each user's last write is the one kept");
+        let written = sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM audit_events WHERE action = 'test.written'",
+        )
+        .fetch_one(store.pool())
+        .await
+        .expect("the audit count");
+        assert_eq!(written, 32 * 5);
+        let refused = sqlx::query("DELETE FROM users").execute(store.pool()).await;
+        assert!(refused.is_err(), "the read pool must refuse writes");
+    }
+
     #[test]
     fn batches_go_in_a_few_statement_sizes() {
         let mut sizes = Vec::new();
