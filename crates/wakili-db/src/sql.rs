@@ -129,18 +129,23 @@ impl<DB: Database> SqlStore<DB> {
     /// On SQLite, this store's turn to write, in the order asked. SQLite lets one connection
     /// write at a time, and writers on several connections wait for each other in its busy
     /// handler, which sleeps 1, 2, 5, 10 … up to 100 ms between tries whatever the lock's holder
-    /// does; taking turns here, a writer starts as soon as the one before is done.
-    async fn turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
-        match &self.turn {
-            Some(turn) => Some(Arc::clone(turn).lock_owned().await),
-            None => None,
+    /// does; taking turns here, a writer starts as soon as the one before is done. A writer
+    /// waits for its turn no longer than for a pooled connection (`database.acquire_timeout`).
+    async fn turn(&self) -> Result<Option<tokio::sync::OwnedMutexGuard<()>>, DbError> {
+        let Some(turn) = &self.turn else {
+            return Ok(None);
+        };
+        let limit = self.writer.options().get_acquire_timeout();
+        match tokio::time::timeout(limit, Arc::clone(turn).lock_owned()).await {
+            Ok(turn) => Ok(Some(turn)),
+            Err(_) => Err(sqlx::Error::PoolTimedOut.into()),
         }
     }
 
     /// A connection for statements that change something, outside a transaction; on SQLite it
     /// holds the write turn until dropped.
     pub(crate) async fn write(&self) -> Result<Writing<PoolConnection<DB>>, DbError> {
-        let turn = self.turn().await;
+        let turn = self.turn().await?;
         Ok(Writing {
             inner: self.writer.acquire().await?,
             _turn: turn,
@@ -152,7 +157,7 @@ impl<DB: Database> SqlStore<DB> {
     /// current until it commits (a deferred one that read before another writer committed
     /// would fail with `SQLITE_BUSY_SNAPSHOT` on its first write).
     pub(crate) async fn begin(&self) -> Result<Writing<sqlx::Transaction<'static, DB>>, DbError> {
-        let turn = self.turn().await;
+        let turn = self.turn().await?;
         let inner = match self.backend {
             Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.writer.begin().await?,
@@ -688,18 +693,13 @@ where
 mod tests {
     use super::*;
 
-    /// On SQLite, writers that arrive together (transactions and single statements) take turns
-    /// in the process and never meet in SQLite's busy handler: with its timeout at 0 here, any
-    /// two that did would fail with "database is locked".
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite_writers_take_turns_and_never_find_the_database_locked() {
+    /// A migrated SQLite store in `dir` whose busy timeout is 0 (a writer that met another in
+    /// SQLite would fail at once) and whose writers wait at most 200 ms for their turn.
+    async fn sqlite_store(dir: &tempfile::TempDir) -> SqlStore<sqlx::Sqlite> {
         use std::{str::FromStr, time::Duration};
 
         use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 
-        use crate::stores::{AuditStore, UserStore};
-
-        let dir = tempfile::tempdir().expect("a temporary directory");
         let url = format!("sqlite://{}", dir.path().join("wakili.db").display());
         let migrated = crate::connect(&url, &crate::PoolOptions::default()).await;
         drop(migrated.expect("a migrated database"));
@@ -710,13 +710,25 @@ mod tests {
         let pool = |max: u32, read_only: bool| {
             SqlitePoolOptions::new()
                 .max_connections(max)
+                .acquire_timeout(Duration::from_millis(200))
                 .connect_with(options.clone().read_only(read_only))
         };
-        let store = SqlStore::with_writer(
+        SqlStore::with_writer(
             pool(4, true).await.expect("readers"),
             pool(2, false).await.expect("writers"),
             Backend::Sqlite,
-        );
+        )
+    }
+
+    /// On SQLite, writers that arrive together (transactions and single statements) take turns
+    /// in the process and never meet in SQLite's busy handler: with its timeout at 0 here, any
+    /// two that did would fail with "database is locked".
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_writers_take_turns_and_never_find_the_database_locked() {
+        use crate::stores::{AuditStore, UserStore};
+
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let store = sqlite_store(&dir).await;
         let writers: Vec<_> = (0..32)
             .map(|i| {
                 let store = store.clone();
@@ -762,6 +774,36 @@ mod tests {
         assert_eq!(written, 32 * 5);
         let refused = sqlx::query("DELETE FROM users").execute(store.pool()).await;
         assert!(refused.is_err(), "the read pool must refuse writes");
+    }
+
+    /// A writer whose turn does not come within the pool's acquire timeout is refused with the
+    /// pool's timeout error instead of waiting forever; the next one after the holder is done
+    /// goes through.
+    #[tokio::test]
+    async fn a_sqlite_writer_that_waits_too_long_for_its_turn_is_refused_not_hung() {
+        use crate::stores::UserStore;
+
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let store = sqlite_store(&dir).await;
+        let claims = UserClaims {
+            id: "user-1".into(),
+            role: wakili_core::Role::Lawyer,
+            name: "Lawyer".into(),
+        };
+        let holder = store.begin().await.expect("the first writer's turn");
+        let waited = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            store.upsert_user(&claims, Utc::now()),
+        )
+        .await
+        .expect("refused within the acquire timeout, not hung");
+        assert!(
+            matches!(waited, Err(DbError::Query(sqlx::Error::PoolTimedOut))),
+            "{waited:?}"
+        );
+        holder.commit().await.expect("the holder commits");
+        let user = store.upsert_user(&claims, Utc::now()).await;
+        assert_eq!(user.expect("the turn is free again").name, "Lawyer");
     }
 
     #[test]
