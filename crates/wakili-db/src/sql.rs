@@ -694,15 +694,18 @@ mod tests {
     use super::*;
 
     /// A migrated SQLite store in `dir` whose busy timeout is 0 (a writer that met another in
-    /// SQLite would fail at once) and whose writers wait at most 200 ms for their turn.
-    async fn sqlite_store(dir: &tempfile::TempDir) -> SqlStore<sqlx::Sqlite> {
+    /// SQLite would fail at once) and whose writers wait at most 200 ms for their turn; and the
+    /// store that migrated it, to keep open meanwhile (the last connection to close checkpoints
+    /// and removes the WAL, which a connection opening then would find locked).
+    async fn sqlite_store(dir: &tempfile::TempDir) -> (SqlStore<sqlx::Sqlite>, crate::Db) {
         use std::{str::FromStr, time::Duration};
 
         use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 
         let url = format!("sqlite://{}", dir.path().join("wakili.db").display());
-        let migrated = crate::connect(&url, &crate::PoolOptions::default()).await;
-        drop(migrated.expect("a migrated database"));
+        let migrated = crate::connect(&url, &crate::PoolOptions::default())
+            .await
+            .expect("a migrated database");
         let options = SqliteConnectOptions::from_str(&url)
             .expect("the test database's URL")
             .journal_mode(SqliteJournalMode::Wal)
@@ -713,11 +716,12 @@ mod tests {
                 .acquire_timeout(Duration::from_millis(200))
                 .connect_with(options.clone().read_only(read_only))
         };
-        SqlStore::with_writer(
+        let store = SqlStore::with_writer(
             pool(4, true).await.expect("readers"),
             pool(2, false).await.expect("writers"),
             Backend::Sqlite,
-        )
+        );
+        (store, migrated)
     }
 
     /// On SQLite, writers that arrive together (transactions and single statements) take turns
@@ -728,7 +732,7 @@ mod tests {
         use crate::stores::{AuditStore, UserStore};
 
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let store = sqlite_store(&dir).await;
+        let (store, _migrated) = sqlite_store(&dir).await;
         let writers: Vec<_> = (0..32)
             .map(|i| {
                 let store = store.clone();
@@ -784,7 +788,7 @@ mod tests {
         use crate::stores::UserStore;
 
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let store = sqlite_store(&dir).await;
+        let (store, _migrated) = sqlite_store(&dir).await;
         let claims = UserClaims {
             id: "user-1".into(),
             role: wakili_core::Role::Lawyer,
