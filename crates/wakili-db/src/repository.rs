@@ -19,7 +19,8 @@ pub trait Repository:
     + Sync
     + 'static
 {
-    /// Connections the pool holds open and how many of them are idle (for `/metrics`).
+    /// Connections the pools hold open (SQLite's readers and writers together) and how many of
+    /// them are idle (for `/metrics`).
     fn pool_connections(&self) -> (u32, usize) {
         (0, 0)
     }

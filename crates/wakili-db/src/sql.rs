@@ -72,12 +72,10 @@ pub(crate) use impl_for_sql;
 
 /// A [`Repository`] over an sqlx connection pool of any supported driver.
 pub struct SqlStore<DB: Database> {
-    /// Reads (on SQLite: connections opened read-only).
+    /// Reads, and writes too when there is no [`Writer`] (PostgreSQL).
     pool: Pool<DB>,
-    /// Writes and transactions (on PostgreSQL the same pool).
-    writer: Pool<DB>,
-    /// On SQLite, the turn every write takes first (see [`SqlStore::write`]).
-    turn: Option<Arc<tokio::sync::Mutex<()>>>,
+    /// On SQLite, where writes go, one at a time (see [`SqlStore::write`]).
+    writer: Option<Writer<DB>>,
     pub(crate) backend: Backend,
     /// Audit appends of concurrent callers, committed together.
     pub(crate) audits: Arc<GroupCommit<Entry>>,
@@ -93,7 +91,6 @@ impl<DB: Database> Clone for SqlStore<DB> {
         Self {
             pool: self.pool.clone(),
             writer: self.writer.clone(),
-            turn: self.turn.clone(),
             backend: self.backend,
             audits: Arc::clone(&self.audits),
             reads: Arc::clone(&self.reads),
@@ -102,18 +99,40 @@ impl<DB: Database> Clone for SqlStore<DB> {
     }
 }
 
+/// A pool for writes only, whose writers take turns.
+struct Writer<DB: Database> {
+    pool: Pool<DB>,
+    turn: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl<DB: Database> Clone for Writer<DB> {
+    fn clone(&self) -> Self {
+        Self {
+            pool: self.pool.clone(),
+            turn: Arc::clone(&self.turn),
+        }
+    }
+}
+
 impl<DB: Database> SqlStore<DB> {
     /// Wraps a pool whose schema is migrated, for reads and writes alike.
     pub fn new(pool: Pool<DB>, backend: Backend) -> Self {
-        Self::with_writer(pool.clone(), pool, backend)
+        Self::build(pool, None, backend)
     }
 
-    /// Wraps a pool for reads and another for writes. On SQLite writes also take turns.
+    /// Wraps a pool for reads and another for writes, whose writers take turns (SQLite).
     pub fn with_writer(pool: Pool<DB>, writer: Pool<DB>, backend: Backend) -> Self {
+        let writer = Writer {
+            pool: writer,
+            turn: Arc::default(),
+        };
+        Self::build(pool, Some(writer), backend)
+    }
+
+    fn build(pool: Pool<DB>, writer: Option<Writer<DB>>, backend: Backend) -> Self {
         Self {
             pool,
             writer,
-            turn: (backend == Backend::Sqlite).then(Default::default),
             backend,
             audits: Default::default(),
             reads: Default::default(),
@@ -126,18 +145,18 @@ impl<DB: Database> SqlStore<DB> {
         &self.pool
     }
 
-    /// On SQLite, this store's turn to write, in the order asked. SQLite lets one connection
-    /// write at a time, and writers on several connections wait for each other in its busy
+    /// Where to write, and on SQLite this store's turn to, in the order asked. SQLite lets one
+    /// connection write at a time, and writers on several connections wait for each other in its busy
     /// handler, which sleeps 1, 2, 5, 10 … up to 100 ms between tries whatever the lock's holder
     /// does; taking turns here, a writer starts as soon as the one before is done. A writer
     /// waits for its turn no longer than for a pooled connection (`database.acquire_timeout`).
-    async fn turn(&self) -> Result<Option<tokio::sync::OwnedMutexGuard<()>>, DbError> {
-        let Some(turn) = &self.turn else {
-            return Ok(None);
+    async fn turn(&self) -> Result<(&Pool<DB>, Option<tokio::sync::OwnedMutexGuard<()>>), DbError> {
+        let Some(writer) = &self.writer else {
+            return Ok((&self.pool, None));
         };
-        let limit = self.writer.options().get_acquire_timeout();
-        match tokio::time::timeout(limit, Arc::clone(turn).lock_owned()).await {
-            Ok(turn) => Ok(Some(turn)),
+        let limit = writer.pool.options().get_acquire_timeout();
+        match tokio::time::timeout(limit, Arc::clone(&writer.turn).lock_owned()).await {
+            Ok(turn) => Ok((&writer.pool, Some(turn))),
             Err(_) => Err(sqlx::Error::PoolTimedOut.into()),
         }
     }
@@ -145,9 +164,9 @@ impl<DB: Database> SqlStore<DB> {
     /// A connection for statements that change something, outside a transaction; on SQLite it
     /// holds the write turn until dropped.
     pub(crate) async fn write(&self) -> Result<Writing<PoolConnection<DB>>, DbError> {
-        let turn = self.turn().await?;
+        let (pool, turn) = self.turn().await?;
         Ok(Writing {
-            inner: self.writer.acquire().await?,
+            inner: pool.acquire().await?,
             _turn: turn,
         })
     }
@@ -157,10 +176,10 @@ impl<DB: Database> SqlStore<DB> {
     /// current until it commits (a deferred one that read before another writer committed
     /// would fail with `SQLITE_BUSY_SNAPSHOT` on its first write).
     pub(crate) async fn begin(&self) -> Result<Writing<sqlx::Transaction<'static, DB>>, DbError> {
-        let turn = self.turn().await?;
+        let (pool, turn) = self.turn().await?;
         let inner = match self.backend {
-            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.writer.begin().await?,
+            Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => pool.begin().await?,
         };
         Ok(Writing { inner, _turn: turn })
     }
@@ -311,7 +330,8 @@ where
 
 impl_for_sql!(Repository {
     fn pool_connections(&self) -> (u32, usize) {
-        (self.pool.size(), self.pool.num_idle())
+        let pools = std::iter::once(&self.pool).chain(self.writer.as_ref().map(|w| &w.pool));
+        pools.fold((0, 0), |(open, idle), p| (open + p.size(), idle + p.num_idle()))
     }
 
     async fn ping(&self) -> Result<(), DbError> {

@@ -216,12 +216,12 @@ pub(super) const DESCRIPTIONS: &[(&str, Kind, &str)] = &[
     (
         "wakili_db_pool_connections",
         Kind::Gauge,
-        "Database connections the pool holds open",
+        "Database connections the pools hold open (on SQLite the readers and the writers)",
     ),
     (
         "wakili_db_pool_idle_connections",
         Kind::Gauge,
-        "Idle database connections in the pool",
+        "Idle database connections in the pools",
     ),
 ];
 
