@@ -1,5 +1,5 @@
-//! The `[http]` section: how long HTTP connections may sit idle or trickle a request head, and how
-//! many may be open, in total and per client address.
+//! The `[http]` section: how long HTTP connections may sit idle or trickle a request head, how
+//! many may be open, in total and per client address, and how many may wait to be accepted.
 
 use std::{net::IpAddr, time::Duration};
 
@@ -27,6 +27,11 @@ pub struct HttpSettings {
     /// Addresses the per-address cap does not apply to: a reverse proxy or load balancer in front
     /// (every connection arrives from it) and this host (the dashboard's load tests).
     pub per_ip_exempt: Vec<IpAddr>,
+    /// Connections the kernel holds for the listener until the server accepts them (the
+    /// `listen()` backlog; Linux caps it at `net.core.somaxconn`). A connection arriving when it
+    /// is full is dropped and its client retries after a second: a reconnect storm after a
+    /// node restart needs room for what arrives while the server is busy.
+    pub listen_backlog: u32,
 }
 
 impl Default for HttpSettings {
@@ -40,6 +45,7 @@ impl Default for HttpSettings {
                 IpAddr::from([127, 0, 0, 1]),
                 IpAddr::from([0, 0, 0, 0, 0, 0, 0, 1]),
             ],
+            listen_backlog: 4096,
         }
     }
 }
@@ -66,6 +72,9 @@ impl HttpSettings {
                 self.max_connections
             ));
         }
+        if !(1..=65_535).contains(&self.listen_backlog) {
+            bad.push("http.listen_backlog: must be between 1 and 65535, e.g. 4096".into());
+        }
         bad
     }
 }
@@ -82,6 +91,7 @@ mod tests {
             idle_timeout: Duration::from_secs(7200),
             max_connections: 10,
             max_connections_per_ip: 11,
+            listen_backlog: 0,
             ..HttpSettings::default()
         };
         let problems = bad.problems().join("\n");
@@ -89,6 +99,7 @@ mod tests {
             "http.header_read_timeout",
             "http.idle_timeout",
             "http.max_connections_per_ip",
+            "http.listen_backlog",
         ] {
             assert!(problems.contains(key), "{key} in {problems}");
         }

@@ -1,7 +1,6 @@
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use tokio::net::TcpListener;
 use wakili_auth::{Algorithm, Minter, TokenRequest};
 use wakili_core::{Role, UserId};
 use wakili_settings::{LogFormat, Overrides, Settings, load};
@@ -118,7 +117,7 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     crate::logging::init(&settings)?;
-    let listener = TcpListener::bind(settings.listen).await.with_context(|| {
+    let listener = wakili_server::connections::bind(settings.listen, settings.http.listen_backlog).with_context(|| {
         format!(
             "cannot listen on {}; pass --listen with a free address, e.g. --listen 127.0.0.1:8081",
             settings.listen

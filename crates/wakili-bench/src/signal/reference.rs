@@ -95,8 +95,9 @@ pub fn serve(args: &ReferenceServerArgs) -> anyhow::Result<bool> {
         let app = axum::Router::new()
             .route("/healthz", axum::routing::get(async || "ok"))
             .layer(layer);
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
+        // Wakili's listen backlog, so that neither drops a storm's connections the other queues.
+        let backlog = wakili_settings::HttpSettings::default().listen_backlog;
+        let listener = wakili_server::connections::bind(args.listen, backlog)
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let address = listener.local_addr()?;
         let mut stdout = std::io::stdout();
