@@ -153,8 +153,9 @@ impl Prepared {
     /// # Panics
     /// When no port can be had or it does not become ready within five seconds.
     pub async fn serve(self) -> TestServer {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
+        // Bound as `wakili serve` binds, with the configured listen backlog.
+        let backlog = self.state.settings.http.listen_backlog;
+        let listener = wakili_server::connections::bind(([127, 0, 0, 1], 0).into(), backlog)
             .expect("a free local port");
         let addr = listener.local_addr().expect("the listener's address");
         let turn_ports = embedded_turn_ports(&self.state);
