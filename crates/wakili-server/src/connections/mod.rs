@@ -571,8 +571,8 @@ mod tests {
     use super::*;
 
     /// A burst of connections while the accept loop is busy waits in the kernel's queue: every
-    /// connect completes at once instead of some waiting a second for a SYN retry. With tokio's
-    /// default backlog (128) all but 129 of these time out.
+    /// connect completes instead of some waiting for SYN retries (1 s, then 2 s more). With
+    /// tokio's default backlog (128) all but 129 of these time out, since nothing accepts.
     #[tokio::test]
     async fn a_burst_of_connections_waits_for_the_accept_loop_instead_of_being_dropped() {
         let backlog = wakili_settings::HttpSettings::default().listen_backlog;
@@ -586,7 +586,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         // Nothing accepts until every connect has finished or timed out.
         let connects = (0..burst).map(|_| async move {
-            tokio::time::timeout(Duration::from_millis(500), TcpStream::connect(addr)).await
+            tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(addr)).await
         });
         let results = futures_util::future::join_all(connects).await;
         let connected: Vec<TcpStream> = results.into_iter().filter_map(|r| r.ok()?.ok()).collect();
