@@ -10,8 +10,8 @@
 //!   idle between requests beyond `http.idle_timeout`, is closed ([`phase`]); upgraded
 //!   (WebSocket) connections are exempt from the timeouts but keep their slot until they close;
 //! - the listener ([`bind`]) queues `http.listen_backlog` connections for the accept loop, not
-//!   tokio's 128: in a reconnect storm the queue overflows whenever the loop falls ~25 ms behind,
-//!   and every connection dropped then waits a second for its SYN to be retried;
+//!   tokio's 128, which a storm of 5,000 connections/s overflows whenever the loop falls ~25 ms
+//!   behind; every connection dropped then waits a second for its SYN to be retried;
 //! - accept errors (`EMFILE` …) pause accepting briefly instead of spinning;
 //! - on shutdown: no new connections, idle ones close, open requests finish.
 
