@@ -159,6 +159,7 @@ async fn start_sfu(settings: &Settings) -> Result<Option<state::RunningSfu>, Ser
         ice_tcp: s.ice_tcp,
         max_participants_per_room: s.max_participants,
         max_tracks_per_participant: s.max_tracks_per_participant,
+        listen_backlog: settings.http.listen_backlog,
         ..wakili_sfu::SfuConfig::default()
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -316,6 +317,7 @@ fn turn_config(
         clock: clock.clone(),
         tls,
         udp_sockets: 0,
+        listen_backlog: settings.http.listen_backlog,
     })
 }
 

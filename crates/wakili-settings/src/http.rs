@@ -27,10 +27,12 @@ pub struct HttpSettings {
     /// Addresses the per-address cap does not apply to: a reverse proxy or load balancer in front
     /// (every connection arrives from it) and this host (the dashboard's load tests).
     pub per_ip_exempt: Vec<IpAddr>,
-    /// Connections the kernel holds for the listener until the server accepts them (the
-    /// `listen()` backlog; Linux caps it at `net.core.somaxconn`). A connection arriving when it
-    /// is full is dropped and its client retries after a second: a reconnect storm after a
-    /// node restart needs room for what arrives while the server is busy.
+    /// Connections the kernel holds for a listener until the server accepts them (the
+    /// `listen()` backlog; Linux caps it at `net.core.somaxconn`): this HTTP listener's, and
+    /// also the embedded TURN's TCP and TLS listeners' and the SFU's ICE-TCP listener's. A
+    /// connection arriving when it is full is dropped and its client retries after a second:
+    /// a reconnect storm after a node restart needs room for what arrives while the server is
+    /// busy.
     pub listen_backlog: u32,
 }
 

@@ -37,6 +37,8 @@ pub struct SfuConfig {
     /// Layer choice, keyframe pacing and speaker detection (the forwarder's own settings; its
     /// `max_tracks_per_publisher` is replaced by [`max_tracks_per_participant`](Self::max_tracks_per_participant)).
     pub forwarder: ForwarderConfig,
+    /// ICE-TCP connections queued for the accept loop ([`wakili_net::listen`]). Default 4096.
+    pub listen_backlog: u32,
 }
 
 impl Default for SfuConfig {
@@ -51,6 +53,7 @@ impl Default for SfuConfig {
             initial_estimate_bps: Some(1_000_000),
             connect_timeout: Duration::from_secs(30),
             forwarder: ForwarderConfig::default(),
+            listen_backlog: wakili_net::DEFAULT_BACKLOG,
         }
     }
 }

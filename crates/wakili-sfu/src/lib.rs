@@ -127,7 +127,8 @@ impl Sfu {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<SfuHandle, SfuError> {
         config.validate()?;
-        let (socket, bound, tcp) = net::bind(config.bind, config.ice_tcp).await?;
+        let (socket, bound, tcp) =
+            net::bind(config.bind, config.ice_tcp, config.listen_backlog).await?;
         let local = SocketAddr::new(config.advertised_ip(bound)?, bound.port());
         let ctx = Context::new(config, local, tcp.is_some())?;
         let (commands, command_receiver) = mpsc::channel(COMMAND_QUEUE);

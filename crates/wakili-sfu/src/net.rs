@@ -43,6 +43,7 @@ const GSO_BYTES: usize = 60_000;
 pub(crate) async fn bind(
     addr: SocketAddr,
     ice_tcp: bool,
+    backlog: u32,
 ) -> Result<(UdpSocket, SocketAddr, Option<mpsc::Receiver<TcpEvent>>), SfuError> {
     let attempts = if ice_tcp && addr.port() == 0 { 8 } else { 1 };
     let mut failure = None;
@@ -56,7 +57,7 @@ pub(crate) async fn bind(
             return Ok((socket, bound, None));
         }
         let (events, receiver) = mpsc::channel(TCP_QUEUE);
-        match listen_tcp(bound, events).await {
+        match listen_tcp(bound, backlog, events) {
             Ok(_) => return Ok((socket, bound, Some(receiver))),
             Err(error) => failure = Some(error),
         }
@@ -226,11 +227,12 @@ pub(crate) enum TcpEvent {
 }
 
 /// Binds the ICE-TCP listener and accepts connections until `events` closes.
-async fn listen_tcp(
+fn listen_tcp(
     addr: SocketAddr,
+    backlog: u32,
     events: mpsc::Sender<TcpEvent>,
 ) -> Result<tokio::task::JoinHandle<()>, SfuError> {
-    let listener = TcpListener::bind(addr).await.map_err(|e| SfuError::Bind {
+    let listener = wakili_net::listen(addr, backlog).map_err(|e| SfuError::Bind {
         addr,
         reason: e.to_string(),
     })?;

@@ -22,7 +22,7 @@ use std::{
     time::Duration,
 };
 
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::UdpSocket;
 use turn::server::{
     Server,
     config::{ConnConfig, ServerConfig},
@@ -59,6 +59,10 @@ pub struct TurnConfig {
     /// UDP sockets sharing the port (`SO_REUSEPORT`): the protocol library serves each socket
     /// from one task, so one per core lets the relay use every core. 0: one per core.
     pub udp_sockets: usize,
+    /// Connections the TCP and TLS listeners queue for their accept loop
+    /// ([`wakili_net::listen`]): after a failover every client behind a UDP-blocking firewall
+    /// reconnects at once.
+    pub listen_backlog: u32,
 }
 
 /// Socket buffer size for listeners and relay sockets: absorbs bursts of media packets while a
@@ -210,8 +214,7 @@ pub async fn start(config: TurnConfig) -> Result<RunningTurn, TurnError> {
         n => n,
     };
     let udp = bind_udp(config.udp, sockets).map_err(bind_error("UDP", config.udp))?;
-    let tcp = TcpListener::bind(config.tcp)
-        .await
+    let tcp = wakili_net::listen(config.tcp, config.listen_backlog)
         .map_err(bind_error("TCP", config.tcp))?;
     let udp_addr = udp[0].local_addr().map_err(bind_error("UDP", config.udp))?;
     let tcp_addr = tcp.local_addr().map_err(bind_error("TCP", config.tcp))?;
@@ -242,8 +245,7 @@ pub async fn start(config: TurnConfig) -> Result<RunningTurn, TurnError> {
     let mut tls_addr = None;
     if let Some(tls) = &config.tls {
         let acceptor = tls_acceptor(tls)?;
-        let listener = TcpListener::bind(tls.listen)
-            .await
+        let listener = wakili_net::listen(tls.listen, config.listen_backlog)
             .map_err(bind_error("TLS", tls.listen))?;
         tls_addr = Some(
             listener

@@ -31,6 +31,7 @@ async fn server_with_tls(
         clock: wakili_core::Clock::system(),
         tls,
         udp_sockets: 0,
+        listen_backlog: wakili_net::DEFAULT_BACKLOG,
     })
     .await
     .unwrap()

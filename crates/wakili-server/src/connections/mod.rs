@@ -9,9 +9,8 @@
 //! - a connection that does not deliver a request head within `http.header_read_timeout`, or stays
 //!   idle between requests beyond `http.idle_timeout`, is closed ([`phase`]); upgraded
 //!   (WebSocket) connections are exempt from the timeouts but keep their slot until they close;
-//! - the listener ([`bind`]) queues `http.listen_backlog` connections for the accept loop, not
-//!   tokio's 128, which a storm of 5,000 connections/s overflows whenever the loop falls ~25 ms
-//!   behind; every connection dropped then waits a second for its SYN to be retried;
+//! - the listener ([`bind`], from `wakili-net`) queues `http.listen_backlog` connections for the
+//!   accept loop, not tokio's 128;
 //! - accept errors (`EMFILE` …) pause accepting briefly instead of spinning;
 //! - on shutdown: no new connections, idle ones close, open requests finish.
 
@@ -23,7 +22,6 @@ use std::{
     future::Future,
     io,
     net::SocketAddr,
-    path::Path,
     pin::{Pin, pin},
     sync::{
         Arc, Mutex, PoisonError,
@@ -45,7 +43,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
-    net::{TcpListener, TcpSocket, TcpStream},
+    net::{TcpListener, TcpStream},
     sync::{Notify, watch},
     time::Instant,
 };
@@ -140,36 +138,7 @@ impl Policy {
     }
 }
 
-/// Where Linux caps every listen backlog.
-const SOMAXCONN: &str = "/proc/sys/net/core/somaxconn";
-
-/// A listener on `addr` whose kernel queue holds `backlog` connections waiting for the accept
-/// loop (address reuse on, as `TcpListener::bind`). Logs a warning when the system caps the
-/// queue lower (`net.core.somaxconn`). Call from within the runtime.
-pub fn bind(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    let listener = socket.listen(backlog)?;
-    if let Some(cap) = system_backlog_cap(Path::new(SOMAXCONN))
-        && cap < backlog
-    {
-        tracing::warn!(
-            listen_backlog = backlog,
-            somaxconn = cap,
-            "the kernel caps the listen backlog below http.listen_backlog: raise net.core.somaxconn (sysctl) or connection storms may be dropped and retried a second later"
-        );
-    }
-    Ok(listener)
-}
-
-fn system_backlog_cap(path: &Path) -> Option<u32> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
-}
+pub use wakili_net::listen as bind;
 
 /// The open-connection table shared by the accept loop and every connection's [`Slot`].
 #[derive(Clone)]
@@ -569,44 +538,6 @@ impl http_body::Body for Finishing {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    /// A burst of connections while the accept loop is busy waits in the kernel's queue: every
-    /// connect completes instead of some waiting for SYN retries (1 s, then 2 s more). With
-    /// tokio's default backlog (128) all but 129 of these time out, since nothing accepts.
-    #[tokio::test]
-    async fn a_burst_of_connections_waits_for_the_accept_loop_instead_of_being_dropped() {
-        let backlog = wakili_settings::HttpSettings::default().listen_backlog;
-        let cap = system_backlog_cap(Path::new(SOMAXCONN)).unwrap_or(backlog);
-        let burst = backlog.min(cap).min(1000) as usize;
-        assert!(
-            burst > 500,
-            "net.core.somaxconn {cap} leaves no room for the test"
-        );
-        let listener = bind("127.0.0.1:0".parse().unwrap(), backlog).unwrap();
-        let addr = listener.local_addr().unwrap();
-        // Nothing accepts until every connect has finished or timed out.
-        let connects = (0..burst).map(|_| async move {
-            tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(addr)).await
-        });
-        let results = futures_util::future::join_all(connects).await;
-        let connected: Vec<TcpStream> = results.into_iter().filter_map(|r| r.ok()?.ok()).collect();
-        assert_eq!(connected.len(), burst, "connections completed of {burst}");
-        for _ in 0..burst {
-            let (stream, _) = listener.accept().await.unwrap();
-            drop(stream);
-        }
-    }
-
-    #[test]
-    fn the_system_cap_is_read_as_a_number_or_ignored() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("somaxconn");
-        std::fs::write(&file, "4096\n").unwrap();
-        assert_eq!(system_backlog_cap(&file), Some(4096));
-        std::fs::write(&file, "lots").unwrap();
-        assert_eq!(system_backlog_cap(&file), None);
-        assert_eq!(system_backlog_cap(&dir.path().join("absent")), None);
-    }
 
     #[test]
     fn the_busy_answer_is_a_complete_503_with_the_error_shape() {
