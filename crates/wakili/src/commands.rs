@@ -118,7 +118,7 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     crate::logging::init(&settings)?;
     let backlog = settings.http.listen_backlog;
-    let listener = wakili_server::connections::bind(settings.listen, backlog).with_context(|| {
+    let listener = wakili_net::listen(settings.listen, backlog).with_context(|| {
         format!(
             "cannot listen on {}; pass --listen with a free address, e.g. --listen 127.0.0.1:8081",
             settings.listen

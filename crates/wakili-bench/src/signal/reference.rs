@@ -97,7 +97,7 @@ pub fn serve(args: &ReferenceServerArgs) -> anyhow::Result<bool> {
             .layer(layer);
         // Wakili's listen backlog, so that neither drops a storm's connections the other queues.
         let backlog = wakili_settings::HttpSettings::default().listen_backlog;
-        let listener = wakili_server::connections::bind(args.listen, backlog)
+        let listener = wakili_net::listen(args.listen, backlog)
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let address = listener.local_addr()?;
         let mut stdout = std::io::stdout();

@@ -9,8 +9,8 @@
 //! - a connection that does not deliver a request head within `http.header_read_timeout`, or stays
 //!   idle between requests beyond `http.idle_timeout`, is closed ([`phase`]); upgraded
 //!   (WebSocket) connections are exempt from the timeouts but keep their slot until they close;
-//! - the listener ([`bind`], from `wakili-net`) queues `http.listen_backlog` connections for the
-//!   accept loop, not tokio's 128;
+//! - the listener it is given comes from `wakili_net::listen`, which queues
+//!   `http.listen_backlog` connections for the accept loop, not tokio's 128;
 //! - accept errors (`EMFILE` …) pause accepting briefly instead of spinning;
 //! - on shutdown: no new connections, idle ones close, open requests finish.
 
@@ -137,8 +137,6 @@ impl Policy {
         }
     }
 }
-
-pub use wakili_net::listen as bind;
 
 /// The open-connection table shared by the accept loop and every connection's [`Slot`].
 #[derive(Clone)]

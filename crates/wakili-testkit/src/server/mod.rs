@@ -155,8 +155,8 @@ impl Prepared {
     pub async fn serve(self) -> TestServer {
         // Bound as `wakili serve` binds, with the configured listen backlog.
         let backlog = self.state.settings.http.listen_backlog;
-        let listener = wakili_server::connections::bind(([127, 0, 0, 1], 0).into(), backlog)
-            .expect("a free local port");
+        let listener =
+            wakili_net::listen(([127, 0, 0, 1], 0).into(), backlog).expect("a free local port");
         let addr = listener.local_addr().expect("the listener's address");
         let turn_ports = embedded_turn_ports(&self.state);
         let sfu = self
